@@ -1,0 +1,283 @@
+//! Local edits: the one way a device changes a document. Each edit is made on
+//! a copy, checked by the same validator the server runs, and only then kept,
+//! so a device never produces a change its server will refuse for its role.
+
+use automerge::transaction::{CommitOptions, Transactable, Transaction};
+use automerge::{Automerge, AutomergeError, ChangeHash, ObjType, ReadDoc, ROOT};
+
+use crate::audit::{self, Answer, AuditHeader, Evidence, Finding, FindingClass, Response};
+use crate::date::{Date, Timestamp};
+use crate::ids::{ClauseKey, DocumentId, ItemId, ProcessCode, ResponseKey, UnitCode};
+use crate::nc::{self, Action, DueKind, Extension, NcLink};
+use crate::permissions::{refuse, Author, Refusal};
+use crate::schema::{Reader, WriteExt};
+use crate::validate::validate_batch;
+use crate::workflow::{fold, AuditState, Event, NcState};
+use crate::{review, DocKind};
+
+/// One edit a user can make.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Edit {
+    /// Create an audit document (lead auditor).
+    CreateAudit(AuditHeader),
+    /// Answer a checklist item.
+    SetResponse {
+        /// Which item.
+        key: ResponseKey,
+        /// The answer.
+        answer: Answer,
+        /// The note.
+        note: String,
+        /// Supporting photos and scans.
+        evidence: Vec<Evidence>,
+    },
+    /// Remove a checklist answer.
+    ClearResponse(ResponseKey),
+    /// Record or replace a finding.
+    PutFinding {
+        /// The finding's id.
+        id: ItemId,
+        /// Classification.
+        class: FindingClass,
+        /// Clause.
+        clause: ClauseKey,
+        /// Process concerned.
+        process: Option<ProcessCode>,
+        /// What was found.
+        text: String,
+        /// Supporting photos and scans.
+        evidence: Vec<Evidence>,
+    },
+    /// Replace the meeting notes.
+    SetNotes(String),
+    /// Create an NC document for a major or minor finding (audit team).
+    CreateNc {
+        /// What it is about.
+        link: NcLink,
+        /// The description.
+        description: String,
+    },
+    /// Set the NC description (audit team).
+    SetDescription(String),
+    /// Set the correction (process owner).
+    SetCorrection(String),
+    /// Set the root cause (process owner).
+    SetRootCause(String),
+    /// Add or replace a corrective action (process owner).
+    PutAction {
+        /// The action's id.
+        id: ItemId,
+        /// The action.
+        action: Action,
+    },
+    /// Extend a due date (nodal officer).
+    Extend {
+        /// Which due date.
+        of: DueKind,
+        /// The new date.
+        due: Date,
+        /// Why.
+        justification: String,
+    },
+    /// Write the verification note (an independent auditor).
+    SetVerification {
+        /// What was verified.
+        note: String,
+        /// When.
+        on: Date,
+    },
+    /// Make a lifecycle move from the current state.
+    Move {
+        /// The move's name.
+        mv: String,
+        /// The reason or remark.
+        note: String,
+    },
+    /// Create a management review (nodal officer).
+    CreateReview {
+        /// The unit.
+        unit: UnitCode,
+        /// Its title.
+        title: String,
+    },
+    /// Replace the review minutes (nodal officer).
+    SetMinutes(String),
+}
+
+fn failed(e: AutomergeError) -> Refusal {
+    refuse("edit.failed", format!("The edit could not be made: {e}"))
+}
+
+/// Makes an edit as `author` at `now`, validating it as the server will.
+/// On success the document holds the new change, whose hash is returned.
+pub fn apply_edit(id: DocumentId, doc: &mut Automerge, edit: &Edit, author: &Author, now: Timestamp) -> Result<ChangeHash, Refusal> {
+    let mut work = doc.clone();
+    let kind = if work.get(ROOT, "schema").ok().flatten().is_some() {
+        Some(Reader::now(&work).kind().map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?)
+    } else {
+        None
+    };
+    let heads = work.get_heads();
+    let state = match kind {
+        Some(DocKind::Audit) => Some(fold::<AuditState>(&events(&work)?).state.to_string()),
+        Some(DocKind::Nc) => Some(fold::<NcState>(&events(&work)?).state.to_string()),
+        _ => None,
+    };
+    let opts = CommitOptions::default().with_time(now.0 / 1000);
+    work.transact_with(
+        |_| opts,
+        |tx| write(tx, id, kind, edit, author, now, &heads, state.as_deref()),
+    )
+    .map_err(|f| f.error)?;
+    let change = work
+        .get_last_local_change()
+        .ok_or_else(|| refuse("edit.failed", "The edit made no change."))?;
+    let accepted = validate_batch(id, doc, vec![change], author, Date::of(now))?;
+    let hash = accepted.applied.first().copied().ok_or_else(|| refuse("edit.failed", "The edit made no change."))?;
+    *doc = accepted.doc;
+    Ok(hash)
+}
+
+fn events(doc: &Automerge) -> Result<Vec<Event>, Refusal> {
+    Event::read_all(&Reader::now(doc)).map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))
+}
+
+fn need(kind: Option<DocKind>, want: DocKind) -> Result<(), Refusal> {
+    match kind {
+        Some(k) if k == want => Ok(()),
+        Some(k) => Err(refuse("edit.kind", format!("This edit is for a {want}, not a {k}."))),
+        None => Err(refuse("edit.kind", "The document does not exist yet.")),
+    }
+}
+
+fn new_doc(kind: Option<DocKind>) -> Result<(), Refusal> {
+    match kind {
+        None => Ok(()),
+        Some(k) => Err(refuse("edit.kind", format!("This document is already a {k}."))),
+    }
+}
+
+fn container(tx: &Transaction<'_>, key: &str) -> Result<automerge::ObjId, Refusal> {
+    match tx.get(ROOT, key) {
+        Ok(Some((automerge::Value::Object(_), obj))) => Ok(obj),
+        _ => Err(refuse("schema", format!("The document has no '{key}'."))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write(
+    tx: &mut Transaction<'_>,
+    id: DocumentId,
+    kind: Option<DocKind>,
+    edit: &Edit,
+    author: &Author,
+    now: Timestamp,
+    heads: &[ChangeHash],
+    state: Option<&str>,
+) -> Result<(), Refusal> {
+    let by = author.user.clone();
+    match edit {
+        Edit::CreateAudit(header) => {
+            new_doc(kind)?;
+            audit::write_new(tx, id, header).map_err(failed)
+        }
+        Edit::SetResponse { key, answer, note, evidence } => {
+            need(kind, DocKind::Audit)?;
+            let responses = container(tx, "responses")?;
+            let r = Response {
+                answer: answer.clone(),
+                note: note.clone(),
+                evidence: evidence.clone(),
+                by,
+                at: now,
+            };
+            r.write(tx, &responses, key).map_err(failed)
+        }
+        Edit::ClearResponse(key) => {
+            need(kind, DocKind::Audit)?;
+            let responses = container(tx, "responses")?;
+            tx.delete(&responses, key.to_string()).map_err(failed)
+        }
+        Edit::PutFinding { id: fid, class, clause, process, text, evidence } => {
+            need(kind, DocKind::Audit)?;
+            let findings = container(tx, "findings")?;
+            let f = Finding {
+                class: *class,
+                clause: clause.clone(),
+                process: process.clone(),
+                text: text.clone(),
+                evidence: evidence.clone(),
+                by,
+                at: now,
+            };
+            f.write(tx, &findings, fid).map_err(failed)
+        }
+        Edit::SetNotes(notes) => {
+            need(kind, DocKind::Audit)?;
+            tx.put(ROOT, "notes", notes.as_str()).map_err(failed)
+        }
+        Edit::CreateNc { link, description } => {
+            new_doc(kind)?;
+            nc::write_new(tx, id, link, description).map_err(failed)
+        }
+        Edit::SetDescription(text) | Edit::SetCorrection(text) | Edit::SetRootCause(text) => {
+            need(kind, DocKind::Nc)?;
+            let key = match edit {
+                Edit::SetDescription(_) => "description",
+                Edit::SetCorrection(_) => "correction",
+                _ => "root_cause",
+            };
+            tx.put(ROOT, key, text.as_str()).map_err(failed)
+        }
+        Edit::PutAction { id: aid, action } => {
+            need(kind, DocKind::Nc)?;
+            let actions = container(tx, "actions")?;
+            action.write(tx, &actions, aid).map_err(failed)
+        }
+        Edit::Extend { of, due, justification } => {
+            need(kind, DocKind::Nc)?;
+            let list = container(tx, "extensions")?;
+            let e = Extension {
+                of: *of,
+                due: *due,
+                justification: justification.clone(),
+                by,
+                at: now,
+            };
+            nc::write_extension(tx, &list, &e).map_err(failed)
+        }
+        Edit::SetVerification { note, on } => {
+            need(kind, DocKind::Nc)?;
+            let v = container(tx, "verification")?;
+            tx.put_str(&v, "note", note).map_err(failed)?;
+            tx.put_str(&v, "by", &by).map_err(failed)?;
+            tx.put_str(&v, "on", on).map_err(failed)
+        }
+        Edit::Move { mv, note } => {
+            if !matches!(kind, Some(DocKind::Audit | DocKind::Nc)) {
+                return Err(refuse("move.table", "Only audits and NCs have lifecycle moves."));
+            }
+            let list = container(tx, "events")?;
+            let at = tx.length(&list);
+            let e = tx.insert_object(&list, at, ObjType::Map).map_err(failed)?;
+            tx.put(&e, "move", mv.as_str()).map_err(failed)?;
+            tx.put(&e, "from", state.unwrap_or_default()).map_err(failed)?;
+            tx.put_str(&e, "by", &by).map_err(failed)?;
+            tx.put_str(&e, "at", now).map_err(failed)?;
+            tx.put(&e, "note", note.as_str()).map_err(failed)?;
+            if kind == Some(DocKind::Audit) {
+                let hs: Vec<String> = heads.iter().map(ToString::to_string).collect();
+                tx.put_str_list(&e, "heads", &hs).map_err(failed)?;
+            }
+            Ok(())
+        }
+        Edit::CreateReview { unit, title } => {
+            new_doc(kind)?;
+            review::write_new(tx, id, unit, title).map_err(failed)
+        }
+        Edit::SetMinutes(text) => {
+            need(kind, DocKind::Review)?;
+            tx.put(ROOT, "minutes", text.as_str()).map_err(failed)
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The `nc` document: one non-conformance, its answer and its workflow.
+//!
+//! Layout (root map): `schema`, `v`, `id`, link fields written once at creation
+//! (`unit`, `audit`, `finding`, `process`, `clause`, `class`, `raised_on`),
+//! `description`, owner fields (`correction`, `root_cause`, `actions{..}`),
+//! `extensions[..]` (nodal officer), `verification{..}` (auditors), `events[..]`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, AutomergeError, ObjId, ObjType, ROOT};
+
+use crate::audit::FindingClass;
+use crate::date::{Date, Timestamp};
+use crate::ids::{ClauseKey, DocumentId, IdError, ItemId, ProcessCode, UnitCode, UserId};
+use crate::kind::DocKind;
+use crate::schema::{bounded, join, schema_error, Reader, SchemaError, WriteExt, SCHEMA_VERSION};
+use crate::workflow::{escalation, fold, Event, Level, NcState, TransitionConflict};
+
+/// The fields that fix what an NC is about; written once, when the NC is created.
+pub const LINK_FIELDS: &[&str] = &["schema", "v", "id", "unit", "audit", "finding", "process", "clause", "class", "raised_on"];
+
+/// NC severity (the finding's class).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Major non-conformance.
+    Major,
+    /// Minor non-conformance.
+    Minor,
+}
+
+impl Severity {
+    /// The severity of a finding class, if it creates an NC.
+    pub fn of(class: FindingClass) -> Option<Severity> {
+        match class {
+            FindingClass::Major => Some(Severity::Major),
+            FindingClass::Minor => Some(Severity::Minor),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Major => "major",
+            Severity::Minor => "minor",
+        })
+    }
+}
+
+impl FromStr for Severity {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "major" => Ok(Severity::Major),
+            "minor" => Ok(Severity::Minor),
+            _ => Err(IdError {
+                what: "NC class",
+                value: s.chars().take(64).collect(),
+                rule: "use major or minor",
+            }),
+        }
+    }
+}
+
+/// What an NC is about: written once, at creation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NcLink {
+    /// The unit.
+    pub unit: UnitCode,
+    /// The audit that raised it.
+    pub audit: DocumentId,
+    /// The finding it answers.
+    pub finding: ItemId,
+    /// The process concerned (its owner answers the NC).
+    pub process: ProcessCode,
+    /// The clause.
+    pub clause: ClauseKey,
+    /// Major or minor.
+    pub class: Severity,
+    /// The date the NC was raised (usually the report date): due dates count from it.
+    pub raised_on: Date,
+}
+
+/// One corrective action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    /// What will be done.
+    pub text: String,
+    /// Who will do it (a name or post, as the owner writes it).
+    pub owner: String,
+    /// When it will be done by.
+    pub target: Date,
+    /// When it was done, once done.
+    pub done_on: Option<Date>,
+}
+
+/// Reads an action map (shared with reviews' action items).
+pub(crate) fn read_action(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Action, SchemaError> {
+    Action::read(r, obj, path)
+}
+
+impl Action {
+    fn read(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Action, SchemaError> {
+        Ok(Action {
+            text: bounded(&join(path, "text"), r.str(obj, "text", path)?)?,
+            owner: bounded(&join(path, "owner"), r.str(obj, "owner", path)?)?,
+            target: r.parse(obj, "target", path)?,
+            done_on: r.opt_parse(obj, "done_on", path)?,
+        })
+    }
+
+    pub(crate) fn write<T: Transactable>(&self, tx: &mut T, actions: &ObjId, id: &ItemId) -> Result<(), AutomergeError> {
+        let obj = tx.put_object(actions, id.as_str(), ObjType::Map)?;
+        tx.put_str(&obj, "text", &self.text)?;
+        tx.put_str(&obj, "owner", &self.owner)?;
+        tx.put_str(&obj, "target", self.target)?;
+        tx.put_opt_str(&obj, "done_on", self.done_on)
+    }
+}
+
+/// Which due date an extension moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DueKind {
+    /// The date the owner's response is due.
+    Response,
+    /// The date the actions are due.
+    Action,
+}
+
+impl fmt::Display for DueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DueKind::Response => "response",
+            DueKind::Action => "action",
+        })
+    }
+}
+
+impl FromStr for DueKind {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "response" => Ok(DueKind::Response),
+            "action" => Ok(DueKind::Action),
+            _ => Err(IdError {
+                what: "due date kind",
+                value: s.chars().take(64).collect(),
+                rule: "use response or action",
+            }),
+        }
+    }
+}
+
+/// An extension of a due date, granted by a nodal officer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extension {
+    /// Which due date.
+    pub of: DueKind,
+    /// The new due date.
+    pub due: Date,
+    /// Why.
+    pub justification: String,
+    /// Who granted it.
+    pub by: UserId,
+    /// When.
+    pub at: Timestamp,
+}
+
+impl Extension {
+    fn read(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Extension, SchemaError> {
+        Ok(Extension {
+            of: r.parse(obj, "of", path)?,
+            due: r.parse(obj, "due", path)?,
+            justification: bounded(&join(path, "justification"), r.str(obj, "justification", path)?)?,
+            by: r.parse(obj, "by", path)?,
+            at: r.parse(obj, "at", path)?,
+        })
+    }
+}
+
+/// The result of verifying the actions' effectiveness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verification {
+    /// What the auditor saw.
+    pub note: String,
+    /// Who verified.
+    pub by: UserId,
+    /// When.
+    pub on: Date,
+}
+
+/// The due-date rules of a unit (reference data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DueRules {
+    /// Days from raising to the response being due, for a major NC.
+    pub response_days_major: i32,
+    /// Days from raising to the response being due, for a minor NC.
+    pub response_days_minor: i32,
+    /// Days from raising to the actions being due, for a major NC.
+    pub action_days_major: i32,
+    /// Days from raising to the actions being due, for a minor NC.
+    pub action_days_minor: i32,
+}
+
+impl Default for DueRules {
+    fn default() -> Self {
+        DueRules {
+            response_days_major: 7,
+            response_days_minor: 7,
+            action_days_major: 30,
+            action_days_minor: 60,
+        }
+    }
+}
+
+/// Everything stored in an NC document, typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nc {
+    /// The document id.
+    pub id: DocumentId,
+    /// What it is about.
+    pub link: NcLink,
+    /// The auditor's description of the non-conformance.
+    pub description: String,
+    /// The owner's immediate correction.
+    pub correction: String,
+    /// The owner's root cause analysis.
+    pub root_cause: String,
+    /// Corrective actions by id.
+    pub actions: BTreeMap<ItemId, Action>,
+    /// Due-date extensions, in order.
+    pub extensions: Vec<Extension>,
+    /// The auditor's verification, once written.
+    pub verification: Option<Verification>,
+    /// Lifecycle events, in order.
+    pub events: Vec<Event>,
+}
+
+impl Nc {
+    /// Reads an NC document. Never panics; a schema mismatch names its path.
+    pub fn read(doc: &Automerge) -> Result<Nc, SchemaError> {
+        let r = Reader::now(doc);
+        match r.kind()? {
+            DocKind::Nc => {}
+            other => return Err(schema_error("schema", format!("expected an NC, found {other}"))),
+        }
+        let root = &ROOT;
+        let link = NcLink {
+            unit: r.parse(root, "unit", "")?,
+            audit: r.parse(root, "audit", "")?,
+            finding: r.parse(root, "finding", "")?,
+            process: r.parse(root, "process", "")?,
+            clause: r.parse(root, "clause", "")?,
+            class: r.parse(root, "class", "")?,
+            raised_on: r.parse(root, "raised_on", "")?,
+        };
+        let text = |key: &str| -> Result<String, SchemaError> { bounded(key, r.opt_str(root, key, "")?.unwrap_or_default()) };
+        let mut actions = BTreeMap::new();
+        if let Some(obj) = r.opt_map(root, "actions", "")? {
+            for key in r.keys(&obj) {
+                let path = join("actions", &key);
+                let id: ItemId = key.parse().map_err(|e: IdError| schema_error(&path, e.to_string()))?;
+                actions.insert(id, Action::read(&r, &r.map(&obj, &key, "actions")?, &path)?);
+            }
+        }
+        let mut extensions = Vec::new();
+        if let Some(list) = r.opt_list(root, "extensions", "")? {
+            for i in 0..r.len(&list) {
+                let obj = r.map_at(&list, i, "extensions")?;
+                extensions.push(Extension::read(&r, &obj, &format!("extensions/{i}"))?);
+            }
+        }
+        let verification = match r.opt_map(root, "verification", "")? {
+            Some(v) if r.opt_str(&v, "note", "verification")?.is_some() => Some(Verification {
+                note: bounded("verification/note", r.str(&v, "note", "verification")?)?,
+                by: r.parse(&v, "by", "verification")?,
+                on: r.parse(&v, "on", "verification")?,
+            }),
+            _ => None,
+        };
+        Ok(Nc {
+            id: r.parse(root, "id", "")?,
+            link,
+            description: text("description")?,
+            correction: text("correction")?,
+            root_cause: text("root_cause")?,
+            actions,
+            extensions,
+            verification,
+            events: Event::read_all(&r)?,
+        })
+    }
+
+    /// The date the response is due: the last response extension, else the rule.
+    pub fn response_due(&self, rules: &DueRules) -> Date {
+        let days = match self.link.class {
+            Severity::Major => rules.response_days_major,
+            Severity::Minor => rules.response_days_minor,
+        };
+        self.extended(DueKind::Response).unwrap_or(self.link.raised_on.add_days(days))
+    }
+
+    /// The date the actions are due: the last action extension, else the rule.
+    pub fn action_due(&self, rules: &DueRules) -> Date {
+        let days = match self.link.class {
+            Severity::Major => rules.action_days_major,
+            Severity::Minor => rules.action_days_minor,
+        };
+        self.extended(DueKind::Action).unwrap_or(self.link.raised_on.add_days(days))
+    }
+
+    fn extended(&self, of: DueKind) -> Option<Date> {
+        self.extensions.iter().rev().find(|e| e.of == of).map(|e| e.due)
+    }
+
+    /// Derives the NC's state, conflicts, due dates and escalation as of a date.
+    pub fn view(&self, rules: &DueRules, as_of: Date) -> NcView {
+        let f = fold::<NcState>(&self.events);
+        let due = match f.state {
+            NcState::Open => Some(self.response_due(rules)),
+            NcState::PlanAccepted => Some(self.action_due(rules)),
+            _ => None,
+        };
+        NcView {
+            state: f.state,
+            conflicts: f.conflicts,
+            response_due: self.response_due(rules),
+            action_due: self.action_due(rules),
+            due,
+            escalation: due.and_then(|d| escalation(d, as_of)),
+        }
+    }
+}
+
+/// The derived state of an NC, identical on every replica with the same changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NcView {
+    /// Current state.
+    pub state: NcState,
+    /// Moves that met a state other than the one their author saw.
+    pub conflicts: Vec<TransitionConflict>,
+    /// When the response is (or was) due.
+    pub response_due: Date,
+    /// When the actions are (or were) due.
+    pub action_due: Date,
+    /// The due date that applies in the current state, if any.
+    pub due: Option<Date>,
+    /// The escalation level as of the date asked, if overdue.
+    pub escalation: Option<Level>,
+}
+
+/// Writes a new NC document's skeleton.
+pub(crate) fn write_new<T: Transactable>(tx: &mut T, id: DocumentId, link: &NcLink, description: &str) -> Result<(), AutomergeError> {
+    tx.put(ROOT, "schema", DocKind::Nc.schema())?;
+    tx.put(ROOT, "v", SCHEMA_VERSION)?;
+    tx.put_str(&ROOT, "id", id)?;
+    tx.put_str(&ROOT, "unit", &link.unit)?;
+    tx.put_str(&ROOT, "audit", link.audit)?;
+    tx.put_str(&ROOT, "finding", &link.finding)?;
+    tx.put_str(&ROOT, "process", &link.process)?;
+    tx.put_str(&ROOT, "clause", &link.clause)?;
+    tx.put_str(&ROOT, "class", link.class)?;
+    tx.put_str(&ROOT, "raised_on", link.raised_on)?;
+    tx.put(ROOT, "description", description)?;
+    tx.put(ROOT, "correction", "")?;
+    tx.put(ROOT, "root_cause", "")?;
+    tx.put_object(ROOT, "actions", ObjType::Map)?;
+    tx.put_object(ROOT, "extensions", ObjType::List)?;
+    tx.put_object(ROOT, "verification", ObjType::Map)?;
+    tx.put_object(ROOT, "events", ObjType::List)?;
+    Ok(())
+}
+
+/// Appends an extension.
+pub(crate) fn write_extension<T: Transactable>(tx: &mut T, list: &ObjId, e: &Extension) -> Result<(), AutomergeError> {
+    let at = tx.length(list);
+    let obj = tx.insert_object(list, at, ObjType::Map)?;
+    tx.put_str(&obj, "of", e.of)?;
+    tx.put_str(&obj, "due", e.due)?;
+    tx.put_str(&obj, "justification", &e.justification)?;
+    tx.put_str(&obj, "by", &e.by)?;
+    tx.put_str(&obj, "at", e.at)
+}

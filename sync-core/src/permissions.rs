@@ -1,0 +1,349 @@
+//! Who may write what (DESIGN §4). One set of rules answers both the server's
+//! "may this change be stored?" ([`crate::validate`]) and the UI's "may this
+//! user edit this field now?" ([`may_edit`]), so the tablet only offers what
+//! the server will accept.
+//!
+//! Rights come from reference data (the [`Author`]: role grants, audit team
+//! assignments, owned processes), never from document content; the document
+//! only says which unit, audit and process it belongs to, and those link
+//! fields are written once, by someone entitled to create it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use automerge::{ActorId, Automerge, ROOT};
+
+use crate::date::Date;
+use crate::ids::{DocumentId, ProcessCode, UnitCode, UserId};
+use crate::kind::DocKind;
+use crate::schema::{Reader, SchemaError};
+use crate::workflow::{find_move, fold, AuditState, Event, Lifecycle, NcState, Who};
+
+/// A unit-scoped role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Internal auditor (audits are assigned per team).
+    Auditor,
+    /// Owner or deputy of one or more processes.
+    ProcessOwner,
+    /// Nodal officer for SQM: reviews the unit, grants extensions, holds reviews.
+    NodalOfficer,
+    /// Administrator of accounts and reference data (writes no audit content).
+    Admin,
+}
+
+/// A role held in a unit from one date, optionally until another (an office order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleGrant {
+    /// The unit.
+    pub unit: UnitCode,
+    /// The role.
+    pub role: Role,
+    /// First day in force.
+    pub from: Date,
+    /// Last day in force, if limited.
+    pub until: Option<Date>,
+}
+
+impl RoleGrant {
+    /// Whether the grant is in force on a date.
+    pub fn in_force(&self, on: Date) -> bool {
+        self.from <= on && self.until.is_none_or(|u| on <= u)
+    }
+}
+
+/// A member's place in an audit team.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TeamRole {
+    /// The lead auditor.
+    Lead,
+    /// A team member.
+    Member,
+}
+
+/// The author of a batch of changes, as reference data knows them now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Author {
+    /// The user.
+    pub user: UserId,
+    /// Unit-scoped roles with their validity.
+    pub grants: Vec<RoleGrant>,
+    /// Audit team assignments, by audit document id.
+    pub audits: BTreeMap<DocumentId, TeamRole>,
+    /// Processes the user owns or deputises for.
+    pub processes: BTreeSet<(UnitCode, ProcessCode)>,
+    /// The Automerge actor ids registered to the user's devices.
+    pub actors: BTreeSet<ActorId>,
+}
+
+impl Author {
+    /// An author with no rights yet.
+    pub fn new(user: UserId) -> Author {
+        Author {
+            user,
+            grants: Vec::new(),
+            audits: BTreeMap::new(),
+            processes: BTreeSet::new(),
+            actors: BTreeSet::new(),
+        }
+    }
+
+    fn has_role(&self, unit: &UnitCode, role: Role, on: Date) -> bool {
+        self.grants.iter().any(|g| &g.unit == unit && g.role == role && g.in_force(on))
+    }
+
+    fn team_role(&self, ctx: &DocContext, on: Date) -> Option<TeamRole> {
+        let audit = ctx.audit?;
+        let role = *self.audits.get(&audit)?;
+        self.has_role(&ctx.unit, Role::Auditor, on).then_some(role)
+    }
+
+    fn owns(&self, ctx: &DocContext, on: Date) -> bool {
+        match &ctx.process {
+            Some(p) => self.processes.contains(&(ctx.unit.clone(), p.clone())) && self.has_role(&ctx.unit, Role::ProcessOwner, on),
+            None => false,
+        }
+    }
+
+    /// Whether the author is `who` for a document, on a date.
+    pub fn is(&self, who: Who, ctx: &DocContext, on: Date) -> bool {
+        match who {
+            Who::AuditTeam => self.team_role(ctx, on).is_some(),
+            Who::AuditLead => self.team_role(ctx, on) == Some(TeamRole::Lead),
+            Who::IndependentAuditor => self.team_role(ctx, on).is_some() && !self.owns(ctx, on),
+            Who::ProcessOwner => self.owns(ctx, on),
+            Who::NodalOfficer => self.has_role(&ctx.unit, Role::NodalOfficer, on),
+        }
+    }
+
+    /// Whether the author may read a document (its team, its process owner, the unit's nodal officers).
+    pub fn may_read(&self, ctx: &DocContext, on: Date) -> bool {
+        match ctx.kind {
+            DocKind::Audit => self.is(Who::AuditTeam, ctx, on) || self.is(Who::NodalOfficer, ctx, on),
+            DocKind::Nc => [Who::AuditTeam, Who::ProcessOwner, Who::NodalOfficer]
+                .into_iter()
+                .any(|w| self.is(w, ctx, on)),
+            DocKind::Review => self.is(Who::NodalOfficer, ctx, on),
+        }
+    }
+}
+
+/// What a document belongs to, read from its write-once link fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocContext {
+    /// The document's kind.
+    pub kind: DocKind,
+    /// The document's id.
+    pub id: DocumentId,
+    /// Its unit.
+    pub unit: UnitCode,
+    /// The audit it belongs to (an audit: itself).
+    pub audit: Option<DocumentId>,
+    /// The process concerned (NCs).
+    pub process: Option<ProcessCode>,
+}
+
+impl DocContext {
+    /// Reads the context of a document.
+    pub fn read(doc: &Automerge) -> Result<DocContext, SchemaError> {
+        let r = Reader::now(doc);
+        let kind = r.kind()?;
+        let id: DocumentId = r.parse(&ROOT, "id", "")?;
+        Ok(match kind {
+            DocKind::Audit => {
+                let header = r.map(&ROOT, "header", "")?;
+                DocContext {
+                    kind,
+                    id,
+                    unit: r.parse(&header, "unit", "header")?,
+                    audit: Some(id),
+                    process: None,
+                }
+            }
+            DocKind::Nc => DocContext {
+                kind,
+                id,
+                unit: r.parse(&ROOT, "unit", "")?,
+                audit: Some(r.parse(&ROOT, "audit", "")?),
+                process: Some(r.parse(&ROOT, "process", "")?),
+            },
+            DocKind::Review => DocContext {
+                kind,
+                id,
+                unit: r.parse(&ROOT, "unit", "")?,
+                audit: None,
+                process: None,
+            },
+        })
+    }
+}
+
+/// A refused write: the rule broken and a sentence for the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    /// A stable code naming the rule, e.g. `nc.owner_fields`.
+    pub rule: &'static str,
+    /// What happened, in plain English.
+    pub message: String,
+}
+
+pub(crate) fn refuse(rule: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        rule,
+        message: message.into(),
+    }
+}
+
+/// A part of a document that a write touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// An audit's header.
+    AuditHeader,
+    /// An audit's responses, findings, evidence or notes.
+    AuditContent,
+    /// An NC's description.
+    NcDescription,
+    /// An NC's correction, root cause and actions.
+    NcOwnerFields,
+    /// An NC's verification.
+    NcVerification,
+    /// A due-date extension of an NC.
+    NcExtension,
+    /// Anything in a management review.
+    ReviewContent,
+}
+
+impl Field {
+    /// Who may write the field.
+    pub fn who(self) -> Who {
+        match self {
+            Field::AuditHeader => Who::AuditLead,
+            Field::AuditContent | Field::NcDescription => Who::AuditTeam,
+            Field::NcOwnerFields => Who::ProcessOwner,
+            Field::NcVerification => Who::IndependentAuditor,
+            Field::NcExtension | Field::ReviewContent => Who::NodalOfficer,
+        }
+    }
+
+    fn rule(self) -> &'static str {
+        match self {
+            Field::AuditHeader => "audit.header",
+            Field::AuditContent => "audit.content",
+            Field::NcDescription => "nc.description",
+            Field::NcOwnerFields => "nc.owner_fields",
+            Field::NcVerification => "nc.verification",
+            Field::NcExtension => "nc.extension",
+            Field::ReviewContent => "review.content",
+        }
+    }
+
+    /// The field a top-level key of a document belongs to, if it is a writable field.
+    pub fn of(kind: DocKind, top: &str) -> Option<Field> {
+        match (kind, top) {
+            (DocKind::Audit, "header") => Some(Field::AuditHeader),
+            (DocKind::Audit, "responses" | "findings" | "notes") => Some(Field::AuditContent),
+            (DocKind::Nc, "description") => Some(Field::NcDescription),
+            (DocKind::Nc, "correction" | "root_cause" | "actions") => Some(Field::NcOwnerFields),
+            (DocKind::Nc, "verification") => Some(Field::NcVerification),
+            (DocKind::Nc, "extensions") => Some(Field::NcExtension),
+            (DocKind::Review, "title" | "held_on" | "inputs" | "decisions" | "actions" | "minutes") => Some(Field::ReviewContent),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Field::AuditHeader => "the audit header",
+            Field::AuditContent => "the checklist, findings and notes",
+            Field::NcDescription => "the NC description",
+            Field::NcOwnerFields => "the correction, root cause and actions",
+            Field::NcVerification => "the verification",
+            Field::NcExtension => "due-date extensions",
+            Field::ReviewContent => "the management review",
+        })
+    }
+}
+
+/// Checks that the author may write a field of a document on a date.
+pub fn check_field(ctx: &DocContext, author: &Author, field: Field, on: Date) -> Result<(), Refusal> {
+    let who = field.who();
+    if author.is(who, ctx, on) {
+        Ok(())
+    } else {
+        Err(refuse(
+            field.rule(),
+            format!("{} may not write {field}: only {who} may.", author.user),
+        ))
+    }
+}
+
+/// Checks that the author may create a document with this context.
+pub fn check_create(ctx: &DocContext, author: &Author, on: Date) -> Result<(), Refusal> {
+    let who = match ctx.kind {
+        DocKind::Audit => Who::AuditLead,
+        DocKind::Nc => Who::AuditTeam,
+        DocKind::Review => Who::NodalOfficer,
+    };
+    if author.is(who, ctx, on) {
+        Ok(())
+    } else {
+        Err(refuse(
+            "doc.create",
+            format!("{} may not create this {}: only {who} may.", author.user, ctx.kind),
+        ))
+    }
+}
+
+/// Checks that the author may make a lifecycle move from a state (role only; requirements apart).
+pub fn check_move<S: Lifecycle>(ctx: &DocContext, author: &Author, mv: &str, from: S, on: Date) -> Result<(), Refusal> {
+    let Some(row) = find_move(mv, from) else {
+        return Err(refuse(
+            "move.table",
+            format!("'{mv}' is not a move that can be made from '{from}'."),
+        ));
+    };
+    if author.is(row.who, ctx, on) {
+        Ok(())
+    } else {
+        Err(refuse(
+            "move.who",
+            format!("{} may not {mv} from '{from}': only {} may.", author.user, row.who),
+        ))
+    }
+}
+
+/// What the UI asks about before offering an edit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// A field of the document.
+    Field(Field),
+    /// A lifecycle move, by name.
+    Move(&'a str),
+}
+
+/// May this user make this edit now? The same rules as the validator, plus
+/// the audit lock: a locked audit's content is not offered for editing.
+pub fn may_edit(doc: &Automerge, author: &Author, target: Target<'_>, today: Date) -> Result<(), Refusal> {
+    let ctx = DocContext::read(doc).map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?;
+    let events = Event::read_all(&Reader::now(doc)).map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?;
+    match target {
+        Target::Field(field) => {
+            check_field(&ctx, author, field, today)?;
+            if ctx.kind == DocKind::Audit && field == Field::AuditContent && fold::<AuditState>(&events).state.is_locked() {
+                return Err(refuse(
+                    "audit.locked",
+                    "The audit is locked for review: edits are kept as late edits for the lead auditor.",
+                ));
+            }
+            Ok(())
+        }
+        Target::Move(mv) => match ctx.kind {
+            DocKind::Audit => check_move(&ctx, author, mv, fold::<AuditState>(&events).state, today),
+            DocKind::Nc => check_move(&ctx, author, mv, fold::<NcState>(&events).state, today),
+            DocKind::Review => Err(refuse("move.table", "Management reviews have no lifecycle moves.")),
+        },
+    }
+}

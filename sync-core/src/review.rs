@@ -1,0 +1,81 @@
+//! The `review` document: a management review of a unit, written by its nodal officers.
+//!
+//! Layout (root map): `schema`, `v`, `id`, `unit`, `title`, `held_on`,
+//! `inputs` (the frozen snapshot of review inputs, as text), `decisions[..]`,
+//! `actions{<id>: {text, owner, target, done_on}}`, `minutes`.
+
+use std::collections::BTreeMap;
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, AutomergeError, ObjType, ROOT};
+
+use crate::date::Date;
+use crate::ids::{DocumentId, IdError, ItemId, UnitCode};
+use crate::kind::DocKind;
+use crate::nc::Action;
+use crate::schema::{bounded, join, schema_error, Reader, SchemaError, SCHEMA_VERSION};
+
+/// A management review, typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Review {
+    /// The document id.
+    pub id: DocumentId,
+    /// The unit reviewed.
+    pub unit: UnitCode,
+    /// Title, e.g. `MR-1`.
+    pub title: String,
+    /// The date the review was held, once held.
+    pub held_on: Option<Date>,
+    /// The frozen inputs snapshot (previous actions, audit results, NC status, ...).
+    pub inputs: String,
+    /// Decisions recorded, in order.
+    pub decisions: Vec<String>,
+    /// Action items by id.
+    pub actions: BTreeMap<ItemId, Action>,
+    /// Minutes.
+    pub minutes: String,
+}
+
+impl Review {
+    /// Reads a review document. Never panics; a schema mismatch names its path.
+    pub fn read(doc: &Automerge) -> Result<Review, SchemaError> {
+        let r = Reader::now(doc);
+        match r.kind()? {
+            DocKind::Review => {}
+            other => return Err(schema_error("schema", format!("expected a review, found {other}"))),
+        }
+        let mut actions = BTreeMap::new();
+        if let Some(obj) = r.opt_map(&ROOT, "actions", "")? {
+            for key in r.keys(&obj) {
+                let path = join("actions", &key);
+                let id: ItemId = key.parse().map_err(|e: IdError| schema_error(&path, e.to_string()))?;
+                let item = r.map(&obj, &key, "actions")?;
+                actions.insert(id, crate::nc::read_action(&r, &item, &path)?);
+            }
+        }
+        Ok(Review {
+            id: r.parse(&ROOT, "id", "")?,
+            unit: r.parse(&ROOT, "unit", "")?,
+            title: bounded("title", r.str(&ROOT, "title", "")?)?,
+            held_on: r.opt_parse(&ROOT, "held_on", "")?,
+            inputs: r.opt_str(&ROOT, "inputs", "")?.unwrap_or_default(),
+            decisions: r.str_list(&ROOT, "decisions", "")?,
+            actions,
+            minutes: bounded("minutes", r.opt_str(&ROOT, "minutes", "")?.unwrap_or_default())?,
+        })
+    }
+}
+
+/// Writes a new review document's skeleton.
+pub(crate) fn write_new<T: Transactable>(tx: &mut T, id: DocumentId, unit: &UnitCode, title: &str) -> Result<(), AutomergeError> {
+    tx.put(ROOT, "schema", DocKind::Review.schema())?;
+    tx.put(ROOT, "v", SCHEMA_VERSION)?;
+    tx.put(ROOT, "id", id.to_string())?;
+    tx.put(ROOT, "unit", unit.to_string())?;
+    tx.put(ROOT, "title", title)?;
+    tx.put(ROOT, "inputs", "")?;
+    tx.put_object(ROOT, "decisions", ObjType::List)?;
+    tx.put_object(ROOT, "actions", ObjType::Map)?;
+    tx.put(ROOT, "minutes", "")?;
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! The validator refuses what a role may not write, whatever the device claims,
+//! and leaves the stored document unchanged; permitted edits in the same
+//! situations are accepted.
+
+use automerge::{Automerge, Change, ReadDoc};
+use sync_core::audit::{Answer, AuditView, YesNo};
+use sync_core::edit::Edit;
+use sync_core::nc::{DueKind, Nc};
+use sync_core::permissions::{may_edit, Author, Field, Target};
+use sync_core::testing::fixtures::{actor, Demo};
+use sync_core::validate::validate_batch;
+use sync_core::workflow::NcState;
+
+/// Makes an edit on a device copy *without* local checks, as a tampered or
+/// out-of-date client would, and returns the raw change for the server.
+fn forged(doc: &Automerge, as_actor: u8, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) -> Change {
+    let mut copy = doc.clone();
+    copy.set_actor(actor(as_actor));
+    let mut tx = copy.transaction();
+    f(&mut tx);
+    tx.commit();
+    copy.get_last_local_change().expect("a change was made")
+}
+
+fn device_edit(demo: &Demo, stored: &Automerge, id: sync_core::ids::DocumentId, author: &Author, edit: Edit) -> Change {
+    let mut copy = stored.clone();
+    demo.must(id, &mut copy, author, edit);
+    copy.get_last_local_change().expect("a change was made")
+}
+
+#[test]
+fn an_auditor_cannot_write_an_ncs_root_cause_but_its_owner_can() {
+    let demo = Demo::new();
+    let stored = demo.nc_in(NcState::Open);
+    let heads = stored.get_heads();
+    let change = forged(&stored, 2, |tx| {
+        use automerge::transaction::Transactable;
+        tx.put(automerge::ROOT, "root_cause", "Auditor's guess").expect("put");
+    });
+    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today).expect_err("auditor wrote owner field");
+    assert_eq!(err.rule, "nc.owner_fields");
+    assert!(err.message.contains("s.khan") && err.message.contains("process owner"), "{err}");
+    assert_eq!(stored.get_heads(), heads);
+    assert_ne!(Nc::read(&stored).expect("readable").root_cause, "Auditor's guess");
+
+    let change = device_edit(&demo, &stored, demo.nc_id, &demo.owner, Edit::SetRootCause("Desk had no ageing report".into()));
+    let ok = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today).expect("owner may");
+    assert_eq!(Nc::read(&ok.doc).expect("readable").root_cause, "Desk had no ageing report");
+    assert_eq!(ok.applied.len(), 1);
+}
+
+#[test]
+fn a_process_owner_cannot_close_their_own_nc_but_an_independent_auditor_can() {
+    let demo = Demo::new();
+    let stored = demo.nc_in(NcState::Implemented);
+    let heads = stored.get_heads();
+    let mut copy = stored.clone();
+    let err = demo
+        .edit(demo.nc_id, &mut copy, &demo.owner, Edit::Move { mv: "verify_effective".into(), note: "done".into() })
+        .expect_err("owner closing own NC");
+    assert_eq!(err.rule, "move.who");
+
+    // A tampered client skips the local check: the server refuses the same.
+    let change = forged(&stored, 3, |tx| {
+        use automerge::transaction::{Transactable};
+        let list = match tx.get(automerge::ROOT, "events").expect("get") {
+            Some((_, id)) => id,
+            None => panic!("no events"),
+        };
+        let at = tx.length(&list);
+        let e = tx.insert_object(&list, at, automerge::ObjType::Map).expect("insert");
+        tx.put(&e, "move", "verify_effective").expect("put");
+        tx.put(&e, "from", "implemented").expect("put");
+        tx.put(&e, "by", "ac.div2").expect("put");
+        tx.put(&e, "at", "2026-01-15T10:00:00Z").expect("put");
+        tx.put(&e, "note", "closing my own").expect("put");
+    });
+    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today).expect_err("refused");
+    assert_eq!(err.rule, "move.who");
+    assert_eq!(stored.get_heads(), heads);
+
+    // An auditor who also owns the process is not independent either.
+    let mut both = demo.member.clone();
+    both.processes.insert((demo.unit.clone(), "P03".parse().expect("code")));
+    both.grants.push(sync_core::permissions::RoleGrant {
+        unit: demo.unit.clone(),
+        role: sync_core::permissions::Role::ProcessOwner,
+        from: "2025-04-01".parse().expect("date"),
+        until: None,
+    });
+    let mut copy = stored.clone();
+    let err = demo
+        .edit(demo.nc_id, &mut copy, &both, Edit::Move { mv: "verify_effective".into(), note: "done".into() })
+        .expect_err("owner-auditor");
+    assert_eq!(err.rule, "move.who");
+
+    let change = device_edit(&demo, &stored, demo.nc_id, &demo.member, Edit::Move { mv: "verify_effective".into(), note: "Verified".into() });
+    let ok = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today).expect("independent auditor");
+    let view = Nc::read(&ok.doc).expect("readable").view(&Default::default(), demo.today);
+    assert_eq!(view.state, NcState::Closed);
+}
+
+#[test]
+fn a_user_not_on_the_audit_team_cannot_edit_the_audit() {
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(6, 2);
+    let heads = stored.get_heads();
+    // The outsider's own device makes a well-formed answer, bypassing local checks.
+    let change = forged(&stored, 5, |tx| {
+        use automerge::transaction::Transactable;
+        let responses = match tx.get(automerge::ROOT, "responses").expect("get") {
+            Some((_, id)) => id,
+            None => panic!("no responses"),
+        };
+        let r = tx.put_object(&responses, "chr.review", automerge::ObjType::Map).expect("put");
+        tx.put(&r, "type", "yn").expect("put");
+        tx.put(&r, "value", "no").expect("put");
+        tx.put(&r, "by", "p.sharma").expect("put");
+        tx.put(&r, "at", "2026-01-15T10:00:00Z").expect("put");
+    });
+    let err = validate_batch(demo.audit_id, &stored, vec![change], &demo.outsider, demo.today).expect_err("outsider");
+    assert_eq!(err.rule, "audit.content");
+    assert!(err.message.contains("p.sharma"), "{err}");
+    assert_eq!(stored.get_heads(), heads);
+    assert!(may_edit(&stored, &demo.outsider, Target::Field(Field::AuditContent), demo.today).is_err());
+
+    let edit = Edit::SetResponse {
+        key: "chr.review".parse().expect("key"),
+        answer: Answer::YesNo(YesNo::No),
+        note: "No review recorded since 2023".into(),
+        evidence: Vec::new(),
+    };
+    assert!(may_edit(&stored, &demo.member, Target::Field(Field::AuditContent), demo.today).is_ok());
+    let change = device_edit(&demo, &stored, demo.audit_id, &demo.member, edit);
+    let ok = validate_batch(demo.audit_id, &stored, vec![change], &demo.member, demo.today).expect("team member");
+    let view = AuditView::read(&ok.doc).expect("readable");
+    assert!(view.content.responses.contains_key(&"chr.review".parse().expect("key")));
+}
+
+#[test]
+fn a_change_carrying_someone_elses_actor_id_is_refused() {
+    let demo = Demo::new();
+    let stored = demo.nc_in(NcState::Open);
+    let heads = stored.get_heads();
+    // The owner's edit, made under the lead auditor's actor id (device 1).
+    let change = forged(&stored, 1, |tx| {
+        use automerge::transaction::Transactable;
+        tx.put(automerge::ROOT, "correction", "Cleared").expect("put");
+    });
+    let err = validate_batch(demo.nc_id, &stored, vec![change.clone()], &demo.owner, demo.today).expect_err("foreign actor");
+    assert_eq!(err.rule, "actor.not_registered");
+    assert_eq!(stored.get_heads(), heads);
+    // The same edit under the owner's own actor is accepted.
+    let own = forged(&stored, 3, |tx| {
+        use automerge::transaction::Transactable;
+        tx.put(automerge::ROOT, "correction", "Cleared").expect("put");
+    });
+    assert!(validate_batch(demo.nc_id, &stored, vec![own], &demo.owner, demo.today).is_ok());
+    // A change the server already stores may be relayed by anyone.
+    let mut with = stored.clone();
+    with.apply_changes(vec![change.clone()]).expect("apply");
+    let relayed = validate_batch(demo.nc_id, &with, vec![change], &demo.nodal, demo.today).expect("relay");
+    assert_eq!(relayed.already_stored, 1);
+    assert!(relayed.applied.is_empty());
+}
+
+#[test]
+fn link_fields_and_history_cannot_be_rewritten() {
+    let demo = Demo::new();
+    let stored = demo.nc_in(NcState::Open);
+    // Moving the NC onto another process, even by a team member.
+    let change = forged(&stored, 2, |tx| {
+        use automerge::transaction::Transactable;
+        tx.put(automerge::ROOT, "process", "P04").expect("put");
+    });
+    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today).expect_err("link");
+    assert_eq!(err.rule, "doc.write_once");
+    // Deleting a lifecycle event.
+    let change = forged(&stored, 2, |tx| {
+        use automerge::transaction::Transactable;
+        let list = match tx.get(automerge::ROOT, "events").expect("get") {
+            Some((_, id)) => id,
+            None => panic!("no events"),
+        };
+        tx.delete(&list, 0).expect("delete");
+    });
+    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today).expect_err("history");
+    assert_eq!(err.rule, "events.append_only");
+}
+
+#[test]
+fn extensions_are_the_nodal_officers_and_move_the_due_date() {
+    let demo = Demo::new();
+    let mut doc = demo.nc_in(NcState::Open);
+    let extend = Edit::Extend {
+        of: DueKind::Response,
+        due: "2026-01-31".parse().expect("date"),
+        justification: "Officer on training".into(),
+    };
+    let err = demo.edit(demo.nc_id, &mut doc, &demo.owner, extend.clone()).expect_err("owner cannot extend");
+    assert_eq!(err.rule, "nc.extension");
+    demo.must(demo.nc_id, &mut doc, &demo.nodal, extend);
+    let nc = Nc::read(&doc).expect("readable");
+    let view = nc.view(&Default::default(), "2026-02-20".parse().expect("date"));
+    assert_eq!(view.due.map(|d| d.to_string()).as_deref(), Some("2026-01-31"));
+    assert_eq!(view.escalation, Some(sync_core::workflow::Level::L2));
+}
+
+#[test]
+fn malformed_values_are_refused_naming_the_path() {
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(3, 1);
+    let change = forged(&stored, 2, |tx| {
+        use automerge::transaction::Transactable;
+        let findings = match tx.get(automerge::ROOT, "findings").expect("get") {
+            Some((_, id)) => id,
+            None => panic!("no findings"),
+        };
+        let f = tx.put_object(&findings, "f-09", automerge::ObjType::Map).expect("put");
+        tx.put(&f, "class", "catastrophic").expect("put");
+    });
+    let err = validate_batch(demo.audit_id, &stored, vec![change], &demo.member, demo.today).expect_err("schema");
+    assert_eq!(err.rule, "schema");
+    assert!(err.message.contains("findings/f-09/class"), "{err}");
+}
