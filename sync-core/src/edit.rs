@@ -109,8 +109,8 @@ fn failed(e: AutomergeError) -> Refusal {
 }
 
 /// Makes an edit as `author` at `now`, validating it as the server will.
-/// On success the document holds the new change, whose hash is returned.
-pub fn apply_edit(id: DocumentId, doc: &mut Automerge, edit: &Edit, author: &Author, now: Timestamp) -> Result<ChangeHash, Refusal> {
+/// On success the document holds the new change, which is returned.
+pub fn apply_edit(id: DocumentId, doc: &mut Automerge, edit: &Edit, author: &Author, now: Timestamp) -> Result<automerge::Change, Refusal> {
     let mut work = doc.clone();
     let kind = if work.get(ROOT, "schema").ok().flatten().is_some() {
         Some(Reader::now(&work).kind().map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?)
@@ -133,9 +133,9 @@ pub fn apply_edit(id: DocumentId, doc: &mut Automerge, edit: &Edit, author: &Aut
         .get_last_local_change()
         .ok_or_else(|| refuse("edit.failed", "The edit made no change."))?;
     let accepted = validate_batch(id, doc, vec![change], author, Date::of(now))?;
-    let hash = accepted.applied.first().copied().ok_or_else(|| refuse("edit.failed", "The edit made no change."))?;
+    let change = accepted.applied.into_iter().next().ok_or_else(|| refuse("edit.failed", "The edit made no change."))?;
     *doc = accepted.doc;
-    Ok(hash)
+    Ok(change)
 }
 
 fn events(doc: &Automerge) -> Result<Vec<Event>, Refusal> {

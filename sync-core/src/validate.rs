@@ -30,8 +30,8 @@ pub const MAX_BATCH_CHANGES: usize = 10_000;
 pub struct Accepted {
     /// The document with the batch applied: replace the old one with it.
     pub doc: Automerge,
-    /// The new changes applied, in the order given.
-    pub applied: Vec<ChangeHash>,
+    /// The new changes applied, in dependency order.
+    pub applied: Vec<Change>,
     /// Changes that wait for dependencies not yet received (not applied, not judged).
     pub pending: Vec<Change>,
     /// How many changes of the batch the document already had (relays are always allowed).
@@ -117,7 +117,6 @@ pub fn validate_batch(id: DocumentId, doc: &Automerge, changes: Vec<Change>, aut
         None
     };
     let mut fork = doc.clone();
-    let applied: Vec<ChangeHash> = ready.iter().map(Change::hash).collect();
     fork.apply_changes(ready.iter().cloned())
         .map_err(|e| refuse("change.malformed", format!("The changes could not be applied: {e}")))?;
     let ctx = DocContext::read(&fork).map_err(|e| refuse("schema", format!("The document does not match its schema: {e}")))?;
@@ -149,7 +148,7 @@ pub fn validate_batch(id: DocumentId, doc: &Automerge, changes: Vec<Change>, aut
     check.schema()?;
     Ok(Accepted {
         doc: fork,
-        applied,
+        applied: ready,
         pending,
         already_stored,
     })
@@ -157,7 +156,7 @@ pub fn validate_batch(id: DocumentId, doc: &Automerge, changes: Vec<Change>, aut
 
 /// Splits changes into those whose dependencies are all present (in the document or
 /// earlier in the batch) and those that must wait.
-fn split_ready(doc: &Automerge, mut rest: Vec<Change>) -> (Vec<Change>, Vec<Change>) {
+pub(crate) fn split_ready(doc: &Automerge, mut rest: Vec<Change>) -> (Vec<Change>, Vec<Change>) {
     let mut ready = Vec::with_capacity(rest.len());
     let mut have: HashSet<ChangeHash> = HashSet::new();
     loop {

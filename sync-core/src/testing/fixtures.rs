@@ -107,7 +107,7 @@ impl Demo {
         if let Some(a) = author.actors.iter().next() {
             doc.set_actor(a.clone());
         }
-        apply_edit(id, doc, &edit, author, self.now())
+        apply_edit(id, doc, &edit, author, self.now()).map(|c| c.hash())
     }
 
     /// Makes an edit that the fixture knows is permitted.

@@ -1,0 +1,661 @@
+//! The sans-IO sync engine (DESIGN §5).
+//!
+//! An [`Engine`] keeps every document it holds and an Automerge sync state per
+//! (peer, document). The caller feeds it [`Input`]s with the current time and
+//! carries out the [`Effect`]s it returns:
+//!
+//! ```text
+//! loop {
+//!     let input = next event (socket frame, connect, disconnect, storage done, timer);
+//!     for effect in engine.handle(now, input) {
+//!         Send    -> write the bytes to that peer's socket
+//!         Store   -> append the changes durably, then feed Input::Stored { ticket }
+//!         Quarantine -> keep the refused bytes with their reason (never drop them)
+//!         Notify  -> tell the UI / the access layer
+//!     }
+//! }
+//! ```
+//!
+//! Heads are only advertised once stored: while a document has changes handed
+//! out in a `Store` that is not yet confirmed, no sync message for it is sent,
+//! so a peer never learns of a change that could still be lost.
+//!
+//! A [`Side::Server`] engine validates every incoming batch against the
+//! sending peer's [`Author`] before applying it; refused batches are
+//! quarantined and the peer is told why. A [`Side::Device`] engine trusts its
+//! server and validates its own user's edits locally ([`Engine::edit`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{ActorId, Automerge, Change, ChangeHash};
+
+use crate::date::{Date, Timestamp};
+use crate::edit::{apply_edit, Edit};
+use crate::envelope::{Body, Envelope, ErrorCode};
+use crate::ids::DocumentId;
+use crate::permissions::{refuse, Author, Refusal};
+use crate::validate::validate_batch;
+
+/// A connection, numbered by the caller.
+pub type PeerId = u64;
+
+/// How long to wait for an answer before resending a sync message (ms).
+pub const RETRY_AFTER_MS: i64 = 500;
+
+/// The most changes one connection may hold waiting for missing dependencies, per document.
+pub const MAX_PENDING_CHANGES: usize = 4096;
+
+/// Which end of the protocol an engine is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The server: validates every incoming change against its author.
+    Server,
+    /// A device: edits as its user under this actor id, trusts its server.
+    Device(ActorId),
+}
+
+/// Something that happened, fed to [`Engine::handle`].
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A peer connected. `author` is the authenticated user (server side);
+    /// `docs` are the documents shared with it (server: those it may see;
+    /// device: every document it holds).
+    Connected {
+        /// The connection.
+        peer: PeerId,
+        /// Who is on the other end (server side), if known.
+        author: Option<Author>,
+        /// The documents shared on this connection.
+        docs: Vec<DocumentId>,
+    },
+    /// A peer went away; its sync states are dropped.
+    Disconnected {
+        /// The connection.
+        peer: PeerId,
+    },
+    /// A binary frame arrived from a peer.
+    Received {
+        /// The connection.
+        peer: PeerId,
+        /// The frame.
+        bytes: Vec<u8>,
+    },
+    /// The peer may now see a document (server side).
+    Share {
+        /// The connection.
+        peer: PeerId,
+        /// The document.
+        doc: DocumentId,
+    },
+    /// The peer may no longer see a document (server side).
+    Unshare {
+        /// The connection.
+        peer: PeerId,
+        /// The document.
+        doc: DocumentId,
+    },
+    /// A `Store` effect has been made durable.
+    Stored {
+        /// The ticket of that effect.
+        ticket: u64,
+    },
+    /// Time passed: resend what got no answer.
+    Tick,
+}
+
+/// Something the caller must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Send a frame to a peer.
+    Send {
+        /// The connection.
+        peer: PeerId,
+        /// The frame.
+        bytes: Vec<u8>,
+    },
+    /// Store these changes durably, then feed back [`Input::Stored`].
+    Store {
+        /// The ticket to confirm.
+        ticket: u64,
+        /// The document.
+        doc: DocumentId,
+        /// The changes' bytes, in dependency order.
+        changes: Vec<Vec<u8>>,
+    },
+    /// Keep refused changes out of the document, with why (never drop them).
+    Quarantine {
+        /// Who sent them.
+        peer: PeerId,
+        /// The document.
+        doc: DocumentId,
+        /// The rule broken.
+        rule: String,
+        /// Why, in words.
+        message: String,
+        /// The refused changes' bytes.
+        changes: Vec<Vec<u8>>,
+    },
+    /// Tell the application something.
+    Notify(Notice),
+}
+
+/// News for the application.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    /// A document's content changed.
+    Changed(DocumentId),
+    /// A peer created a document this engine did not have (server: decide who may see it).
+    Created {
+        /// The document.
+        doc: DocumentId,
+        /// The peer that created it.
+        peer: PeerId,
+    },
+    /// The server refused some of this device's changes (device side).
+    Rejected {
+        /// The document.
+        doc: DocumentId,
+        /// The rule broken.
+        rule: String,
+        /// Why, in words.
+        message: String,
+        /// The refused changes.
+        changes: Vec<ChangeHash>,
+    },
+    /// The server may no longer show this document to this device (device side).
+    Withdrawn(DocumentId),
+    /// A peer sent something that could not be used (logged; the peer is told).
+    PeerError {
+        /// The connection.
+        peer: PeerId,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct PeerDoc {
+    state: sync::State,
+    last_send: i64,
+    pending: Vec<Change>,
+    refused: HashSet<ChangeHash>,
+}
+
+#[derive(Debug)]
+struct Peer {
+    author: Option<Author>,
+    docs: BTreeMap<DocumentId, PeerDoc>,
+}
+
+#[derive(Debug)]
+struct Doc {
+    am: Automerge,
+    unstored: usize,
+    peers: BTreeSet<PeerId>,
+}
+
+/// The sync engine: documents, peers and their sync states. No I/O.
+#[derive(Debug)]
+pub struct Engine {
+    side: Side,
+    docs: BTreeMap<DocumentId, Doc>,
+    peers: BTreeMap<PeerId, Peer>,
+    tickets: BTreeMap<u64, DocumentId>,
+    next_ticket: u64,
+    out: Vec<Effect>,
+}
+
+impl Engine {
+    /// A new engine for one side.
+    pub fn new(side: Side) -> Engine {
+        Engine {
+            side,
+            docs: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            tickets: BTreeMap::new(),
+            next_ticket: 1,
+            out: Vec::new(),
+        }
+    }
+
+    /// Adds a document loaded from storage (already durable).
+    pub fn insert(&mut self, id: DocumentId, mut am: Automerge) {
+        if let Side::Device(actor) = &self.side {
+            am.set_actor(actor.clone());
+        }
+        let peers = self.docs.remove(&id).map(|d| d.peers).unwrap_or_default();
+        self.docs.insert(id, Doc { am, unstored: 0, peers });
+    }
+
+    /// A document held by the engine.
+    pub fn doc(&self, id: &DocumentId) -> Option<&Automerge> {
+        self.docs.get(id).map(|d| &d.am)
+    }
+
+    /// Every document id held.
+    pub fn doc_ids(&self) -> impl Iterator<Item = &DocumentId> {
+        self.docs.keys()
+    }
+
+    /// Whether a document is shared with a peer.
+    pub fn is_shared(&self, peer: PeerId, id: &DocumentId) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.docs.contains_key(id))
+    }
+
+    /// Whether any stored change is still unconfirmed.
+    pub fn has_unstored(&self) -> bool {
+        !self.tickets.is_empty()
+    }
+
+    /// Makes a local edit (device side) and returns what to do: store it, then sync it.
+    pub fn edit(&mut self, now: Timestamp, id: DocumentId, edit: &Edit, author: &Author) -> Result<Vec<Effect>, Refusal> {
+        let Side::Device(actor) = &self.side else {
+            return Err(refuse("engine.side", "Only a device engine makes local edits."));
+        };
+        let mut am = match self.docs.get(&id) {
+            Some(d) => d.am.clone(),
+            None => Automerge::new(),
+        };
+        am.set_actor(actor.clone());
+        let change = apply_edit(id, &mut am, edit, author, now)?;
+        self.docs
+            .entry(id)
+            .or_insert_with(|| Doc {
+                am: Automerge::new(),
+                unstored: 0,
+                peers: BTreeSet::new(),
+            })
+            .am = am;
+        // A document made on this device is shared with every connected server.
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for p in peers {
+            self.share(p, id);
+        }
+        self.store(id, vec![change]);
+        self.out.push(Effect::Notify(Notice::Changed(id)));
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    /// Handles one input at time `now`, returning the effects to carry out.
+    pub fn handle(&mut self, now: Timestamp, input: Input) -> Vec<Effect> {
+        match input {
+            Input::Connected { peer, author, docs } => {
+                self.peers.insert(
+                    peer,
+                    Peer {
+                        author,
+                        docs: BTreeMap::new(),
+                    },
+                );
+                for d in docs {
+                    self.share(peer, d);
+                }
+                self.flush_peer(peer, now);
+            }
+            Input::Disconnected { peer } => {
+                if let Some(p) = self.peers.remove(&peer) {
+                    for d in p.docs.keys() {
+                        if let Some(doc) = self.docs.get_mut(d) {
+                            doc.peers.remove(&peer);
+                        }
+                    }
+                }
+            }
+            Input::Share { peer, doc } => {
+                if self.share(peer, doc) {
+                    self.send(peer, doc, Body::NewDocument { kind: self.kind_of(&doc) });
+                    self.flush_doc_peer(peer, doc, now);
+                }
+            }
+            Input::Unshare { peer, doc } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    if p.docs.remove(&doc).is_some() {
+                        if let Some(d) = self.docs.get_mut(&doc) {
+                            d.peers.remove(&peer);
+                        }
+                        self.send(peer, doc, Body::Withdrawn);
+                    }
+                }
+            }
+            Input::Received { peer, bytes } => self.received(peer, &bytes, now),
+            Input::Stored { ticket } => {
+                if let Some(id) = self.tickets.remove(&ticket) {
+                    let flush = match self.docs.get_mut(&id) {
+                        Some(d) => {
+                            d.unstored = d.unstored.saturating_sub(1);
+                            d.unstored == 0
+                        }
+                        None => false,
+                    };
+                    if flush {
+                        self.flush_doc(id, now);
+                    }
+                }
+            }
+            Input::Tick => self.retry(now),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn kind_of(&self, id: &DocumentId) -> crate::DocKind {
+        self.docs
+            .get(id)
+            .and_then(|d| crate::schema::Reader::now(&d.am).kind().ok())
+            .unwrap_or(crate::DocKind::Audit)
+    }
+
+    /// Shares a document with a peer; true if newly shared.
+    fn share(&mut self, peer: PeerId, id: DocumentId) -> bool {
+        let Some(p) = self.peers.get_mut(&peer) else { return false };
+        if p.docs.contains_key(&id) {
+            return false;
+        }
+        p.docs.insert(id, PeerDoc::default());
+        let actor = match &self.side {
+            Side::Device(a) => Some(a.clone()),
+            Side::Server => None,
+        };
+        self.docs
+            .entry(id)
+            .or_insert_with(|| Doc {
+                am: actor.map_or_else(Automerge::new, |a| Automerge::new().with_actor(a)),
+                unstored: 0,
+                peers: BTreeSet::new(),
+            })
+            .peers
+            .insert(peer);
+        true
+    }
+
+    fn send(&mut self, peer: PeerId, doc: DocumentId, body: Body) {
+        match (Envelope { doc, body }).encode() {
+            Ok(bytes) => self.out.push(Effect::Send { peer, bytes }),
+            Err(e) => self.out.push(Effect::Notify(Notice::PeerError {
+                peer,
+                message: format!("could not encode a message for {doc}: {e}"),
+            })),
+        }
+    }
+
+    fn store(&mut self, id: DocumentId, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.tickets.insert(ticket, id);
+        if let Some(d) = self.docs.get_mut(&id) {
+            d.unstored += 1;
+        }
+        self.out.push(Effect::Store {
+            ticket,
+            doc: id,
+            changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+        });
+    }
+
+    fn flush_peer(&mut self, peer: PeerId, now: Timestamp) {
+        let docs: Vec<DocumentId> = self.peers.get(&peer).map(|p| p.docs.keys().copied().collect()).unwrap_or_default();
+        for d in docs {
+            self.flush_doc_peer(peer, d, now);
+        }
+    }
+
+    fn flush_doc(&mut self, id: DocumentId, now: Timestamp) {
+        let peers: Vec<PeerId> = self.docs.get(&id).map(|d| d.peers.iter().copied().collect()).unwrap_or_default();
+        for p in peers {
+            self.flush_doc_peer(p, id, now);
+        }
+    }
+
+    /// Sends the next sync message for (peer, doc), if there is one and nothing is unstored.
+    fn flush_doc_peer(&mut self, peer: PeerId, id: DocumentId, now: Timestamp) {
+        let Some(doc) = self.docs.get(&id) else { return };
+        if doc.unstored > 0 {
+            return;
+        }
+        let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) else { return };
+        if let Some(msg) = doc.am.generate_sync_message(&mut pd.state) {
+            pd.last_send = now.0;
+            self.send(peer, id, Body::Sync(msg.encode()));
+        }
+    }
+
+    fn retry(&mut self, now: Timestamp) {
+        let mut due = Vec::new();
+        for (peer, p) in &mut self.peers {
+            for (id, pd) in &mut p.docs {
+                if pd.state.in_flight && now.0 - pd.last_send >= RETRY_AFTER_MS {
+                    // The message or its answer was lost: forget what we think we sent.
+                    pd.state.in_flight = false;
+                    pd.state.sent_hashes.clear();
+                    due.push((*peer, *id));
+                }
+            }
+        }
+        for (peer, id) in due {
+            self.flush_doc_peer(peer, id, now);
+        }
+    }
+
+    fn error(&mut self, peer: PeerId, doc: DocumentId, code: ErrorCode, message: String) {
+        self.out.push(Effect::Notify(Notice::PeerError {
+            peer,
+            message: message.clone(),
+        }));
+        self.send(peer, doc, Body::Error { code, message });
+    }
+
+    fn received(&mut self, peer: PeerId, bytes: &[u8], now: Timestamp) {
+        if !self.peers.contains_key(&peer) {
+            return;
+        }
+        let env = match Envelope::decode(bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                self.out.push(Effect::Notify(Notice::PeerError {
+                    peer,
+                    message: format!("undecodable frame: {e}"),
+                }));
+                return;
+            }
+        };
+        let id = env.doc;
+        match env.body {
+            Body::Sync(payload) => self.sync(peer, id, &payload, now),
+            Body::Rejection { rule, message, changes } => {
+                if let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) {
+                    pd.refused.extend(changes.iter().copied());
+                }
+                self.out.push(Effect::Notify(Notice::Rejected {
+                    doc: id,
+                    rule,
+                    message,
+                    changes,
+                }));
+            }
+            Body::NewDocument { .. } => {
+                if self.side != Side::Server {
+                    self.share(peer, id);
+                    self.flush_doc_peer(peer, id, now);
+                }
+            }
+            Body::Withdrawn => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.docs.remove(&id);
+                }
+                if let Some(d) = self.docs.get_mut(&id) {
+                    d.peers.remove(&peer);
+                }
+                self.out.push(Effect::Notify(Notice::Withdrawn(id)));
+            }
+            Body::Error { message, .. } => self.out.push(Effect::Notify(Notice::PeerError { peer, message })),
+        }
+    }
+
+    fn sync(&mut self, peer: PeerId, id: DocumentId, payload: &[u8], now: Timestamp) {
+        let mut msg = match sync::Message::decode(payload) {
+            Ok(m) => m,
+            Err(e) => return self.error(peer, id, ErrorCode::Malformed, format!("That sync message could not be read: {e}")),
+        };
+        let shared = self.peers.get(&peer).is_some_and(|p| p.docs.contains_key(&id));
+        if !shared {
+            let known = self.docs.contains_key(&id);
+            if self.side == Side::Server && known {
+                return self.error(peer, id, ErrorCode::NotPermitted, format!("You may not see document {id}."));
+            }
+            self.share(peer, id);
+            if self.side == Side::Server {
+                self.out.push(Effect::Notify(Notice::Created { doc: id, peer }));
+            }
+        }
+        let changes = match extract_changes(&msg) {
+            Ok(c) => c,
+            Err(e) => return self.error(peer, id, ErrorCode::Malformed, e),
+        };
+        msg.changes = Vec::<Vec<u8>>::new().into();
+        let today = Date::of(now);
+        let is_server = self.side == Side::Server;
+        let author = self.peers.get(&peer).and_then(|p| p.author.clone());
+        let (Some(doc), Some(pd)) = (self.docs.get_mut(&id), self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id))) else {
+            return;
+        };
+        let mut batch = std::mem::take(&mut pd.pending);
+        batch.extend(changes.into_iter().filter(|c| !pd.refused.contains(&c.hash())));
+        let mut stored = Vec::new();
+        if !batch.is_empty() {
+            let outcome = if is_server {
+                match &author {
+                    Some(a) => validate_batch(id, &doc.am, batch.clone(), a, today),
+                    None => Err(refuse("auth", "This connection has no authenticated user.")),
+                }
+            } else {
+                trust(&doc.am, batch.clone())
+            };
+            match outcome {
+                Ok(acc) => {
+                    doc.am = acc.doc;
+                    if let Side::Device(a) = &self.side {
+                        doc.am.set_actor(a.clone());
+                    }
+                    pd.pending = acc.pending;
+                    if pd.pending.len() > MAX_PENDING_CHANGES {
+                        pd.pending.clear();
+                        pd.state = sync::State::new();
+                        let message = format!("More than {MAX_PENDING_CHANGES} changes are waiting for changes never sent; they were dropped from memory and will be asked for again.");
+                        self.error(peer, id, ErrorCode::LimitExceeded, message);
+                        return;
+                    }
+                    stored = acc.applied;
+                }
+                Err(refusal) => {
+                    let hashes: Vec<ChangeHash> = batch.iter().map(Change::hash).collect();
+                    pd.refused.extend(hashes.iter().copied());
+                    self.out.push(Effect::Quarantine {
+                        peer,
+                        doc: id,
+                        rule: refusal.rule.to_owned(),
+                        message: refusal.message.clone(),
+                        changes: batch.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+                    });
+                    self.send(
+                        peer,
+                        id,
+                        Body::Rejection {
+                            rule: refusal.rule.to_owned(),
+                            message: refusal.message,
+                            changes: hashes,
+                        },
+                    );
+                }
+            }
+        }
+        // Bookkeeping only: the changes were applied (or refused) above.
+        let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) else { return };
+        msg.heads.retain(|h| !pd.refused.contains(h));
+        // Changes the peer asks for by name never arrived: a message was lost. Send them again.
+        for h in &msg.need {
+            pd.state.sent_hashes.remove(h);
+        }
+        let Some(doc) = self.docs.get_mut(&id) else { return };
+        if let Err(e) = doc.am.receive_sync_message(&mut pd.state, msg) {
+            return self.error(peer, id, ErrorCode::Malformed, format!("That sync message could not be applied: {e}"));
+        }
+        if !stored.is_empty() {
+            self.store(id, stored);
+            self.out.push(Effect::Notify(Notice::Changed(id)));
+        }
+        self.flush_doc(id, now);
+    }
+}
+
+/// The device side applies what its server sends without judging it.
+fn trust(doc: &Automerge, changes: Vec<Change>) -> Result<crate::validate::Accepted, Refusal> {
+    let mut fork = doc.clone();
+    let fresh = changes.into_iter().filter(|c| doc.get_change_meta_by_hash(&c.hash()).is_none()).collect();
+    let (ready, pending) = crate::validate::split_ready(doc, fresh);
+    fork.apply_changes(ready.iter().cloned())
+        .map_err(|e| refuse("change.malformed", format!("The server's changes could not be applied: {e}")))?;
+    Ok(crate::validate::Accepted {
+        doc: fork,
+        applied: ready,
+        pending,
+        already_stored: 0,
+    })
+}
+
+/// The changes carried by a sync message: a sequence of storage chunks per entry
+/// (single changes, concatenated changes, a whole document or a bundle).
+fn extract_changes(msg: &sync::Message) -> Result<Vec<Change>, String> {
+    let mut out = Vec::new();
+    for entry in msg.changes.iter() {
+        for chunk in split_chunks(entry)? {
+            let unreadable = |e: &dyn std::fmt::Display| format!("A change in that sync message could not be read: {e}");
+            match chunk.get(8) {
+                Some(1 | 2) => out.push(Change::try_from(chunk).map_err(|e| unreadable(&e))?),
+                Some(0) => out.extend(Automerge::load(chunk).map_err(|e| unreadable(&e))?.get_changes(&[])),
+                Some(3) => out.extend(
+                    automerge::Bundle::try_from(chunk)
+                        .map_err(|e| unreadable(&e))?
+                        .to_changes()
+                        .map_err(|e| unreadable(&e))?,
+                ),
+                _ => return Err("A sync message holds data of an unknown kind.".into()),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Splits concatenated Automerge storage chunks (magic, checksum, type, LEB128 length, data).
+fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let bad = || "A sync message holds a malformed change.".to_string();
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.get(..4) != Some(&MAGIC[..]) {
+            return Err(bad());
+        }
+        let mut len: u64 = 0;
+        let mut at = 9;
+        let mut shift = 0;
+        loop {
+            let b = *bytes.get(at).ok_or_else(bad)?;
+            at += 1;
+            len |= u64::from(b & 0x7f).checked_shl(shift).ok_or_else(bad)?;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(bad());
+            }
+        }
+        let end = usize::try_from(len).ok().and_then(|l| l.checked_add(at)).filter(|e| *e <= bytes.len()).ok_or_else(bad)?;
+        let (chunk, rest) = bytes.split_at(end);
+        out.push(chunk);
+        bytes = rest;
+    }
+    Ok(out)
+}
