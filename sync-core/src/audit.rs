@@ -12,10 +12,12 @@ use automerge::transaction::Transactable;
 use automerge::{Automerge, AutomergeError, ChangeHash, ObjId, ObjType, ROOT};
 
 use crate::date::{Date, Timestamp};
-use crate::ids::{ClauseKey, DocumentId, IdError, ItemId, ProcessCode, ResponseKey, Sha256Hex, UnitCode, UserId};
+use crate::ids::{
+    ClauseKey, DocumentId, IdError, ItemId, ProcessCode, ResponseKey, Sha256Hex, UnitCode, UserId,
+};
 use crate::kind::DocKind;
-use crate::schema::{bounded, join, schema_error, Reader, SchemaError, WriteExt, SCHEMA_VERSION};
-use crate::workflow::{fold, AuditState, Event, TransitionConflict};
+use crate::schema::{Reader, SCHEMA_VERSION, SchemaError, WriteExt, bounded, join, schema_error};
+use crate::workflow::{AuditState, Event, TransitionConflict, fold};
 
 /// A reference to a blob (photo, scan) held outside the document: hash and metadata, no bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +47,11 @@ impl Evidence {
         })
     }
 
-    pub(crate) fn read_list(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Vec<Evidence>, SchemaError> {
+    pub(crate) fn read_list(
+        r: &Reader<'_>,
+        obj: &ObjId,
+        path: &str,
+    ) -> Result<Vec<Evidence>, SchemaError> {
         let Some(list) = r.opt_list(obj, "evidence", path)? else {
             return Ok(Vec::new());
         };
@@ -55,7 +61,11 @@ impl Evidence {
             .collect()
     }
 
-    pub(crate) fn write_list<T: Transactable>(tx: &mut T, obj: &ObjId, items: &[Evidence]) -> Result<(), AutomergeError> {
+    pub(crate) fn write_list<T: Transactable>(
+        tx: &mut T,
+        obj: &ObjId,
+        items: &[Evidence],
+    ) -> Result<(), AutomergeError> {
         let list = tx.put_object(obj, "evidence", ObjType::List)?;
         for (i, e) in items.iter().enumerate() {
             let m = tx.insert_object(&list, i, ObjType::Map)?;
@@ -159,7 +169,12 @@ impl Answer {
             "number" => Answer::Number(value.parse().map_err(|_| bad("a whole number"))?),
             "date" => Answer::Date(value.parse().map_err(|_| bad("a date (YYYY-MM-DD)"))?),
             "photo" => Answer::Photo,
-            other => return Err(schema_error(path, format!("unknown response type '{other}'"))),
+            other => {
+                return Err(schema_error(
+                    path,
+                    format!("unknown response type '{other}'"),
+                ));
+            }
         })
     }
 
@@ -193,14 +208,22 @@ impl Response {
         let value = r.opt_str(obj, "value", path)?.unwrap_or_default();
         Ok(Response {
             answer: Answer::decode(&kind, value, &join(path, "value"))?,
-            note: bounded(&join(path, "note"), r.opt_str(obj, "note", path)?.unwrap_or_default())?,
+            note: bounded(
+                &join(path, "note"),
+                r.opt_str(obj, "note", path)?.unwrap_or_default(),
+            )?,
             evidence: Evidence::read_list(r, obj, path)?,
             by: r.parse(obj, "by", path)?,
             at: r.parse(obj, "at", path)?,
         })
     }
 
-    pub(crate) fn write<T: Transactable>(&self, tx: &mut T, responses: &ObjId, key: &ResponseKey) -> Result<(), AutomergeError> {
+    pub(crate) fn write<T: Transactable>(
+        &self,
+        tx: &mut T,
+        responses: &ObjId,
+        key: &ResponseKey,
+    ) -> Result<(), AutomergeError> {
         let obj = tx.put_object(responses, key.to_string(), ObjType::Map)?;
         let (kind, value) = self.answer.encode();
         tx.put(&obj, "type", kind)?;
@@ -229,7 +252,13 @@ pub enum FindingClass {
 
 impl FindingClass {
     /// Every class.
-    pub const ALL: [FindingClass; 5] = [Self::Major, Self::Minor, Self::Observation, Self::Ofi, Self::GoodPractice];
+    pub const ALL: [FindingClass; 5] = [
+        Self::Major,
+        Self::Minor,
+        Self::Observation,
+        Self::Ofi,
+        Self::GoodPractice,
+    ];
 
     /// Whether a finding of this class creates an NC.
     pub fn creates_nc(self) -> bool {
@@ -295,7 +324,12 @@ impl Finding {
         })
     }
 
-    pub(crate) fn write<T: Transactable>(&self, tx: &mut T, findings: &ObjId, id: &ItemId) -> Result<(), AutomergeError> {
+    pub(crate) fn write<T: Transactable>(
+        &self,
+        tx: &mut T,
+        findings: &ObjId,
+        id: &ItemId,
+    ) -> Result<(), AutomergeError> {
         let obj = tx.put_object(findings, id.as_str(), ObjType::Map)?;
         tx.put_str(&obj, "class", self.class)?;
         tx.put_str(&obj, "clause", &self.clause)?;
@@ -344,7 +378,11 @@ impl AuditHeader {
                 .str_list(&h, "team", p)?
                 .iter()
                 .enumerate()
-                .map(|(i, s)| s.parse().map_err(|e: IdError| schema_error(&format!("header/team/{i}"), e.to_string())))
+                .map(|(i, s)| {
+                    s.parse().map_err(|e: IdError| {
+                        schema_error(&format!("header/team/{i}"), e.to_string())
+                    })
+                })
                 .collect::<Result<_, _>>()?,
             start: r.parse(&h, "start", p)?,
             end: r.opt_parse(&h, "end", p)?,
@@ -365,7 +403,11 @@ impl AuditHeader {
 }
 
 /// Writes a new audit document's skeleton and header.
-pub(crate) fn write_new<T: Transactable>(tx: &mut T, id: DocumentId, header: &AuditHeader) -> Result<(), AutomergeError> {
+pub(crate) fn write_new<T: Transactable>(
+    tx: &mut T,
+    id: DocumentId,
+    header: &AuditHeader,
+) -> Result<(), AutomergeError> {
     tx.put(ROOT, "schema", DocKind::Audit.schema())?;
     tx.put(ROOT, "v", SCHEMA_VERSION)?;
     tx.put_str(&ROOT, "id", id)?;
@@ -394,7 +436,9 @@ impl AuditContent {
         if let Some(obj) = r.opt_map(&ROOT, "responses", "")? {
             for key in r.keys(&obj) {
                 let path = join("responses", &key);
-                let parsed: ResponseKey = key.parse().map_err(|e: IdError| schema_error(&path, e.to_string()))?;
+                let parsed: ResponseKey = key
+                    .parse()
+                    .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
                 let item = r.map(&obj, &key, "responses")?;
                 responses.insert(parsed, Response::read(r, &item, &path)?);
             }
@@ -403,7 +447,9 @@ impl AuditContent {
         if let Some(obj) = r.opt_map(&ROOT, "findings", "")? {
             for key in r.keys(&obj) {
                 let path = join("findings", &key);
-                let parsed: ItemId = key.parse().map_err(|e: IdError| schema_error(&path, e.to_string()))?;
+                let parsed: ItemId = key
+                    .parse()
+                    .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
                 let item = r.map(&obj, &key, "findings")?;
                 findings.insert(parsed, Finding::read(r, &item, &path)?);
             }
@@ -472,7 +518,12 @@ impl AuditView {
         let r = Reader::now(doc);
         match r.kind()? {
             DocKind::Audit => {}
-            other => return Err(schema_error("schema", format!("expected an audit, found {other}"))),
+            other => {
+                return Err(schema_error(
+                    "schema",
+                    format!("expected an audit, found {other}"),
+                ));
+            }
         }
         let id = r.parse(&ROOT, "id", "")?;
         let header = AuditHeader::read(&r)?;
@@ -490,7 +541,11 @@ impl AuditView {
             None
         };
         let (content, late_edits) = match &lock {
-            Some(heads) if heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some()) => {
+            Some(heads)
+                if heads
+                    .iter()
+                    .all(|h| doc.get_change_meta_by_hash(h).is_some()) =>
+            {
                 let locked = AuditContent::read(&Reader::at(doc, heads))?;
                 let late = diff(&locked, &current);
                 (locked, late)
@@ -512,7 +567,11 @@ impl AuditView {
 
 fn diff(locked: &AuditContent, current: &AuditContent) -> Vec<LateEdit> {
     let mut out = Vec::new();
-    let keys: std::collections::BTreeSet<_> = locked.responses.keys().chain(current.responses.keys()).collect();
+    let keys: std::collections::BTreeSet<_> = locked
+        .responses
+        .keys()
+        .chain(current.responses.keys())
+        .collect();
     for key in keys {
         let (a, b) = (locked.responses.get(key), current.responses.get(key));
         if a != b {
@@ -523,7 +582,11 @@ fn diff(locked: &AuditContent, current: &AuditContent) -> Vec<LateEdit> {
             });
         }
     }
-    let ids: std::collections::BTreeSet<_> = locked.findings.keys().chain(current.findings.keys()).collect();
+    let ids: std::collections::BTreeSet<_> = locked
+        .findings
+        .keys()
+        .chain(current.findings.keys())
+        .collect();
     for id in ids {
         let (a, b) = (locked.findings.get(id), current.findings.get(id));
         if a != b {

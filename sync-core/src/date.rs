@@ -217,7 +217,15 @@ mod tests {
 
     #[test]
     fn impossible_dates_are_refused() {
-        for bad in ["2025-02-29", "2025-13-01", "2025-00-10", "25-07-2025", "2025-7-25", "２０２５-01-01", ""] {
+        for bad in [
+            "2025-02-29",
+            "2025-13-01",
+            "2025-00-10",
+            "25-07-2025",
+            "2025-7-25",
+            "２０２５-01-01",
+            "",
+        ] {
             assert!(bad.parse::<Date>().is_err(), "{bad} parsed");
         }
         assert!("2024-02-29".parse::<Date>().is_ok());
@@ -230,7 +238,12 @@ mod tests {
         assert_eq!(Date::of(t).to_string(), "2026-01-13");
         let ms: Timestamp = "2026-01-13T10:22:05.5Z".parse().expect("valid");
         assert_eq!(ms.0 - t.0, 500);
-        for bad in ["2026-01-13 10:22:05Z", "2026-01-13T24:00:00Z", "2026-01-13T10:22:05", "2026-01-13T10:22Z"] {
+        for bad in [
+            "2026-01-13 10:22:05Z",
+            "2026-01-13T24:00:00Z",
+            "2026-01-13T10:22:05",
+            "2026-01-13T10:22Z",
+        ] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad} parsed");
         }
     }

@@ -3,17 +3,17 @@
 //! so a device never produces a change its server will refuse for its role.
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
-use automerge::{Automerge, AutomergeError, ChangeHash, ObjType, ReadDoc, ROOT};
+use automerge::{Automerge, AutomergeError, ChangeHash, ObjType, ROOT, ReadDoc};
 
 use crate::audit::{self, Answer, AuditHeader, Evidence, Finding, FindingClass, Response};
 use crate::date::{Date, Timestamp};
 use crate::ids::{ClauseKey, DocumentId, ItemId, ProcessCode, ResponseKey, UnitCode};
 use crate::nc::{self, Action, DueKind, Extension, NcLink};
-use crate::permissions::{refuse, Author, Refusal};
+use crate::permissions::{Author, Refusal, refuse};
 use crate::schema::{Reader, WriteExt};
 use crate::validate::validate_batch;
-use crate::workflow::{fold, AuditState, Event, NcState};
-use crate::{review, DocKind};
+use crate::workflow::{AuditState, Event, NcState, fold};
+use crate::{DocKind, review};
 
 /// One edit a user can make.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,10 +110,20 @@ fn failed(e: AutomergeError) -> Refusal {
 
 /// Makes an edit as `author` at `now`, validating it as the server will.
 /// On success the document holds the new change, which is returned.
-pub fn apply_edit(id: DocumentId, doc: &mut Automerge, edit: &Edit, author: &Author, now: Timestamp) -> Result<automerge::Change, Refusal> {
+pub fn apply_edit(
+    id: DocumentId,
+    doc: &mut Automerge,
+    edit: &Edit,
+    author: &Author,
+    now: Timestamp,
+) -> Result<automerge::Change, Refusal> {
     let mut work = doc.clone();
     let kind = if work.get(ROOT, "schema").ok().flatten().is_some() {
-        Some(Reader::now(&work).kind().map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?)
+        Some(
+            Reader::now(&work)
+                .kind()
+                .map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?,
+        )
     } else {
         None
     };
@@ -133,19 +143,25 @@ pub fn apply_edit(id: DocumentId, doc: &mut Automerge, edit: &Edit, author: &Aut
         .get_last_local_change()
         .ok_or_else(|| refuse("edit.failed", "The edit made no change."))?;
     let accepted = validate_batch(id, doc, vec![change], author, Date::of(now))?;
-    let change = accepted.applied.into_iter().next().ok_or_else(|| refuse("edit.failed", "The edit made no change."))?;
-    *doc = accepted.doc;
+    let (Some(new), Some(change)) = (accepted.doc, accepted.applied.into_iter().next()) else {
+        return Err(refuse("edit.failed", "The edit made no change."));
+    };
+    *doc = new;
     Ok(change)
 }
 
 fn events(doc: &Automerge) -> Result<Vec<Event>, Refusal> {
-    Event::read_all(&Reader::now(doc)).map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))
+    Event::read_all(&Reader::now(doc))
+        .map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))
 }
 
 fn need(kind: Option<DocKind>, want: DocKind) -> Result<(), Refusal> {
     match kind {
         Some(k) if k == want => Ok(()),
-        Some(k) => Err(refuse("edit.kind", format!("This edit is for a {want}, not a {k}."))),
+        Some(k) => Err(refuse(
+            "edit.kind",
+            format!("This edit is for a {want}, not a {k}."),
+        )),
         None => Err(refuse("edit.kind", "The document does not exist yet.")),
     }
 }
@@ -153,7 +169,10 @@ fn need(kind: Option<DocKind>, want: DocKind) -> Result<(), Refusal> {
 fn new_doc(kind: Option<DocKind>) -> Result<(), Refusal> {
     match kind {
         None => Ok(()),
-        Some(k) => Err(refuse("edit.kind", format!("This document is already a {k}."))),
+        Some(k) => Err(refuse(
+            "edit.kind",
+            format!("This document is already a {k}."),
+        )),
     }
 }
 
@@ -181,7 +200,12 @@ fn write(
             new_doc(kind)?;
             audit::write_new(tx, id, header).map_err(failed)
         }
-        Edit::SetResponse { key, answer, note, evidence } => {
+        Edit::SetResponse {
+            key,
+            answer,
+            note,
+            evidence,
+        } => {
             need(kind, DocKind::Audit)?;
             let responses = container(tx, "responses")?;
             let r = Response {
@@ -198,7 +222,14 @@ fn write(
             let responses = container(tx, "responses")?;
             tx.delete(&responses, key.to_string()).map_err(failed)
         }
-        Edit::PutFinding { id: fid, class, clause, process, text, evidence } => {
+        Edit::PutFinding {
+            id: fid,
+            class,
+            clause,
+            process,
+            text,
+            evidence,
+        } => {
             need(kind, DocKind::Audit)?;
             let findings = container(tx, "findings")?;
             let f = Finding {
@@ -234,7 +265,11 @@ fn write(
             let actions = container(tx, "actions")?;
             action.write(tx, &actions, aid).map_err(failed)
         }
-        Edit::Extend { of, due, justification } => {
+        Edit::Extend {
+            of,
+            due,
+            justification,
+        } => {
             need(kind, DocKind::Nc)?;
             let list = container(tx, "extensions")?;
             let e = Extension {
@@ -255,13 +290,17 @@ fn write(
         }
         Edit::Move { mv, note } => {
             if !matches!(kind, Some(DocKind::Audit | DocKind::Nc)) {
-                return Err(refuse("move.table", "Only audits and NCs have lifecycle moves."));
+                return Err(refuse(
+                    "move.table",
+                    "Only audits and NCs have lifecycle moves.",
+                ));
             }
             let list = container(tx, "events")?;
             let at = tx.length(&list);
             let e = tx.insert_object(&list, at, ObjType::Map).map_err(failed)?;
             tx.put(&e, "move", mv.as_str()).map_err(failed)?;
-            tx.put(&e, "from", state.unwrap_or_default()).map_err(failed)?;
+            tx.put(&e, "from", state.unwrap_or_default())
+                .map_err(failed)?;
             tx.put_str(&e, "by", &by).map_err(failed)?;
             tx.put_str(&e, "at", now).map_err(failed)?;
             tx.put(&e, "note", note.as_str()).map_err(failed)?;

@@ -31,10 +31,10 @@ use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 
 use crate::date::{Date, Timestamp};
-use crate::edit::{apply_edit, Edit};
+use crate::edit::{Edit, apply_edit};
 use crate::envelope::{Body, Envelope, ErrorCode};
 use crate::ids::DocumentId;
-use crate::permissions::{refuse, Author, Refusal};
+use crate::permissions::{Author, Refusal, refuse};
 use crate::validate::validate_batch;
 
 /// A connection, numbered by the caller.
@@ -42,6 +42,10 @@ pub type PeerId = u64;
 
 /// How long to wait for an answer before resending a sync message (ms).
 pub const RETRY_AFTER_MS: i64 = 500;
+
+/// A sync message identical to one received this recently (ms) is a network duplicate:
+/// a real resend only comes after [`RETRY_AFTER_MS`].
+pub const DUPLICATE_WINDOW_MS: i64 = RETRY_AFTER_MS / 2;
 
 /// The most changes one connection may hold waiting for missing dependencies, per document.
 pub const MAX_PENDING_CHANGES: usize = 4096;
@@ -178,6 +182,8 @@ pub enum Notice {
 struct PeerDoc {
     state: sync::State,
     last_send: i64,
+    /// Fingerprints and arrival times of the last few sync messages from the peer.
+    recent: std::collections::VecDeque<(u64, i64)>,
     pending: Vec<Change>,
     refused: HashSet<ChangeHash>,
 }
@@ -225,7 +231,14 @@ impl Engine {
             am.set_actor(actor.clone());
         }
         let peers = self.docs.remove(&id).map(|d| d.peers).unwrap_or_default();
-        self.docs.insert(id, Doc { am, unstored: 0, peers });
+        self.docs.insert(
+            id,
+            Doc {
+                am,
+                unstored: 0,
+                peers,
+            },
+        );
     }
 
     /// A document held by the engine.
@@ -240,7 +253,9 @@ impl Engine {
 
     /// Whether a document is shared with a peer.
     pub fn is_shared(&self, peer: PeerId, id: &DocumentId) -> bool {
-        self.peers.get(&peer).is_some_and(|p| p.docs.contains_key(id))
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.docs.contains_key(id))
     }
 
     /// Whether any stored change is still unconfirmed.
@@ -249,9 +264,18 @@ impl Engine {
     }
 
     /// Makes a local edit (device side) and returns what to do: store it, then sync it.
-    pub fn edit(&mut self, now: Timestamp, id: DocumentId, edit: &Edit, author: &Author) -> Result<Vec<Effect>, Refusal> {
+    pub fn edit(
+        &mut self,
+        now: Timestamp,
+        id: DocumentId,
+        edit: &Edit,
+        author: &Author,
+    ) -> Result<Vec<Effect>, Refusal> {
         let Side::Device(actor) = &self.side else {
-            return Err(refuse("engine.side", "Only a device engine makes local edits."));
+            return Err(refuse(
+                "engine.side",
+                "Only a device engine makes local edits.",
+            ));
         };
         let mut am = match self.docs.get(&id) {
             Some(d) => d.am.clone(),
@@ -304,18 +328,19 @@ impl Engine {
             }
             Input::Share { peer, doc } => {
                 if self.share(peer, doc) {
-                    self.send(peer, doc, Body::NewDocument { kind: self.kind_of(&doc) });
+                    self.send(
+                        peer,
+                        doc,
+                        Body::NewDocument {
+                            kind: self.kind_of(&doc),
+                        },
+                    );
                     self.flush_doc_peer(peer, doc, now);
                 }
             }
             Input::Unshare { peer, doc } => {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    if p.docs.remove(&doc).is_some() {
-                        if let Some(d) = self.docs.get_mut(&doc) {
-                            d.peers.remove(&peer);
-                        }
-                        self.send(peer, doc, Body::Withdrawn);
-                    }
+                if self.unshare(peer, doc) {
+                    self.send(peer, doc, Body::Withdrawn);
                 }
             }
             Input::Received { peer, bytes } => self.received(peer, &bytes, now),
@@ -347,7 +372,9 @@ impl Engine {
 
     /// Shares a document with a peer; true if newly shared.
     fn share(&mut self, peer: PeerId, id: DocumentId) -> bool {
-        let Some(p) = self.peers.get_mut(&peer) else { return false };
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
         if p.docs.contains_key(&id) {
             return false;
         }
@@ -366,6 +393,18 @@ impl Engine {
             .peers
             .insert(peer);
         true
+    }
+
+    /// Stops sharing a document with a peer; true if it was shared.
+    fn unshare(&mut self, peer: PeerId, id: DocumentId) -> bool {
+        let removed = self
+            .peers
+            .get_mut(&peer)
+            .is_some_and(|p| p.docs.remove(&id).is_some());
+        if let Some(d) = self.docs.get_mut(&id) {
+            d.peers.remove(&peer);
+        }
+        removed
     }
 
     fn send(&mut self, peer: PeerId, doc: DocumentId, body: Body) {
@@ -396,14 +435,22 @@ impl Engine {
     }
 
     fn flush_peer(&mut self, peer: PeerId, now: Timestamp) {
-        let docs: Vec<DocumentId> = self.peers.get(&peer).map(|p| p.docs.keys().copied().collect()).unwrap_or_default();
+        let docs: Vec<DocumentId> = self
+            .peers
+            .get(&peer)
+            .map(|p| p.docs.keys().copied().collect())
+            .unwrap_or_default();
         for d in docs {
             self.flush_doc_peer(peer, d, now);
         }
     }
 
     fn flush_doc(&mut self, id: DocumentId, now: Timestamp) {
-        let peers: Vec<PeerId> = self.docs.get(&id).map(|d| d.peers.iter().copied().collect()).unwrap_or_default();
+        let peers: Vec<PeerId> = self
+            .docs
+            .get(&id)
+            .map(|d| d.peers.iter().copied().collect())
+            .unwrap_or_default();
         for p in peers {
             self.flush_doc_peer(p, id, now);
         }
@@ -411,12 +458,39 @@ impl Engine {
 
     /// Sends the next sync message for (peer, doc), if there is one and nothing is unstored.
     fn flush_doc_peer(&mut self, peer: PeerId, id: DocumentId, now: Timestamp) {
-        let Some(doc) = self.docs.get(&id) else { return };
+        let Some(doc) = self.docs.get(&id) else {
+            return;
+        };
         if doc.unstored > 0 {
             return;
         }
-        let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) else { return };
-        if let Some(msg) = doc.am.generate_sync_message(&mut pd.state) {
+        let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) else {
+            return;
+        };
+        // Changes held back for missing dependencies are invisible to Automerge, so ask for
+        // those dependencies ourselves (a Bloom filter false positive would otherwise stall).
+        let missing = missing_deps(&doc.am, &pd.pending);
+        let msg = match doc.am.generate_sync_message(&mut pd.state) {
+            Some(mut msg) => {
+                msg.need.extend(missing);
+                msg.need.sort();
+                msg.need.dedup();
+                Some(msg)
+            }
+            None if !missing.is_empty() && !pd.state.in_flight => {
+                pd.state.in_flight = true;
+                Some(sync::Message {
+                    heads: doc.am.get_heads(),
+                    need: missing,
+                    have: Vec::new(),
+                    changes: Vec::<Vec<u8>>::new().into(),
+                    flags: None,
+                    version: sync::MessageVersion::V1,
+                })
+            }
+            None => None,
+        };
+        if let Some(msg) = msg {
             pd.last_send = now.0;
             self.send(peer, id, Body::Sync(msg.encode()));
         }
@@ -464,7 +538,11 @@ impl Engine {
         let id = env.doc;
         match env.body {
             Body::Sync(payload) => self.sync(peer, id, &payload, now),
-            Body::Rejection { rule, message, changes } => {
+            Body::Rejection {
+                rule,
+                message,
+                changes,
+            } => {
                 if let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) {
                     pd.refused.extend(changes.iter().copied());
                 }
@@ -482,32 +560,74 @@ impl Engine {
                 }
             }
             Body::Withdrawn => {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    p.docs.remove(&id);
-                }
-                if let Some(d) = self.docs.get_mut(&id) {
-                    d.peers.remove(&peer);
-                }
+                self.unshare(peer, id);
                 self.out.push(Effect::Notify(Notice::Withdrawn(id)));
             }
-            Body::Error { message, .. } => self.out.push(Effect::Notify(Notice::PeerError { peer, message })),
+            Body::Error { message, .. } => self
+                .out
+                .push(Effect::Notify(Notice::PeerError { peer, message })),
         }
     }
 
+    /// Whether this payload repeats one received from the peer within [`DUPLICATE_WINDOW_MS`].
+    fn is_duplicate(
+        &mut self,
+        peer: PeerId,
+        id: DocumentId,
+        payload: &[u8],
+        now: Timestamp,
+    ) -> bool {
+        use std::hash::{Hash, Hasher};
+        let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) else {
+            return false;
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        payload.hash(&mut h);
+        let print = h.finish();
+        pd.recent.retain(|(_, at)| now.0 - at < DUPLICATE_WINDOW_MS);
+        if pd.recent.iter().any(|(p, _)| *p == print) {
+            return true;
+        }
+        if pd.recent.len() >= 8 {
+            pd.recent.pop_front();
+        }
+        pd.recent.push_back((print, now.0));
+        false
+    }
+
     fn sync(&mut self, peer: PeerId, id: DocumentId, payload: &[u8], now: Timestamp) {
+        if self.is_duplicate(peer, id, payload, now) {
+            return;
+        }
         let mut msg = match sync::Message::decode(payload) {
             Ok(m) => m,
-            Err(e) => return self.error(peer, id, ErrorCode::Malformed, format!("That sync message could not be read: {e}")),
+            Err(e) => {
+                return self.error(
+                    peer,
+                    id,
+                    ErrorCode::Malformed,
+                    format!("That sync message could not be read: {e}"),
+                );
+            }
         };
-        let shared = self.peers.get(&peer).is_some_and(|p| p.docs.contains_key(&id));
+        let shared = self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.docs.contains_key(&id));
         if !shared {
             let known = self.docs.contains_key(&id);
             if self.side == Side::Server && known {
-                return self.error(peer, id, ErrorCode::NotPermitted, format!("You may not see document {id}."));
+                return self.error(
+                    peer,
+                    id,
+                    ErrorCode::NotPermitted,
+                    format!("You may not see document {id}."),
+                );
             }
             self.share(peer, id);
             if self.side == Side::Server {
-                self.out.push(Effect::Notify(Notice::Created { doc: id, peer }));
+                self.out
+                    .push(Effect::Notify(Notice::Created { doc: id, peer }));
             }
         }
         let changes = match extract_changes(&msg) {
@@ -518,11 +638,18 @@ impl Engine {
         let today = Date::of(now);
         let is_server = self.side == Side::Server;
         let author = self.peers.get(&peer).and_then(|p| p.author.clone());
-        let (Some(doc), Some(pd)) = (self.docs.get_mut(&id), self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id))) else {
+        let (Some(doc), Some(pd)) = (
+            self.docs.get_mut(&id),
+            self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)),
+        ) else {
             return;
         };
         let mut batch = std::mem::take(&mut pd.pending);
-        batch.extend(changes.into_iter().filter(|c| !pd.refused.contains(&c.hash())));
+        batch.extend(
+            changes
+                .into_iter()
+                .filter(|c| !pd.refused.contains(&c.hash())),
+        );
         let mut stored = Vec::new();
         if !batch.is_empty() {
             let outcome = if is_server {
@@ -535,15 +662,19 @@ impl Engine {
             };
             match outcome {
                 Ok(acc) => {
-                    doc.am = acc.doc;
-                    if let Side::Device(a) = &self.side {
-                        doc.am.set_actor(a.clone());
+                    if let Some(new) = acc.doc {
+                        doc.am = new;
+                        if let Side::Device(a) = &self.side {
+                            doc.am.set_actor(a.clone());
+                        }
                     }
                     pd.pending = acc.pending;
                     if pd.pending.len() > MAX_PENDING_CHANGES {
                         pd.pending.clear();
                         pd.state = sync::State::new();
-                        let message = format!("More than {MAX_PENDING_CHANGES} changes are waiting for changes never sent; they were dropped from memory and will be asked for again.");
+                        let message = format!(
+                            "More than {MAX_PENDING_CHANGES} changes are waiting for changes never sent; they were dropped from memory and will be asked for again."
+                        );
                         self.error(peer, id, ErrorCode::LimitExceeded, message);
                         return;
                     }
@@ -572,15 +703,24 @@ impl Engine {
             }
         }
         // Bookkeeping only: the changes were applied (or refused) above.
-        let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) else { return };
+        let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) else {
+            return;
+        };
         msg.heads.retain(|h| !pd.refused.contains(h));
         // Changes the peer asks for by name never arrived: a message was lost. Send them again.
         for h in &msg.need {
             pd.state.sent_hashes.remove(h);
         }
-        let Some(doc) = self.docs.get_mut(&id) else { return };
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
         if let Err(e) = doc.am.receive_sync_message(&mut pd.state, msg) {
-            return self.error(peer, id, ErrorCode::Malformed, format!("That sync message could not be applied: {e}"));
+            return self.error(
+                peer,
+                id,
+                ErrorCode::Malformed,
+                format!("That sync message could not be applied: {e}"),
+            );
         }
         if !stored.is_empty() {
             self.store(id, stored);
@@ -590,15 +730,46 @@ impl Engine {
     }
 }
 
+/// Dependencies of held-back changes that neither the document nor the held-back set has.
+fn missing_deps(doc: &Automerge, pending: &[Change]) -> Vec<ChangeHash> {
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    let held: HashSet<ChangeHash> = pending.iter().map(Change::hash).collect();
+    let mut out: Vec<ChangeHash> = pending
+        .iter()
+        .flat_map(|c| c.deps().iter().copied())
+        .filter(|d| !held.contains(d) && doc.get_change_meta_by_hash(d).is_none())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The device side applies what its server sends without judging it.
 fn trust(doc: &Automerge, changes: Vec<Change>) -> Result<crate::validate::Accepted, Refusal> {
-    let mut fork = doc.clone();
-    let fresh = changes.into_iter().filter(|c| doc.get_change_meta_by_hash(&c.hash()).is_none()).collect();
+    let fresh = changes
+        .into_iter()
+        .filter(|c| doc.get_change_meta_by_hash(&c.hash()).is_none())
+        .collect();
     let (ready, pending) = crate::validate::split_ready(doc, fresh);
-    fork.apply_changes(ready.iter().cloned())
-        .map_err(|e| refuse("change.malformed", format!("The server's changes could not be applied: {e}")))?;
+    if ready.is_empty() {
+        return Ok(crate::validate::Accepted {
+            doc: None,
+            applied: ready,
+            pending,
+            already_stored: 0,
+        });
+    }
+    let mut fork = doc.clone();
+    fork.apply_changes(ready.iter().cloned()).map_err(|e| {
+        refuse(
+            "change.malformed",
+            format!("The server's changes could not be applied: {e}"),
+        )
+    })?;
     Ok(crate::validate::Accepted {
-        doc: fork,
+        doc: Some(fork),
         applied: ready,
         pending,
         already_stored: 0,
@@ -611,10 +782,16 @@ fn extract_changes(msg: &sync::Message) -> Result<Vec<Change>, String> {
     let mut out = Vec::new();
     for entry in msg.changes.iter() {
         for chunk in split_chunks(entry)? {
-            let unreadable = |e: &dyn std::fmt::Display| format!("A change in that sync message could not be read: {e}");
+            let unreadable = |e: &dyn std::fmt::Display| {
+                format!("A change in that sync message could not be read: {e}")
+            };
             match chunk.get(8) {
                 Some(1 | 2) => out.push(Change::try_from(chunk).map_err(|e| unreadable(&e))?),
-                Some(0) => out.extend(Automerge::load(chunk).map_err(|e| unreadable(&e))?.get_changes(&[])),
+                Some(0) => out.extend(
+                    Automerge::load(chunk)
+                        .map_err(|e| unreadable(&e))?
+                        .get_changes(&[]),
+                ),
                 Some(3) => out.extend(
                     automerge::Bundle::try_from(chunk)
                         .map_err(|e| unreadable(&e))?
@@ -652,7 +829,11 @@ fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
                 return Err(bad());
             }
         }
-        let end = usize::try_from(len).ok().and_then(|l| l.checked_add(at)).filter(|e| *e <= bytes.len()).ok_or_else(bad)?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(at))
+            .filter(|e| *e <= bytes.len())
+            .ok_or_else(bad)?;
         let (chunk, rest) = bytes.split_at(end);
         out.push(chunk);
         bytes = rest;

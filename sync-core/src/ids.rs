@@ -73,7 +73,13 @@ impl FromStr for DocumentId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || id_error("document id", s, "expected a UUID like 0190f5a2-7c1e-7d3a-9b1c-2f4e6a8b0c1d");
+        let bad = || {
+            id_error(
+                "document id",
+                s,
+                "expected a UUID like 0190f5a2-7c1e-7d3a-9b1c-2f4e6a8b0c1d",
+            )
+        };
         let bytes = s.as_bytes();
         if bytes.len() != 36 || [8, 13, 18, 23].iter().any(|&i| bytes[i] != b'-') {
             return Err(bad());
@@ -138,7 +144,8 @@ macro_rules! string_id {
 fn word_chars(s: &str, max: usize, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
 }
 
 string_id!(
@@ -266,7 +273,11 @@ mod tests {
         assert_eq!(text.as_bytes()[14], b'7');
         assert_eq!(text.parse::<DocumentId>(), Ok(id));
         assert!("not-a-uuid".parse::<DocumentId>().is_err());
-        assert!("0190f5a2-7c1e-7d3a-9b1c-2f4e6a8b0c1z".parse::<DocumentId>().is_err());
+        assert!(
+            "0190f5a2-7c1e-7d3a-9b1c-2f4e6a8b0c1z"
+                .parse::<DocumentId>()
+                .is_err()
+        );
     }
 
     #[test]
@@ -277,7 +288,15 @@ mod tests {
         assert_eq!(k.to_string(), "sd.timeliness@P04");
         let plain: ResponseKey = "chr.display".parse().expect("valid");
         assert_eq!(plain.process(), None);
-        for bad in ["sd", "sd.", ".x", "Sd.timeliness", "sd.timeliness@", "sd.timeliness@X4", "a b.c"] {
+        for bad in [
+            "sd",
+            "sd.",
+            ".x",
+            "Sd.timeliness",
+            "sd.timeliness@",
+            "sd.timeliness@X4",
+            "a b.c",
+        ] {
             assert!(bad.parse::<ResponseKey>().is_err(), "{bad} parsed");
         }
     }

@@ -16,11 +16,22 @@ use crate::audit::FindingClass;
 use crate::date::{Date, Timestamp};
 use crate::ids::{ClauseKey, DocumentId, IdError, ItemId, ProcessCode, UnitCode, UserId};
 use crate::kind::DocKind;
-use crate::schema::{bounded, join, schema_error, Reader, SchemaError, WriteExt, SCHEMA_VERSION};
-use crate::workflow::{escalation, fold, Event, Level, NcState, TransitionConflict};
+use crate::schema::{Reader, SCHEMA_VERSION, SchemaError, WriteExt, bounded, join, schema_error};
+use crate::workflow::{Event, Level, NcState, TransitionConflict, escalation, fold};
 
 /// The fields that fix what an NC is about; written once, when the NC is created.
-pub const LINK_FIELDS: &[&str] = &["schema", "v", "id", "unit", "audit", "finding", "process", "clause", "class", "raised_on"];
+pub const LINK_FIELDS: &[&str] = &[
+    "schema",
+    "v",
+    "id",
+    "unit",
+    "audit",
+    "finding",
+    "process",
+    "clause",
+    "class",
+    "raised_on",
+];
 
 /// NC severity (the finding's class).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -113,7 +124,12 @@ impl Action {
         })
     }
 
-    pub(crate) fn write<T: Transactable>(&self, tx: &mut T, actions: &ObjId, id: &ItemId) -> Result<(), AutomergeError> {
+    pub(crate) fn write<T: Transactable>(
+        &self,
+        tx: &mut T,
+        actions: &ObjId,
+        id: &ItemId,
+    ) -> Result<(), AutomergeError> {
         let obj = tx.put_object(actions, id.as_str(), ObjType::Map)?;
         tx.put_str(&obj, "text", &self.text)?;
         tx.put_str(&obj, "owner", &self.owner)?;
@@ -175,7 +191,10 @@ impl Extension {
         Ok(Extension {
             of: r.parse(obj, "of", path)?,
             due: r.parse(obj, "due", path)?,
-            justification: bounded(&join(path, "justification"), r.str(obj, "justification", path)?)?,
+            justification: bounded(
+                &join(path, "justification"),
+                r.str(obj, "justification", path)?,
+            )?,
             by: r.parse(obj, "by", path)?,
             at: r.parse(obj, "at", path)?,
         })
@@ -246,7 +265,12 @@ impl Nc {
         let r = Reader::now(doc);
         match r.kind()? {
             DocKind::Nc => {}
-            other => return Err(schema_error("schema", format!("expected an NC, found {other}"))),
+            other => {
+                return Err(schema_error(
+                    "schema",
+                    format!("expected an NC, found {other}"),
+                ));
+            }
         }
         let root = &ROOT;
         let link = NcLink {
@@ -258,12 +282,16 @@ impl Nc {
             class: r.parse(root, "class", "")?,
             raised_on: r.parse(root, "raised_on", "")?,
         };
-        let text = |key: &str| -> Result<String, SchemaError> { bounded(key, r.opt_str(root, key, "")?.unwrap_or_default()) };
+        let text = |key: &str| -> Result<String, SchemaError> {
+            bounded(key, r.opt_str(root, key, "")?.unwrap_or_default())
+        };
         let mut actions = BTreeMap::new();
         if let Some(obj) = r.opt_map(root, "actions", "")? {
             for key in r.keys(&obj) {
                 let path = join("actions", &key);
-                let id: ItemId = key.parse().map_err(|e: IdError| schema_error(&path, e.to_string()))?;
+                let id: ItemId = key
+                    .parse()
+                    .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
                 actions.insert(id, Action::read(&r, &r.map(&obj, &key, "actions")?, &path)?);
             }
         }
@@ -301,7 +329,8 @@ impl Nc {
             Severity::Major => rules.response_days_major,
             Severity::Minor => rules.response_days_minor,
         };
-        self.extended(DueKind::Response).unwrap_or(self.link.raised_on.add_days(days))
+        self.extended(DueKind::Response)
+            .unwrap_or(self.link.raised_on.add_days(days))
     }
 
     /// The date the actions are due: the last action extension, else the rule.
@@ -310,11 +339,16 @@ impl Nc {
             Severity::Major => rules.action_days_major,
             Severity::Minor => rules.action_days_minor,
         };
-        self.extended(DueKind::Action).unwrap_or(self.link.raised_on.add_days(days))
+        self.extended(DueKind::Action)
+            .unwrap_or(self.link.raised_on.add_days(days))
     }
 
     fn extended(&self, of: DueKind) -> Option<Date> {
-        self.extensions.iter().rev().find(|e| e.of == of).map(|e| e.due)
+        self.extensions
+            .iter()
+            .rev()
+            .find(|e| e.of == of)
+            .map(|e| e.due)
     }
 
     /// Derives the NC's state, conflicts, due dates and escalation as of a date.
@@ -354,7 +388,12 @@ pub struct NcView {
 }
 
 /// Writes a new NC document's skeleton.
-pub(crate) fn write_new<T: Transactable>(tx: &mut T, id: DocumentId, link: &NcLink, description: &str) -> Result<(), AutomergeError> {
+pub(crate) fn write_new<T: Transactable>(
+    tx: &mut T,
+    id: DocumentId,
+    link: &NcLink,
+    description: &str,
+) -> Result<(), AutomergeError> {
     tx.put(ROOT, "schema", DocKind::Nc.schema())?;
     tx.put(ROOT, "v", SCHEMA_VERSION)?;
     tx.put_str(&ROOT, "id", id)?;
@@ -376,7 +415,11 @@ pub(crate) fn write_new<T: Transactable>(tx: &mut T, id: DocumentId, link: &NcLi
 }
 
 /// Appends an extension.
-pub(crate) fn write_extension<T: Transactable>(tx: &mut T, list: &ObjId, e: &Extension) -> Result<(), AutomergeError> {
+pub(crate) fn write_extension<T: Transactable>(
+    tx: &mut T,
+    list: &ObjId,
+    e: &Extension,
+) -> Result<(), AutomergeError> {
     let at = tx.length(list);
     let obj = tx.insert_object(list, at, ObjType::Map)?;
     tx.put_str(&obj, "of", e.of)?;

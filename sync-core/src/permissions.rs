@@ -17,7 +17,7 @@ use crate::date::Date;
 use crate::ids::{DocumentId, ProcessCode, UnitCode, UserId};
 use crate::kind::DocKind;
 use crate::schema::{Reader, SchemaError};
-use crate::workflow::{find_move, fold, AuditState, Event, Lifecycle, NcState, Who};
+use crate::workflow::{AuditState, Event, Lifecycle, NcState, Who, find_move, fold};
 
 /// A unit-scoped role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,7 +89,9 @@ impl Author {
     }
 
     fn has_role(&self, unit: &UnitCode, role: Role, on: Date) -> bool {
-        self.grants.iter().any(|g| &g.unit == unit && g.role == role && g.in_force(on))
+        self.grants
+            .iter()
+            .any(|g| &g.unit == unit && g.role == role && g.in_force(on))
     }
 
     fn team_role(&self, ctx: &DocContext, on: Date) -> Option<TeamRole> {
@@ -100,7 +102,10 @@ impl Author {
 
     fn owns(&self, ctx: &DocContext, on: Date) -> bool {
         match &ctx.process {
-            Some(p) => self.processes.contains(&(ctx.unit.clone(), p.clone())) && self.has_role(&ctx.unit, Role::ProcessOwner, on),
+            Some(p) => {
+                self.processes.contains(&(ctx.unit.clone(), p.clone()))
+                    && self.has_role(&ctx.unit, Role::ProcessOwner, on)
+            }
             None => false,
         }
     }
@@ -119,7 +124,9 @@ impl Author {
     /// Whether the author may read a document (its team, its process owner, the unit's nodal officers).
     pub fn may_read(&self, ctx: &DocContext, on: Date) -> bool {
         match ctx.kind {
-            DocKind::Audit => self.is(Who::AuditTeam, ctx, on) || self.is(Who::NodalOfficer, ctx, on),
+            DocKind::Audit => {
+                self.is(Who::AuditTeam, ctx, on) || self.is(Who::NodalOfficer, ctx, on)
+            }
             DocKind::Nc => [Who::AuditTeam, Who::ProcessOwner, Who::NodalOfficer]
                 .into_iter()
                 .any(|w| self.is(w, ctx, on)),
@@ -247,7 +254,10 @@ impl Field {
             (DocKind::Nc, "correction" | "root_cause" | "actions") => Some(Field::NcOwnerFields),
             (DocKind::Nc, "verification") => Some(Field::NcVerification),
             (DocKind::Nc, "extensions") => Some(Field::NcExtension),
-            (DocKind::Review, "title" | "held_on" | "inputs" | "decisions" | "actions" | "minutes") => Some(Field::ReviewContent),
+            (
+                DocKind::Review,
+                "title" | "held_on" | "inputs" | "decisions" | "actions" | "minutes",
+            ) => Some(Field::ReviewContent),
             _ => None,
         }
     }
@@ -268,7 +278,12 @@ impl fmt::Display for Field {
 }
 
 /// Checks that the author may write a field of a document on a date.
-pub fn check_field(ctx: &DocContext, author: &Author, field: Field, on: Date) -> Result<(), Refusal> {
+pub fn check_field(
+    ctx: &DocContext,
+    author: &Author,
+    field: Field,
+    on: Date,
+) -> Result<(), Refusal> {
     let who = field.who();
     if author.is(who, ctx, on) {
         Ok(())
@@ -292,13 +307,22 @@ pub fn check_create(ctx: &DocContext, author: &Author, on: Date) -> Result<(), R
     } else {
         Err(refuse(
             "doc.create",
-            format!("{} may not create this {}: only {who} may.", author.user, ctx.kind),
+            format!(
+                "{} may not create this {}: only {who} may.",
+                author.user, ctx.kind
+            ),
         ))
     }
 }
 
 /// Checks that the author may make a lifecycle move from a state (role only; requirements apart).
-pub fn check_move<S: Lifecycle>(ctx: &DocContext, author: &Author, mv: &str, from: S, on: Date) -> Result<(), Refusal> {
+pub fn check_move<S: Lifecycle>(
+    ctx: &DocContext,
+    author: &Author,
+    mv: &str,
+    from: S,
+    on: Date,
+) -> Result<(), Refusal> {
     let Some(row) = find_move(mv, from) else {
         return Err(refuse(
             "move.table",
@@ -310,7 +334,10 @@ pub fn check_move<S: Lifecycle>(ctx: &DocContext, author: &Author, mv: &str, fro
     } else {
         Err(refuse(
             "move.who",
-            format!("{} may not {mv} from '{from}': only {} may.", author.user, row.who),
+            format!(
+                "{} may not {mv} from '{from}': only {} may.",
+                author.user, row.who
+            ),
         ))
     }
 }
@@ -326,13 +353,23 @@ pub enum Target<'a> {
 
 /// May this user make this edit now? The same rules as the validator, plus
 /// the audit lock: a locked audit's content is not offered for editing.
-pub fn may_edit(doc: &Automerge, author: &Author, target: Target<'_>, today: Date) -> Result<(), Refusal> {
-    let ctx = DocContext::read(doc).map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?;
-    let events = Event::read_all(&Reader::now(doc)).map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?;
+pub fn may_edit(
+    doc: &Automerge,
+    author: &Author,
+    target: Target<'_>,
+    today: Date,
+) -> Result<(), Refusal> {
+    let ctx = DocContext::read(doc)
+        .map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?;
+    let events = Event::read_all(&Reader::now(doc))
+        .map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?;
     match target {
         Target::Field(field) => {
             check_field(&ctx, author, field, today)?;
-            if ctx.kind == DocKind::Audit && field == Field::AuditContent && fold::<AuditState>(&events).state.is_locked() {
+            if ctx.kind == DocKind::Audit
+                && field == Field::AuditContent
+                && fold::<AuditState>(&events).state.is_locked()
+            {
                 return Err(refuse(
                     "audit.locked",
                     "The audit is locked for review: edits are kept as late edits for the lead auditor.",
@@ -341,9 +378,14 @@ pub fn may_edit(doc: &Automerge, author: &Author, target: Target<'_>, today: Dat
             Ok(())
         }
         Target::Move(mv) => match ctx.kind {
-            DocKind::Audit => check_move(&ctx, author, mv, fold::<AuditState>(&events).state, today),
+            DocKind::Audit => {
+                check_move(&ctx, author, mv, fold::<AuditState>(&events).state, today)
+            }
             DocKind::Nc => check_move(&ctx, author, mv, fold::<NcState>(&events).state, today),
-            DocKind::Review => Err(refuse("move.table", "Management reviews have no lifecycle moves.")),
+            DocKind::Review => Err(refuse(
+                "move.table",
+                "Management reviews have no lifecycle moves.",
+            )),
         },
     }
 }

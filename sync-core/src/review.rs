@@ -13,7 +13,7 @@ use crate::date::Date;
 use crate::ids::{DocumentId, IdError, ItemId, UnitCode};
 use crate::kind::DocKind;
 use crate::nc::Action;
-use crate::schema::{bounded, join, schema_error, Reader, SchemaError, SCHEMA_VERSION};
+use crate::schema::{Reader, SCHEMA_VERSION, SchemaError, bounded, join, schema_error};
 
 /// A management review, typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,13 +42,20 @@ impl Review {
         let r = Reader::now(doc);
         match r.kind()? {
             DocKind::Review => {}
-            other => return Err(schema_error("schema", format!("expected a review, found {other}"))),
+            other => {
+                return Err(schema_error(
+                    "schema",
+                    format!("expected a review, found {other}"),
+                ));
+            }
         }
         let mut actions = BTreeMap::new();
         if let Some(obj) = r.opt_map(&ROOT, "actions", "")? {
             for key in r.keys(&obj) {
                 let path = join("actions", &key);
-                let id: ItemId = key.parse().map_err(|e: IdError| schema_error(&path, e.to_string()))?;
+                let id: ItemId = key
+                    .parse()
+                    .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
                 let item = r.map(&obj, &key, "actions")?;
                 actions.insert(id, crate::nc::read_action(&r, &item, &path)?);
             }
@@ -61,13 +68,21 @@ impl Review {
             inputs: r.opt_str(&ROOT, "inputs", "")?.unwrap_or_default(),
             decisions: r.str_list(&ROOT, "decisions", "")?,
             actions,
-            minutes: bounded("minutes", r.opt_str(&ROOT, "minutes", "")?.unwrap_or_default())?,
+            minutes: bounded(
+                "minutes",
+                r.opt_str(&ROOT, "minutes", "")?.unwrap_or_default(),
+            )?,
         })
     }
 }
 
 /// Writes a new review document's skeleton.
-pub(crate) fn write_new<T: Transactable>(tx: &mut T, id: DocumentId, unit: &UnitCode, title: &str) -> Result<(), AutomergeError> {
+pub(crate) fn write_new<T: Transactable>(
+    tx: &mut T,
+    id: DocumentId,
+    unit: &UnitCode,
+    title: &str,
+) -> Result<(), AutomergeError> {
     tx.put(ROOT, "schema", DocKind::Review.schema())?;
     tx.put(ROOT, "v", SCHEMA_VERSION)?;
     tx.put(ROOT, "id", id.to_string())?;

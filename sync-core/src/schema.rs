@@ -8,7 +8,7 @@
 use std::str::FromStr;
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 use crate::kind::DocKind;
 
@@ -46,7 +46,9 @@ pub(crate) struct Reader<'a> {
 
 impl std::fmt::Debug for Reader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader").field("heads", &self.heads).finish()
+        f.debug_struct("Reader")
+            .field("heads", &self.heads)
+            .finish()
     }
 }
 
@@ -69,7 +71,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn raw<P: Into<automerge::Prop>>(&self, obj: &ObjId, prop: P, path: &str) -> Result<Raw, SchemaError> {
+    fn raw<P: Into<automerge::Prop>>(
+        &self,
+        obj: &ObjId,
+        prop: P,
+        path: &str,
+    ) -> Result<Raw, SchemaError> {
         let got = match self.heads {
             None => self.doc.get(obj, prop),
             Some(h) => self.doc.get_at(obj, prop, h),
@@ -83,7 +90,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A string field; `None` when absent.
-    pub(crate) fn opt_str(&self, obj: &ObjId, key: &str, path: &str) -> Result<Option<String>, SchemaError> {
+    pub(crate) fn opt_str(
+        &self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<String>, SchemaError> {
         let path = join(path, key);
         match self.raw(obj, key, &path)? {
             Raw::Absent => Ok(None),
@@ -107,7 +119,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A string field parsed into a typed value; `None` when absent.
-    pub(crate) fn opt_parse<T: FromStr>(&self, obj: &ObjId, key: &str, path: &str) -> Result<Option<T>, SchemaError>
+    pub(crate) fn opt_parse<T: FromStr>(
+        &self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<T>, SchemaError>
     where
         T::Err: std::fmt::Display,
     {
@@ -121,7 +138,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A required string field parsed into a typed value.
-    pub(crate) fn parse<T: FromStr>(&self, obj: &ObjId, key: &str, path: &str) -> Result<T, SchemaError>
+    pub(crate) fn parse<T: FromStr>(
+        &self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<T, SchemaError>
     where
         T::Err: std::fmt::Display,
     {
@@ -130,17 +152,31 @@ impl<'a> Reader<'a> {
     }
 
     /// An unsigned integer field; `None` when absent.
-    pub(crate) fn opt_uint(&self, obj: &ObjId, key: &str, path: &str) -> Result<Option<u64>, SchemaError> {
+    pub(crate) fn opt_uint(
+        &self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<u64>, SchemaError> {
         let path = join(path, key);
         match self.raw(obj, key, &path)? {
             Raw::Absent => Ok(None),
             Raw::Scalar(ScalarValue::Uint(u)) => Ok(Some(u)),
             Raw::Scalar(ScalarValue::Int(i)) if i >= 0 => Ok(Some(i as u64)),
-            _ => Err(schema_error(&path, "expected a whole number of zero or more")),
+            _ => Err(schema_error(
+                &path,
+                "expected a whole number of zero or more",
+            )),
         }
     }
 
-    fn object(&self, obj: &ObjId, prop: automerge::Prop, path: &str, want: ObjType) -> Result<Option<ObjId>, SchemaError> {
+    fn object(
+        &self,
+        obj: &ObjId,
+        prop: automerge::Prop,
+        path: &str,
+        want: ObjType,
+    ) -> Result<Option<ObjId>, SchemaError> {
         match self.raw(obj, prop, path)? {
             Raw::Absent => Ok(None),
             Raw::Object(t, id) if t == want => Ok(Some(id)),
@@ -155,7 +191,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A nested map; `None` when absent.
-    pub(crate) fn opt_map(&self, obj: &ObjId, key: &str, path: &str) -> Result<Option<ObjId>, SchemaError> {
+    pub(crate) fn opt_map(
+        &self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<ObjId>, SchemaError> {
         self.object(obj, key.into(), &join(path, key), ObjType::Map)
     }
 
@@ -166,7 +207,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A nested list; `None` when absent.
-    pub(crate) fn opt_list(&self, obj: &ObjId, key: &str, path: &str) -> Result<Option<ObjId>, SchemaError> {
+    pub(crate) fn opt_list(
+        &self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<ObjId>, SchemaError> {
         self.object(obj, key.into(), &join(path, key), ObjType::List)
     }
 
@@ -187,14 +233,24 @@ impl<'a> Reader<'a> {
     }
 
     /// The map at position `index` of a list.
-    pub(crate) fn map_at(&self, list: &ObjId, index: usize, path: &str) -> Result<ObjId, SchemaError> {
+    pub(crate) fn map_at(
+        &self,
+        list: &ObjId,
+        index: usize,
+        path: &str,
+    ) -> Result<ObjId, SchemaError> {
         let path = join(path, &index.to_string());
         self.object(list, index.into(), &path, ObjType::Map)?
             .ok_or_else(|| schema_error(&path, "is missing"))
     }
 
     /// The string at position `index` of a list.
-    pub(crate) fn str_at(&self, list: &ObjId, index: usize, path: &str) -> Result<String, SchemaError> {
+    pub(crate) fn str_at(
+        &self,
+        list: &ObjId,
+        index: usize,
+        path: &str,
+    ) -> Result<String, SchemaError> {
         let path = join(path, &index.to_string());
         match self.raw(list, index, &path)? {
             Raw::Scalar(ScalarValue::Str(s)) => Ok(s.to_string()),
@@ -203,12 +259,19 @@ impl<'a> Reader<'a> {
     }
 
     /// Every string of a list field (absent reads as empty).
-    pub(crate) fn str_list(&self, obj: &ObjId, key: &str, path: &str) -> Result<Vec<String>, SchemaError> {
+    pub(crate) fn str_list(
+        &self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Vec<String>, SchemaError> {
         let Some(list) = self.opt_list(obj, key, path)? else {
             return Ok(Vec::new());
         };
         let path = join(path, key);
-        (0..self.len(&list)).map(|i| self.str_at(&list, i, &path)).collect()
+        (0..self.len(&list))
+            .map(|i| self.str_at(&list, i, &path))
+            .collect()
     }
 
     /// The document's kind from its root `schema` field, checking the version.
@@ -235,7 +298,10 @@ pub(crate) fn bounded(path: &str, text: String) -> Result<String, SchemaError> {
     if text.len() > MAX_TEXT_BYTES {
         Err(schema_error(
             path,
-            format!("text of {} bytes is over the limit of {MAX_TEXT_BYTES}", text.len()),
+            format!(
+                "text of {} bytes is over the limit of {MAX_TEXT_BYTES}",
+                text.len()
+            ),
         ))
     } else {
         Ok(text)
@@ -244,18 +310,33 @@ pub(crate) fn bounded(path: &str, text: String) -> Result<String, SchemaError> {
 
 /// Small helpers for writing typed values inside a transaction.
 pub(crate) trait WriteExt: Transactable {
-    fn put_str(&mut self, obj: &ObjId, key: &str, value: impl ToString) -> Result<(), automerge::AutomergeError> {
+    fn put_str(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        value: impl ToString,
+    ) -> Result<(), automerge::AutomergeError> {
         self.put(obj, key, value.to_string())
     }
 
-    fn put_opt_str<T: ToString>(&mut self, obj: &ObjId, key: &str, value: Option<T>) -> Result<(), automerge::AutomergeError> {
+    fn put_opt_str<T: ToString>(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        value: Option<T>,
+    ) -> Result<(), automerge::AutomergeError> {
         match value {
             Some(v) => self.put(obj, key, v.to_string()),
             None => Ok(()),
         }
     }
 
-    fn put_str_list<T: ToString>(&mut self, obj: &ObjId, key: &str, items: &[T]) -> Result<(), automerge::AutomergeError> {
+    fn put_str_list<T: ToString>(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        items: &[T],
+    ) -> Result<(), automerge::AutomergeError> {
         let list = self.put_object(obj, key, ObjType::List)?;
         for (i, item) in items.iter().enumerate() {
             self.insert(&list, i, item.to_string())?;

@@ -10,16 +10,18 @@
 use std::collections::{HashMap, HashSet};
 
 use automerge::legacy::{Key, ObjectId, OpType};
-use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, Prop, ReadDoc, ROOT};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, Prop, ROOT, ReadDoc};
 
 use crate::audit::{AuditContent, AuditHeader, Finding, Response};
 use crate::date::Date;
 use crate::ids::DocumentId;
 use crate::kind::DocKind;
-use crate::nc::{Nc, LINK_FIELDS};
-use crate::permissions::{check_create, check_field, check_move, refuse, Author, DocContext, Field, Refusal};
+use crate::nc::{LINK_FIELDS, Nc};
+use crate::permissions::{
+    Author, DocContext, Field, Refusal, check_create, check_field, check_move, refuse,
+};
 use crate::review::Review;
-use crate::schema::{join, Reader};
+use crate::schema::{Reader, join};
 use crate::workflow::{AuditState, Event, Lifecycle, NcState, Requirement};
 
 /// The most changes one batch may carry.
@@ -28,8 +30,9 @@ pub const MAX_BATCH_CHANGES: usize = 10_000;
 /// A batch that may be stored.
 #[derive(Debug)]
 pub struct Accepted {
-    /// The document with the batch applied: replace the old one with it.
-    pub doc: Automerge,
+    /// The document with the batch applied: replace the old one with it
+    /// (`None` when the batch held nothing new to apply).
+    pub doc: Option<Automerge>,
     /// The new changes applied, in dependency order.
     pub applied: Vec<Change>,
     /// Changes that wait for dependencies not yet received (not applied, not judged).
@@ -73,11 +76,20 @@ fn key_text(k: &Key) -> Option<String> {
 
 /// Validates a batch of changes from `author` against document `id` as stored,
 /// on the date `today` (the server's date, never the device's).
-pub fn validate_batch(id: DocumentId, doc: &Automerge, changes: Vec<Change>, author: &Author, today: Date) -> Result<Accepted, Refusal> {
+pub fn validate_batch(
+    id: DocumentId,
+    doc: &Automerge,
+    changes: Vec<Change>,
+    author: &Author,
+    today: Date,
+) -> Result<Accepted, Refusal> {
     if changes.len() > MAX_BATCH_CHANGES {
         return Err(refuse(
             "batch.size",
-            format!("A batch of {} changes is over the limit of {MAX_BATCH_CHANGES}.", changes.len()),
+            format!(
+                "A batch of {} changes is over the limit of {MAX_BATCH_CHANGES}.",
+                changes.len()
+            ),
         ));
     }
     let mut already_stored = 0;
@@ -93,7 +105,7 @@ pub fn validate_batch(id: DocumentId, doc: &Automerge, changes: Vec<Change>, aut
     let (ready, pending) = split_ready(doc, fresh);
     if ready.is_empty() {
         return Ok(Accepted {
-            doc: doc.clone(),
+            doc: None,
             applied: Vec::new(),
             pending,
             already_stored,
@@ -111,20 +123,43 @@ pub fn validate_batch(id: DocumentId, doc: &Automerge, changes: Vec<Change>, aut
             ));
         }
     }
-    let before = if doc.get(ROOT, "schema").ok().flatten().is_some() {
-        Some(DocContext::read(doc).map_err(|e| refuse("schema", format!("The stored document cannot be read: {e}")))?)
-    } else {
-        None
-    };
+    let before =
+        if doc.get(ROOT, "schema").ok().flatten().is_some() {
+            Some(DocContext::read(doc).map_err(|e| {
+                refuse("schema", format!("The stored document cannot be read: {e}"))
+            })?)
+        } else {
+            None
+        };
     let mut fork = doc.clone();
-    fork.apply_changes(ready.iter().cloned())
-        .map_err(|e| refuse("change.malformed", format!("The changes could not be applied: {e}")))?;
-    let ctx = DocContext::read(&fork).map_err(|e| refuse("schema", format!("The document does not match its schema: {e}")))?;
+    fork.apply_changes(ready.iter().cloned()).map_err(|e| {
+        refuse(
+            "change.malformed",
+            format!("The changes could not be applied: {e}"),
+        )
+    })?;
+    let ctx = DocContext::read(&fork).map_err(|e| {
+        refuse(
+            "schema",
+            format!("The document does not match its schema: {e}"),
+        )
+    })?;
     if ctx.id != id {
-        return Err(refuse("doc.id", format!("The changes claim document {} but were sent for {id}.", ctx.id)));
+        return Err(refuse(
+            "doc.id",
+            format!(
+                "The changes claim document {} but were sent for {id}.",
+                ctx.id
+            ),
+        ));
     }
     match &before {
-        Some(b) if *b != ctx => return Err(refuse("doc.write_once", "The changes alter what the document belongs to.")),
+        Some(b) if *b != ctx => {
+            return Err(refuse(
+                "doc.write_once",
+                "The changes alter what the document belongs to.",
+            ));
+        }
         Some(_) => {}
         None => check_create(&ctx, author, today)?,
     }
@@ -147,7 +182,7 @@ pub fn validate_batch(id: DocumentId, doc: &Automerge, changes: Vec<Change>, aut
     check.events()?;
     check.schema()?;
     Ok(Accepted {
-        doc: fork,
+        doc: Some(fork),
         applied: ready,
         pending,
         already_stored,
@@ -163,7 +198,10 @@ pub(crate) fn split_ready(doc: &Automerge, mut rest: Vec<Change>) -> (Vec<Change
         let before = rest.len();
         let mut waiting = Vec::new();
         for c in rest {
-            if c.deps().iter().all(|d| have.contains(d) || doc.get_change_meta_by_hash(d).is_some()) {
+            if c.deps()
+                .iter()
+                .all(|d| have.contains(d) || doc.get_change_meta_by_hash(d).is_some())
+            {
                 have.insert(c.hash());
                 ready.push(c);
             } else {
@@ -206,14 +244,19 @@ impl Checker<'_> {
             }
             match &op.obj {
                 ObjectId::Root => {
-                    let key = key_text(&op.key).ok_or_else(|| refuse("schema.root", "The document root must be a map."))?;
+                    let key = key_text(&op.key)
+                        .ok_or_else(|| refuse("schema.root", "The document root must be a map."))?;
                     self.root_op(&key, is_make)?;
                     self.touched.insert((key, None));
                 }
                 ObjectId::Id(obj) => {
                     let obj_key = (obj.counter(), obj.actor().clone());
                     let place = self.place(&obj_key)?;
-                    let second = if place.at_top_object { key_text(&op.key) } else { place.second.clone() };
+                    let second = if place.at_top_object {
+                        key_text(&op.key)
+                    } else {
+                        place.second.clone()
+                    };
                     self.nested_op(&place, &obj_key, op.insert, is_make, &op.action, opid)?;
                     self.touched.insert((place.top.clone(), second));
                 }
@@ -224,7 +267,10 @@ impl Checker<'_> {
 
     fn root_op(&mut self, key: &str, is_make: bool) -> Result<(), Refusal> {
         let kind = self.ctx.kind;
-        if write_once(kind, key) || key == "events" || (is_make && self.doc.get(ROOT, key).ok().flatten().is_some()) {
+        if write_once(kind, key)
+            || key == "events"
+            || (is_make && self.doc.get(ROOT, key).ok().flatten().is_some())
+        {
             if self.existed {
                 return Err(refuse(
                     "doc.write_once",
@@ -234,11 +280,17 @@ impl Checker<'_> {
             return Ok(());
         }
         match Field::of(kind, key) {
-            Some(Field::NcExtension) if self.existed => Err(refuse("nc.extension.append_only", "Extensions can only be added, never changed.")),
+            Some(Field::NcExtension) if self.existed => Err(refuse(
+                "nc.extension.append_only",
+                "Extensions can only be added, never changed.",
+            )),
             Some(field) if self.existed => check_field(self.ctx, self.author, field, self.today),
             // A new document's skeleton is written by its creator, already checked.
             Some(_) => Ok(()),
-            None => Err(refuse("schema.unknown_field", format!("'{key}' is not a field of a {kind}."))),
+            None => Err(refuse(
+                "schema.unknown_field",
+                format!("'{key}' is not a field of a {kind}."),
+            )),
         }
     }
 
@@ -247,21 +299,39 @@ impl Checker<'_> {
             return Ok(p.clone());
         }
         let ex = ObjId::Id(obj.0, obj.1.clone(), usize::MAX);
-        let unknown = || refuse("change.unknown_object", "A change writes into an object the document does not have.");
+        let unknown = || {
+            refuse(
+                "change.unknown_object",
+                "A change writes into an object the document does not have.",
+            )
+        };
         let path: Vec<_> = self.fork.parents(&ex).map_err(|_| unknown())?.collect();
         let top = path.last().ok_or_else(unknown)?;
         let place = Place {
             top: prop_text(&top.prop),
-            second: path.len().checked_sub(2).and_then(|i| path.get(i)).map(|p| prop_text(&p.prop)),
+            second: path
+                .len()
+                .checked_sub(2)
+                .and_then(|i| path.get(i))
+                .map(|p| prop_text(&p.prop)),
             at_top_object: path.len() == 1,
         };
         self.places.insert(obj.clone(), place.clone());
         Ok(place)
     }
 
-    fn nested_op(&mut self, place: &Place, obj: &(u64, ActorId), insert: bool, is_make: bool, action: &OpType, opid: (u64, ActorId)) -> Result<(), Refusal> {
+    fn nested_op(
+        &mut self,
+        place: &Place,
+        obj: &(u64, ActorId),
+        insert: bool,
+        is_make: bool,
+        action: &OpType,
+        opid: (u64, ActorId),
+    ) -> Result<(), Refusal> {
         let kind = self.ctx.kind;
-        let append_only = place.top == "events" || (kind == DocKind::Nc && place.top == "extensions");
+        let append_only =
+            place.top == "events" || (kind == DocKind::Nc && place.top == "extensions");
         if append_only {
             let ok = if place.at_top_object {
                 insert && matches!(action, OpType::Make(automerge::ObjType::Map))
@@ -271,7 +341,10 @@ impl Checker<'_> {
             if !ok {
                 return Err(refuse(
                     "events.append_only",
-                    format!("The {} of a {kind} can only be appended to, never changed or removed.", place.top),
+                    format!(
+                        "The {} of a {kind} can only be appended to, never changed or removed.",
+                        place.top
+                    ),
                 ));
             }
             if place.at_top_object {
@@ -288,7 +361,10 @@ impl Checker<'_> {
         let _ = is_make;
         match Field::of(kind, &place.top) {
             Some(field) => check_field(self.ctx, self.author, field, self.today),
-            None => Err(refuse("schema.unknown_field", format!("'{}' is not a field of a {kind}.", place.top))),
+            None => Err(refuse(
+                "schema.unknown_field",
+                format!("'{}' is not a field of a {kind}.", place.top),
+            )),
         }
     }
 
@@ -298,38 +374,64 @@ impl Checker<'_> {
             return Ok(());
         }
         let r = Reader::now(self.fork);
-        let bad = |e: crate::schema::SchemaError| refuse("schema", format!("A lifecycle event does not match the schema: {e}"));
-        let list = r.opt_list(&ROOT, "events", "").map_err(bad)?.ok_or_else(|| refuse("schema", "events is missing"))?;
+        let bad = |e: crate::schema::SchemaError| {
+            refuse(
+                "schema",
+                format!("A lifecycle event does not match the schema: {e}"),
+            )
+        };
+        let list = r
+            .opt_list(&ROOT, "events", "")
+            .map_err(bad)?
+            .ok_or_else(|| refuse("schema", "events is missing"))?;
         for i in 0..r.len(&list) {
             let obj = r.map_at(&list, i, "events").map_err(bad)?;
-            let ObjId::Id(counter, actor, _) = &obj else { continue };
+            let ObjId::Id(counter, actor, _) = &obj else {
+                continue;
+            };
             if !self.new_events.contains(&(*counter, actor.clone())) {
                 continue;
             }
             let e = Event::read(&r, &list, i).map_err(bad)?;
             if e.by != self.author.user {
-                return Err(refuse("move.by", format!("A move is recorded as made by {} but was sent by {}.", e.by, self.author.user)));
+                return Err(refuse(
+                    "move.by",
+                    format!(
+                        "A move is recorded as made by {} but was sent by {}.",
+                        e.by, self.author.user
+                    ),
+                ));
             }
             match self.ctx.kind {
                 DocKind::Nc => self.nc_move(&e)?,
                 DocKind::Audit => self.audit_move(&e)?,
-                DocKind::Review => return Err(refuse("move.table", "Management reviews have no lifecycle moves.")),
+                DocKind::Review => {
+                    return Err(refuse(
+                        "move.table",
+                        "Management reviews have no lifecycle moves.",
+                    ));
+                }
             }
         }
         Ok(())
     }
 
     fn from_state<S: Lifecycle>(e: &Event) -> Result<S, Refusal> {
-        e.from
-            .parse::<S>()
-            .map_err(|_| refuse("move.table", format!("'{}' is not a state a move can start from.", e.from)))
+        e.from.parse::<S>().map_err(|_| {
+            refuse(
+                "move.table",
+                format!("'{}' is not a state a move can start from.", e.from),
+            )
+        })
     }
 
     fn nc_move(&self, e: &Event) -> Result<(), Refusal> {
         let from: NcState = Self::from_state(e)?;
         check_move(self.ctx, self.author, &e.mv, from, self.today)?;
-        let nc = Nc::read(self.fork).map_err(|err| refuse("schema", format!("The NC does not match its schema: {err}")))?;
-        let row = crate::workflow::find_move(&e.mv, from).ok_or_else(|| refuse("move.table", "unknown move"))?;
+        let nc = Nc::read(self.fork)
+            .map_err(|err| refuse("schema", format!("The NC does not match its schema: {err}")))?;
+        let row = crate::workflow::find_move(&e.mv, from)
+            .ok_or_else(|| refuse("move.table", "unknown move"))?;
         for req in row.requires {
             let met = match req {
                 Requirement::Reason => !e.note.trim().is_empty(),
@@ -337,14 +439,26 @@ impl Checker<'_> {
                 Requirement::Correction => !nc.correction.trim().is_empty(),
                 Requirement::RootCause => !nc.root_cause.trim().is_empty(),
                 Requirement::ActionPlan => {
-                    !nc.actions.is_empty() && nc.actions.values().all(|a| !a.text.trim().is_empty() && !a.owner.trim().is_empty())
+                    !nc.actions.is_empty()
+                        && nc
+                            .actions
+                            .values()
+                            .all(|a| !a.text.trim().is_empty() && !a.owner.trim().is_empty())
                 }
-                Requirement::ActionsDone => !nc.actions.is_empty() && nc.actions.values().all(|a| a.done_on.is_some()),
-                Requirement::VerificationNote => nc.verification.as_ref().is_some_and(|v| !v.note.trim().is_empty()),
+                Requirement::ActionsDone => {
+                    !nc.actions.is_empty() && nc.actions.values().all(|a| a.done_on.is_some())
+                }
+                Requirement::VerificationNote => nc
+                    .verification
+                    .as_ref()
+                    .is_some_and(|v| !v.note.trim().is_empty()),
                 Requirement::Heads => !e.heads.is_empty(),
             };
             if !met {
-                return Err(refuse("move.requirement", format!("'{}' needs {req} first.", e.mv)));
+                return Err(refuse(
+                    "move.requirement",
+                    format!("'{}' needs {req} first.", e.mv),
+                ));
             }
         }
         Ok(())
@@ -353,15 +467,24 @@ impl Checker<'_> {
     fn audit_move(&self, e: &Event) -> Result<(), Refusal> {
         let from: AuditState = Self::from_state(e)?;
         check_move(self.ctx, self.author, &e.mv, from, self.today)?;
-        let row = crate::workflow::find_move(&e.mv, from).ok_or_else(|| refuse("move.table", "unknown move"))?;
+        let row = crate::workflow::find_move(&e.mv, from)
+            .ok_or_else(|| refuse("move.table", "unknown move"))?;
         for req in row.requires {
             let met = match req {
                 Requirement::Reason => !e.note.trim().is_empty(),
-                Requirement::Heads => !e.heads.is_empty() && e.heads.iter().all(|h| self.fork.get_change_meta_by_hash(h).is_some()),
+                Requirement::Heads => {
+                    !e.heads.is_empty()
+                        && e.heads
+                            .iter()
+                            .all(|h| self.fork.get_change_meta_by_hash(h).is_some())
+                }
                 _ => true,
             };
             if !met {
-                return Err(refuse("move.requirement", format!("'{}' needs {req} first.", e.mv)));
+                return Err(refuse(
+                    "move.requirement",
+                    format!("'{}' needs {req} first.", e.mv),
+                ));
             }
         }
         Ok(())
@@ -370,12 +493,25 @@ impl Checker<'_> {
     /// Reads what the batch touched, typed: a write that breaks the schema is refused.
     fn schema(&self) -> Result<(), Refusal> {
         let r = Reader::now(self.fork);
-        let bad = |e: crate::schema::SchemaError| refuse("schema", format!("The change does not match the schema: {e}"));
+        let bad = |e: crate::schema::SchemaError| {
+            refuse(
+                "schema",
+                format!("The change does not match the schema: {e}"),
+            )
+        };
         match self.ctx.kind {
             DocKind::Nc => {
                 let nc = Nc::read(self.fork).map_err(bad)?;
-                if self.new_extensions && nc.extensions.last().is_some_and(|x| x.by != self.author.user) {
-                    return Err(refuse("nc.extension.by", "An extension must name the officer who grants it."));
+                if self.new_extensions
+                    && nc
+                        .extensions
+                        .last()
+                        .is_some_and(|x| x.by != self.author.user)
+                {
+                    return Err(refuse(
+                        "nc.extension.by",
+                        "An extension must name the officer who grants it.",
+                    ));
                 }
                 Ok(())
             }
@@ -388,8 +524,16 @@ impl Checker<'_> {
                 for (top, second) in &self.touched {
                     match (top.as_str(), second) {
                         ("header", _) => AuditHeader::read(&r).map(|_| ()).map_err(bad)?,
-                        ("responses", Some(key)) => self.read_entry(&r, "responses", key, |r, o, p| Response::read(r, o, p).map(|_| ()))?,
-                        ("findings", Some(key)) => self.read_entry(&r, "findings", key, |r, o, p| Finding::read(r, o, p).map(|_| ()))?,
+                        ("responses", Some(key)) => {
+                            self.read_entry(&r, "responses", key, |r, o, p| {
+                                Response::read(r, o, p).map(|_| ())
+                            })?
+                        }
+                        ("findings", Some(key)) => {
+                            self.read_entry(&r, "findings", key, |r, o, p| {
+                                Finding::read(r, o, p).map(|_| ())
+                            })?
+                        }
                         ("notes", _) => {
                             r.opt_str(&ROOT, "notes", "").map_err(bad)?;
                         }
@@ -408,13 +552,29 @@ impl Checker<'_> {
         key: &str,
         read: impl Fn(&Reader<'_>, &ObjId, &str) -> Result<(), crate::schema::SchemaError>,
     ) -> Result<(), Refusal> {
-        let bad = |e: crate::schema::SchemaError| refuse("schema", format!("The change does not match the schema: {e}"));
+        let bad = |e: crate::schema::SchemaError| {
+            refuse(
+                "schema",
+                format!("The change does not match the schema: {e}"),
+            )
+        };
         let path = join(top, key);
         let checked_key = match top {
-            "responses" => key.parse::<crate::ids::ResponseKey>().map(|_| ()).map_err(|e| e.to_string()),
-            _ => key.parse::<crate::ids::ItemId>().map(|_| ()).map_err(|e| e.to_string()),
+            "responses" => key
+                .parse::<crate::ids::ResponseKey>()
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            _ => key
+                .parse::<crate::ids::ItemId>()
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         };
-        checked_key.map_err(|e| refuse("schema", format!("The change does not match the schema: {path}: {e}")))?;
+        checked_key.map_err(|e| {
+            refuse(
+                "schema",
+                format!("The change does not match the schema: {path}: {e}"),
+            )
+        })?;
         let container = r.map(&ROOT, top, "").map_err(bad)?;
         match r.opt_map(&container, key, top).map_err(bad)? {
             Some(obj) => read(r, &obj, &path).map_err(bad),

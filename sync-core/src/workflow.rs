@@ -99,7 +99,10 @@ states!(
 impl AuditState {
     /// Whether the audit's content is locked: later edits are kept as late edits.
     pub fn is_locked(self) -> bool {
-        matches!(self, AuditState::InReview | AuditState::ReportIssued | AuditState::Closed)
+        matches!(
+            self,
+            AuditState::InReview | AuditState::ReportIssued | AuditState::Closed
+        )
     }
 }
 
@@ -187,9 +190,27 @@ use Requirement as R;
 pub const NC_MOVES: &[Move<NcState>] = {
     use NcState::*;
     &[
-        Move { name: "raise", from: Draft, to: Open, who: Who::AuditTeam, requires: &[R::Description] },
-        Move { name: "withdraw", from: Draft, to: Withdrawn, who: Who::AuditLead, requires: &[R::Reason] },
-        Move { name: "withdraw", from: Open, to: Withdrawn, who: Who::AuditLead, requires: &[R::Reason] },
+        Move {
+            name: "raise",
+            from: Draft,
+            to: Open,
+            who: Who::AuditTeam,
+            requires: &[R::Description],
+        },
+        Move {
+            name: "withdraw",
+            from: Draft,
+            to: Withdrawn,
+            who: Who::AuditLead,
+            requires: &[R::Reason],
+        },
+        Move {
+            name: "withdraw",
+            from: Open,
+            to: Withdrawn,
+            who: Who::AuditLead,
+            requires: &[R::Reason],
+        },
         Move {
             name: "submit_response",
             from: Open,
@@ -197,9 +218,27 @@ pub const NC_MOVES: &[Move<NcState>] = {
             who: Who::ProcessOwner,
             requires: &[R::Correction, R::RootCause, R::ActionPlan],
         },
-        Move { name: "accept_plan", from: ResponseSubmitted, to: PlanAccepted, who: Who::AuditTeam, requires: &[] },
-        Move { name: "reject_plan", from: ResponseSubmitted, to: Open, who: Who::AuditTeam, requires: &[R::Reason] },
-        Move { name: "mark_implemented", from: PlanAccepted, to: Implemented, who: Who::ProcessOwner, requires: &[R::ActionsDone] },
+        Move {
+            name: "accept_plan",
+            from: ResponseSubmitted,
+            to: PlanAccepted,
+            who: Who::AuditTeam,
+            requires: &[],
+        },
+        Move {
+            name: "reject_plan",
+            from: ResponseSubmitted,
+            to: Open,
+            who: Who::AuditTeam,
+            requires: &[R::Reason],
+        },
+        Move {
+            name: "mark_implemented",
+            from: PlanAccepted,
+            to: Implemented,
+            who: Who::ProcessOwner,
+            requires: &[R::ActionsDone],
+        },
         Move {
             name: "verify_effective",
             from: Implemented,
@@ -214,7 +253,13 @@ pub const NC_MOVES: &[Move<NcState>] = {
             who: Who::IndependentAuditor,
             requires: &[R::VerificationNote, R::Reason],
         },
-        Move { name: "reopen", from: Closed, to: Open, who: Who::NodalOfficer, requires: &[R::Reason] },
+        Move {
+            name: "reopen",
+            from: Closed,
+            to: Open,
+            who: Who::NodalOfficer,
+            requires: &[R::Reason],
+        },
     ]
 };
 
@@ -222,14 +267,62 @@ pub const NC_MOVES: &[Move<NcState>] = {
 pub const AUDIT_MOVES: &[Move<AuditState>] = {
     use AuditState::*;
     &[
-        Move { name: "start", from: Planned, to: InProgress, who: Who::AuditLead, requires: &[] },
-        Move { name: "submit_for_review", from: InProgress, to: InReview, who: Who::AuditLead, requires: &[R::Heads] },
-        Move { name: "return_for_edit", from: InReview, to: InProgress, who: Who::AuditLead, requires: &[R::Reason] },
-        Move { name: "issue_report", from: InReview, to: ReportIssued, who: Who::AuditLead, requires: &[] },
-        Move { name: "close", from: ReportIssued, to: Closed, who: Who::AuditLead, requires: &[] },
-        Move { name: "accept_late_edits", from: InReview, to: InReview, who: Who::AuditLead, requires: &[R::Heads] },
-        Move { name: "accept_late_edits", from: ReportIssued, to: ReportIssued, who: Who::AuditLead, requires: &[R::Heads] },
-        Move { name: "accept_late_edits", from: Closed, to: Closed, who: Who::AuditLead, requires: &[R::Heads] },
+        Move {
+            name: "start",
+            from: Planned,
+            to: InProgress,
+            who: Who::AuditLead,
+            requires: &[],
+        },
+        Move {
+            name: "submit_for_review",
+            from: InProgress,
+            to: InReview,
+            who: Who::AuditLead,
+            requires: &[R::Heads],
+        },
+        Move {
+            name: "return_for_edit",
+            from: InReview,
+            to: InProgress,
+            who: Who::AuditLead,
+            requires: &[R::Reason],
+        },
+        Move {
+            name: "issue_report",
+            from: InReview,
+            to: ReportIssued,
+            who: Who::AuditLead,
+            requires: &[],
+        },
+        Move {
+            name: "close",
+            from: ReportIssued,
+            to: Closed,
+            who: Who::AuditLead,
+            requires: &[],
+        },
+        Move {
+            name: "accept_late_edits",
+            from: InReview,
+            to: InReview,
+            who: Who::AuditLead,
+            requires: &[R::Heads],
+        },
+        Move {
+            name: "accept_late_edits",
+            from: ReportIssued,
+            to: ReportIssued,
+            who: Who::AuditLead,
+            requires: &[R::Heads],
+        },
+        Move {
+            name: "accept_late_edits",
+            from: Closed,
+            to: Closed,
+            who: Who::AuditLead,
+            requires: &[R::Heads],
+        },
     ]
 };
 
@@ -280,8 +373,9 @@ impl Event {
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                h.parse::<ChangeHash>()
-                    .map_err(|_| schema_error(&format!("{path}/heads/{i}"), "expected a change hash"))
+                h.parse::<ChangeHash>().map_err(|_| {
+                    schema_error(&format!("{path}/heads/{i}"), "expected a change hash")
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Event {
@@ -299,7 +393,9 @@ impl Event {
         let Some(list) = r.opt_list(&automerge::ROOT, "events", "")? else {
             return Ok(Vec::new());
         };
-        (0..r.len(&list)).map(|i| Event::read(r, &list, i)).collect()
+        (0..r.len(&list))
+            .map(|i| Event::read(r, &list, i))
+            .collect()
     }
 }
 
@@ -436,7 +532,14 @@ mod tests {
     #[test]
     fn escalation_levels_follow_days_overdue() {
         let due: Date = "2025-08-01".parse().expect("valid");
-        let cases = [(-1, None), (0, Some(Level::L1)), (15, Some(Level::L1)), (16, Some(Level::L2)), (30, Some(Level::L2)), (31, Some(Level::L3))];
+        let cases = [
+            (-1, None),
+            (0, Some(Level::L1)),
+            (15, Some(Level::L1)),
+            (16, Some(Level::L2)),
+            (30, Some(Level::L2)),
+            (31, Some(Level::L3)),
+        ];
         for (days, level) in cases {
             assert_eq!(escalation(due, due.add_days(days)), level, "{days} days");
         }
@@ -448,7 +551,8 @@ mod tests {
             let mut seen = vec![NcState::INITIAL];
             let mut i = 0;
             while i < seen.len() {
-                for m in NC_MOVES.iter().filter(|m| m.from == seen[i]) {
+                let from = seen[i];
+                for m in NC_MOVES.iter().filter(|m| m.from == from) {
                     if !seen.contains(&m.to) {
                         seen.push(m.to);
                     }

@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use sync_core::edit::Edit;
 use sync_core::nc::DueKind;
 use sync_core::permissions::{Author, TeamRole};
-use sync_core::testing::fixtures::{actor, Demo};
-use sync_core::testing::sim::{derived, NetConfig, Sim};
+use sync_core::testing::fixtures::{Demo, actor};
+use sync_core::testing::sim::{NetConfig, Sim, derived};
 use sync_core::workflow::NcState;
 
 /// Rounds (10 ms each) allowed for the final convergence after everyone reconnects.
@@ -18,18 +18,52 @@ const MAX_ROUNDS: usize = 400;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Answer { device: usize, item: u8, variant: u8 },
-    Finding { device: usize, n: u8 },
-    NcMove { device: usize, mv: u8 },
-    AuditMove { device: usize, mv: u8 },
-    RootCause { n: u8 },
-    Extend { days: u8 },
-    Toggle { device: usize },
-    Steps { n: u8 },
+    Answer {
+        device: usize,
+        item: u8,
+        variant: u8,
+    },
+    Finding {
+        device: usize,
+        n: u8,
+    },
+    NcMove {
+        device: usize,
+        mv: u8,
+    },
+    AuditMove {
+        device: usize,
+        mv: u8,
+    },
+    RootCause {
+        n: u8,
+    },
+    Extend {
+        days: u8,
+    },
+    Toggle {
+        device: usize,
+    },
+    Steps {
+        n: u8,
+    },
 }
 
-const NC_MOVES: [&str; 7] = ["submit_response", "accept_plan", "reject_plan", "mark_implemented", "verify_effective", "verify_not_effective", "reopen"];
-const AUDIT_MOVES: [&str; 4] = ["start", "submit_for_review", "return_for_edit", "accept_late_edits"];
+const NC_MOVES: [&str; 7] = [
+    "submit_response",
+    "accept_plan",
+    "reject_plan",
+    "mark_implemented",
+    "verify_effective",
+    "verify_not_effective",
+    "reopen",
+];
+const AUDIT_MOVES: [&str; 4] = [
+    "start",
+    "submit_for_review",
+    "return_for_edit",
+    "accept_late_edits",
+];
 
 fn op() -> impl Strategy<Value = Op> {
     let d = 0usize..5;
@@ -50,45 +84,92 @@ fn authors(demo: &Demo, n: usize) -> Vec<Author> {
     let mut second = demo.outsider.clone();
     second.audits.insert(demo.audit_id, TeamRole::Member);
     second.actors = [actor(5)].into();
-    [demo.lead.clone(), demo.member.clone(), demo.owner.clone(), demo.nodal.clone(), second]
-        .into_iter()
-        .take(n)
-        .collect()
+    [
+        demo.lead.clone(),
+        demo.member.clone(),
+        demo.owner.clone(),
+        demo.nodal.clone(),
+        second,
+    ]
+    .into_iter()
+    .take(n)
+    .collect()
 }
 
-fn run(seed: u64, devices: usize, drop: f64, duplicate: f64, ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run(
+    seed: u64,
+    devices: usize,
+    drop: f64,
+    duplicate: f64,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
     let demo = Demo::new();
     let audit = demo.realistic_audit(3, 1);
     let nc = demo.nc_in(NcState::Open);
-    let net = NetConfig { drop, duplicate, max_delay_ms: 40 };
-    let mut sim = Sim::new(seed, NetConfig::RELIABLE, demo.today, authors(&demo, devices), vec![(demo.audit_id, audit), (demo.nc_id, nc)]);
+    let net = NetConfig {
+        drop,
+        duplicate,
+        max_delay_ms: 40,
+    };
+    let mut sim = Sim::new(
+        seed,
+        NetConfig::RELIABLE,
+        demo.today,
+        authors(&demo, devices),
+        vec![(demo.audit_id, audit), (demo.nc_id, nc)],
+    );
     for i in 0..devices {
         sim.set_online(i, true);
     }
-    prop_assert!(sim.run_until_converged(MAX_ROUNDS).is_some(), "initial download did not converge");
+    prop_assert!(
+        sim.run_until_converged(MAX_ROUNDS).is_some(),
+        "initial download did not converge"
+    );
     sim.net = net;
     for op in ops {
         // A move or edit the local rules refuse is simply not offered by the UI: skip it.
         let _ = match op {
-            Op::Answer { device, item, variant } if device < devices => {
-                sim.edit(device, demo.audit_id, &demo.answer(item as usize, variant as usize))
+            Op::Answer {
+                device,
+                item,
+                variant,
+            } if device < devices => sim.edit(
+                device,
+                demo.audit_id,
+                &demo.answer(item as usize, variant as usize),
+            ),
+            Op::Finding { device, n } if device < devices => {
+                sim.edit(device, demo.audit_id, &demo.finding(n as usize))
             }
-            Op::Finding { device, n } if device < devices => sim.edit(device, demo.audit_id, &demo.finding(n as usize)),
             Op::NcMove { device, mv } if device < devices => sim.edit(
                 device,
                 demo.nc_id,
-                &Edit::Move { mv: NC_MOVES[mv as usize].into(), note: format!("by device {device}") },
+                &Edit::Move {
+                    mv: NC_MOVES[mv as usize].into(),
+                    note: format!("by device {device}"),
+                },
             ),
             Op::AuditMove { device, mv } if device < devices => sim.edit(
                 device,
                 demo.audit_id,
-                &Edit::Move { mv: AUDIT_MOVES[mv as usize].into(), note: "lead's decision".into() },
+                &Edit::Move {
+                    mv: AUDIT_MOVES[mv as usize].into(),
+                    note: "lead's decision".into(),
+                },
             ),
-            Op::RootCause { n } if devices > 2 => sim.edit(2, demo.nc_id, &Edit::SetRootCause(format!("Root cause, take {n}"))),
+            Op::RootCause { n } if devices > 2 => sim.edit(
+                2,
+                demo.nc_id,
+                &Edit::SetRootCause(format!("Root cause, take {n}")),
+            ),
             Op::Extend { days } if devices > 3 => sim.edit(
                 3,
                 demo.nc_id,
-                &Edit::Extend { of: DueKind::Response, due: demo.today.add_days(days as i32), justification: "Staff on leave".into() },
+                &Edit::Extend {
+                    of: DueKind::Response,
+                    due: demo.today.add_days(days as i32),
+                    justification: "Staff on leave".into(),
+                },
             ),
             Op::Toggle { device } if device < devices => {
                 let online = sim.devices[device].online;
@@ -110,12 +191,25 @@ fn run(seed: u64, devices: usize, drop: f64, duplicate: f64, ops: Vec<Op>) -> Re
         sim.set_online(i, true);
     }
     let rounds = sim.run_until_converged(MAX_ROUNDS);
-    prop_assert!(rounds.is_some(), "no convergence within {} rounds", MAX_ROUNDS);
-    prop_assert!(sim.quarantined.is_empty(), "a locally permitted edit was refused: {:?}", sim.quarantined.first());
+    prop_assert!(
+        rounds.is_some(),
+        "no convergence within {} rounds",
+        MAX_ROUNDS
+    );
+    prop_assert!(
+        sim.quarantined.is_empty(),
+        "a locally permitted edit was refused: {:?}",
+        sim.quarantined.first()
+    );
     let heads = sim.heads();
     for (i, h) in heads.iter().enumerate().skip(1) {
         for (doc, dh) in h {
-            prop_assert_eq!(Some(dh), heads[0].get(doc), "device {} heads differ from the server's", i - 1);
+            prop_assert_eq!(
+                Some(dh),
+                heads[0].get(doc),
+                "device {} heads differ from the server's",
+                i - 1
+            );
         }
     }
     for id in [demo.audit_id, demo.nc_id] {
@@ -149,25 +243,57 @@ proptest! {
 fn concurrent_moves_on_one_nc_keep_both_events_and_flag_the_loser() {
     let demo = Demo::new();
     let nc = demo.nc_in(NcState::ResponseSubmitted);
-    let mut sim = Sim::new(7, NetConfig::RELIABLE, demo.today, authors(&demo, 5), vec![(demo.nc_id, nc)]);
+    let mut sim = Sim::new(
+        7,
+        NetConfig::RELIABLE,
+        demo.today,
+        authors(&demo, 5),
+        vec![(demo.nc_id, nc)],
+    );
     for i in 0..5 {
         sim.set_online(i, true);
     }
     assert!(sim.run_until_converged(MAX_ROUNDS).is_some());
     sim.set_online(0, false);
     sim.set_online(1, false);
-    sim.edit(0, demo.nc_id, &Edit::Move { mv: "accept_plan".into(), note: String::new() }).expect("lead accepts");
-    sim.edit(1, demo.nc_id, &Edit::Move { mv: "reject_plan".into(), note: "Actions too vague".into() }).expect("member rejects");
+    sim.edit(
+        0,
+        demo.nc_id,
+        &Edit::Move {
+            mv: "accept_plan".into(),
+            note: String::new(),
+        },
+    )
+    .expect("lead accepts");
+    sim.edit(
+        1,
+        demo.nc_id,
+        &Edit::Move {
+            mv: "reject_plan".into(),
+            note: "Actions too vague".into(),
+        },
+    )
+    .expect("member rejects");
     sim.set_online(0, true);
     sim.set_online(1, true);
     assert!(sim.run_until_converged(MAX_ROUNDS).is_some());
     let nc = sync_core::nc::Nc::read(sim.server.doc(&demo.nc_id).expect("held")).expect("readable");
     let view = nc.view(&Default::default(), demo.today);
-    assert_eq!(nc.events.iter().filter(|e| e.from == "response_submitted").count(), 2, "both moves kept");
+    assert_eq!(
+        nc.events
+            .iter()
+            .filter(|e| e.from == "response_submitted")
+            .count(),
+        2,
+        "both moves kept"
+    );
     assert_eq!(view.conflicts.len(), 1, "exactly one move conflicts");
     assert!(matches!(view.state, NcState::PlanAccepted | NcState::Open));
     for d in &sim.devices {
-        assert_eq!(derived(d.engine.doc(&demo.nc_id).expect("held"), demo.today), derived(sim.server.doc(&demo.nc_id).expect("held"), demo.today));
+        assert_eq!(
+            derived(d.engine.doc(&demo.nc_id).expect("held"), demo.today),
+            derived(sim.server.doc(&demo.nc_id).expect("held"), demo.today)
+        );
     }
 }
 
@@ -175,26 +301,62 @@ fn concurrent_moves_on_one_nc_keep_both_events_and_flag_the_loser() {
 fn a_late_edit_to_a_locked_audit_is_kept_and_flagged_not_applied() {
     let demo = Demo::new();
     let audit = demo.realistic_audit(3, 1);
-    let mut sim = Sim::new(11, NetConfig::RELIABLE, demo.today, authors(&demo, 2), vec![(demo.audit_id, audit)]);
+    let mut sim = Sim::new(
+        11,
+        NetConfig::RELIABLE,
+        demo.today,
+        authors(&demo, 2),
+        vec![(demo.audit_id, audit)],
+    );
     sim.set_online(0, true);
     sim.set_online(1, true);
     assert!(sim.run_until_converged(MAX_ROUNDS).is_some());
     sim.set_online(1, false);
-    sim.edit(0, demo.audit_id, &Edit::Move { mv: "start".into(), note: String::new() }).expect("start");
-    sim.edit(0, demo.audit_id, &Edit::Move { mv: "submit_for_review".into(), note: String::new() }).expect("lock");
+    sim.edit(
+        0,
+        demo.audit_id,
+        &Edit::Move {
+            mv: "start".into(),
+            note: String::new(),
+        },
+    )
+    .expect("start");
+    sim.edit(
+        0,
+        demo.audit_id,
+        &Edit::Move {
+            mv: "submit_for_review".into(),
+            note: String::new(),
+        },
+    )
+    .expect("lock");
     // The auditor, offline, still answers an item.
-    sim.edit(1, demo.audit_id, &demo.answer(40, 2)).expect("offline answer");
+    sim.edit(1, demo.audit_id, &demo.answer(40, 2))
+        .expect("offline answer");
     sim.set_online(1, true);
     assert!(sim.run_until_converged(MAX_ROUNDS).is_some());
-    let view = sync_core::audit::AuditView::read(sim.server.doc(&demo.audit_id).expect("held")).expect("readable");
+    let view = sync_core::audit::AuditView::read(sim.server.doc(&demo.audit_id).expect("held"))
+        .expect("readable");
     assert!(view.state.is_locked());
     assert_eq!(view.late_edits.len(), 1, "{:?}", view.late_edits);
     let key = "sd.item_13@P03".parse().expect("key");
-    assert!(!view.content.responses.contains_key(&key), "late edit applied");
+    assert!(
+        !view.content.responses.contains_key(&key),
+        "late edit applied"
+    );
     // The lead accepts: the edit now counts.
-    sim.edit(0, demo.audit_id, &Edit::Move { mv: "accept_late_edits".into(), note: String::new() }).expect("accept");
+    sim.edit(
+        0,
+        demo.audit_id,
+        &Edit::Move {
+            mv: "accept_late_edits".into(),
+            note: String::new(),
+        },
+    )
+    .expect("accept");
     assert!(sim.run_until_converged(MAX_ROUNDS).is_some());
-    let view = sync_core::audit::AuditView::read(sim.server.doc(&demo.audit_id).expect("held")).expect("readable");
+    let view = sync_core::audit::AuditView::read(sim.server.doc(&demo.audit_id).expect("held"))
+        .expect("readable");
     assert!(view.late_edits.is_empty());
     assert!(view.content.responses.contains_key(&key));
 }

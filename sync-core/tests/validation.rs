@@ -6,14 +6,18 @@ use automerge::{Automerge, Change, ReadDoc};
 use sync_core::audit::{Answer, AuditView, YesNo};
 use sync_core::edit::Edit;
 use sync_core::nc::{DueKind, Nc};
-use sync_core::permissions::{may_edit, Author, Field, Target};
-use sync_core::testing::fixtures::{actor, Demo};
+use sync_core::permissions::{Author, Field, Target, may_edit};
+use sync_core::testing::fixtures::{Demo, actor};
 use sync_core::validate::validate_batch;
 use sync_core::workflow::NcState;
 
 /// Makes an edit on a device copy *without* local checks, as a tampered or
 /// out-of-date client would, and returns the raw change for the server.
-fn forged(doc: &Automerge, as_actor: u8, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) -> Change {
+fn forged(
+    doc: &Automerge,
+    as_actor: u8,
+    f: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+) -> Change {
     let mut copy = doc.clone();
     copy.set_actor(actor(as_actor));
     let mut tx = copy.transaction();
@@ -22,7 +26,13 @@ fn forged(doc: &Automerge, as_actor: u8, f: impl FnOnce(&mut automerge::transact
     copy.get_last_local_change().expect("a change was made")
 }
 
-fn device_edit(demo: &Demo, stored: &Automerge, id: sync_core::ids::DocumentId, author: &Author, edit: Edit) -> Change {
+fn device_edit(
+    demo: &Demo,
+    stored: &Automerge,
+    id: sync_core::ids::DocumentId,
+    author: &Author,
+    edit: Edit,
+) -> Change {
     let mut copy = stored.clone();
     copy.set_actor(author.actors.iter().next().expect("a device").clone());
     sync_core::edit::apply_edit(id, &mut copy, &edit, author, demo.now()).expect("permitted")
@@ -35,17 +45,37 @@ fn an_auditor_cannot_write_an_ncs_root_cause_but_its_owner_can() {
     let heads = stored.get_heads();
     let change = forged(&stored, 2, |tx| {
         use automerge::transaction::Transactable;
-        tx.put(automerge::ROOT, "root_cause", "Auditor's guess").expect("put");
+        tx.put(automerge::ROOT, "root_cause", "Auditor's guess")
+            .expect("put");
     });
-    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today).expect_err("auditor wrote owner field");
+    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today)
+        .expect_err("auditor wrote owner field");
     assert_eq!(err.rule, "nc.owner_fields");
-    assert!(err.message.contains("s.khan") && err.message.contains("process owner"), "{err}");
+    assert!(
+        err.message.contains("s.khan") && err.message.contains("process owner"),
+        "{err}"
+    );
     assert_eq!(stored.get_heads(), heads);
-    assert_ne!(Nc::read(&stored).expect("readable").root_cause, "Auditor's guess");
+    assert_ne!(
+        Nc::read(&stored).expect("readable").root_cause,
+        "Auditor's guess"
+    );
 
-    let change = device_edit(&demo, &stored, demo.nc_id, &demo.owner, Edit::SetRootCause("Desk had no ageing report".into()));
-    let ok = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today).expect("owner may");
-    assert_eq!(Nc::read(&ok.doc).expect("readable").root_cause, "Desk had no ageing report");
+    let change = device_edit(
+        &demo,
+        &stored,
+        demo.nc_id,
+        &demo.owner,
+        Edit::SetRootCause("Desk had no ageing report".into()),
+    );
+    let ok = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today)
+        .expect("owner may");
+    assert_eq!(
+        Nc::read(ok.doc.as_ref().expect("applied"))
+            .expect("readable")
+            .root_cause,
+        "Desk had no ageing report"
+    );
     assert_eq!(ok.applied.len(), 1);
 }
 
@@ -56,32 +86,44 @@ fn a_process_owner_cannot_close_their_own_nc_but_an_independent_auditor_can() {
     let heads = stored.get_heads();
     let mut copy = stored.clone();
     let err = demo
-        .edit(demo.nc_id, &mut copy, &demo.owner, Edit::Move { mv: "verify_effective".into(), note: "done".into() })
+        .edit(
+            demo.nc_id,
+            &mut copy,
+            &demo.owner,
+            Edit::Move {
+                mv: "verify_effective".into(),
+                note: "done".into(),
+            },
+        )
         .expect_err("owner closing own NC");
     assert_eq!(err.rule, "move.who");
 
     // A tampered client skips the local check: the server refuses the same.
     let change = forged(&stored, 3, |tx| {
-        use automerge::transaction::{Transactable};
+        use automerge::transaction::Transactable;
         let list = match tx.get(automerge::ROOT, "events").expect("get") {
             Some((_, id)) => id,
             None => panic!("no events"),
         };
         let at = tx.length(&list);
-        let e = tx.insert_object(&list, at, automerge::ObjType::Map).expect("insert");
+        let e = tx
+            .insert_object(&list, at, automerge::ObjType::Map)
+            .expect("insert");
         tx.put(&e, "move", "verify_effective").expect("put");
         tx.put(&e, "from", "implemented").expect("put");
         tx.put(&e, "by", "ac.div2").expect("put");
         tx.put(&e, "at", "2026-01-15T10:00:00Z").expect("put");
         tx.put(&e, "note", "closing my own").expect("put");
     });
-    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today).expect_err("refused");
+    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today)
+        .expect_err("refused");
     assert_eq!(err.rule, "move.who");
     assert_eq!(stored.get_heads(), heads);
 
     // An auditor who also owns the process is not independent either.
     let mut both = demo.member.clone();
-    both.processes.insert((demo.unit.clone(), "P03".parse().expect("code")));
+    both.processes
+        .insert((demo.unit.clone(), "P03".parse().expect("code")));
     both.grants.push(sync_core::permissions::RoleGrant {
         unit: demo.unit.clone(),
         role: sync_core::permissions::Role::ProcessOwner,
@@ -90,13 +132,33 @@ fn a_process_owner_cannot_close_their_own_nc_but_an_independent_auditor_can() {
     });
     let mut copy = stored.clone();
     let err = demo
-        .edit(demo.nc_id, &mut copy, &both, Edit::Move { mv: "verify_effective".into(), note: "done".into() })
+        .edit(
+            demo.nc_id,
+            &mut copy,
+            &both,
+            Edit::Move {
+                mv: "verify_effective".into(),
+                note: "done".into(),
+            },
+        )
         .expect_err("owner-auditor");
     assert_eq!(err.rule, "move.who");
 
-    let change = device_edit(&demo, &stored, demo.nc_id, &demo.member, Edit::Move { mv: "verify_effective".into(), note: "Verified".into() });
-    let ok = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today).expect("independent auditor");
-    let view = Nc::read(&ok.doc).expect("readable").view(&Default::default(), demo.today);
+    let change = device_edit(
+        &demo,
+        &stored,
+        demo.nc_id,
+        &demo.member,
+        Edit::Move {
+            mv: "verify_effective".into(),
+            note: "Verified".into(),
+        },
+    );
+    let ok = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today)
+        .expect("independent auditor");
+    let view = Nc::read(ok.doc.as_ref().expect("applied"))
+        .expect("readable")
+        .view(&Default::default(), demo.today);
     assert_eq!(view.state, NcState::Closed);
 }
 
@@ -112,17 +174,34 @@ fn a_user_not_on_the_audit_team_cannot_edit_the_audit() {
             Some((_, id)) => id,
             None => panic!("no responses"),
         };
-        let r = tx.put_object(&responses, "chr.review", automerge::ObjType::Map).expect("put");
+        let r = tx
+            .put_object(&responses, "chr.review", automerge::ObjType::Map)
+            .expect("put");
         tx.put(&r, "type", "yn").expect("put");
         tx.put(&r, "value", "no").expect("put");
         tx.put(&r, "by", "p.sharma").expect("put");
         tx.put(&r, "at", "2026-01-15T10:00:00Z").expect("put");
     });
-    let err = validate_batch(demo.audit_id, &stored, vec![change], &demo.outsider, demo.today).expect_err("outsider");
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![change],
+        &demo.outsider,
+        demo.today,
+    )
+    .expect_err("outsider");
     assert_eq!(err.rule, "audit.content");
     assert!(err.message.contains("p.sharma"), "{err}");
     assert_eq!(stored.get_heads(), heads);
-    assert!(may_edit(&stored, &demo.outsider, Target::Field(Field::AuditContent), demo.today).is_err());
+    assert!(
+        may_edit(
+            &stored,
+            &demo.outsider,
+            Target::Field(Field::AuditContent),
+            demo.today
+        )
+        .is_err()
+    );
 
     let edit = Edit::SetResponse {
         key: "chr.review".parse().expect("key"),
@@ -130,11 +209,30 @@ fn a_user_not_on_the_audit_team_cannot_edit_the_audit() {
         note: "No review recorded since 2023".into(),
         evidence: Vec::new(),
     };
-    assert!(may_edit(&stored, &demo.member, Target::Field(Field::AuditContent), demo.today).is_ok());
+    assert!(
+        may_edit(
+            &stored,
+            &demo.member,
+            Target::Field(Field::AuditContent),
+            demo.today
+        )
+        .is_ok()
+    );
     let change = device_edit(&demo, &stored, demo.audit_id, &demo.member, edit);
-    let ok = validate_batch(demo.audit_id, &stored, vec![change], &demo.member, demo.today).expect("team member");
-    let view = AuditView::read(&ok.doc).expect("readable");
-    assert!(view.content.responses.contains_key(&"chr.review".parse().expect("key")));
+    let ok = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![change],
+        &demo.member,
+        demo.today,
+    )
+    .expect("team member");
+    let view = AuditView::read(ok.doc.as_ref().expect("applied")).expect("readable");
+    assert!(
+        view.content
+            .responses
+            .contains_key(&"chr.review".parse().expect("key"))
+    );
 }
 
 #[test]
@@ -145,21 +243,31 @@ fn a_change_carrying_someone_elses_actor_id_is_refused() {
     // The owner's edit, made under the lead auditor's actor id (device 1).
     let change = forged(&stored, 1, |tx| {
         use automerge::transaction::Transactable;
-        tx.put(automerge::ROOT, "correction", "Cleared").expect("put");
+        tx.put(automerge::ROOT, "correction", "Cleared")
+            .expect("put");
     });
-    let err = validate_batch(demo.nc_id, &stored, vec![change.clone()], &demo.owner, demo.today).expect_err("foreign actor");
+    let err = validate_batch(
+        demo.nc_id,
+        &stored,
+        vec![change.clone()],
+        &demo.owner,
+        demo.today,
+    )
+    .expect_err("foreign actor");
     assert_eq!(err.rule, "actor.not_registered");
     assert_eq!(stored.get_heads(), heads);
     // The same edit under the owner's own actor is accepted.
     let own = forged(&stored, 3, |tx| {
         use automerge::transaction::Transactable;
-        tx.put(automerge::ROOT, "correction", "Cleared").expect("put");
+        tx.put(automerge::ROOT, "correction", "Cleared")
+            .expect("put");
     });
     assert!(validate_batch(demo.nc_id, &stored, vec![own], &demo.owner, demo.today).is_ok());
     // A change the server already stores may be relayed by anyone.
     let mut with = stored.clone();
     with.apply_changes(vec![change.clone()]).expect("apply");
-    let relayed = validate_batch(demo.nc_id, &with, vec![change], &demo.nodal, demo.today).expect("relay");
+    let relayed =
+        validate_batch(demo.nc_id, &with, vec![change], &demo.nodal, demo.today).expect("relay");
     assert_eq!(relayed.already_stored, 1);
     assert!(relayed.applied.is_empty());
 }
@@ -173,7 +281,8 @@ fn link_fields_and_history_cannot_be_rewritten() {
         use automerge::transaction::Transactable;
         tx.put(automerge::ROOT, "process", "P04").expect("put");
     });
-    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today).expect_err("link");
+    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today)
+        .expect_err("link");
     assert_eq!(err.rule, "doc.write_once");
     // Deleting a lifecycle event.
     let change = forged(&stored, 2, |tx| {
@@ -184,7 +293,8 @@ fn link_fields_and_history_cannot_be_rewritten() {
         };
         tx.delete(&list, 0).expect("delete");
     });
-    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today).expect_err("history");
+    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.member, demo.today)
+        .expect_err("history");
     assert_eq!(err.rule, "events.append_only");
 }
 
@@ -197,12 +307,17 @@ fn extensions_are_the_nodal_officers_and_move_the_due_date() {
         due: "2026-01-31".parse().expect("date"),
         justification: "Officer on training".into(),
     };
-    let err = demo.edit(demo.nc_id, &mut doc, &demo.owner, extend.clone()).expect_err("owner cannot extend");
+    let err = demo
+        .edit(demo.nc_id, &mut doc, &demo.owner, extend.clone())
+        .expect_err("owner cannot extend");
     assert_eq!(err.rule, "nc.extension");
     demo.must(demo.nc_id, &mut doc, &demo.nodal, extend);
     let nc = Nc::read(&doc).expect("readable");
     let view = nc.view(&Default::default(), "2026-02-20".parse().expect("date"));
-    assert_eq!(view.due.map(|d| d.to_string()).as_deref(), Some("2026-01-31"));
+    assert_eq!(
+        view.due.map(|d| d.to_string()).as_deref(),
+        Some("2026-01-31")
+    );
     assert_eq!(view.escalation, Some(sync_core::workflow::Level::L2));
 }
 
@@ -216,10 +331,19 @@ fn malformed_values_are_refused_naming_the_path() {
             Some((_, id)) => id,
             None => panic!("no findings"),
         };
-        let f = tx.put_object(&findings, "f-09", automerge::ObjType::Map).expect("put");
+        let f = tx
+            .put_object(&findings, "f-09", automerge::ObjType::Map)
+            .expect("put");
         tx.put(&f, "class", "catastrophic").expect("put");
     });
-    let err = validate_batch(demo.audit_id, &stored, vec![change], &demo.member, demo.today).expect_err("schema");
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![change],
+        &demo.member,
+        demo.today,
+    )
+    .expect_err("schema");
     assert_eq!(err.rule, "schema");
     assert!(err.message.contains("findings/f-09/class"), "{err}");
 }

@@ -6,14 +6,16 @@ use automerge::{ActorId, Automerge, ChangeHash};
 
 use crate::audit::{Answer, AuditHeader, Cpna, FindingClass};
 use crate::date::{Date, Timestamp};
-use crate::edit::{apply_edit, Edit};
+use crate::edit::{Edit, apply_edit};
 use crate::ids::{DocumentId, ItemId, ResponseKey, UnitCode};
 use crate::nc::{Action, NcLink, Severity};
 use crate::permissions::{Author, Refusal, Role, RoleGrant, TeamRole};
 
 /// A deterministic actor id for a device number.
 pub fn actor(device: u8) -> ActorId {
-    ActorId::from(vec![0x5a, 0x51, device, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, device])
+    ActorId::from(vec![
+        0x5a, 0x51, device, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, device,
+    ])
 }
 
 fn parse<T: std::str::FromStr>(s: &str) -> T
@@ -82,7 +84,8 @@ impl Demo {
         let mut member = person("s.khan", 2, &[Role::Auditor]);
         member.audits = BTreeMap::from([(audit_id, TeamRole::Member)]);
         let mut owner = person("ac.div2", 3, &[Role::ProcessOwner]);
-        owner.processes = BTreeSet::from([(unit.clone(), parse("P02")), (unit.clone(), parse("P03"))]);
+        owner.processes =
+            BTreeSet::from([(unit.clone(), parse("P02")), (unit.clone(), parse("P03"))]);
         Demo {
             audit_id,
             nc_id: DocumentId::new_v7(1_768_262_400_000, [8; 10]),
@@ -103,7 +106,13 @@ impl Demo {
     }
 
     /// Makes an edit as `author` on their first device.
-    pub fn edit(&self, id: DocumentId, doc: &mut Automerge, author: &Author, edit: Edit) -> Result<ChangeHash, Refusal> {
+    pub fn edit(
+        &self,
+        id: DocumentId,
+        doc: &mut Automerge,
+        author: &Author,
+        edit: Edit,
+    ) -> Result<ChangeHash, Refusal> {
         if let Some(a) = author.actors.iter().next() {
             doc.set_actor(a.clone());
         }
@@ -111,10 +120,19 @@ impl Demo {
     }
 
     /// Makes an edit that the fixture knows is permitted.
-    pub fn must(&self, id: DocumentId, doc: &mut Automerge, author: &Author, edit: Edit) -> ChangeHash {
+    pub fn must(
+        &self,
+        id: DocumentId,
+        doc: &mut Automerge,
+        author: &Author,
+        edit: Edit,
+    ) -> ChangeHash {
         match self.edit(id, doc, author, edit.clone()) {
             Ok(h) => h,
-            Err(e) => panic!("fixture edit {edit:?} by {} refused: {e} ({})", author.user, e.rule),
+            Err(e) => panic!(
+                "fixture edit {edit:?} by {} refused: {e} ({})",
+                author.user, e.rule
+            ),
         }
     }
 
@@ -135,7 +153,12 @@ impl Demo {
     /// A new audit document created by the lead.
     pub fn audit(&self) -> Automerge {
         let mut doc = Automerge::new();
-        self.must(self.audit_id, &mut doc, &self.lead, Edit::CreateAudit(self.header()));
+        self.must(
+            self.audit_id,
+            &mut doc,
+            &self.lead,
+            Edit::CreateAudit(self.header()),
+        );
         doc
     }
 
@@ -143,7 +166,12 @@ impl Demo {
     pub fn realistic_audit(&self, answers: usize, findings: usize) -> Automerge {
         let mut doc = self.audit();
         for i in 0..answers {
-            self.must(self.audit_id, &mut doc, if i % 2 == 0 { &self.lead } else { &self.member }, self.answer(i, i % 3));
+            self.must(
+                self.audit_id,
+                &mut doc,
+                if i % 2 == 0 { &self.lead } else { &self.member },
+                self.answer(i, i % 3),
+            );
         }
         for i in 0..findings {
             self.must(self.audit_id, &mut doc, &self.lead, self.finding(i));
@@ -205,8 +233,18 @@ impl Demo {
     /// Fills every field the NC workflow can require, each by its rightful author.
     pub fn fill_nc(&self, doc: &mut Automerge) {
         let id = self.nc_id;
-        self.must(id, doc, &self.owner, Edit::SetCorrection("Pending amendments cleared".into()));
-        self.must(id, doc, &self.owner, Edit::SetRootCause("No daily ageing report at the desk".into()));
+        self.must(
+            id,
+            doc,
+            &self.owner,
+            Edit::SetCorrection("Pending amendments cleared".into()),
+        );
+        self.must(
+            id,
+            doc,
+            &self.owner,
+            Edit::SetRootCause("No daily ageing report at the desk".into()),
+        );
         self.must(
             id,
             doc,
@@ -250,8 +288,19 @@ impl Demo {
             Open => &["raise"],
             ResponseSubmitted => &["raise", "submit_response"],
             PlanAccepted => &["raise", "submit_response", "accept_plan"],
-            Implemented => &["raise", "submit_response", "accept_plan", "mark_implemented"],
-            Closed => &["raise", "submit_response", "accept_plan", "mark_implemented", "verify_effective"],
+            Implemented => &[
+                "raise",
+                "submit_response",
+                "accept_plan",
+                "mark_implemented",
+            ],
+            Closed => &[
+                "raise",
+                "submit_response",
+                "accept_plan",
+                "mark_implemented",
+                "verify_effective",
+            ],
             Withdrawn => &["withdraw"],
         }
     }

@@ -123,7 +123,13 @@ const SERVER: PeerId = 0;
 impl Sim {
     /// A world whose server holds `docs`, with one device per author (device `i` uses actor `i + 1`'s id
     /// from the author's registered actors). Devices start offline and empty.
-    pub fn new(seed: u64, net: NetConfig, today: Date, authors: Vec<Author>, docs: Vec<(DocumentId, Automerge)>) -> Sim {
+    pub fn new(
+        seed: u64,
+        net: NetConfig,
+        today: Date,
+        authors: Vec<Author>,
+        docs: Vec<(DocumentId, Automerge)>,
+    ) -> Sim {
         let mut server = Engine::new(Side::Server);
         for (id, doc) in docs {
             server.insert(id, doc);
@@ -132,7 +138,12 @@ impl Sim {
             .into_iter()
             .enumerate()
             .map(|(i, author)| {
-                let a = author.actors.iter().next().cloned().unwrap_or_else(|| actor(i as u8 + 1));
+                let a = author
+                    .actors
+                    .iter()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| actor(i as u8 + 1));
                 SimDevice {
                     engine: Engine::new(Side::Device(a)),
                     author,
@@ -183,18 +194,34 @@ impl Sim {
         let peer = i as PeerId + 1;
         if online {
             let docs: Vec<DocumentId> = self.devices[i].engine.doc_ids().copied().collect();
-            let fx = self.devices[i].engine.handle(self.now, Input::Connected { peer: SERVER, author: None, docs });
+            let fx = self.devices[i].engine.handle(
+                self.now,
+                Input::Connected {
+                    peer: SERVER,
+                    author: None,
+                    docs,
+                },
+            );
             self.device_effects(i, fx);
             let author = self.devices[i].author.clone();
             let docs = self.readable(&author);
-            let fx = self.server.handle(self.now, Input::Connected { peer, author: Some(author), docs });
+            let fx = self.server.handle(
+                self.now,
+                Input::Connected {
+                    peer,
+                    author: Some(author),
+                    docs,
+                },
+            );
             self.server_effects(fx);
         } else {
             self.packets.retain(|p| match p.to {
                 To::Server { from } => from != peer,
                 To::Device(d) => d != i,
             });
-            let fx = self.devices[i].engine.handle(self.now, Input::Disconnected { peer: SERVER });
+            let fx = self.devices[i]
+                .engine
+                .handle(self.now, Input::Disconnected { peer: SERVER });
             self.device_effects(i, fx);
             let fx = self.server.handle(self.now, Input::Disconnected { peer });
             self.server_effects(fx);
@@ -215,7 +242,11 @@ impl Sim {
         if self.rng.unit() < self.net.drop {
             return;
         }
-        let copies = if self.rng.unit() < self.net.duplicate { 2 } else { 1 };
+        let copies = if self.rng.unit() < self.net.duplicate {
+            2
+        } else {
+            1
+        };
         for c in 0..copies {
             let delay = 1 + self.rng.below(self.net.max_delay_ms.max(1) as u64) as i64;
             self.seq += 1;
@@ -243,7 +274,9 @@ impl Sim {
                             self.enqueue(To::Device(i), bytes);
                         }
                     }
-                    Effect::Store { ticket, .. } => next.extend(self.server.handle(self.now, Input::Stored { ticket })),
+                    Effect::Store { ticket, .. } => {
+                        next.extend(self.server.handle(self.now, Input::Stored { ticket }))
+                    }
                     q @ Effect::Quarantine { .. } => self.quarantined.push(q),
                     Effect::Notify(_) => {}
                 }
@@ -259,10 +292,19 @@ impl Sim {
                 match e {
                     Effect::Send { bytes, .. } => {
                         if self.devices[i].online {
-                            self.enqueue(To::Server { from: i as PeerId + 1 }, bytes);
+                            self.enqueue(
+                                To::Server {
+                                    from: i as PeerId + 1,
+                                },
+                                bytes,
+                            );
                         }
                     }
-                    Effect::Store { ticket, .. } => next.extend(self.devices[i].engine.handle(self.now, Input::Stored { ticket })),
+                    Effect::Store { ticket, .. } => next.extend(
+                        self.devices[i]
+                            .engine
+                            .handle(self.now, Input::Stored { ticket }),
+                    ),
                     Effect::Notify(n @ Notice::Rejected { .. }) => self.devices[i].rejected.push(n),
                     Effect::Notify(_) | Effect::Quarantine { .. } => {}
                 }
@@ -306,12 +348,24 @@ impl Sim {
         for p in due {
             match p.to {
                 To::Server { from } => {
-                    let fx = self.server.handle(self.now, Input::Received { peer: from, bytes: p.bytes });
+                    let fx = self.server.handle(
+                        self.now,
+                        Input::Received {
+                            peer: from,
+                            bytes: p.bytes,
+                        },
+                    );
                     self.server_effects(fx);
                 }
                 To::Device(i) => {
                     if self.devices[i].online {
-                        let fx = self.devices[i].engine.handle(self.now, Input::Received { peer: SERVER, bytes: p.bytes });
+                        let fx = self.devices[i].engine.handle(
+                            self.now,
+                            Input::Received {
+                                peer: SERVER,
+                                bytes: p.bytes,
+                            },
+                        );
                         self.device_effects(i, fx);
                     }
                 }
@@ -354,7 +408,11 @@ impl Sim {
     pub fn heads(&self) -> Vec<BTreeMap<DocumentId, Vec<ChangeHash>>> {
         std::iter::once(&self.server)
             .chain(self.devices.iter().map(|d| &d.engine))
-            .map(|e| e.doc_ids().filter_map(|id| e.doc(id).map(|d| (*id, d.get_heads()))).collect())
+            .map(|e| {
+                e.doc_ids()
+                    .filter_map(|id| e.doc(id).map(|d| (*id, d.get_heads())))
+                    .collect()
+            })
             .collect()
     }
 }
