@@ -149,7 +149,7 @@ impl Answer {
         }
     }
 
-    fn decode(kind: &str, value: String, path: &str) -> Result<Answer, SchemaError> {
+    pub(crate) fn decode(kind: &str, value: String, path: &str) -> Result<Answer, SchemaError> {
         let bad = |what: &str| schema_error(path, format!("'{value}' is not {what}"));
         Ok(match kind {
             "cpna" => Answer::Cpna(match value.as_str() {

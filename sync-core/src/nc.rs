@@ -109,6 +109,21 @@ pub struct Action {
     pub done_on: Option<Date>,
 }
 
+/// Reads the `actions` map of an NC.
+pub(crate) fn read_actions(r: &Reader<'_>) -> Result<BTreeMap<ItemId, Action>, SchemaError> {
+    let mut actions = BTreeMap::new();
+    if let Some(obj) = r.opt_map(&ROOT, "actions", "")? {
+        for key in r.keys(&obj) {
+            let path = join("actions", &key);
+            let id: ItemId = key
+                .parse()
+                .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
+            actions.insert(id, Action::read(r, &r.map(&obj, &key, "actions")?, &path)?);
+        }
+    }
+    Ok(actions)
+}
+
 /// Reads an action map (shared with reviews' action items).
 pub(crate) fn read_action(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Action, SchemaError> {
     Action::read(r, obj, path)
@@ -285,16 +300,7 @@ impl Nc {
         let text = |key: &str| -> Result<String, SchemaError> {
             bounded(key, r.opt_str(root, key, "")?.unwrap_or_default())
         };
-        let mut actions = BTreeMap::new();
-        if let Some(obj) = r.opt_map(root, "actions", "")? {
-            for key in r.keys(&obj) {
-                let path = join("actions", &key);
-                let id: ItemId = key
-                    .parse()
-                    .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
-                actions.insert(id, Action::read(&r, &r.map(&obj, &key, "actions")?, &path)?);
-            }
-        }
+        let actions = read_actions(&r)?;
         let mut extensions = Vec::new();
         if let Some(list) = r.opt_list(root, "extensions", "")? {
             for i in 0..r.len(&list) {

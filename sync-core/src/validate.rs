@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::legacy::{Key, ObjectId, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, Prop, ROOT, ReadDoc};
 
-use crate::audit::{AuditContent, AuditHeader, Finding, Response};
+use crate::audit::{Answer, AuditContent, AuditHeader};
 use crate::date::Date;
 use crate::ids::DocumentId;
 use crate::kind::DocKind;
@@ -21,7 +21,7 @@ use crate::permissions::{
     Author, DocContext, Field, Refusal, check_create, check_field, check_move, refuse,
 };
 use crate::review::Review;
-use crate::schema::{Reader, join};
+use crate::schema::{MAX_TEXT_BYTES, Reader, SchemaError, join};
 use crate::workflow::{AuditState, Event, Lifecycle, NcState, Requirement};
 
 /// The most changes one batch may carry.
@@ -51,12 +51,142 @@ fn write_once(kind: DocKind, key: &str) -> bool {
         }
 }
 
-/// Where an operation writes: the top-level key and the key below it.
+/// Keys whose value is a list object.
+const LIST_KEYS: &[&str] = &[
+    "events",
+    "extensions",
+    "evidence",
+    "scope",
+    "team",
+    "heads",
+    "decisions",
+];
+/// Keys whose value is a map object.
+const MAP_KEYS: &[&str] = &["header", "responses", "findings", "actions", "verification"];
+/// Maps whose keys are entry ids and whose values are entry maps.
+const ENTRY_MAPS: &[&str] = &["responses", "findings", "actions"];
+
+/// The format of a scalar stored under a key, checked on every write.
+fn check_scalar(key: &str, value: &automerge::ScalarValue, author: &Author) -> Result<(), String> {
+    use automerge::ScalarValue as S;
+    let text = match value {
+        S::Str(s) => Some(s.as_str()),
+        _ => None,
+    };
+    let parsed = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("'{key}' has a value of the wrong form"))
+        }
+    };
+    match key {
+        "v" | "size" | "template" => {
+            parsed(matches!(value, S::Uint(_)) || matches!(value, S::Int(i) if *i >= 0))
+        }
+        _ => {
+            let t = text.ok_or_else(|| format!("'{key}' must be text"))?;
+            if t.len() > MAX_TEXT_BYTES {
+                return Err(format!(
+                    "'{key}' is {} bytes, over the limit of {MAX_TEXT_BYTES}",
+                    t.len()
+                ));
+            }
+            match key {
+                "by" => {
+                    if t == author.user.as_str() {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "'by' must name the author, {}, not '{t}'",
+                            author.user
+                        ))
+                    }
+                }
+                "lead" => parsed(t.parse::<crate::ids::UserId>().is_ok()),
+                "at" | "taken_at" => parsed(t.parse::<crate::date::Timestamp>().is_ok()),
+                "start" | "end" | "due" | "target" | "done_on" | "on" | "raised_on" | "held_on" => {
+                    parsed(t.parse::<Date>().is_ok())
+                }
+                "clause" => parsed(t.parse::<crate::ids::ClauseKey>().is_ok()),
+                "process" => parsed(t.parse::<crate::ids::ProcessCode>().is_ok()),
+                "sha256" => parsed(t.parse::<crate::ids::Sha256Hex>().is_ok()),
+                "unit" => parsed(t.parse::<crate::ids::UnitCode>().is_ok()),
+                "id" | "audit" => parsed(t.parse::<DocumentId>().is_ok()),
+                "finding" => parsed(t.parse::<crate::ids::ItemId>().is_ok()),
+                "class" => parsed(t.parse::<crate::audit::FindingClass>().is_ok()),
+                "of" => parsed(t.parse::<crate::nc::DueKind>().is_ok()),
+                "type" => parsed(matches!(
+                    t,
+                    "cpna" | "yn" | "text" | "number" | "date" | "photo"
+                )),
+                "schema" | "move" | "from" | "value" | "note" | "text" | "description"
+                | "correction" | "root_cause" | "justification" | "owner" | "name" | "mime"
+                | "number" | "title" | "minutes" | "inputs" | "notes" => Ok(()),
+                _ => Err(format!("'{key}' is not a known field")),
+            }
+        }
+    }
+}
+
+/// The format of an element of a list, by the list's key.
+fn check_element(list: &str, action: &OpType) -> Result<(), String> {
+    match (list, action) {
+        ("events" | "extensions" | "evidence", OpType::Make(automerge::ObjType::Map)) => Ok(()),
+        ("scope" | "decisions", OpType::Put(automerge::ScalarValue::Str(s)))
+            if s.len() <= MAX_TEXT_BYTES =>
+        {
+            Ok(())
+        }
+        ("team", OpType::Put(automerge::ScalarValue::Str(s)))
+            if s.parse::<crate::ids::UserId>().is_ok() =>
+        {
+            Ok(())
+        }
+        ("heads", OpType::Put(automerge::ScalarValue::Str(s)))
+            if s.parse::<ChangeHash>().is_ok() =>
+        {
+            Ok(())
+        }
+        (_, OpType::Delete) => Ok(()),
+        _ => Err(format!("an item of '{list}' has the wrong form")),
+    }
+}
+
+/// Checks one write's shape: objects where objects belong, scalars of the right form.
+fn check_write(key: &str, action: &OpType, author: &Author) -> Result<(), String> {
+    match action {
+        OpType::Make(t) => {
+            let want_list = LIST_KEYS.contains(&key);
+            let want_map = MAP_KEYS.contains(&key);
+            match t {
+                automerge::ObjType::List if want_list => Ok(()),
+                automerge::ObjType::Map if want_map => Ok(()),
+                _ => Err(format!("'{key}' cannot hold an object of that kind")),
+            }
+        }
+        OpType::Put(v) => {
+            if LIST_KEYS.contains(&key) || MAP_KEYS.contains(&key) {
+                Err(format!("'{key}' must be an object, not a value"))
+            } else {
+                check_scalar(key, v, author)
+            }
+        }
+        OpType::Delete => Ok(()),
+        OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_) => {
+            Err("counters and marks are not used in these documents".into())
+        }
+    }
+}
+
+/// Where an object sits: the top-level key, the key below it, and its own key.
 #[derive(Clone, Debug)]
 struct Place {
     top: String,
     second: Option<String>,
-    /// The object written is a direct child of the root (e.g. the `events` list itself).
+    /// The key (or index) the object itself sits under in its parent.
+    own: String,
+    /// The object is a direct child of the root (e.g. the `events` list itself).
     at_top_object: bool,
 }
 
@@ -72,6 +202,13 @@ fn key_text(k: &Key) -> Option<String> {
         Key::Map(s) => Some(s.to_string()),
         Key::Seq(_) => None,
     }
+}
+
+fn schema_refusal(e: SchemaError) -> Refusal {
+    refuse(
+        "schema",
+        format!("The change does not match the schema: {e}"),
+    )
 }
 
 /// Validates a batch of changes from `author` against document `id` as stored,
@@ -111,20 +248,19 @@ pub fn validate_batch(
             already_stored,
         });
     }
-    for c in &ready {
-        if !author.actors.contains(c.actor_id()) {
-            return Err(refuse(
-                "actor.not_registered",
-                format!(
-                    "A change was made under actor {} which is not registered to {}'s devices.",
-                    c.actor_id(),
-                    author.user
-                ),
-            ));
-        }
+    if let Some(c) = ready.iter().find(|c| !author.actors.contains(c.actor_id())) {
+        return Err(refuse(
+            "actor.not_registered",
+            format!(
+                "A change was made under actor {} which is not registered to {}'s devices.",
+                c.actor_id(),
+                author.user
+            ),
+        ));
     }
+    let existed = doc.get(ROOT, "schema").ok().flatten().is_some();
     let before =
-        if doc.get(ROOT, "schema").ok().flatten().is_some() {
+        if existed {
             Some(DocContext::read(doc).map_err(|e| {
                 refuse("schema", format!("The stored document cannot be read: {e}"))
             })?)
@@ -138,12 +274,24 @@ pub fn validate_batch(
             format!("The changes could not be applied: {e}"),
         )
     })?;
-    let ctx = DocContext::read(&fork).map_err(|e| {
-        refuse(
-            "schema",
-            format!("The document does not match its schema: {e}"),
-        )
-    })?;
+    let ctx = match before {
+        Some(ctx) => ctx,
+        None => {
+            // A new document: its skeleton must read whole, and its creator be entitled.
+            let ctx = DocContext::read(&fork).map_err(schema_refusal)?;
+            let r = Reader::now(&fork);
+            match ctx.kind {
+                DocKind::Audit => AuditHeader::read(&r)
+                    .and_then(|_| AuditContent::read(&r))
+                    .map(|_| ()),
+                DocKind::Nc => Nc::read(&fork).map(|_| ()),
+                DocKind::Review => Review::read(&fork).map(|_| ()),
+            }
+            .map_err(schema_refusal)?;
+            check_create(&ctx, author, today)?;
+            ctx
+        }
+    };
     if ctx.id != id {
         return Err(refuse(
             "doc.id",
@@ -153,34 +301,24 @@ pub fn validate_batch(
             ),
         ));
     }
-    match &before {
-        Some(b) if *b != ctx => {
-            return Err(refuse(
-                "doc.write_once",
-                "The changes alter what the document belongs to.",
-            ));
-        }
-        Some(_) => {}
-        None => check_create(&ctx, author, today)?,
-    }
     let mut check = Checker {
         fork: &fork,
+        doc,
         ctx: &ctx,
         author,
         today,
-        existed: before.is_some(),
-        doc,
+        existed,
         made: HashSet::new(),
         places: HashMap::new(),
-        new_events: HashSet::new(),
-        new_extensions: false,
-        touched: HashSet::new(),
+        new_events: Vec::new(),
+        answers: HashMap::new(),
+        event_fields: HashMap::new(),
     };
     for c in &ready {
         check.change(c)?;
     }
+    check.answers()?;
     check.events()?;
-    check.schema()?;
     Ok(Accepted {
         doc: Some(fork),
         applied: ready,
@@ -215,6 +353,16 @@ pub(crate) fn split_ready(doc: &Automerge, mut rest: Vec<Change>) -> (Vec<Change
     }
 }
 
+type OpKey = (u64, ActorId);
+
+/// A response's answer as written by the batch: its type and value, if written.
+#[derive(Default)]
+struct AnswerWrite {
+    path: String,
+    kind: Option<String>,
+    value: Option<String>,
+}
+
 struct Checker<'a> {
     fork: &'a Automerge,
     doc: &'a Automerge,
@@ -222,14 +370,15 @@ struct Checker<'a> {
     author: &'a Author,
     today: Date,
     existed: bool,
-    /// Objects made by this batch: (counter, actor).
-    made: HashSet<(u64, ActorId)>,
-    places: HashMap<(u64, ActorId), Place>,
-    /// Event maps inserted by this batch.
-    new_events: HashSet<(u64, ActorId)>,
-    new_extensions: bool,
-    /// (top, second) keys written, for the schema check.
-    touched: HashSet<(String, Option<String>)>,
+    /// Objects made by this batch.
+    made: HashSet<OpKey>,
+    places: HashMap<OpKey, Place>,
+    /// Event maps inserted by this batch, in order.
+    new_events: Vec<OpKey>,
+    /// Responses whose type or value the batch wrote.
+    answers: HashMap<OpKey, AnswerWrite>,
+    /// The text fields the batch wrote into each new event map.
+    event_fields: HashMap<OpKey, HashMap<String, String>>,
 }
 
 impl Checker<'_> {
@@ -238,35 +387,28 @@ impl Checker<'_> {
         let start = expanded.start_op.get();
         for (i, op) in expanded.operations.iter().enumerate() {
             let opid = (start + i as u64, expanded.actor_id.clone());
-            let is_make = matches!(op.action, OpType::Make(_));
-            if is_make {
+            if matches!(op.action, OpType::Make(_)) {
                 self.made.insert(opid.clone());
             }
             match &op.obj {
                 ObjectId::Root => {
                     let key = key_text(&op.key)
                         .ok_or_else(|| refuse("schema.root", "The document root must be a map."))?;
-                    self.root_op(&key, is_make)?;
-                    self.touched.insert((key, None));
+                    self.root_op(&key, &op.action)?;
                 }
                 ObjectId::Id(obj) => {
-                    let obj_key = (obj.counter(), obj.actor().clone());
-                    let place = self.place(&obj_key)?;
-                    let second = if place.at_top_object {
-                        key_text(&op.key)
-                    } else {
-                        place.second.clone()
-                    };
-                    self.nested_op(&place, &obj_key, op.insert, is_make, &op.action, opid)?;
-                    self.touched.insert((place.top.clone(), second));
+                    let obj = (obj.counter(), obj.actor().clone());
+                    let place = self.place(&obj)?;
+                    self.nested_op(&place, &obj, &op.key, op.insert, &op.action, opid)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn root_op(&mut self, key: &str, is_make: bool) -> Result<(), Refusal> {
+    fn root_op(&mut self, key: &str, action: &OpType) -> Result<(), Refusal> {
         let kind = self.ctx.kind;
+        let is_make = matches!(action, OpType::Make(_));
         if write_once(kind, key)
             || key == "events"
             || (is_make && self.doc.get(ROOT, key).ok().flatten().is_some())
@@ -277,24 +419,35 @@ impl Checker<'_> {
                     format!("'{key}' is set when the {kind} is created and cannot be changed."),
                 ));
             }
-            return Ok(());
+        } else {
+            match Field::of(kind, key) {
+                Some(Field::NcExtension) if self.existed => {
+                    return Err(refuse(
+                        "nc.extension.append_only",
+                        "Extensions can only be added, never changed.",
+                    ));
+                }
+                Some(field) if self.existed => {
+                    check_field(self.ctx, self.author, field, self.today)?
+                }
+                Some(_) => {}
+                None => {
+                    return Err(refuse(
+                        "schema.unknown_field",
+                        format!("'{key}' is not a field of a {kind}."),
+                    ));
+                }
+            }
         }
-        match Field::of(kind, key) {
-            Some(Field::NcExtension) if self.existed => Err(refuse(
-                "nc.extension.append_only",
-                "Extensions can only be added, never changed.",
-            )),
-            Some(field) if self.existed => check_field(self.ctx, self.author, field, self.today),
-            // A new document's skeleton is written by its creator, already checked.
-            Some(_) => Ok(()),
-            None => Err(refuse(
-                "schema.unknown_field",
-                format!("'{key}' is not a field of a {kind}."),
-            )),
-        }
+        check_write(key, action, self.author).map_err(|e| {
+            refuse(
+                "schema",
+                format!("The change does not match the schema: {e}."),
+            )
+        })
     }
 
-    fn place(&mut self, obj: &(u64, ActorId)) -> Result<Place, Refusal> {
+    fn place(&mut self, obj: &OpKey) -> Result<Place, Refusal> {
         if let Some(p) = self.places.get(obj) {
             return Ok(p.clone());
         }
@@ -314,6 +467,7 @@ impl Checker<'_> {
                 .checked_sub(2)
                 .and_then(|i| path.get(i))
                 .map(|p| prop_text(&p.prop)),
+            own: path.first().map(|p| prop_text(&p.prop)).unwrap_or_default(),
             at_top_object: path.len() == 1,
         };
         self.places.insert(obj.clone(), place.clone());
@@ -323,11 +477,11 @@ impl Checker<'_> {
     fn nested_op(
         &mut self,
         place: &Place,
-        obj: &(u64, ActorId),
+        obj: &OpKey,
+        key: &Key,
         insert: bool,
-        is_make: bool,
         action: &OpType,
-        opid: (u64, ActorId),
+        opid: OpKey,
     ) -> Result<(), Refusal> {
         let kind = self.ctx.kind;
         let append_only =
@@ -347,52 +501,120 @@ impl Checker<'_> {
                     ),
                 ));
             }
-            if place.at_top_object {
-                if place.top == "events" {
-                    self.new_events.insert(opid);
-                } else {
-                    self.new_extensions = true;
+            if place.at_top_object && place.top == "events" {
+                self.new_events.push(opid);
+            }
+        }
+        if place.top != "events" {
+            match Field::of(kind, &place.top) {
+                Some(field) => check_field(self.ctx, self.author, field, self.today)?,
+                None => {
+                    return Err(refuse(
+                        "schema.unknown_field",
+                        format!("'{}' is not a field of a {kind}.", place.top),
+                    ));
                 }
             }
-            if place.top == "events" {
-                return Ok(());
+        }
+        if let (Some(k), OpType::Put(automerge::ScalarValue::Str(v))) = (key_text(key), action) {
+            if self.new_events.contains(obj) {
+                self.event_fields
+                    .entry(obj.clone())
+                    .or_default()
+                    .insert(k, v.to_string());
             }
         }
-        let _ = is_make;
-        match Field::of(kind, &place.top) {
-            Some(field) => check_field(self.ctx, self.author, field, self.today),
-            None => Err(refuse(
-                "schema.unknown_field",
-                format!("'{}' is not a field of a {kind}.", place.top),
-            )),
+        let second = if place.at_top_object {
+            key_text(key)
+        } else {
+            place.second.clone()
+        };
+        let path = join(&place.top, second.as_deref().unwrap_or(""));
+        let bad = |e: String| {
+            refuse(
+                "schema",
+                format!("The change does not match the schema: {path}: {e}."),
+            )
+        };
+        match key_text(key) {
+            // A new entry of responses/findings/actions: a parsable id holding a map.
+            Some(k) if place.at_top_object && ENTRY_MAPS.contains(&place.top.as_str()) => {
+                let id_ok = match place.top.as_str() {
+                    "responses" => k.parse::<crate::ids::ResponseKey>().is_ok(),
+                    _ => k.parse::<crate::ids::ItemId>().is_ok(),
+                };
+                let shape_ok = matches!(
+                    action,
+                    OpType::Make(automerge::ObjType::Map) | OpType::Delete
+                );
+                if !id_ok || !shape_ok {
+                    return Err(bad(format!("'{k}' is not a valid entry")));
+                }
+            }
+            Some(k) => {
+                check_write(&k, action, self.author).map_err(|e| {
+                    refuse(
+                        "schema",
+                        format!(
+                            "The change does not match the schema: {}: {e}.",
+                            join(&path, &k)
+                        ),
+                    )
+                })?;
+                if place.top == "responses" && !place.at_top_object && (k == "type" || k == "value")
+                {
+                    let w = self.answers.entry(obj.clone()).or_default();
+                    w.path = path.clone();
+                    let text = match action {
+                        OpType::Put(automerge::ScalarValue::Str(s)) => Some(s.to_string()),
+                        _ => None,
+                    };
+                    if k == "type" {
+                        w.kind = text;
+                    } else {
+                        w.value = text;
+                    }
+                }
+            }
+            None => check_element(&place.own, action).map_err(bad)?,
         }
+        Ok(())
+    }
+
+    /// A response's value must suit its type, whichever of the two the batch wrote.
+    fn answers(&self) -> Result<(), Refusal> {
+        for (obj, w) in &self.answers {
+            let kind = match &w.kind {
+                Some(k) => Some(k.clone()),
+                None => Reader::now(self.fork)
+                    .opt_str(
+                        &ObjId::Id(obj.0, obj.1.clone(), usize::MAX),
+                        "type",
+                        &w.path,
+                    )
+                    .map_err(schema_refusal)?,
+            };
+            let value = match &w.value {
+                Some(v) => Some(v.clone()),
+                None => Reader::now(self.fork)
+                    .opt_str(
+                        &ObjId::Id(obj.0, obj.1.clone(), usize::MAX),
+                        "value",
+                        &w.path,
+                    )
+                    .map_err(schema_refusal)?,
+            };
+            if let (Some(k), Some(v)) = (kind, value) {
+                Answer::decode(&k, v, &join(&w.path, "value")).map_err(schema_refusal)?;
+            }
+        }
+        Ok(())
     }
 
     /// Checks every new lifecycle event: its author, the move table and the move's requirements.
     fn events(&self) -> Result<(), Refusal> {
-        if self.new_events.is_empty() {
-            return Ok(());
-        }
-        let r = Reader::now(self.fork);
-        let bad = |e: crate::schema::SchemaError| {
-            refuse(
-                "schema",
-                format!("A lifecycle event does not match the schema: {e}"),
-            )
-        };
-        let list = r
-            .opt_list(&ROOT, "events", "")
-            .map_err(bad)?
-            .ok_or_else(|| refuse("schema", "events is missing"))?;
-        for i in 0..r.len(&list) {
-            let obj = r.map_at(&list, i, "events").map_err(bad)?;
-            let ObjId::Id(counter, actor, _) = &obj else {
-                continue;
-            };
-            if !self.new_events.contains(&(*counter, actor.clone())) {
-                continue;
-            }
-            let e = Event::read(&r, &list, i).map_err(bad)?;
+        for opid in &self.new_events {
+            let e = self.new_event(opid)?;
             if e.by != self.author.user {
                 return Err(refuse(
                     "move.by",
@@ -402,183 +624,115 @@ impl Checker<'_> {
                     ),
                 ));
             }
-            match self.ctx.kind {
-                DocKind::Nc => self.nc_move(&e)?,
-                DocKind::Audit => self.audit_move(&e)?,
+            let requires = match self.ctx.kind {
+                DocKind::Nc => self.allowed::<NcState>(&e)?,
+                DocKind::Audit => self.allowed::<AuditState>(&e)?,
                 DocKind::Review => {
                     return Err(refuse(
                         "move.table",
                         "Management reviews have no lifecycle moves.",
                     ));
                 }
+            };
+            for req in requires {
+                if !self.met(*req, &e)? {
+                    return Err(refuse(
+                        "move.requirement",
+                        format!("'{}' needs {req} first.", e.mv),
+                    ));
+                }
             }
         }
         Ok(())
     }
 
-    fn from_state<S: Lifecycle>(e: &Event) -> Result<S, Refusal> {
-        e.from.parse::<S>().map_err(|_| {
+    /// A new event, from the fields the batch wrote into it (events are append-only,
+    /// so a new event holds exactly what its change wrote).
+    fn new_event(&self, opid: &OpKey) -> Result<Event, Refusal> {
+        let empty = HashMap::new();
+        let f = self.event_fields.get(opid).unwrap_or(&empty);
+        let field = |k: &str| -> Result<String, Refusal> {
+            f.get(k)
+                .cloned()
+                .ok_or_else(|| refuse("schema", format!("A lifecycle event has no '{k}'.")))
+        };
+        let bad = |k: &str| {
+            refuse(
+                "schema",
+                format!("A lifecycle event's '{k}' has the wrong form."),
+            )
+        };
+        let mut e = Event {
+            mv: field("move")?,
+            from: field("from")?,
+            by: field("by")?.parse().map_err(|_| bad("by"))?,
+            at: field("at")?.parse().map_err(|_| bad("at"))?,
+            note: f.get("note").cloned().unwrap_or_default(),
+            heads: Vec::new(),
+        };
+        if self.ctx.kind == DocKind::Audit {
+            // Lock events carry heads in a nested list: read those from the document.
+            let obj = ObjId::Id(opid.0, opid.1.clone(), usize::MAX);
+            e.heads = Event::read_map(&Reader::now(self.fork), &obj, "events/new")
+                .map_err(schema_refusal)?
+                .heads;
+        }
+        Ok(e)
+    }
+
+    /// The requirements of a move the author may make.
+    fn allowed<S: Lifecycle>(&self, e: &Event) -> Result<&'static [Requirement], Refusal> {
+        let from: S = e.from.parse().map_err(|_| {
             refuse(
                 "move.table",
                 format!("'{}' is not a state a move can start from.", e.from),
             )
-        })
-    }
-
-    fn nc_move(&self, e: &Event) -> Result<(), Refusal> {
-        let from: NcState = Self::from_state(e)?;
-        check_move(self.ctx, self.author, &e.mv, from, self.today)?;
-        let nc = Nc::read(self.fork)
-            .map_err(|err| refuse("schema", format!("The NC does not match its schema: {err}")))?;
-        let row = crate::workflow::find_move(&e.mv, from)
-            .ok_or_else(|| refuse("move.table", "unknown move"))?;
-        for req in row.requires {
-            let met = match req {
-                Requirement::Reason => !e.note.trim().is_empty(),
-                Requirement::Description => !nc.description.trim().is_empty(),
-                Requirement::Correction => !nc.correction.trim().is_empty(),
-                Requirement::RootCause => !nc.root_cause.trim().is_empty(),
-                Requirement::ActionPlan => {
-                    !nc.actions.is_empty()
-                        && nc
-                            .actions
-                            .values()
-                            .all(|a| !a.text.trim().is_empty() && !a.owner.trim().is_empty())
-                }
-                Requirement::ActionsDone => {
-                    !nc.actions.is_empty() && nc.actions.values().all(|a| a.done_on.is_some())
-                }
-                Requirement::VerificationNote => nc
-                    .verification
-                    .as_ref()
-                    .is_some_and(|v| !v.note.trim().is_empty()),
-                Requirement::Heads => !e.heads.is_empty(),
-            };
-            if !met {
-                return Err(refuse(
-                    "move.requirement",
-                    format!("'{}' needs {req} first.", e.mv),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn audit_move(&self, e: &Event) -> Result<(), Refusal> {
-        let from: AuditState = Self::from_state(e)?;
-        check_move(self.ctx, self.author, &e.mv, from, self.today)?;
-        let row = crate::workflow::find_move(&e.mv, from)
-            .ok_or_else(|| refuse("move.table", "unknown move"))?;
-        for req in row.requires {
-            let met = match req {
-                Requirement::Reason => !e.note.trim().is_empty(),
-                Requirement::Heads => {
-                    !e.heads.is_empty()
-                        && e.heads
-                            .iter()
-                            .all(|h| self.fork.get_change_meta_by_hash(h).is_some())
-                }
-                _ => true,
-            };
-            if !met {
-                return Err(refuse(
-                    "move.requirement",
-                    format!("'{}' needs {req} first.", e.mv),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads what the batch touched, typed: a write that breaks the schema is refused.
-    fn schema(&self) -> Result<(), Refusal> {
-        let r = Reader::now(self.fork);
-        let bad = |e: crate::schema::SchemaError| {
-            refuse(
-                "schema",
-                format!("The change does not match the schema: {e}"),
-            )
-        };
-        match self.ctx.kind {
-            DocKind::Nc => {
-                let nc = Nc::read(self.fork).map_err(bad)?;
-                if self.new_extensions
-                    && nc
-                        .extensions
-                        .last()
-                        .is_some_and(|x| x.by != self.author.user)
-                {
-                    return Err(refuse(
-                        "nc.extension.by",
-                        "An extension must name the officer who grants it.",
-                    ));
-                }
-                Ok(())
-            }
-            DocKind::Review => Review::read(self.fork).map(|_| ()).map_err(bad),
-            DocKind::Audit if !self.existed => {
-                AuditHeader::read(&r).map_err(bad)?;
-                AuditContent::read(&r).map(|_| ()).map_err(bad)
-            }
-            DocKind::Audit => {
-                for (top, second) in &self.touched {
-                    match (top.as_str(), second) {
-                        ("header", _) => AuditHeader::read(&r).map(|_| ()).map_err(bad)?,
-                        ("responses", Some(key)) => {
-                            self.read_entry(&r, "responses", key, |r, o, p| {
-                                Response::read(r, o, p).map(|_| ())
-                            })?
-                        }
-                        ("findings", Some(key)) => {
-                            self.read_entry(&r, "findings", key, |r, o, p| {
-                                Finding::read(r, o, p).map(|_| ())
-                            })?
-                        }
-                        ("notes", _) => {
-                            r.opt_str(&ROOT, "notes", "").map_err(bad)?;
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn read_entry(
-        &self,
-        r: &Reader<'_>,
-        top: &str,
-        key: &str,
-        read: impl Fn(&Reader<'_>, &ObjId, &str) -> Result<(), crate::schema::SchemaError>,
-    ) -> Result<(), Refusal> {
-        let bad = |e: crate::schema::SchemaError| {
-            refuse(
-                "schema",
-                format!("The change does not match the schema: {e}"),
-            )
-        };
-        let path = join(top, key);
-        let checked_key = match top {
-            "responses" => key
-                .parse::<crate::ids::ResponseKey>()
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            _ => key
-                .parse::<crate::ids::ItemId>()
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-        };
-        checked_key.map_err(|e| {
-            refuse(
-                "schema",
-                format!("The change does not match the schema: {path}: {e}"),
-            )
         })?;
-        let container = r.map(&ROOT, top, "").map_err(bad)?;
-        match r.opt_map(&container, key, top).map_err(bad)? {
-            Some(obj) => read(r, &obj, &path).map_err(bad),
-            None => Ok(()), // removed
-        }
+        check_move(self.ctx, self.author, &e.mv, from, self.today)?;
+        crate::workflow::find_move(&e.mv, from)
+            .map(|row| row.requires)
+            .ok_or_else(|| refuse("move.table", "unknown move"))
+    }
+
+    /// Whether one requirement holds in the document with the batch applied (reads only what it needs).
+    fn met(&self, req: Requirement, e: &Event) -> Result<bool, Refusal> {
+        let r = Reader::now(self.fork);
+        let filled = |key: &str| -> Result<bool, Refusal> {
+            Ok(r.opt_str(&ROOT, key, "")
+                .map_err(schema_refusal)?
+                .is_some_and(|s| !s.trim().is_empty()))
+        };
+        Ok(match req {
+            Requirement::Reason => !e.note.trim().is_empty(),
+            Requirement::Description => filled("description")?,
+            Requirement::Correction => filled("correction")?,
+            Requirement::RootCause => filled("root_cause")?,
+            Requirement::ActionPlan | Requirement::ActionsDone => {
+                let actions = crate::nc::read_actions(&r).map_err(schema_refusal)?;
+                !actions.is_empty()
+                    && actions.values().all(|a| match req {
+                        Requirement::ActionPlan => {
+                            !a.text.trim().is_empty() && !a.owner.trim().is_empty()
+                        }
+                        _ => a.done_on.is_some(),
+                    })
+            }
+            Requirement::VerificationNote => match r
+                .opt_map(&ROOT, "verification", "")
+                .map_err(schema_refusal)?
+            {
+                Some(v) => r
+                    .opt_str(&v, "note", "verification")
+                    .map_err(schema_refusal)?
+                    .is_some_and(|s| !s.trim().is_empty()),
+                None => false,
+            },
+            Requirement::Heads => {
+                !e.heads.is_empty()
+                    && e.heads
+                        .iter()
+                        .all(|h| self.fork.get_change_meta_by_hash(h).is_some())
+            }
+        })
     }
 }

@@ -367,7 +367,12 @@ impl Event {
     /// Reads the event at `events/<index>`.
     pub(crate) fn read(r: &Reader<'_>, list: &ObjId, index: usize) -> Result<Event, SchemaError> {
         let obj = r.map_at(list, index, "events")?;
-        let path = format!("events/{index}");
+        Event::read_map(r, &obj, &format!("events/{index}"))
+    }
+
+    /// Reads an event from its map object.
+    pub(crate) fn read_map(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Event, SchemaError> {
+        let (obj, path) = (obj.clone(), path.to_owned());
         let heads = r
             .str_list(&obj, "heads", &path)?
             .iter()
