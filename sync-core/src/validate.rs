@@ -516,13 +516,13 @@ impl Checker<'_> {
                 }
             }
         }
-        if let (Some(k), OpType::Put(automerge::ScalarValue::Str(v))) = (key_text(key), action) {
-            if self.new_events.contains(obj) {
-                self.event_fields
-                    .entry(obj.clone())
-                    .or_default()
-                    .insert(k, v.to_string());
-            }
+        if let (Some(k), OpType::Put(automerge::ScalarValue::Str(v))) = (key_text(key), action)
+            && self.new_events.contains(obj)
+        {
+            self.event_fields
+                .entry(obj.clone())
+                .or_default()
+                .insert(k, v.to_string());
         }
         let second = if place.at_top_object {
             key_text(key)
