@@ -610,6 +610,14 @@ impl Engine {
                 );
             }
         };
+        if !msg.have.iter().all(|h| sane_bloom(&h.bloom)) {
+            return self.error(
+                peer,
+                id,
+                ErrorCode::Malformed,
+                "That sync message has a damaged summary of changes.".into(),
+            );
+        }
         let shared = self
             .peers
             .get(&peer)
@@ -728,6 +736,38 @@ impl Engine {
         }
         self.flush_doc(id, now);
     }
+}
+
+/// Whether a peer's Bloom filter can be used safely: Automerge divides by its bit
+/// count and allocates one slot per probe, so an empty bit set or an absurd probe
+/// count from a damaged or hostile message must never reach it.
+fn sane_bloom(bloom: &sync::BloomFilter) -> bool {
+    let bytes = bloom.to_bytes();
+    if bytes.is_empty() {
+        return true;
+    }
+    let mut fields = [0u64; 3];
+    let mut at = 0;
+    for f in &mut fields {
+        let mut shift = 0;
+        loop {
+            let Some(b) = bytes.get(at) else { return false };
+            at += 1;
+            *f |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 28 {
+                return false;
+            }
+        }
+    }
+    let [entries, bits_per_entry, probes] = fields;
+    entries > 0
+        && (1..=64).contains(&bits_per_entry)
+        && (1..=64).contains(&probes)
+        && bytes.len() > at
 }
 
 /// Dependencies of held-back changes that neither the document nor the held-back set has.

@@ -179,6 +179,19 @@ fn check_write(key: &str, action: &OpType, author: &Author) -> Result<(), String
     }
 }
 
+/// The fields a map must always hold, by the kind of map (its container's key).
+fn required_keys(container: &str) -> &'static [&'static str] {
+    match container {
+        "responses" => &["type", "by", "at"],
+        "findings" => &["class", "clause", "text", "by", "at"],
+        "actions" => &["text", "owner", "target"],
+        "evidence" => &["sha256", "name", "mime", "size"],
+        "extensions" => &["of", "due", "justification", "by", "at"],
+        "events" => &["move", "from", "by", "at"],
+        _ => &[],
+    }
+}
+
 /// Where an object sits: the top-level key, the key below it, and its own key.
 #[derive(Clone, Debug)]
 struct Place {
@@ -188,6 +201,8 @@ struct Place {
     own: String,
     /// The object is a direct child of the root (e.g. the `events` list itself).
     at_top_object: bool,
+    /// What kind of map the object is, if it is an entry or list item with required fields.
+    container: String,
 }
 
 fn prop_text(p: &Prop) -> String {
@@ -313,10 +328,12 @@ pub fn validate_batch(
         new_events: Vec::new(),
         answers: HashMap::new(),
         event_fields: HashMap::new(),
+        written: HashMap::new(),
     };
     for c in &ready {
         check.change(c)?;
     }
+    check.complete()?;
     check.answers()?;
     check.events()?;
     Ok(Accepted {
@@ -379,6 +396,8 @@ struct Checker<'a> {
     answers: HashMap<OpKey, AnswerWrite>,
     /// The text fields the batch wrote into each new event map.
     event_fields: HashMap<OpKey, HashMap<String, String>>,
+    /// Keys the batch wrote into each object it made.
+    written: HashMap<OpKey, HashSet<String>>,
 }
 
 impl Checker<'_> {
@@ -460,7 +479,16 @@ impl Checker<'_> {
         };
         let path: Vec<_> = self.fork.parents(&ex).map_err(|_| unknown())?.collect();
         let top = path.last().ok_or_else(unknown)?;
+        // An entry map sits under a top-level map (responses/x); a list item under its list's key.
+        let container = match (path.len(), path.first().map(|p| &p.prop)) {
+            (2, Some(Prop::Map(_))) => prop_text(&top.prop),
+            (n, Some(Prop::Seq(_))) if n >= 2 => {
+                path.get(1).map(|p| prop_text(&p.prop)).unwrap_or_default()
+            }
+            _ => String::new(),
+        };
         let place = Place {
+            container,
             top: prop_text(&top.prop),
             second: path
                 .len()
@@ -552,6 +580,19 @@ impl Checker<'_> {
                 }
             }
             Some(k) => {
+                if self.made.contains(obj) {
+                    self.written
+                        .entry(obj.clone())
+                        .or_default()
+                        .insert(k.clone());
+                } else if matches!(action, OpType::Delete)
+                    && required_keys(&place.container).contains(&k.as_str())
+                {
+                    return Err(refuse(
+                        "schema",
+                        format!("The change removes '{k}', which {path} must keep."),
+                    ));
+                }
                 check_write(&k, action, self.author).map_err(|e| {
                     refuse(
                         "schema",
@@ -577,6 +618,27 @@ impl Checker<'_> {
                 }
             }
             None => check_element(&place.own, action).map_err(bad)?,
+        }
+        Ok(())
+    }
+
+    /// Every map the batch made holds the fields its kind requires.
+    fn complete(&mut self) -> Result<(), Refusal> {
+        let made: Vec<OpKey> = self.made.iter().cloned().collect();
+        for obj in made {
+            let place = self.place(&obj)?;
+            let required = required_keys(&place.container);
+            let written = self.written.get(&obj);
+            if let Some(missing) = required
+                .iter()
+                .find(|k| !written.is_some_and(|w| w.contains(**k)))
+            {
+                let path = join(&place.top, place.second.as_deref().unwrap_or(""));
+                return Err(refuse(
+                    "schema",
+                    format!("The change does not match the schema: {path} has no '{missing}'."),
+                ));
+            }
         }
         Ok(())
     }
