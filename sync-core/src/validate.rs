@@ -409,16 +409,47 @@ impl Checker<'_> {
             if matches!(op.action, OpType::Make(_)) {
                 self.made.insert(opid.clone());
             }
+            let is_make = matches!(op.action, OpType::Make(_));
             match &op.obj {
                 ObjectId::Root => {
                     let key = key_text(&op.key)
                         .ok_or_else(|| refuse("schema.root", "The document root must be a map."))?;
                     self.root_op(&key, &op.action)?;
+                    if is_make {
+                        let child = Place {
+                            top: key.clone(),
+                            second: None,
+                            own: key,
+                            at_top_object: true,
+                            container: String::new(),
+                        };
+                        self.places.insert(opid.clone(), child);
+                    }
                 }
                 ObjectId::Id(obj) => {
                     let obj = (obj.counter(), obj.actor().clone());
                     let place = self.place(&obj)?;
-                    self.nested_op(&place, &obj, &op.key, op.insert, &op.action, opid)?;
+                    self.nested_op(&place, &obj, &op.key, op.insert, &op.action, opid.clone())?;
+                    if is_make {
+                        // The new object's place follows from its parent's: no path lookup needed.
+                        let key = key_text(&op.key);
+                        let child = Place {
+                            top: place.top.clone(),
+                            second: if place.at_top_object {
+                                Some(key.clone().unwrap_or_else(|| "#".into()))
+                            } else {
+                                place.second.clone()
+                            },
+                            own: key.clone().unwrap_or_else(|| "#".into()),
+                            at_top_object: false,
+                            container: match key {
+                                Some(_) if place.at_top_object => place.top.clone(),
+                                Some(_) => String::new(),
+                                None => place.own.clone(),
+                            },
+                        };
+                        self.places.insert(opid, child);
+                    }
                 }
             }
         }
