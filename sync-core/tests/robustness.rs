@@ -123,7 +123,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn arbitrary_changes_get_a_verdict_never_a_panic(
+    fn arbitrary_documents_read_and_arbitrary_changes_get_a_verdict_never_a_panic(
         nc in any::<bool>(),
         who in 0usize..5,
         writes in prop::collection::vec(write(), 1..12),
@@ -138,6 +138,12 @@ proptest! {
             apply(&mut tx, w);
         }
         tx.commit();
+        // Reading whatever the device now holds gives a value or a typed error, never a panic.
+        let _ = sync_core::audit::AuditView::read(&device);
+        let _ = sync_core::nc::Nc::read(&device).map(|nc| nc.view(&Default::default(), demo.today));
+        let _ = sync_core::review::Review::read(&device);
+        let _ = sync_core::permissions::DocContext::read(&device);
+        let _ = sync_core::permissions::may_edit(&device, author, sync_core::permissions::Target::Move("raise"), demo.today);
         let heads = stored.get_heads();
         let changes = device.get_changes(&heads);
         match validate_batch(id, &stored, changes, author, demo.today) {
