@@ -516,15 +516,7 @@ impl AuditView {
     /// Reads and derives an audit. Never panics; a schema mismatch names its path.
     pub fn read(doc: &Automerge) -> Result<AuditView, SchemaError> {
         let r = Reader::now(doc);
-        match r.kind()? {
-            DocKind::Audit => {}
-            other => {
-                return Err(schema_error(
-                    "schema",
-                    format!("expected an audit, found {other}"),
-                ));
-            }
-        }
+        r.expect_kind(DocKind::Audit)?;
         let id = r.parse(&ROOT, "id", "")?;
         let header = AuditHeader::read(&r)?;
         let events = Event::read_all(&r)?;

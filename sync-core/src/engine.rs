@@ -722,6 +722,13 @@ impl Engine {
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };
+        // A peer whose heads equal ours but who does not know it (its last sync
+        // point is not our heads: our last word to it was lost) is always answered,
+        // even with nothing new to say. Left unanswered, it would resend on every
+        // retry forever.
+        if peer_unaware_of_sync(&doc.am, &msg) {
+            pd.state.have_responded = false;
+        }
         if let Err(e) = doc.am.receive_sync_message(&mut pd.state, msg) {
             return self.error(
                 peer,
@@ -768,6 +775,26 @@ fn sane_bloom(bloom: &sync::BloomFilter) -> bool {
         && (1..=64).contains(&bits_per_entry)
         && (1..=64).contains(&probes)
         && bytes.len() > at
+}
+
+/// Whether a peer's message shows the same heads as ours while its last sync
+/// point with us is something else (it has not heard that we are in sync).
+fn peer_unaware_of_sync(doc: &Automerge, msg: &sync::Message) -> bool {
+    let mut ours = doc.get_heads();
+    ours.sort();
+    let mut theirs = msg.heads.clone();
+    theirs.sort();
+    if theirs != ours {
+        return false;
+    }
+    match msg.have.first() {
+        Some(have) => {
+            let mut last_sync = have.last_sync.clone();
+            last_sync.sort();
+            last_sync != ours
+        }
+        None => true,
+    }
 }
 
 /// Dependencies of held-back changes that neither the document nor the held-back set has.

@@ -124,11 +124,6 @@ pub(crate) fn read_actions(r: &Reader<'_>) -> Result<BTreeMap<ItemId, Action>, S
     Ok(actions)
 }
 
-/// Reads an action map (shared with reviews' action items).
-pub(crate) fn read_action(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Action, SchemaError> {
-    Action::read(r, obj, path)
-}
-
 impl Action {
     fn read(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Action, SchemaError> {
         Ok(Action {
@@ -278,15 +273,7 @@ impl Nc {
     /// Reads an NC document. Never panics; a schema mismatch names its path.
     pub fn read(doc: &Automerge) -> Result<Nc, SchemaError> {
         let r = Reader::now(doc);
-        match r.kind()? {
-            DocKind::Nc => {}
-            other => {
-                return Err(schema_error(
-                    "schema",
-                    format!("expected an NC, found {other}"),
-                ));
-            }
-        }
+        r.expect_kind(DocKind::Nc)?;
         let root = &ROOT;
         let link = NcLink {
             unit: r.parse(root, "unit", "")?,

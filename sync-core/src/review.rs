@@ -10,10 +10,10 @@ use automerge::transaction::Transactable;
 use automerge::{Automerge, AutomergeError, ObjType, ROOT};
 
 use crate::date::Date;
-use crate::ids::{DocumentId, IdError, ItemId, UnitCode};
+use crate::ids::{DocumentId, ItemId, UnitCode};
 use crate::kind::DocKind;
 use crate::nc::Action;
-use crate::schema::{Reader, SCHEMA_VERSION, SchemaError, bounded, join, schema_error};
+use crate::schema::{Reader, SCHEMA_VERSION, SchemaError, bounded};
 
 /// A management review, typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,26 +40,8 @@ impl Review {
     /// Reads a review document. Never panics; a schema mismatch names its path.
     pub fn read(doc: &Automerge) -> Result<Review, SchemaError> {
         let r = Reader::now(doc);
-        match r.kind()? {
-            DocKind::Review => {}
-            other => {
-                return Err(schema_error(
-                    "schema",
-                    format!("expected a review, found {other}"),
-                ));
-            }
-        }
-        let mut actions = BTreeMap::new();
-        if let Some(obj) = r.opt_map(&ROOT, "actions", "")? {
-            for key in r.keys(&obj) {
-                let path = join("actions", &key);
-                let id: ItemId = key
-                    .parse()
-                    .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
-                let item = r.map(&obj, &key, "actions")?;
-                actions.insert(id, crate::nc::read_action(&r, &item, &path)?);
-            }
-        }
+        r.expect_kind(DocKind::Review)?;
+        let actions = crate::nc::read_actions(&r)?;
         Ok(Review {
             id: r.parse(&ROOT, "id", "")?,
             unit: r.parse(&ROOT, "unit", "")?,

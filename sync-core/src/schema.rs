@@ -274,6 +274,17 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
+    /// Checks that the document is of the kind expected.
+    pub(crate) fn expect_kind(&self, want: DocKind) -> Result<(), SchemaError> {
+        match self.kind()? {
+            k if k == want => Ok(()),
+            other => Err(schema_error(
+                "schema",
+                format!("expected a {want} document, found {other}"),
+            )),
+        }
+    }
+
     /// The document's kind from its root `schema` field, checking the version.
     pub(crate) fn kind(&self) -> Result<DocKind, SchemaError> {
         let schema = self.str(&ROOT, "schema", "")?;

@@ -16,6 +16,9 @@ use sync_core::workflow::NcState;
 /// Rounds (10 ms each) allowed for the final convergence after everyone reconnects.
 const MAX_ROUNDS: usize = 400;
 
+/// Rounds (more than one retry period) after which a converged, idle network must send nothing more.
+const QUIET_AFTER_ROUNDS: usize = 60;
+
 #[derive(Clone, Debug)]
 enum Op {
     Answer {
@@ -200,6 +203,20 @@ fn run(
         sim.quarantined.is_empty(),
         "a locally permitted edit was refused: {:?}",
         sim.quarantined.first()
+    );
+    // Once converged, an idle network goes quiet: retries stop once every peer
+    // has heard that the other has everything (no endless resending).
+    for _ in 0..QUIET_AFTER_ROUNDS {
+        sim.step();
+    }
+    let sent = sim.sent;
+    for _ in 0..QUIET_AFTER_ROUNDS {
+        sim.step();
+    }
+    prop_assert_eq!(
+        sim.sent,
+        sent,
+        "messages still flow on an idle, converged network"
     );
     let heads = sim.heads();
     for (i, h) in heads.iter().enumerate().skip(1) {

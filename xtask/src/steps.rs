@@ -66,11 +66,20 @@ fn build_node_pkg(ws: &Workspace) -> Result<()> {
     wasm::build(ws, &wasm::Options::new(wasm::Glue::Nodejs, node_pkg(ws)?))
 }
 
+/// The Node tests run the wasm build against a native peer (sync-wasm's
+/// `native_peer` example), so both builds of sync-core meet in one sync.
 fn node_tests(ws: &Workspace) -> Result<()> {
     let pkg = node_pkg(ws)?;
+    cmd::run(&mut ws.cargo(&["build", "-p", "sync-wasm", "--example", "native_peer"]))?;
+    let peer = ws
+        .target_dir()?
+        .join("debug")
+        .join("examples")
+        .join("native_peer");
     cmd::run(
         ws.command("node")
             .env("SQM_WASM_PKG", &pkg)
+            .env("SQM_NATIVE_PEER", &peer)
             .args(["--test", "tests/wasm/"]),
     )
 }

@@ -1,28 +1,37 @@
-//! PIPELINE SMOKE EXPORTS — temporary.
+//! # sync-wasm: the browser's glue over sync-core
 //!
-//! These two functions only prove that the wasm build, the wasm-bindgen glue and
-//! the Node tests (`tests/wasm/`) work end to end, including automerge's random
-//! actor id in wasm. The real browser glue over sync-core replaces this file.
+//! A thin shell (DESIGN §1, §7): every rule, view and sync step is sync-core's;
+//! this crate only converts between JS values and sync-core types and carries
+//! out the engine's effects. It builds for the host too, so native tests and the
+//! native peer of `tests/wasm/` run the same conversions as the browser.
+//!
+//! - [`device::Device`]: the native API (an engine on the device side, the user's
+//!   rights, the frame queue); [`js`] exports it to JS as `Device`.
+//! - [`author`], [`edit`], [`answer`]: JSON in (the user's rights, edits, "may I?"
+//!   targets); answers and evidence have one JSON shape both ways.
+//! - [`view`], [`notice`]: JSON out (audit and NC views, notices, may-edit answers).
+//!
+//! The loop the JS side runs:
+//!
+//! ```text
+//! const device = new Device(actorHex, authorJson);      // rights from reference data
+//! device.load(id, bytes) for each stored document;       // before connecting
+//! on socket open:     send(device.connect(now))
+//! on socket frame:    send(device.receive(frame, now))
+//! every ~250 ms:      send(device.tick(now))
+//! on a user edit:     device.edit(id, editJson, now); send(device.outgoing())
+//! after either:       store device.save(id); show device.audit_view(id) / nc_view(id, today)
+//!                     and device.notices() (changed, rejected, withdrawn ...)
+//! ```
 
-use sync_core::automerge::{AutoCommit, ROOT, ReadDoc, transaction::Transactable};
-use wasm_bindgen::prelude::*;
+pub mod answer;
+pub mod author;
+pub mod device;
+pub mod edit;
+pub mod error;
+pub mod js;
+pub mod notice;
+pub mod view;
 
-/// The version of this crate (the workspace version).
-#[wasm_bindgen]
-pub fn core_version() -> String {
-    env!("CARGO_PKG_VERSION").to_owned()
-}
-
-/// Creates a document (random actor id), writes one key, saves, reloads and
-/// checks the key; returns the saved length in bytes.
-#[wasm_bindgen]
-pub fn new_document_roundtrip() -> Result<usize, JsError> {
-    let mut doc = AutoCommit::new();
-    doc.put(ROOT, "smoke", "ok")?;
-    let bytes = doc.save();
-    let loaded = AutoCommit::load(&bytes)?;
-    match loaded.get(ROOT, "smoke")? {
-        Some((value, _)) if value.as_str() == Some("ok") => Ok(bytes.len()),
-        other => Err(JsError::new(&format!("reloaded document holds {other:?}"))),
-    }
-}
+pub use device::Device;
+pub use error::GlueError;

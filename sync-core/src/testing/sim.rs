@@ -116,6 +116,8 @@ pub struct Sim {
     packets: Vec<Packet>,
     seq: u64,
     today: Date,
+    /// The link fields of the server's documents (write-once, so read once).
+    contexts: BTreeMap<DocumentId, DocContext>,
 }
 
 const SERVER: PeerId = 0;
@@ -152,7 +154,7 @@ impl Sim {
                 }
             })
             .collect();
-        Sim {
+        let mut sim = Sim {
             rng: Rng::new(seed),
             now: Timestamp::start_of(today),
             server,
@@ -164,6 +166,20 @@ impl Sim {
             packets: Vec::new(),
             seq: 0,
             today,
+            contexts: BTreeMap::new(),
+        };
+        sim.learn_contexts();
+        sim
+    }
+
+    /// Reads the context of server documents not seen before.
+    fn learn_contexts(&mut self) {
+        for id in self.server.doc_ids() {
+            if !self.contexts.contains_key(id)
+                && let Some(ctx) = self.server.doc(id).and_then(|d| DocContext::read(d).ok())
+            {
+                self.contexts.insert(*id, ctx);
+            }
         }
     }
 
@@ -173,15 +189,10 @@ impl Sim {
     }
 
     fn readable(&self, author: &Author) -> Vec<DocumentId> {
-        self.server
-            .doc_ids()
-            .filter(|id| {
-                self.server
-                    .doc(id)
-                    .and_then(|d| DocContext::read(d).ok())
-                    .is_some_and(|ctx| author.may_read(&ctx, self.today))
-            })
-            .copied()
+        self.contexts
+            .iter()
+            .filter(|(_, ctx)| author.may_read(ctx, self.today))
+            .map(|(id, _)| *id)
             .collect()
     }
 
@@ -371,6 +382,7 @@ impl Sim {
                 }
             }
         }
+        self.learn_contexts();
         self.sweep_access();
         let fx = self.server.handle(self.now, Input::Tick);
         self.server_effects(fx);

@@ -1,0 +1,113 @@
+-- Documents: append-only changes, a compacted snapshot, projection rows for
+-- reports (DESIGN §6), quarantine, receipts and blobs.
+
+CREATE TABLE documents (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    unit        TEXT NOT NULL REFERENCES units (code),
+    audit       TEXT,
+    process     TEXT,
+    number      TEXT,
+    snapshot    BLOB,
+    created_by  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX documents_by_unit ON documents (unit);
+CREATE INDEX documents_by_audit ON documents (audit);
+
+CREATE TABLE changes (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id       TEXT NOT NULL REFERENCES documents (id),
+    hash         TEXT NOT NULL,
+    bytes        BLOB NOT NULL,
+    in_snapshot  INTEGER NOT NULL DEFAULT 0,
+    stored_at    INTEGER NOT NULL,
+    UNIQUE (doc_id, hash)
+);
+CREATE INDEX changes_by_doc ON changes (doc_id, seq);
+
+CREATE TABLE audits (
+    doc_id            TEXT PRIMARY KEY REFERENCES documents (id),
+    unit              TEXT NOT NULL,
+    number            TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    lead              TEXT NOT NULL,
+    start_on          TEXT NOT NULL,
+    end_on            TEXT,
+    template_version  INTEGER NOT NULL,
+    responses         INTEGER NOT NULL,
+    conflicts         INTEGER NOT NULL,
+    late_edits        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL
+);
+
+CREATE TABLE findings (
+    audit_id    TEXT NOT NULL REFERENCES documents (id),
+    finding_id  TEXT NOT NULL,
+    class       TEXT NOT NULL,
+    clause      TEXT NOT NULL,
+    process     TEXT,
+    text        TEXT NOT NULL,
+    PRIMARY KEY (audit_id, finding_id)
+);
+
+CREATE TABLE ncs (
+    doc_id        TEXT PRIMARY KEY REFERENCES documents (id),
+    number        TEXT,
+    unit          TEXT NOT NULL,
+    audit_id      TEXT NOT NULL,
+    finding_id    TEXT NOT NULL,
+    process       TEXT NOT NULL,
+    clause        TEXT NOT NULL,
+    class         TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    raised_on     TEXT NOT NULL,
+    response_due  TEXT NOT NULL,
+    action_due    TEXT NOT NULL,
+    closed_on     TEXT,
+    conflicts     INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+CREATE INDEX ncs_by_unit ON ncs (unit, state);
+
+-- Refused changes: never merged, never dropped.
+CREATE TABLE quarantine (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id       TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    device_id    TEXT NOT NULL,
+    rule         TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    bytes        BLOB NOT NULL,
+    received_at  INTEGER NOT NULL
+);
+CREATE INDEX quarantine_by_doc ON quarantine (doc_id);
+
+-- One receipt per accepted change, each hashing the one before it.
+CREATE TABLE receipts (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id       TEXT NOT NULL,
+    change_hash  TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    device_id    TEXT NOT NULL,
+    at           INTEGER NOT NULL,
+    prev         TEXT NOT NULL,
+    hash         TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE blobs (
+    sha256       TEXT PRIMARY KEY,
+    size         INTEGER NOT NULL,
+    received     INTEGER NOT NULL,
+    data         BLOB NOT NULL,
+    complete_at  INTEGER,
+    uploaded_by  TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+
+-- Human numbers (IA/<unit>/<FY>/<seq>, NC-<n>), one counter per scope.
+CREATE TABLE counters (
+    scope  TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+);

@@ -1,0 +1,170 @@
+//! The signed-in user's rights, as the server's reference data gives them to
+//! the device, read from JSON into sync-core's [`Author`]:
+//!
+//! ```json
+//! {"user": "k.iyer",
+//!  "grants": [{"unit": "DEMO-I", "role": "auditor", "from": "2025-04-01", "until": null}],
+//!  "audits": {"<audit document id>": "lead"},
+//!  "processes": [["DEMO-I", "P03"]],
+//!  "actors": ["5a51010000000000000000000000001"]}
+//! ```
+//!
+//! Roles: `auditor`, `process_owner`, `nodal_officer`, `admin`; team roles:
+//! `lead`, `member`. Everything but `user` may be left out.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use sync_core::automerge::ActorId;
+use sync_core::permissions::{Author, Role, RoleGrant, TeamRole};
+
+use crate::error::{GlueError, parse, parse_opt};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorJson {
+    user: String,
+    #[serde(default)]
+    grants: Vec<GrantJson>,
+    #[serde(default)]
+    audits: BTreeMap<String, String>,
+    #[serde(default)]
+    processes: Vec<(String, String)>,
+    #[serde(default)]
+    actors: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantJson {
+    unit: String,
+    role: String,
+    from: String,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+/// Reads an author from its JSON text.
+pub fn parse_author(json: &str) -> Result<Author, GlueError> {
+    let dto: AuthorJson =
+        serde_json::from_str(json).map_err(|e| GlueError::input("author JSON", e))?;
+    let mut author = Author::new(parse("author user", &dto.user)?);
+    for (i, g) in dto.grants.iter().enumerate() {
+        let what = |field: &str| format!("author grants[{i}].{field}");
+        author.grants.push(RoleGrant {
+            unit: parse(&what("unit"), &g.unit)?,
+            role: role(&what("role"), &g.role)?,
+            from: parse(&what("from"), &g.from)?,
+            until: parse_opt(&what("until"), g.until.as_deref())?,
+        });
+    }
+    for (id, team_role) in &dto.audits {
+        let what = format!("author audits[{id:?}]");
+        author
+            .audits
+            .insert(parse(&what, id)?, self::team_role(&what, team_role)?);
+    }
+    for (i, (unit, process)) in dto.processes.iter().enumerate() {
+        let what = format!("author processes[{i}]");
+        author
+            .processes
+            .insert((parse(&what, unit)?, parse(&what, process)?));
+    }
+    for (i, hex) in dto.actors.iter().enumerate() {
+        author
+            .actors
+            .insert(actor(&format!("author actors[{i}]"), hex)?);
+    }
+    Ok(author)
+}
+
+/// Reads an Automerge actor id from hex (non-empty, as the server registers it).
+pub fn actor(what: &str, hex: &str) -> Result<ActorId, GlueError> {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(GlueError::input(
+            what,
+            format!("'{hex}' is not an actor id: use an even number of hexadecimal digits"),
+        ));
+    }
+    parse(what, hex)
+}
+
+fn role(what: &str, text: &str) -> Result<Role, GlueError> {
+    match text {
+        "auditor" => Ok(Role::Auditor),
+        "process_owner" => Ok(Role::ProcessOwner),
+        "nodal_officer" => Ok(Role::NodalOfficer),
+        "admin" => Ok(Role::Admin),
+        _ => Err(GlueError::input(
+            what,
+            format!("'{text}' is not a role: use auditor, process_owner, nodal_officer or admin"),
+        )),
+    }
+}
+
+fn team_role(what: &str, text: &str) -> Result<TeamRole, GlueError> {
+    match text {
+        "lead" => Ok(TeamRole::Lead),
+        "member" => Ok(TeamRole::Member),
+        _ => Err(GlueError::input(
+            what,
+            format!("'{text}' is not a team role: use lead or member"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEAD: &str = r#"{
+        "user": "k.iyer",
+        "grants": [{"unit": "DEMO-I", "role": "auditor", "from": "2025-04-01"}],
+        "audits": {"019bb4c8-0800-7303-8303-030303030303": "lead"},
+        "processes": [["DEMO-I", "P03"]],
+        "actors": ["5a510100000000000000000000000001"]
+    }"#;
+
+    #[test]
+    fn a_full_author_parses_into_sync_core_types() -> Result<(), GlueError> {
+        let a = parse_author(LEAD)?;
+        assert_eq!(a.user.as_str(), "k.iyer");
+        assert_eq!(a.grants.len(), 1);
+        assert_eq!(a.grants[0].role, Role::Auditor);
+        assert_eq!(a.grants[0].until, None);
+        assert_eq!(a.audits.values().next(), Some(&TeamRole::Lead));
+        assert_eq!(a.processes.len(), 1);
+        assert_eq!(a.actors.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_authors_are_refused_with_the_field_named() {
+        let cases = [
+            ("{}", "missing field `user`"),
+            (r#"{"user": "K.Iyer"}"#, "author user"),
+            (
+                r#"{"user": "k", "grants": [{"unit": "DEMO-I", "role": "boss", "from": "2025-04-01"}]}"#,
+                "grants[0].role",
+            ),
+            (
+                r#"{"user": "k", "grants": [{"unit": "DEMO-I", "role": "admin", "from": "2025-02-30"}]}"#,
+                "grants[0].from",
+            ),
+            (r#"{"user": "k", "audits": {"x": "lead"}}"#, "audits[\"x\"]"),
+            (r#"{"user": "k", "actors": ["abc"]}"#, "actors[0]"),
+            (
+                r#"{"user": "k", "colour": "red"}"#,
+                "unknown field `colour`",
+            ),
+            ("not json", "author JSON"),
+        ];
+        for (json, expect) in cases {
+            match parse_author(json) {
+                Ok(a) => panic!("{json} parsed as {a:?}"),
+                Err(e) => assert!(e.to_string().contains(expect), "{json}: {e}"),
+            }
+        }
+    }
+}

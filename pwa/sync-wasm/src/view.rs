@@ -1,0 +1,353 @@
+//! What the UI shows, as plain JSON: sync-core's derived views of an audit and
+//! of an NC (state, conflicts, content, late edits, due dates). Dates and times
+//! are ISO 8601 strings; maps are keyed by item key or id, in key order, so
+//! replicas with the same changes produce the same text.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sync_core::DocKind;
+use sync_core::audit::{AuditHeader, AuditView, Finding, LateEdit, Response};
+use sync_core::automerge::Automerge;
+use sync_core::date::Date;
+use sync_core::nc::{DueRules, Nc};
+use sync_core::permissions::DocContext;
+use sync_core::workflow::{Event, TransitionConflict};
+
+use crate::answer::{AnswerJson, EvidenceJson};
+use crate::error::GlueError;
+
+/// JSON text of a value made of plain strings, numbers and maps (never fails in practice).
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+fn unreadable(e: impl std::fmt::Display) -> GlueError {
+    GlueError::BadDocument(format!("The document cannot be read: {e}"))
+}
+
+/// The view of an audit or an NC, whichever the document is (NC dates as of `as_of`).
+pub fn document_json(doc: &Automerge, as_of: Date) -> Result<String, GlueError> {
+    match DocContext::read(doc).map_err(unreadable)?.kind {
+        DocKind::Audit => audit_json(doc),
+        DocKind::Nc => nc_json(doc, as_of),
+        DocKind::Review => Err(GlueError::BadDocument(
+            "Management reviews have no view in the glue yet.".into(),
+        )),
+    }
+}
+
+/// The audit as the UI shows it.
+pub fn audit_json(doc: &Automerge) -> Result<String, GlueError> {
+    let v = AuditView::read(doc).map_err(unreadable)?;
+    Ok(to_json(&AuditJson {
+        kind: "audit",
+        id: v.id.to_string(),
+        header: HeaderJson::of(&v.header),
+        state: v.state.to_string(),
+        locked: v.state.is_locked(),
+        conflicts: v.conflicts.iter().map(ConflictJson::of).collect(),
+        responses: v
+            .content
+            .responses
+            .iter()
+            .map(|(k, r)| (k.to_string(), ResponseJson::of(r)))
+            .collect(),
+        findings: v
+            .content
+            .findings
+            .iter()
+            .map(|(k, f)| (k.to_string(), FindingJson::of(f)))
+            .collect(),
+        notes: v.content.notes.clone(),
+        late_edits: v.late_edits.iter().map(LateEditJson::of).collect(),
+        locked_at: v
+            .locked_at
+            .map(|hs| hs.iter().map(ToString::to_string).collect()),
+        events: v.events.iter().map(EventJson::of).collect(),
+    }))
+}
+
+/// The NC as the UI shows it, with due dates and escalation as of a date.
+/// Due-date rules are sync-core's defaults until units' settings reach the device.
+pub fn nc_json(doc: &Automerge, as_of: Date) -> Result<String, GlueError> {
+    let nc = Nc::read(doc).map_err(unreadable)?;
+    let v = nc.view(&DueRules::default(), as_of);
+    let l = &nc.link;
+    Ok(to_json(&NcJson {
+        kind: "nc",
+        id: nc.id.to_string(),
+        unit: l.unit.to_string(),
+        audit: l.audit.to_string(),
+        finding: l.finding.to_string(),
+        process: l.process.to_string(),
+        clause: l.clause.to_string(),
+        class: l.class.to_string(),
+        raised_on: l.raised_on.to_string(),
+        description: nc.description.clone(),
+        correction: nc.correction.clone(),
+        root_cause: nc.root_cause.clone(),
+        actions: nc
+            .actions
+            .iter()
+            .map(|(id, a)| {
+                let action = ActionJson {
+                    text: a.text.clone(),
+                    owner: a.owner.clone(),
+                    target: a.target.to_string(),
+                    done_on: a.done_on.map(|d| d.to_string()),
+                };
+                (id.to_string(), action)
+            })
+            .collect(),
+        extensions: nc
+            .extensions
+            .iter()
+            .map(|e| ExtensionJson {
+                of: e.of.to_string(),
+                due: e.due.to_string(),
+                justification: e.justification.clone(),
+                by: e.by.to_string(),
+                at: e.at.to_string(),
+            })
+            .collect(),
+        verification: nc.verification.as_ref().map(|v| VerificationJson {
+            note: v.note.clone(),
+            by: v.by.to_string(),
+            on: v.on.to_string(),
+        }),
+        state: v.state.to_string(),
+        conflicts: v.conflicts.iter().map(ConflictJson::of).collect(),
+        as_of: as_of.to_string(),
+        response_due: v.response_due.to_string(),
+        action_due: v.action_due.to_string(),
+        due: v.due.map(|d| d.to_string()),
+        escalation: v.escalation.map(|l| l.to_string()),
+        events: nc.events.iter().map(EventJson::of).collect(),
+    }))
+}
+
+#[derive(Serialize)]
+struct AuditJson {
+    kind: &'static str,
+    id: String,
+    header: HeaderJson,
+    state: String,
+    locked: bool,
+    conflicts: Vec<ConflictJson>,
+    responses: BTreeMap<String, ResponseJson>,
+    findings: BTreeMap<String, FindingJson>,
+    notes: String,
+    late_edits: Vec<LateEditJson>,
+    locked_at: Option<Vec<String>>,
+    events: Vec<EventJson>,
+}
+
+#[derive(Serialize)]
+struct HeaderJson {
+    unit: String,
+    number: String,
+    scope: Vec<String>,
+    template_version: u64,
+    lead: String,
+    team: Vec<String>,
+    start: String,
+    end: Option<String>,
+}
+
+impl HeaderJson {
+    fn of(h: &AuditHeader) -> HeaderJson {
+        HeaderJson {
+            unit: h.unit.to_string(),
+            number: h.number.clone(),
+            scope: h.scope.clone(),
+            template_version: h.template_version,
+            lead: h.lead.to_string(),
+            team: h.team.iter().map(ToString::to_string).collect(),
+            start: h.start.to_string(),
+            end: h.end.map(|d| d.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ResponseJson {
+    answer: AnswerJson,
+    note: String,
+    evidence: Vec<EvidenceJson>,
+    by: String,
+    at: String,
+}
+
+impl ResponseJson {
+    fn of(r: &Response) -> ResponseJson {
+        ResponseJson {
+            answer: AnswerJson::of(&r.answer),
+            note: r.note.clone(),
+            evidence: r.evidence.iter().map(EvidenceJson::of).collect(),
+            by: r.by.to_string(),
+            at: r.at.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FindingJson {
+    class: String,
+    clause: String,
+    process: Option<String>,
+    text: String,
+    evidence: Vec<EvidenceJson>,
+    by: String,
+    at: String,
+}
+
+impl FindingJson {
+    fn of(f: &Finding) -> FindingJson {
+        FindingJson {
+            class: f.class.to_string(),
+            clause: f.clause.to_string(),
+            process: f.process.as_ref().map(ToString::to_string),
+            text: f.text.clone(),
+            evidence: f.evidence.iter().map(EvidenceJson::of).collect(),
+            by: f.by.to_string(),
+            at: f.at.to_string(),
+        }
+    }
+}
+
+/// An edit that reached a locked audit: the value in force and the late one (`null`: absent).
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum LateEditJson {
+    Response {
+        key: String,
+        locked: Option<ResponseJson>,
+        late: Option<ResponseJson>,
+    },
+    Finding {
+        id: String,
+        locked: Option<FindingJson>,
+        late: Option<FindingJson>,
+    },
+    Notes {
+        late: String,
+    },
+}
+
+impl LateEditJson {
+    fn of(e: &LateEdit) -> LateEditJson {
+        match e {
+            LateEdit::Response { key, locked, late } => LateEditJson::Response {
+                key: key.to_string(),
+                locked: locked.as_ref().map(ResponseJson::of),
+                late: late.as_ref().map(ResponseJson::of),
+            },
+            LateEdit::Finding { id, locked, late } => LateEditJson::Finding {
+                id: id.to_string(),
+                locked: locked.as_ref().map(FindingJson::of),
+                late: late.as_ref().map(FindingJson::of),
+            },
+            LateEdit::Notes { late } => LateEditJson::Notes { late: late.clone() },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ConflictJson {
+    index: usize,
+    #[serde(rename = "move")]
+    mv: String,
+    claimed_from: String,
+    actual: String,
+    by: String,
+    at: String,
+}
+
+impl ConflictJson {
+    fn of(c: &TransitionConflict) -> ConflictJson {
+        ConflictJson {
+            index: c.index,
+            mv: c.mv.clone(),
+            claimed_from: c.claimed_from.clone(),
+            actual: c.actual.clone(),
+            by: c.by.to_string(),
+            at: c.at.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EventJson {
+    #[serde(rename = "move")]
+    mv: String,
+    from: String,
+    by: String,
+    at: String,
+    note: String,
+    heads: Vec<String>,
+}
+
+impl EventJson {
+    fn of(e: &Event) -> EventJson {
+        EventJson {
+            mv: e.mv.clone(),
+            from: e.from.clone(),
+            by: e.by.to_string(),
+            at: e.at.to_string(),
+            note: e.note.clone(),
+            heads: e.heads.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct NcJson {
+    kind: &'static str,
+    id: String,
+    unit: String,
+    audit: String,
+    finding: String,
+    process: String,
+    clause: String,
+    class: String,
+    raised_on: String,
+    description: String,
+    correction: String,
+    root_cause: String,
+    actions: BTreeMap<String, ActionJson>,
+    extensions: Vec<ExtensionJson>,
+    verification: Option<VerificationJson>,
+    state: String,
+    conflicts: Vec<ConflictJson>,
+    as_of: String,
+    response_due: String,
+    action_due: String,
+    due: Option<String>,
+    escalation: Option<String>,
+    events: Vec<EventJson>,
+}
+
+#[derive(Serialize)]
+struct ActionJson {
+    text: String,
+    owner: String,
+    target: String,
+    done_on: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExtensionJson {
+    of: String,
+    due: String,
+    justification: String,
+    by: String,
+    at: String,
+}
+
+#[derive(Serialize)]
+struct VerificationJson {
+    note: String,
+    by: String,
+    on: String,
+}
