@@ -145,10 +145,3 @@ CREATE TABLE audit_team (
     PRIMARY KEY (audit_id, username)
 );
 CREATE INDEX audit_team_by_user ON audit_team (username);
-
--- A counter per unit of the reference data, bumped on every change: the ETag
--- of a device's offline bundle.
-CREATE TABLE reference_versions (
-    unit     TEXT PRIMARY KEY REFERENCES units (code),
-    version  INTEGER NOT NULL
-);

@@ -106,8 +106,11 @@ CREATE TABLE blobs (
     created_at   INTEGER NOT NULL
 );
 
--- Human numbers (IA/<unit>/<FY>/<seq>, NC-<n>), one counter per scope.
+-- Human numbers (NC-<n> per unit), one counter per scope. The row 'receipts'
+-- is bumped first by every transaction that writes receipts: its row lock
+-- keeps the hash chain a single line on both databases.
 CREATE TABLE counters (
     scope  TEXT PRIMARY KEY,
     value  INTEGER NOT NULL
 );
+INSERT INTO counters (scope, value) VALUES ('receipts', 0);

@@ -63,7 +63,8 @@ pub enum Edit {
     SetCorrection(String),
     /// Set the root cause (process owner).
     SetRootCause(String),
-    /// Add or replace a corrective action (process owner).
+    /// Add or replace a corrective action (NC: process owner) or a review's
+    /// action item (nodal officer).
     PutAction {
         /// The action's id.
         id: ItemId,
@@ -102,6 +103,10 @@ pub enum Edit {
     },
     /// Replace the review minutes (nodal officer).
     SetMinutes(String),
+    /// Record the date a review was held (nodal officer).
+    HoldReview(Date),
+    /// Append a decision to a review (nodal officer).
+    AddDecision(String),
 }
 
 fn failed(e: AutomergeError) -> Refusal {
@@ -261,7 +266,9 @@ fn write(
             tx.put(ROOT, key, text.as_str()).map_err(failed)
         }
         Edit::PutAction { id: aid, action } => {
-            need(kind, DocKind::Nc)?;
+            if kind != Some(DocKind::Review) {
+                need(kind, DocKind::Nc)?;
+            }
             let actions = container(tx, "actions")?;
             action.write(tx, &actions, aid).map_err(failed)
         }
@@ -317,6 +324,16 @@ fn write(
         Edit::SetMinutes(text) => {
             need(kind, DocKind::Review)?;
             tx.put(ROOT, "minutes", text.as_str()).map_err(failed)
+        }
+        Edit::HoldReview(on) => {
+            need(kind, DocKind::Review)?;
+            tx.put_str(&ROOT, "held_on", on).map_err(failed)
+        }
+        Edit::AddDecision(text) => {
+            need(kind, DocKind::Review)?;
+            let list = container(tx, "decisions")?;
+            let at = tx.length(&list);
+            tx.insert(&list, at, text.as_str()).map_err(failed)
         }
     }
 }

@@ -32,6 +32,55 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [
+        Role::Auditor,
+        Role::ProcessOwner,
+        Role::NodalOfficer,
+        Role::Admin,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Auditor => "auditor",
+            Role::ProcessOwner => "process_owner",
+            Role::NodalOfficer => "nodal_officer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a role (or team role).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("'{given}' is not a {what}: use {choices}")]
+pub struct UnknownRole {
+    given: String,
+    what: &'static str,
+    choices: &'static str,
+}
+
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Role, UnknownRole> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole {
+                given: s.chars().take(40).collect(),
+                what: "role",
+                choices: "auditor, process_owner, nodal_officer or admin",
+            })
+    }
+}
+
 /// A role held in a unit from one date, optionally until another (an office order).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleGrant {
@@ -59,6 +108,37 @@ pub enum TeamRole {
     Lead,
     /// A team member.
     Member,
+}
+
+impl TeamRole {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeamRole::Lead => "lead",
+            TeamRole::Member => "member",
+        }
+    }
+}
+
+impl fmt::Display for TeamRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TeamRole {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<TeamRole, UnknownRole> {
+        match s {
+            "lead" => Ok(TeamRole::Lead),
+            "member" => Ok(TeamRole::Member),
+            _ => Err(UnknownRole {
+                given: s.chars().take(40).collect(),
+                what: "team role",
+                choices: "lead or member",
+            }),
+        }
+    }
 }
 
 /// The author of a batch of changes, as reference data knows them now.

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use sync_core::automerge::ActorId;
-use sync_core::permissions::{Author, Role, RoleGrant, TeamRole};
+use sync_core::permissions::{Author, RoleGrant};
 
 use crate::error::{GlueError, parse, parse_opt};
 
@@ -53,7 +53,7 @@ pub fn parse_author(json: &str) -> Result<Author, GlueError> {
         let what = |field: &str| format!("author grants[{i}].{field}");
         author.grants.push(RoleGrant {
             unit: parse(&what("unit"), &g.unit)?,
-            role: role(&what("role"), &g.role)?,
+            role: parse(&what("role"), &g.role)?,
             from: parse(&what("from"), &g.from)?,
             until: parse_opt(&what("until"), g.until.as_deref())?,
         });
@@ -62,7 +62,7 @@ pub fn parse_author(json: &str) -> Result<Author, GlueError> {
         let what = format!("author audits[{id:?}]");
         author
             .audits
-            .insert(parse(&what, id)?, self::team_role(&what, team_role)?);
+            .insert(parse(&what, id)?, parse(&what, team_role)?);
     }
     for (i, (unit, process)) in dto.processes.iter().enumerate() {
         let what = format!("author processes[{i}]");
@@ -90,32 +90,10 @@ pub fn actor(what: &str, hex: &str) -> Result<ActorId, GlueError> {
     parse(what, hex)
 }
 
-fn role(what: &str, text: &str) -> Result<Role, GlueError> {
-    match text {
-        "auditor" => Ok(Role::Auditor),
-        "process_owner" => Ok(Role::ProcessOwner),
-        "nodal_officer" => Ok(Role::NodalOfficer),
-        "admin" => Ok(Role::Admin),
-        _ => Err(GlueError::input(
-            what,
-            format!("'{text}' is not a role: use auditor, process_owner, nodal_officer or admin"),
-        )),
-    }
-}
-
-fn team_role(what: &str, text: &str) -> Result<TeamRole, GlueError> {
-    match text {
-        "lead" => Ok(TeamRole::Lead),
-        "member" => Ok(TeamRole::Member),
-        _ => Err(GlueError::input(
-            what,
-            format!("'{text}' is not a team role: use lead or member"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use sync_core::permissions::{Role, TeamRole};
+
     use super::*;
 
     const LEAD: &str = r#"{

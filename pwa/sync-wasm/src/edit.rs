@@ -108,6 +108,12 @@ enum EditJson {
     SetMinutes {
         text: String,
     },
+    HoldReview {
+        on: String,
+    },
+    AddDecision {
+        text: String,
+    },
 }
 
 /// What "may I edit this?" asks about: `{"field": "nc_owner_fields"}` or `{"move": "raise"}`.
@@ -276,6 +282,8 @@ pub fn parse_edit(json: &str) -> Result<Edit, GlueError> {
             title,
         },
         EditJson::SetMinutes { text } => Edit::SetMinutes(text),
+        EditJson::HoldReview { on } => Edit::HoldReview(parse("on", &on)?),
+        EditJson::AddDecision { text } => Edit::AddDecision(text),
     })
 }
 

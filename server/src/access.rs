@@ -1,0 +1,84 @@
+//! Who may do what, from reference data as it is now (DESIGN §2, §4): the
+//! sync-core [`Author`] of a user, and the checks of the admin endpoints.
+//!
+//! Roles are scoped to a unit. Nodal officers and admins also act for every
+//! unit below theirs (an apex nodal officer sees the whole zone); auditors
+//! and process owners act in their own unit only.
+
+use std::collections::BTreeSet;
+
+use sync_core::automerge::ActorId;
+use sync_core::date::Date;
+use sync_core::ids::UnitCode;
+use sync_core::permissions::{Author, Role, RoleGrant};
+
+use crate::db::reference::{self, Unit};
+use crate::db::{Db, DbError, accounts, parse_col};
+
+/// A user's rights as of now: sync-core's author, from the database.
+pub async fn author_of(db: &Db, username: &str) -> Result<Author, DbError> {
+    let user = parse_col("username", username)?;
+    let mut author = Author::new(user);
+    let units = reference::units(db).await?;
+    author.grants = grants_of(db, username, &units).await?;
+    author.audits = reference::teams_of_user(db, username)
+        .await?
+        .into_iter()
+        .collect();
+    author.processes = reference::processes_owned_by(db, username)
+        .await?
+        .into_iter()
+        .collect();
+    author.actors = accounts::live_actors(db, username)
+        .await?
+        .iter()
+        .map(|hex| parse_col::<ActorId>("actor", hex))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    Ok(author)
+}
+
+/// A user's role grants, with nodal officer and admin roles carried down the unit tree.
+pub async fn grants_of(db: &Db, username: &str, units: &[Unit]) -> Result<Vec<RoleGrant>, DbError> {
+    let mut grants = Vec::new();
+    for a in accounts::assignments_of_user(db, username).await? {
+        let scope = match a.role {
+            Role::NodalOfficer | Role::Admin => reference::subtree(units, a.unit.as_str()),
+            Role::Auditor | Role::ProcessOwner => vec![a.unit.to_string()],
+        };
+        for unit in scope {
+            grants.push(RoleGrant {
+                unit: parse_col("unit", &unit)?,
+                role: a.role,
+                from: a.valid_from,
+                until: a.valid_until,
+            });
+        }
+    }
+    Ok(grants)
+}
+
+/// Whether the grants give one of `roles` in `unit` on `today`.
+pub fn holds(grants: &[RoleGrant], unit: &UnitCode, roles: &[Role], today: Date) -> bool {
+    grants
+        .iter()
+        .any(|g| &g.unit == unit && roles.contains(&g.role) && g.in_force(today))
+}
+
+/// The units in which the grants give any role on `today`.
+pub fn units_of(grants: &[RoleGrant], today: Date) -> BTreeSet<UnitCode> {
+    grants
+        .iter()
+        .filter(|g| g.in_force(today))
+        .map(|g| g.unit.clone())
+        .collect()
+}
+
+/// India Standard Time is UTC+05:30: the offices' calendar day.
+const IST_OFFSET_MS: i64 = (5 * 60 + 30) * 60 * 1000;
+
+/// Today in the offices' calendar (IST), by the server's clock.
+pub fn today() -> Date {
+    Date::of(sync_core::date::Timestamp(
+        crate::db::now_ms() + IST_OFFSET_MS,
+    ))
+}

@@ -1,0 +1,213 @@
+//! Authentication (DESIGN §4): passwords, login sessions with rotating
+//! refresh tokens and reuse detection, short-lived access tokens, and the
+//! per-request check that the session is live and the user enabled.
+
+pub mod jwt;
+pub mod limiter;
+pub mod password;
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::db::accounts::{self, RefreshState, hex, random_id};
+use crate::db::{Db, DbError};
+use crate::secret::Secret;
+use jwt::{AUDIENCE, Claims, ISSUER, Keys, TokenType};
+use limiter::Limiter;
+use password::{Hasher, PasswordError};
+
+/// How long an access token lives.
+pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long a refresh token lives (a tablet may stay offline for days).
+pub const REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Why authentication failed. The HTTP edge turns these into 401 or 429
+/// without saying more than the client needs.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown user, wrong password or disabled account: one answer for all three.
+    #[error("The username or password is not correct.")]
+    BadCredentials,
+    /// Too many failed logins for this account or address.
+    #[error("Too many failed logins; try again later.")]
+    TooManyAttempts,
+    /// The token is missing, malformed, expired, of the wrong type, or revoked.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// A refresh token was used twice: its whole session is now revoked.
+    #[error("This refresh token was already used; the session has been ended for safety.")]
+    Reused,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Hashing failed.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+/// A fresh token pair.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Tokens {
+    /// The access token (JWT).
+    pub access_token: String,
+    /// The refresh token (JWT, usable once).
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The user.
+    pub username: String,
+    /// The login session.
+    pub session: String,
+}
+
+/// Issues and checks credentials.
+#[derive(Debug)]
+pub struct Auth {
+    keys: Keys,
+    hasher: Hasher,
+    limiter: Limiter,
+}
+
+fn now_secs() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+fn jti_hash(jti: &str) -> String {
+    hex(&Sha256::digest(jti.as_bytes()))
+}
+
+impl Auth {
+    /// Authentication with the token signing secret.
+    pub fn new(secret: &Secret) -> Result<Auth, PasswordError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Auth {
+            keys: Keys::new(secret),
+            hasher: Hasher::new(cores * 2)?,
+            limiter: Limiter::default(),
+        })
+    }
+
+    /// The password hasher (for accounts made through the API).
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    /// Checks a username and password and starts a session.
+    pub async fn login(
+        &self,
+        db: &Db,
+        username: &str,
+        password: Secret,
+        client: &str,
+    ) -> Result<Tokens, AuthError> {
+        let keys = [format!("user:{username}"), format!("addr:{client}")];
+        let now = Instant::now();
+        if self.limiter.blocked(&keys, now) {
+            return Err(AuthError::TooManyAttempts);
+        }
+        let stored = accounts::credentials(db, username).await?;
+        let (hash, disabled) = match stored {
+            Some((hash, disabled)) => (Some(hash), disabled),
+            None => (None, false),
+        };
+        let ok = self.hasher.verify(password, hash).await;
+        if !ok || disabled {
+            self.limiter.failed(&keys, now);
+            return Err(AuthError::BadCredentials);
+        }
+        self.limiter.succeeded(&keys[0]);
+        let mut tx = db.begin().await?;
+        let session = accounts::insert_session(&mut tx, username).await?;
+        let tokens = self.issue(&mut tx, username, &session).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(tokens)
+    }
+
+    async fn issue(
+        &self,
+        tx: &mut crate::db::Tx,
+        username: &str,
+        session: &str,
+    ) -> Result<Tokens, AuthError> {
+        let now = now_secs();
+        let claims = |typ, ttl: Duration| Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: username.into(),
+            exp: now + ttl.as_secs(),
+            iat: now,
+            typ,
+            sid: session.into(),
+            jti: random_id(),
+        };
+        let access = claims(TokenType::Access, ACCESS_TTL);
+        let refresh = claims(TokenType::Refresh, REFRESH_TTL);
+        let expires_ms = i64::try_from(refresh.exp)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        accounts::insert_refresh(tx, &jti_hash(&refresh.jti), session, expires_ms).await?;
+        let sign = |c: &Claims| {
+            self.keys
+                .sign(c)
+                .map_err(|e| AuthError::InvalidToken(e.to_string()))
+        };
+        Ok(Tokens {
+            access_token: sign(&access)?,
+            refresh_token: sign(&refresh)?,
+            expires_in: ACCESS_TTL.as_secs(),
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair. A token used twice ends its session.
+    pub async fn refresh(&self, db: &Db, token: &str) -> Result<Tokens, AuthError> {
+        let claims = self
+            .keys
+            .verify(token, TokenType::Refresh)
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        let mut tx = db.begin().await?;
+        match accounts::use_refresh(&mut tx, &jti_hash(&claims.jti), &claims.sid).await? {
+            RefreshState::Usable => {
+                let tokens = self.issue(&mut tx, &claims.sub, &claims.sid).await?;
+                tx.commit().await.map_err(DbError::from)?;
+                Ok(tokens)
+            }
+            RefreshState::Reused => {
+                drop(tx);
+                accounts::revoke_session(db, &claims.sid, "refresh token reused").await?;
+                tracing::warn!(user = %claims.sub, session = %claims.sid, "refresh token reused; session revoked");
+                Err(AuthError::Reused)
+            }
+            RefreshState::Revoked => Err(AuthError::InvalidToken("session revoked".into())),
+            RefreshState::Unknown => Err(AuthError::InvalidToken("unknown refresh token".into())),
+        }
+    }
+
+    /// Checks an access token and that its session is still live.
+    pub async fn authenticate(&self, db: &Db, token: &str) -> Result<Caller, AuthError> {
+        let claims = self
+            .keys
+            .verify(token, TokenType::Access)
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        if !accounts::session_live(db, &claims.sid, &claims.sub).await? {
+            return Err(AuthError::InvalidToken(
+                "session revoked or user disabled".into(),
+            ));
+        }
+        Ok(Caller {
+            username: claims.sub,
+            session: claims.sid,
+        })
+    }
+
+    /// Ends the caller's session: its refresh tokens stop working, and so do its access tokens.
+    pub async fn logout(&self, db: &Db, caller: &Caller) -> Result<(), AuthError> {
+        accounts::revoke_session(db, &caller.session, "logout").await?;
+        Ok(())
+    }
+}

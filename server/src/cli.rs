@@ -1,0 +1,398 @@
+//! The `sqm` command line: `serve`, `migrate`, `user`, `seed demo`, `verify`.
+//! Every subcommand takes `--db` (or `DATABASE_URL`) and `--data-dir`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::auth::Auth;
+use crate::auth::password::hash_blocking;
+use crate::config::{Config, DataArgs, Limits, signing_key};
+use crate::db::Db;
+use crate::db::accounts::{self, Assignment, User, random_id};
+use crate::http::{self, AppState};
+use crate::secret::Secret;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sqm",
+    version,
+    about = "SQM Field Audit: the server and its tools"
+)]
+struct Cli {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (migrates the database first).
+    Serve(ServeArgs),
+    /// Apply the database migrations.
+    Migrate,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Load data.
+    Seed {
+        #[command(subcommand)]
+        what: SeedWhat,
+    },
+    /// Check the database's integrity: every change's bytes against its hash,
+    /// and the receipts' hash chain.
+    Verify,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SQM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Web origins allowed to open the sync socket, comma-separated.
+    #[arg(
+        long = "allowed-origin",
+        env = "SQM_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+    /// Load the demo unit before serving, and print its logins.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from SQM_PASSWORD or the first line of stdin.
+    Add {
+        /// Login name (lowercase letters, digits, '.', '_', '-').
+        username: String,
+        /// The name people see.
+        #[arg(long)]
+        name: String,
+        /// The post, e.g. "Superintendent".
+        #[arg(long, default_value = "")]
+        designation: String,
+    },
+    /// Set a new password (read as for `add`).
+    Passwd {
+        /// Login name.
+        username: String,
+    },
+    /// Disable an account: its sessions end at once.
+    Disable {
+        /// Login name.
+        username: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// Login name.
+        username: String,
+    },
+    /// Give an account a role in a unit, by an office order.
+    Grant {
+        /// Login name.
+        username: String,
+        /// The unit's code.
+        #[arg(long)]
+        unit: String,
+        /// auditor, process_owner, nodal_officer or admin.
+        #[arg(long)]
+        role: String,
+        /// The office order's number and date.
+        #[arg(long)]
+        office_order: String,
+        /// First day in force (YYYY-MM-DD; default today).
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// List every account.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum SeedWhat {
+    /// The fictional demo unit: people, roles, processes, templates, programme,
+    /// three audits with their findings and NCs, and a management review.
+    Demo,
+}
+
+/// Runs the command line; the exit code says whether it worked.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sqm: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sqm: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SQM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn open(data: &DataArgs) -> Result<Db> {
+    let url = data.database_url();
+    let db = Db::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+    db.migrate().await.context("cannot migrate the database")?;
+    Ok(db)
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.data, args).await,
+        Command::Migrate => {
+            open(&cli.data).await?;
+            println!("The database is up to date.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { command } => user(&cli.data, command).await,
+        Command::Seed {
+            what: SeedWhat::Demo,
+        } => {
+            let db = open(&cli.data).await?;
+            let report = crate::seed::demo(&db).await?;
+            println!("{report}");
+            print_logins();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify => {
+            let db = open(&cli.data).await?;
+            let report = crate::verify::verify(&db).await?;
+            print!("{report}");
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn print_logins() {
+    println!(
+        "Demo logins (password for all: {}):",
+        crate::seed::DEMO_PASSWORD
+    );
+    for (username, what) in crate::seed::DEMO_LOGINS {
+        println!("  {username:<12} {what}");
+    }
+}
+
+async fn serve(data: &DataArgs, args: ServeArgs) -> Result<ExitCode> {
+    let db = open(data).await?;
+    if args.demo {
+        let report = crate::seed::demo(&db).await?;
+        tracing::info!("{report}");
+    }
+    let key = signing_key(&data.data_dir)?;
+    let auth = Auth::new(&key)?;
+    let metrics_token = std::env::var("SQM_METRICS_TOKEN").ok().map(Secret::from);
+    let config = Config {
+        listen: args.listen,
+        allowed_origins: args.allowed_origins,
+        limits: Limits::default(),
+        metrics_token,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        db: db.clone(),
+        auth: Arc::new(auth),
+        config: Arc::new(config),
+        metrics: Arc::default(),
+    };
+    println!(
+        "SQM Field Audit is serving at http://{addr}/ (database: {})",
+        redact(&data.database_url())
+    );
+    if args.demo {
+        print_logins();
+    }
+    http::serve(listener, state, shutdown_signal()).await?;
+    db.close().await;
+    println!("Stopped: every request in flight was answered.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn read_password() -> Result<Secret> {
+    if let Ok(p) = std::env::var("SQM_PASSWORD") {
+        return Ok(Secret::from(p));
+    }
+    eprintln!("Password (one line on stdin):");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let line = line.trim_end_matches(['\r', '\n']).to_owned();
+    if line.is_empty() {
+        bail!("no password given: set SQM_PASSWORD or write it on stdin");
+    }
+    Ok(Secret::from(line))
+}
+
+async fn user(data: &DataArgs, command: UserCommand) -> Result<ExitCode> {
+    let db = open(data).await?;
+    match command {
+        UserCommand::Add {
+            username,
+            name,
+            designation,
+        } => {
+            let user = User {
+                username: username
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("username: {e}"))?,
+                display_name: name,
+                designation,
+                disabled_at: None,
+            };
+            let password = read_password()?;
+            let hash = tokio::task::spawn_blocking(move || hash_blocking(&password)).await??;
+            let mut tx = db.begin().await?;
+            if !accounts::insert_user(&mut tx, &user, &hash).await? {
+                bail!("there is already an account named {}", user.username);
+            }
+            tx.commit().await?;
+            println!("Created {}.", user.username);
+        }
+        UserCommand::Passwd { username } => {
+            let password = read_password()?;
+            let hash = tokio::task::spawn_blocking(move || hash_blocking(&password)).await??;
+            if !accounts::set_password(&db, &username, &hash).await? {
+                bail!("there is no account named {username}");
+            }
+            println!("Password set for {username}.");
+        }
+        UserCommand::Disable { username } => {
+            if !accounts::set_disabled(&db, &username, true).await? {
+                bail!("there is no account named {username}");
+            }
+            println!("Disabled {username}; their sessions have ended.");
+        }
+        UserCommand::Enable { username } => {
+            if !accounts::set_disabled(&db, &username, false).await? {
+                bail!("there is no account named {username}");
+            }
+            println!("Enabled {username}.");
+        }
+        UserCommand::Grant {
+            username,
+            unit,
+            role,
+            office_order,
+            from,
+        } => {
+            let assignment = Assignment {
+                id: random_id(),
+                username: username
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("username: {e}"))?,
+                unit: unit.parse().map_err(|e| anyhow::anyhow!("unit: {e}"))?,
+                role: role.parse().map_err(|e| anyhow::anyhow!("role: {e}"))?,
+                valid_from: match from {
+                    Some(d) => d.parse().map_err(|e| anyhow::anyhow!("from: {e}"))?,
+                    None => crate::access::today(),
+                },
+                valid_until: None,
+                office_order,
+            };
+            if accounts::find_user(&db, assignment.username.as_str())
+                .await?
+                .is_none()
+            {
+                bail!("there is no account named {}", assignment.username);
+            }
+            let units = crate::db::reference::units(&db).await?;
+            if !units.iter().any(|u| u.code == assignment.unit.as_str()) {
+                bail!("there is no unit {}", assignment.unit);
+            }
+            let mut tx = db.begin().await?;
+            accounts::insert_assignment(&mut tx, &assignment, "sqm user grant").await?;
+            tx.commit().await?;
+            println!(
+                "{} is {} in {} from {}.",
+                assignment.username,
+                assignment.role,
+                assignment.unit,
+                assignment.valid_from.display()
+            );
+        }
+        UserCommand::List => {
+            for u in accounts::list_users(&db).await? {
+                let state = if u.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<16} {:<8} {} ({})",
+                    u.username, state, u.display_name, u.designation
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

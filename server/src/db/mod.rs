@@ -1,0 +1,220 @@
+//! The database: SQLite by default (a file under the data folder, WAL,
+//! `synchronous=FULL`), PostgreSQL for a `postgres://` URL (DESIGN §6).
+//!
+//! One code path serves both through sqlx's `Any` driver: every query is
+//! written once with `$1`-style parameters, which SQLite reads by number too,
+//! and only portable types cross the boundary (text, 64-bit integers, bytes).
+//! Times are milliseconds since the Unix epoch; dates are ISO 8601 text.
+
+pub mod accounts;
+pub mod documents;
+pub mod reference;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor};
+
+/// A database failure; the cause is for the log, never for the client.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database could not be reached or refused a statement.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no database this server supports.
+    #[error("{0}")]
+    Url(String),
+    /// The data folder could not be made.
+    #[error("data folder {path}: {source}")]
+    Folder {
+        /// The folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A stored value does not read back as what it should be.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbKind {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// The connection pool and what it is connected to.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    kind: DbKind,
+}
+
+/// A transaction on either database.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+impl Db {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`), creating a
+    /// SQLite file and its folder if they do not exist.
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let kind = if url.starts_with("sqlite:") {
+            DbKind::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            DbKind::Postgres
+        } else {
+            return Err(DbError::Url(format!(
+                "The database URL must start with sqlite: or postgres:// (got '{}').",
+                url.split(':').next().unwrap_or_default()
+            )));
+        };
+        let mut url = url.to_owned();
+        if kind == DbKind::Sqlite {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:")
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(parent) = Path::new(&path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent).map_err(|source| DbError::Folder {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
+            }
+        }
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match kind {
+                DbKind::Sqlite => 8,
+                DbKind::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if kind == DbKind::Sqlite {
+                        // Durability first: every commit reaches the disk before it is acknowledged.
+                        conn.execute(sqlx::raw_sql(
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                             PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;",
+                        ))
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Db { pool, kind })
+    }
+
+    /// Which database this is.
+    pub fn kind(&self) -> DbKind {
+        self.kind
+    }
+
+    /// The pool, for queries outside a transaction.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Applies every migration not yet applied (embedded in the binary).
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let files: &[(i64, &str, &'static str)] = match self.kind {
+            DbKind::Sqlite => &[
+                (
+                    1,
+                    "reference",
+                    include_str!("../../../migrations/sqlite/0001_reference.sql"),
+                ),
+                (
+                    2,
+                    "documents",
+                    include_str!("../../../migrations/sqlite/0002_documents.sql"),
+                ),
+            ],
+            DbKind::Postgres => &[
+                (
+                    1,
+                    "reference",
+                    include_str!("../../../migrations/postgres/0001_reference.sql"),
+                ),
+                (
+                    2,
+                    "documents",
+                    include_str!("../../../migrations/postgres/0002_documents.sql"),
+                ),
+            ],
+        };
+        let migrations = files
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    (*name).into(),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(*sql),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection (waits for those in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Reads a stored text column back into its type, or reports the row as corrupt.
+pub(crate) fn parse_col<T>(what: &str, text: &str) -> Result<T, DbError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e| DbError::Corrupt(format!("{what} '{text}': {e}")))
+}

@@ -1,0 +1,599 @@
+//! Reference data: units, processes and their owners, manual issues and
+//! versioned checklist templates, audit programmes, planned audits and their
+//! teams. Devices cache it read-only; access decisions are made from it.
+
+use serde::Serialize;
+use sqlx::Row;
+use sync_core::ids::{DocumentId, ProcessCode, UnitCode, UserId};
+use sync_core::permissions::TeamRole;
+
+use super::{Db, DbError, Tx, now_ms, parse_col};
+
+/// A unit of the organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unit {
+    /// Its code.
+    pub code: String,
+    /// Its name.
+    pub name: String,
+    /// The unit above it.
+    pub parent: Option<String>,
+}
+
+/// Every unit.
+pub async fn units(db: &Db) -> Result<Vec<Unit>, DbError> {
+    let rows = sqlx::query("SELECT code, name, parent FROM units ORDER BY code")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Unit {
+                code: r.try_get(0)?,
+                name: r.try_get(1)?,
+                parent: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Adds a unit, or renames it and moves it under another parent.
+pub async fn upsert_unit(tx: &mut Tx, unit: &Unit) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO units (code, name, parent, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (code) DO UPDATE SET name = excluded.name, parent = excluded.parent",
+    )
+    .bind(&unit.code)
+    .bind(&unit.name)
+    .bind(unit.parent.as_deref())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The units at and below `top` in the hierarchy, `top` first.
+pub fn subtree(units: &[Unit], top: &str) -> Vec<String> {
+    let mut out = vec![top.to_owned()];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i].clone();
+        out.extend(
+            units
+                .iter()
+                .filter(|u| u.parent.as_deref() == Some(parent.as_str()))
+                .map(|u| u.code.clone()),
+        );
+        i += 1;
+    }
+    out
+}
+
+/// The units above `unit`, nearest first.
+pub fn ancestors(units: &[Unit], unit: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = unit.to_owned();
+    while let Some(parent) = units
+        .iter()
+        .find(|u| u.code == at)
+        .and_then(|u| u.parent.clone())
+    {
+        if out.contains(&parent) || out.len() > units.len() {
+            break;
+        }
+        out.push(parent.clone());
+        at = parent;
+    }
+    out
+}
+
+/// A process of a unit and who owns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Process {
+    /// The unit.
+    pub unit: String,
+    /// Its code, e.g. P04.
+    pub code: String,
+    /// The clause of the manual it answers, e.g. 3.2.1.4.
+    pub clause: String,
+    /// Its name.
+    pub name: String,
+    /// The charter standard, e.g. "60 d".
+    pub standard: String,
+    /// The process owner.
+    pub owner: String,
+    /// The deputy owner.
+    pub deputy: Option<String>,
+}
+
+fn process_of(r: &sqlx::any::AnyRow) -> Result<Process, DbError> {
+    Ok(Process {
+        unit: r.try_get(0)?,
+        code: r.try_get(1)?,
+        clause: r.try_get(2)?,
+        name: r.try_get(3)?,
+        standard: r.try_get(4)?,
+        owner: r.try_get(5)?,
+        deputy: r.try_get(6)?,
+    })
+}
+
+/// The processes of a unit.
+pub async fn processes_of_unit(db: &Db, unit: &str) -> Result<Vec<Process>, DbError> {
+    let rows = sqlx::query(
+        "SELECT unit, code, clause, name, standard, owner, deputy FROM processes \
+         WHERE unit = $1 ORDER BY code",
+    )
+    .bind(unit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(process_of).collect()
+}
+
+/// The processes a user owns or deputises for.
+pub async fn processes_owned_by(
+    db: &Db,
+    username: &str,
+) -> Result<Vec<(UnitCode, ProcessCode)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT unit, code FROM processes WHERE owner = $1 OR deputy = $1 ORDER BY unit, code",
+    )
+    .bind(username)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                parse_col("unit", &r.try_get::<String, _>(0)?)?,
+                parse_col("process", &r.try_get::<String, _>(1)?)?,
+            ))
+        })
+        .collect()
+}
+
+/// Adds or replaces a process.
+pub async fn upsert_process(tx: &mut Tx, p: &Process) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO processes (unit, code, clause, name, standard, owner, deputy, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (unit, code) DO UPDATE SET clause = excluded.clause, name = excluded.name, \
+         standard = excluded.standard, owner = excluded.owner, deputy = excluded.deputy, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(&p.unit)
+    .bind(&p.code)
+    .bind(&p.clause)
+    .bind(&p.name)
+    .bind(&p.standard)
+    .bind(&p.owner)
+    .bind(p.deputy.as_deref())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// An issue of the service quality manual.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ManualIssue {
+    /// Its id, e.g. SQM-03.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// The standard it is based on.
+    pub based_on: String,
+    /// When it was published.
+    pub published_on: String,
+}
+
+/// A version of the checklist template with its items.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Template {
+    /// The version.
+    pub version: i64,
+    /// The manual issue its clause numbers follow.
+    pub manual_issue: String,
+    /// When it was published.
+    pub published_on: String,
+    /// What changed.
+    pub note: String,
+    /// Its items in order.
+    pub items: Vec<TemplateItem>,
+}
+
+/// One checklist item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TemplateItem {
+    /// The stable key, e.g. sd.timeliness.
+    pub key: String,
+    /// The clause as printed in the manual issue ("" for general items).
+    pub clause: String,
+    /// The question.
+    pub question: String,
+    /// cpna, yn, text, number, date or photo.
+    pub response_type: String,
+    /// Whether objective evidence is required for a shortfall.
+    pub evidence: bool,
+    /// Whether the item is answered once per process in scope.
+    pub per_process: bool,
+}
+
+/// Adds a manual issue if it is not there.
+pub async fn insert_manual_issue(tx: &mut Tx, m: &ManualIssue) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO manual_issues (id, title, based_on, published_on) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&m.id)
+    .bind(&m.title)
+    .bind(&m.based_on)
+    .bind(&m.published_on)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds a template version with its items, if that version is not there.
+/// Published versions never change.
+pub async fn insert_template(tx: &mut Tx, t: &Template) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "INSERT INTO checklist_templates (version, manual_issue, published_on, note) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (version) DO NOTHING",
+    )
+    .bind(t.version)
+    .bind(&t.manual_issue)
+    .bind(&t.published_on)
+    .bind(&t.note)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    for (position, item) in t.items.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO template_items \
+             (version, key, position, clause, question, response_type, evidence, per_process) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(t.version)
+        .bind(&item.key)
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .bind(&item.clause)
+        .bind(&item.question)
+        .bind(&item.response_type)
+        .bind(i64::from(item.evidence))
+        .bind(i64::from(item.per_process))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(true)
+}
+
+/// Every manual issue.
+pub async fn manual_issues(db: &Db) -> Result<Vec<ManualIssue>, DbError> {
+    let rows =
+        sqlx::query("SELECT id, title, based_on, published_on FROM manual_issues ORDER BY id")
+            .fetch_all(db.pool())
+            .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ManualIssue {
+                id: r.try_get(0)?,
+                title: r.try_get(1)?,
+                based_on: r.try_get(2)?,
+                published_on: r.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// Every template version with its items.
+pub async fn templates(db: &Db) -> Result<Vec<Template>, DbError> {
+    let heads = sqlx::query(
+        "SELECT version, manual_issue, published_on, note FROM checklist_templates ORDER BY version",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let items = sqlx::query(
+        "SELECT version, key, clause, question, response_type, evidence, per_process \
+         FROM template_items ORDER BY version, position",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut out = Vec::new();
+    for h in &heads {
+        let version: i64 = h.try_get(0)?;
+        let mut t = Template {
+            version,
+            manual_issue: h.try_get(1)?,
+            published_on: h.try_get(2)?,
+            note: h.try_get(3)?,
+            items: Vec::new(),
+        };
+        for r in items
+            .iter()
+            .filter(|r| r.try_get::<i64, _>(0).ok() == Some(version))
+        {
+            t.items.push(TemplateItem {
+                key: r.try_get(1)?,
+                clause: r.try_get(2)?,
+                question: r.try_get(3)?,
+                response_type: r.try_get(4)?,
+                evidence: r.try_get::<i64, _>(5)? != 0,
+                per_process: r.try_get::<i64, _>(6)? != 0,
+            });
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// An audit programme of a unit for a financial year.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Programme {
+    /// Its id.
+    pub id: String,
+    /// The unit.
+    pub unit: String,
+    /// The financial year, e.g. 2025-26.
+    pub fy: String,
+    /// Audit cycles in the year.
+    pub cycles: i64,
+    /// Processes and clauses covered.
+    pub scope: Vec<String>,
+    /// When it was approved.
+    pub approved_on: Option<String>,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+}
+
+/// Adds or replaces a programme.
+pub async fn upsert_programme(tx: &mut Tx, p: &Programme) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO programmes (id, unit, fy, cycles, scope, approved_on, approved_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET \
+         fy = excluded.fy, cycles = excluded.cycles, scope = excluded.scope, \
+         approved_on = excluded.approved_on, approved_by = excluded.approved_by",
+    )
+    .bind(&p.id)
+    .bind(&p.unit)
+    .bind(&p.fy)
+    .bind(p.cycles)
+    .bind(p.scope.join(","))
+    .bind(p.approved_on.as_deref())
+    .bind(p.approved_by.as_deref())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The programmes of a unit.
+pub async fn programmes_of_unit(db: &Db, unit: &str) -> Result<Vec<Programme>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, unit, fy, cycles, scope, approved_on, approved_by FROM programmes \
+         WHERE unit = $1 ORDER BY fy",
+    )
+    .bind(unit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let scope: String = r.try_get(4)?;
+            Ok(Programme {
+                id: r.try_get(0)?,
+                unit: r.try_get(1)?,
+                fy: r.try_get(2)?,
+                cycles: r.try_get(3)?,
+                scope: split_list(&scope),
+                approved_on: r.try_get(5)?,
+                approved_by: r.try_get(6)?,
+            })
+        })
+        .collect()
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An audit on the programme, with its team.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlannedAudit {
+    /// The audit document's id.
+    pub id: String,
+    /// The unit audited.
+    pub unit: String,
+    /// Its number, e.g. IA/DEMO-I/2025-26/003.
+    pub number: String,
+    /// Processes and clauses in scope.
+    pub scope: Vec<String>,
+    /// First planned day.
+    pub planned_from: String,
+    /// Last planned day.
+    pub planned_to: String,
+    /// The checklist template version it uses.
+    pub template_version: i64,
+    /// The team: (user, lead or member).
+    pub team: Vec<TeamMember>,
+}
+
+/// One member of an audit team.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TeamMember {
+    /// The auditor.
+    pub username: String,
+    /// lead or member.
+    pub role: String,
+}
+
+/// Adds a planned audit; false if its id or number is taken.
+pub async fn insert_planned_audit(
+    tx: &mut Tx,
+    a: &PlannedAudit,
+    by: &str,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "INSERT INTO planned_audits \
+         (id, unit, number, scope, planned_from, planned_to, template_version, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+    )
+    .bind(&a.id)
+    .bind(&a.unit)
+    .bind(&a.number)
+    .bind(a.scope.join(","))
+    .bind(&a.planned_from)
+    .bind(&a.planned_to)
+    .bind(a.template_version)
+    .bind(by)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    set_team(tx, &a.id, &a.team).await?;
+    Ok(true)
+}
+
+/// Replaces an audit's team.
+pub async fn set_team(tx: &mut Tx, audit: &str, team: &[TeamMember]) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM audit_team WHERE audit_id = $1")
+        .bind(audit)
+        .execute(&mut **tx)
+        .await?;
+    for m in team {
+        sqlx::query("INSERT INTO audit_team (audit_id, username, team_role) VALUES ($1, $2, $3)")
+            .bind(audit)
+            .bind(&m.username)
+            .bind(&m.role)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn teams(db: &Db, audits: &mut [PlannedAudit]) -> Result<(), DbError> {
+    for a in audits.iter_mut() {
+        let rows = sqlx::query(
+            "SELECT username, team_role FROM audit_team WHERE audit_id = $1 \
+             ORDER BY CASE team_role WHEN 'lead' THEN 0 ELSE 1 END, username",
+        )
+        .bind(&a.id)
+        .fetch_all(db.pool())
+        .await?;
+        a.team = rows
+            .iter()
+            .map(|r| {
+                Ok(TeamMember {
+                    username: r.try_get(0)?,
+                    role: r.try_get(1)?,
+                })
+            })
+            .collect::<Result<_, DbError>>()?;
+    }
+    Ok(())
+}
+
+const PLANNED_COLUMNS: &str = "SELECT id, unit, number, scope, planned_from, planned_to, \
+     template_version FROM planned_audits";
+
+fn planned_of(r: &sqlx::any::AnyRow) -> Result<PlannedAudit, DbError> {
+    let scope: String = r.try_get(3)?;
+    Ok(PlannedAudit {
+        id: r.try_get(0)?,
+        unit: r.try_get(1)?,
+        number: r.try_get(2)?,
+        scope: split_list(&scope),
+        planned_from: r.try_get(4)?,
+        planned_to: r.try_get(5)?,
+        template_version: r.try_get(6)?,
+        team: Vec::new(),
+    })
+}
+
+/// The planned audits of a unit, with their teams.
+pub async fn planned_audits_of_unit(db: &Db, unit: &str) -> Result<Vec<PlannedAudit>, DbError> {
+    let sql = format!("{PLANNED_COLUMNS} WHERE unit = $1 ORDER BY number");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(unit)
+        .fetch_all(db.pool())
+        .await?;
+    let mut out = rows.iter().map(planned_of).collect::<Result<Vec<_>, _>>()?;
+    teams(db, &mut out).await?;
+    Ok(out)
+}
+
+/// One planned audit with its team.
+pub async fn planned_audit(db: &Db, id: &str) -> Result<Option<PlannedAudit>, DbError> {
+    let sql = format!("{PLANNED_COLUMNS} WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut out = [planned_of(&row)?];
+    teams(db, &mut out).await?;
+    let [a] = out;
+    Ok(Some(a))
+}
+
+/// The audits on whose team a user is, with the user's place.
+pub async fn teams_of_user(
+    db: &Db,
+    username: &str,
+) -> Result<Vec<(DocumentId, TeamRole)>, DbError> {
+    let rows = sqlx::query("SELECT audit_id, team_role FROM audit_team WHERE username = $1")
+        .bind(username)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                parse_col("audit id", &r.try_get::<String, _>(0)?)?,
+                parse_col("team role", &r.try_get::<String, _>(1)?)?,
+            ))
+        })
+        .collect()
+}
+
+/// A person as devices show them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Person {
+    /// Login name.
+    pub username: String,
+    /// Name.
+    pub display_name: String,
+    /// Post.
+    pub designation: String,
+}
+
+/// The people holding any role in a unit.
+pub async fn people_of_unit(db: &Db, unit: &str) -> Result<Vec<Person>, DbError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT u.username, u.display_name, u.designation FROM users u \
+         JOIN role_assignments r ON r.username = u.username WHERE r.unit = $1 ORDER BY u.username",
+    )
+    .bind(unit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Person {
+                username: r.try_get(0)?,
+                display_name: r.try_get(1)?,
+                designation: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Whether a user exists (and is a valid name).
+pub async fn user_exists(db: &Db, username: &UserId) -> Result<bool, DbError> {
+    let row = sqlx::query("SELECT 1 FROM users WHERE username = $1")
+        .bind(username.as_str())
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.is_some())
+}

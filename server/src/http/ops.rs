@@ -1,0 +1,58 @@
+//! Operations: health and metrics.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::IntoResponse;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::ClientAddr;
+
+/// `GET /healthz`: 200 when the database answers, 503 when it does not.
+pub async fn healthz(
+    State(state): State<AppState>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    state
+        .db
+        .ping()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(axum::Json(serde_json::json!({ "status": "ok" })))
+}
+
+/// `GET /metrics`: Prometheus text, for the machine itself (loopback) or a
+/// scraper holding `SQM_METRICS_TOKEN`.
+pub async fn metrics(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let loopback = client
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    let token_ok = match &state.config.metrics_token {
+        Some(token) => headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), token.expose())),
+        None => false,
+    };
+    if !loopback && !token_ok {
+        return Err(ApiError::Unauthorized(
+            "Metrics are served to this machine, or with the metrics token.".into(),
+        ));
+    }
+    Ok((
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics.render(),
+    ))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

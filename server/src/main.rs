@@ -1,0 +1,5 @@
+//! `sqm`: see [`server::cli`].
+
+fn main() -> std::process::ExitCode {
+    server::cli::main()
+}

@@ -1,0 +1,238 @@
+//! A real server on port 0 with a fresh database per test: a SQLite file in a
+//! temporary folder, or a new PostgreSQL database on 127.0.0.1:5432. The demo
+//! unit is loaded unless a test asks for an empty database.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{Context, Result};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use server::auth::Auth;
+use server::config::{Config, Limits};
+use server::db::Db;
+use server::db::accounts::random_id;
+use server::http::{self, AppState};
+use server::secret::Secret;
+use tokio::sync::oneshot;
+
+/// The databases the same tests run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the tests use (trust authentication).
+pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The demo password.
+pub const PASSWORD: &str = server::seed::DEMO_PASSWORD;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, migrated database on a backend: (URL, data folder, PostgreSQL database name).
+pub async fn fresh_database(backend: Backend) -> Result<(String, PathBuf, Option<String>)> {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "sqm-test-{}-{n}-{}",
+        std::process::id(),
+        &random_id()[..8]
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.join("sqm.db").display()),
+            dir,
+            None,
+        ),
+        Backend::Postgres => {
+            let name = format!("sqm_test_{}_{n}_{}", std::process::id(), &random_id()[..8]);
+            let admin = Db::connect(PG_ADMIN)
+                .await
+                .context("PostgreSQL on 127.0.0.1:5432 is needed for these tests")?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(admin.pool())
+                .await?;
+            admin.close().await;
+            (
+                format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                dir,
+                Some(name),
+            )
+        }
+    })
+}
+
+/// Drops a test's PostgreSQL database and removes its folder.
+pub async fn drop_database(dir: &PathBuf, pg: Option<&str>) {
+    if let Some(name) = pg
+        && let Ok(admin) = Db::connect(PG_ADMIN).await
+    {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(admin.pool())
+        .await;
+        admin.close().await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub db: Db,
+    pub client: reqwest::Client,
+    pub dir: PathBuf,
+    pg: Option<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// A server on `backend` with the demo unit loaded.
+    pub async fn start(backend: Backend) -> Result<TestServer> {
+        Self::start_with(backend, true).await
+    }
+
+    /// A server on `backend`, with or without the demo unit.
+    pub async fn start_with(backend: Backend, demo: bool) -> Result<TestServer> {
+        let (url, dir, pg) = fresh_database(backend).await?;
+        let db = Db::connect(&url).await?;
+        db.migrate().await?;
+        if demo {
+            server::seed::demo(&db).await?;
+        }
+        let auth = Auth::new(&Secret::new(b"test signing key, 32 bytes long!".to_vec()))?;
+        let config = Config {
+            listen: "127.0.0.1:0".parse()?,
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+            metrics_token: None,
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let state = AppState {
+            db: db.clone(),
+            auth: Arc::new(auth),
+            config: Arc::new(config),
+            metrics: Arc::default(),
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(http::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        Ok(TestServer {
+            base: format!("http://{addr}"),
+            addr,
+            db,
+            client: reqwest::Client::new(),
+            dir,
+            pg,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Stops the server and drops its database.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.db.close().await;
+        drop_database(&self.dir, self.pg.as_deref()).await;
+    }
+
+    /// A request with an optional bearer token and JSON body: (status, JSON body or Null).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value)> {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await?;
+        let status = res.status();
+        let text = res.text().await?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, value))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Result<(StatusCode, Value)> {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Result<(StatusCode, Value)> {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Logs in and returns the whole token answer.
+    pub async fn login_tokens(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<(StatusCode, Value)> {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "username": username, "password": password })),
+        )
+        .await
+    }
+
+    /// Logs a demo user in; returns the access token.
+    pub async fn login(&self, username: &str) -> Result<String> {
+        let (status, body) = self.login_tokens(username, PASSWORD).await?;
+        anyhow::ensure!(
+            status == StatusCode::OK,
+            "login of {username}: {status} {body}"
+        );
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no access_token")
+    }
+}
+
+/// Runs a test body on SQLite and on PostgreSQL, as two tests.
+#[macro_export]
+macro_rules! on_both {
+    ($(#[$meta:meta])* async fn $name:ident($backend:ident: Backend) -> Result<()> $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($backend: Backend) -> anyhow::Result<()> $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() -> anyhow::Result<()> {
+                run(Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() -> anyhow::Result<()> {
+                run(Backend::Postgres).await
+            }
+        }
+    };
+}
