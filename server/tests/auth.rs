@@ -240,7 +240,15 @@ on_both! {
         assert_eq!(c, b);
         let (status, _) = s.post("/api/v1/admin/users/k.iyer/enable", &admin, json!({})).await?;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        assert!(s.login("k.iyer").await.is_ok());
+        let iyer = s.login("k.iyer").await?;
+        // A new password ends the sessions signed in with the old one.
+        let (status, _) = s
+            .call(Method::PUT, "/api/v1/admin/users/k.iyer/password", Some(&admin), Some(json!({"password": "a brand new password"})))
+            .await?;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(me(&s, Some(&iyer)).await?, StatusCode::UNAUTHORIZED);
+        assert_eq!(s.login_tokens("k.iyer", PASSWORD).await?.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(s.login_tokens("k.iyer", "a brand new password").await?.0, StatusCode::OK);
         s.stop().await;
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: the criterion benchmarks of sync-core.
+//! `cargo xtask bench`: the criterion benchmarks of sync-core and the
+//! server's API benchmark (login throughput, reference-data latency).
 
 use anyhow::Result;
 
@@ -6,7 +7,7 @@ use crate::cmd;
 use crate::workspace::Workspace;
 
 pub(crate) fn run(ws: &Workspace, extra: &[String]) -> Result<()> {
-    let mut command = ws.cargo(&["bench", "-p", "sync-core"]);
+    let mut command = ws.cargo(&["bench", "-p", "sync-core", "-p", "server"]);
     command.args(extra);
     cmd::run(&mut command)?;
     let reports = ws.target_dir()?.join("criterion");

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cmd;
+mod postgres;
 mod steps;
 mod wasm;
 mod workspace;
@@ -21,8 +22,8 @@ commands:
   wasm [--target nodejs|web] [--out DIR]
                                        build sync-wasm for wasm32 and generate its JS glue
                                        (default: --target web --out <target dir>/wasm-web)
-  bench [ARGS...]                      run the sync-core benchmarks (ARGS go to `cargo bench`)
-  run                                  run the server (arrives with the server)
+  bench [ARGS...]                      run the benchmarks of sync-core and the server (ARGS go to `cargo bench`)
+  run [SQM SERVE ARGS...]              run the server on SQLite with the demo unit loaded
 ";
 
 fn main() -> ExitCode {
@@ -52,13 +53,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             wasm::build(&ws, &options)
         }
         "bench" => bench::run(&Workspace::new()?, rest),
-        "run" => {
-            no_arguments(command, rest)?;
-            bail!(
-                "`cargo xtask run` arrives with the server (see README.md, \"Run\"); \
-                 there is no server to run yet"
-            )
-        }
+        "run" => run(&Workspace::new()?, rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -68,6 +63,14 @@ fn dispatch(args: &[String]) -> Result<()> {
             bail!("unknown command `{other}`")
         }
     }
+}
+
+/// `sqm serve --demo`: the server on SQLite under ./data, the demo unit loaded,
+/// its URL and logins printed.
+fn run(ws: &Workspace, rest: &[String]) -> Result<()> {
+    let mut command = ws.cargo(&["run", "--package", "server", "--bin", "sqm", "--", "serve", "--demo"]);
+    command.args(rest);
+    cmd::run(&mut command)
 }
 
 fn no_arguments(command: &str, rest: &[String]) -> Result<()> {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::workspace::Workspace;
-use crate::{cmd, wasm};
+use crate::{cmd, postgres, wasm};
 
 /// The checks, in order. Adding a check is adding one line.
 #[rustfmt::skip]
@@ -15,8 +15,8 @@ const STEPS: &[(&str, Action)] = &[
     ("fmt", Action::Cargo(&["fmt", "--all", "--check"])),
     ("clippy", Action::Cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])),
     ("clippy wasm32", Action::Cargo(&["clippy", "-p", "sync-core", "-p", "sync-wasm", "--target", wasm::TARGET, "--", "-D", "warnings"])),
+    ("postgres", Action::Call(postgres::ensure)),
     ("cargo test", Action::Cargo(&["test", "--workspace"])),
-    ("benches compile", Action::Cargo(&["bench", "--workspace", "--no-run"])),
     ("wasm build (nodejs)", Action::Call(build_node_pkg)),
     ("wasm node tests", Action::Call(node_tests)),
 ];

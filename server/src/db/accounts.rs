@@ -118,14 +118,34 @@ pub async fn list_users(db: &Db) -> Result<Vec<User>, DbError> {
     rows.iter().map(user_of).collect()
 }
 
-/// Sets a user's password hash; false if there is no such user.
+/// Sets a user's password hash and ends their sessions (whoever knew the old
+/// password keeps no way in); false if there is no such user.
 pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, DbError> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
         .bind(hash)
         .bind(username)
-        .execute(db.pool())
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    revoke_sessions_of(&mut tx, username, "password changed").await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn revoke_sessions_of(tx: &mut Tx, username: &str, why: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_why = $2 \
+         WHERE username = $3 AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(why)
+    .bind(username)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Disables or enables a user. Disabling revokes every session at once.
@@ -142,14 +162,7 @@ pub async fn set_disabled(db: &Db, username: &str, disabled: bool) -> Result<boo
         return Ok(false);
     }
     if disabled {
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, revoked_why = 'account disabled' \
-             WHERE username = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(username)
-        .execute(&mut *tx)
-        .await?;
+        revoke_sessions_of(&mut tx, username, "account disabled").await?;
     }
     tx.commit().await?;
     Ok(true)

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::ClientAddr;
+use super::extract::{ClientAddr, bearer};
 
 /// `GET /healthz`: 200 when the database answers, 503 when it does not.
 pub async fn healthz(
@@ -32,11 +32,9 @@ pub async fn metrics(
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_loopback());
     let token_ok = match &state.config.metrics_token {
-        Some(token) => headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| constant_time_eq(given.as_bytes(), token.expose())),
+        Some(token) => {
+            bearer(&headers).is_some_and(|given| constant_time_eq(given.as_bytes(), token.expose()))
+        }
         None => false,
     };
     if !loopback && !token_ok {

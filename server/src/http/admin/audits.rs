@@ -95,8 +95,9 @@ pub struct NewAudit {
     planned_from: String,
     planned_to: String,
     template_version: i64,
-    #[serde(flatten)]
-    team: Team,
+    lead: String,
+    #[serde(default)]
+    members: Vec<String>,
 }
 
 /// Puts an audit on the programme with its team; returns its document id.
@@ -143,7 +144,11 @@ pub async fn plan(
             body.template_version
         )));
     }
-    let team = team_of(&state, &unit, &body.team, steward.today.max(from)).await?;
+    let team = Team {
+        lead: body.lead,
+        members: body.members,
+    };
+    let team = team_of(&state, &unit, &team, steward.today.max(from)).await?;
     let mut random = [0u8; 10];
     fill_random(&mut random);
     let audit = PlannedAudit {

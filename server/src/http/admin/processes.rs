@@ -1,6 +1,7 @@
 //! The processes of a unit and their owners.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use sync_core::ids::{ClauseKey, ProcessCode, UserId};
 
@@ -39,13 +40,13 @@ pub struct ProcessBody {
     deputy: Option<String>,
 }
 
-/// Adds or replaces a process with its owner and deputy.
+/// Adds (201) or replaces (200) a process with its owner and deputy.
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path((unit, code)): Path<(String, String)>,
     ApiJson(body): ApiJson<ProcessBody>,
-) -> Result<axum::Json<Process>, ApiError> {
+) -> Result<(StatusCode, axum::Json<Process>), ApiError> {
     let unit = unit_of(&unit)?;
     Steward::of(&state, &caller)
         .await?
@@ -87,9 +88,18 @@ pub async fn put(
         owner: owner.to_string(),
         deputy: deputy.map(|d| d.to_string()),
     };
+    let existed = reference::processes_of_unit(&state.db, unit.as_str())
+        .await?
+        .iter()
+        .any(|p| p.code == process.code);
     let mut tx = state.db.begin().await?;
     reference::upsert_process(&mut tx, &process).await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
     tracing::info!(by = %caller.username, %unit, process = %code, "process saved");
-    Ok(axum::Json(process))
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(process)))
 }

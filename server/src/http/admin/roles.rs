@@ -126,7 +126,8 @@ pub async fn grant(
     Ok((StatusCode::CREATED, axum::Json(assignment.into())))
 }
 
-/// Ends a role assignment: from today it is no longer in force (it stays on record).
+/// Ends a role assignment: from today it is no longer in force (it stays on
+/// record). 409 if it has already ended.
 pub async fn end(
     State(state): State<AppState>,
     caller: Caller,
@@ -142,7 +143,21 @@ pub async fn end(
         )));
     };
     may_grant(&steward, &unit, found.role)?;
-    accounts::end_assignment(&state.db, &id, steward.today.add_days(-1)).await?;
+    let yesterday = steward.today.add_days(-1);
+    if let Some(until) = found.valid_until.filter(|u| *u <= yesterday) {
+        return Err(ApiError::Conflict(format!(
+            "This role assignment already ended on {}.",
+            until.display()
+        )));
+    }
+    // One that has not begun is cancelled: its last day falls before its first,
+    // so it is never in force, and it stays on record.
+    let last_day = if found.valid_from > yesterday {
+        found.valid_from.add_days(-1)
+    } else {
+        yesterday
+    };
+    accounts::end_assignment(&state.db, &id, last_day).await?;
     tracing::info!(by = %caller.username, user = %found.username, %unit, role = %found.role, "role ended");
     Ok(StatusCode::NO_CONTENT)
 }

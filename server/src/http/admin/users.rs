@@ -18,7 +18,7 @@ use crate::secret::Secret;
 /// `?unit=` of the list.
 #[derive(Debug, Deserialize)]
 pub struct UnitQuery {
-    unit: String,
+    unit: Option<String>,
 }
 
 /// A person as an administrator sees them.
@@ -47,7 +47,12 @@ pub async fn list(
     caller: Caller,
     Query(q): Query<UnitQuery>,
 ) -> Result<axum::Json<Vec<UserView>>, ApiError> {
-    let unit = unit_of(&q.unit)?;
+    let Some(unit) = q.unit else {
+        return Err(ApiError::BadRequest(
+            "Say which unit's people to list: ?unit=<unit code>.".into(),
+        ));
+    };
+    let unit = unit_of(&unit)?;
     Steward::of(&state, &caller)
         .await?
         .require(&unit, STEWARDS, "list people")?;
@@ -114,15 +119,22 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(UserView::from(user))))
 }
 
-/// 404 if there is no such user; 403 unless the caller stewards a unit where
-/// the user holds a role (an account with no role: admins only).
+/// 403 unless the caller is a nodal officer or admin; then 404 if there is no
+/// such user; then 403 unless the caller stewards a unit where the user holds
+/// a role (an account with no role: admins only).
 async fn may_manage(state: &AppState, caller: &Caller, username: &str) -> Result<(), ApiError> {
+    let steward = Steward::of(state, caller).await?;
+    // Only those who manage accounts learn whether one exists.
+    if !steward.holds_anywhere(STEWARDS) {
+        return Err(ApiError::Forbidden(
+            "Only nodal officers and admins may manage accounts.".into(),
+        ));
+    }
     if accounts::find_user(&state.db, username).await?.is_none() {
         return Err(ApiError::NotFound(format!(
             "There is no account named {username}."
         )));
     }
-    let steward = Steward::of(state, caller).await?;
     let assignments = accounts::assignments_of_user(&state.db, username).await?;
     let allowed = if assignments.is_empty() {
         steward.holds_anywhere(&[Role::Admin])
@@ -180,7 +192,7 @@ pub struct NewPassword {
     password: Secret,
 }
 
-/// Sets a new password.
+/// Sets a new password; the account's sessions end (sign in again with it).
 pub async fn set_password(
     State(state): State<AppState>,
     caller: Caller,
