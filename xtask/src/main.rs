@@ -68,7 +68,16 @@ fn dispatch(args: &[String]) -> Result<()> {
 /// `sqm serve --demo`: the server on SQLite under ./data, the demo unit loaded,
 /// its URL and logins printed.
 fn run(ws: &Workspace, rest: &[String]) -> Result<()> {
-    let mut command = ws.cargo(&["run", "--package", "server", "--bin", "sqm", "--", "serve", "--demo"]);
+    let mut command = ws.cargo(&[
+        "run",
+        "--package",
+        "server",
+        "--bin",
+        "sqm",
+        "--",
+        "serve",
+        "--demo",
+    ]);
     command.args(rest);
     cmd::run(&mut command)
 }
