@@ -19,6 +19,7 @@ pub mod edit;
 pub mod engine;
 pub mod envelope;
 pub mod ids;
+pub mod inflate;
 pub mod kind;
 pub mod nc;
 pub mod permissions;

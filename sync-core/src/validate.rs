@@ -192,6 +192,15 @@ fn required_keys(container: &str) -> &'static [&'static str] {
     }
 }
 
+/// Root keys a document cannot be read without (its reader requires them).
+fn required_root(kind: DocKind) -> &'static [&'static str] {
+    match kind {
+        DocKind::Audit => &["header"],
+        DocKind::Review => &["title"],
+        DocKind::Nc => &[],
+    }
+}
+
 /// Where an object sits: the top-level key, the key below it, and its own key.
 #[derive(Clone, Debug)]
 struct Place {
@@ -459,6 +468,12 @@ impl Checker<'_> {
     fn root_op(&mut self, key: &str, action: &OpType) -> Result<(), Refusal> {
         let kind = self.ctx.kind;
         let is_make = matches!(action, OpType::Make(_));
+        if matches!(action, OpType::Delete) && required_root(kind).contains(&key) {
+            return Err(refuse(
+                "schema",
+                format!("The change removes '{key}', which a {kind} must keep."),
+            ));
+        }
         if write_once(kind, key)
             || key == "events"
             || (is_make && self.doc.get(ROOT, key).ok().flatten().is_some())

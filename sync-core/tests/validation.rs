@@ -347,3 +347,79 @@ fn malformed_values_are_refused_naming_the_path() {
     assert_eq!(err.rule, "schema");
     assert!(err.message.contains("findings/f-09/class"), "{err}");
 }
+
+#[test]
+fn the_management_review_is_the_nodal_officers_to_write() {
+    let demo = Demo::new();
+    let mut review = Automerge::new();
+    demo.must(
+        demo.review_id,
+        &mut review,
+        &demo.nodal,
+        Edit::CreateReview {
+            unit: demo.unit.clone(),
+            title: "MR-1".into(),
+        },
+    );
+    let nodal_edits = [
+        Edit::HoldReview("2025-08-20".parse().expect("date")),
+        Edit::AddDecision("Train the facilitation staff.".into()),
+        Edit::PutAction {
+            id: "a-1".parse().expect("id"),
+            action: sync_core::nc::Action {
+                text: "Train 2 staff".into(),
+                owner: "AC Div-II".into(),
+                target: "2025-09-30".parse().expect("date"),
+                done_on: None,
+            },
+        },
+    ];
+    for edit in nodal_edits.iter().cloned() {
+        let change = device_edit(&demo, &review, demo.review_id, &demo.nodal, edit);
+        let accepted = validate_batch(
+            demo.review_id,
+            &review,
+            vec![change],
+            &demo.nodal,
+            demo.today,
+        );
+        review = accepted
+            .expect("the nodal officer may")
+            .doc
+            .expect("applied");
+    }
+    let read = sync_core::review::Review::read(&review).expect("reads");
+    assert_eq!(read.held_on, Some("2025-08-20".parse().expect("date")));
+    assert_eq!(read.decisions, ["Train the facilitation staff."]);
+    assert_eq!(read.actions.len(), 1);
+    // An auditor's device, tampered, writing a decision: refused, nothing changed.
+    let heads = review.get_heads();
+    let change = forged(&review, 1, |tx| {
+        use automerge::transaction::Transactable;
+        if let Ok(Some((_, list))) = tx.get(automerge::ROOT, "decisions") {
+            let _ = tx.insert(&list, 1, "Close every NC.");
+        }
+    });
+    let refused = validate_batch(
+        demo.review_id,
+        &review,
+        vec![change],
+        &demo.lead,
+        demo.today,
+    );
+    assert_eq!(refused.err().map(|r| r.rule), Some("review.content"));
+    assert_eq!(review.get_heads(), heads);
+    // Removing the title a review is read by: refused even for its nodal officer.
+    let change = forged(&review, 4, |tx| {
+        use automerge::transaction::Transactable;
+        let _ = tx.delete(automerge::ROOT, "title");
+    });
+    let refused = validate_batch(
+        demo.review_id,
+        &review,
+        vec![change],
+        &demo.nodal,
+        demo.today,
+    );
+    assert_eq!(refused.err().map(|r| r.rule), Some("schema"));
+}

@@ -86,7 +86,7 @@ impl Peer {
                             ));
                         }
                     }
-                    Effect::Store { ticket, .. } => {
+                    Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => {
                         next.extend(self.server.handle(now, Input::Stored { ticket }));
                     }
                     Effect::Quarantine { .. } => self.quarantined += 1,

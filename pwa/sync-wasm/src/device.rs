@@ -167,7 +167,7 @@ impl Device {
                 match effect {
                     Effect::Send { bytes, .. } => self.outbox.push(bytes),
                     // Confirmed at once: see the module docs.
-                    Effect::Store { ticket, .. } => {
+                    Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => {
                         next.extend(self.engine.handle(now, Input::Stored { ticket }));
                     }
                     Effect::Notify(notice) => self.notices.push(DeviceNotice::of(&notice)),

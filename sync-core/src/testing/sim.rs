@@ -285,7 +285,7 @@ impl Sim {
                             self.enqueue(To::Device(i), bytes);
                         }
                     }
-                    Effect::Store { ticket, .. } => {
+                    Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => {
                         next.extend(self.server.handle(self.now, Input::Stored { ticket }))
                     }
                     q @ Effect::Quarantine { .. } => self.quarantined.push(q),
@@ -311,7 +311,7 @@ impl Sim {
                             );
                         }
                     }
-                    Effect::Store { ticket, .. } => next.extend(
+                    Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => next.extend(
                         self.devices[i]
                             .engine
                             .handle(self.now, Input::Stored { ticket }),

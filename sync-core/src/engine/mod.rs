@@ -35,7 +35,13 @@ use crate::edit::{Edit, apply_edit};
 use crate::envelope::{Body, Envelope, ErrorCode};
 use crate::ids::DocumentId;
 use crate::permissions::{Author, Refusal, refuse};
-use crate::validate::validate_batch;
+
+mod recover;
+mod salvage;
+mod wire;
+
+pub use recover::{LocalEdit, Recovery, RefusedEdit};
+use wire::{ExtractError, extract_changes, missing_deps, peer_unaware_of_sync, sane_bloom};
 
 /// A connection, numbered by the caller.
 pub type PeerId = u64;
@@ -47,8 +53,26 @@ pub const RETRY_AFTER_MS: i64 = 500;
 /// a real resend only comes after [`RETRY_AFTER_MS`].
 pub const DUPLICATE_WINDOW_MS: i64 = RETRY_AFTER_MS / 2;
 
-/// The most changes one connection may hold waiting for missing dependencies, per document.
-pub const MAX_PENDING_CHANGES: usize = 4096;
+/// The bounds one connection is held to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Changes one connection may hold waiting for missing dependencies, all documents together.
+    pub max_pending_per_peer: usize,
+    /// Documents one connection may have open.
+    pub max_docs_per_peer: usize,
+    /// Bytes the changes of one sync message may take once decompressed.
+    pub max_inflated_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pending_per_peer: 4096,
+            max_docs_per_peer: 10_000,
+            max_inflated_bytes: 64 << 20,
+        }
+    }
+}
 
 /// Which end of the protocol an engine is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +123,22 @@ pub enum Input {
         /// The document.
         doc: DocumentId,
     },
+    /// The rights of a connection's user changed (server side): later batches
+    /// are judged by these.
+    Reauthor {
+        /// The connection.
+        peer: PeerId,
+        /// The user's rights as they are now.
+        author: Author,
+    },
+    /// Changes of a document made durable elsewhere (another server process):
+    /// apply them, without judging or storing, and pass them on.
+    External {
+        /// The document.
+        doc: DocumentId,
+        /// The changes' bytes.
+        changes: Vec<Vec<u8>>,
+    },
     /// A `Store` effect has been made durable.
     Stored {
         /// The ticket of that effect.
@@ -124,8 +164,20 @@ pub enum Effect {
         ticket: u64,
         /// The document.
         doc: DocumentId,
+        /// The connection they came from (`None`: a local edit).
+        peer: Option<PeerId>,
         /// The changes' bytes, in dependency order.
         changes: Vec<Vec<u8>>,
+    },
+    /// Store this saved document in place of the one held, then feed back
+    /// [`Input::Stored`] (a device after a refusal: changes were taken out).
+    Replace {
+        /// The ticket to confirm.
+        ticket: u64,
+        /// The document.
+        doc: DocumentId,
+        /// The whole document, saved.
+        saved: Vec<u8>,
     },
     /// Keep refused changes out of the document, with why (never drop them).
     Quarantine {
@@ -192,6 +244,8 @@ struct PeerDoc {
 struct Peer {
     author: Option<Author>,
     docs: BTreeMap<DocumentId, PeerDoc>,
+    /// Changes held for missing dependencies, over all documents.
+    pending: usize,
 }
 
 #[derive(Debug)]
@@ -205,23 +259,36 @@ struct Doc {
 #[derive(Debug)]
 pub struct Engine {
     side: Side,
+    limits: Limits,
     docs: BTreeMap<DocumentId, Doc>,
     peers: BTreeMap<PeerId, Peer>,
     tickets: BTreeMap<u64, DocumentId>,
     next_ticket: u64,
     out: Vec<Effect>,
+    /// Device side: this user's edits the server has not yet acknowledged, per document.
+    local: BTreeMap<DocumentId, Vec<LocalEdit>>,
+    /// Device side: edits the server refused that could not be made again.
+    refused_edits: Vec<RefusedEdit>,
 }
 
 impl Engine {
     /// A new engine for one side.
     pub fn new(side: Side) -> Engine {
+        Engine::with_limits(side, Limits::default())
+    }
+
+    /// A new engine holding its connections to `limits`.
+    pub fn with_limits(side: Side, limits: Limits) -> Engine {
         Engine {
             side,
+            limits,
             docs: BTreeMap::new(),
             peers: BTreeMap::new(),
             tickets: BTreeMap::new(),
             next_ticket: 1,
             out: Vec::new(),
+            local: BTreeMap::new(),
+            refused_edits: Vec::new(),
         }
     }
 
@@ -263,6 +330,58 @@ impl Engine {
         !self.tickets.is_empty()
     }
 
+    /// The documents shared with a peer.
+    pub fn peer_docs(&self, peer: PeerId) -> Vec<DocumentId> {
+        self.peers
+            .get(&peer)
+            .map(|p| p.docs.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The peers a document is shared with.
+    pub fn doc_peers(&self, id: &DocumentId) -> Vec<PeerId> {
+        self.docs
+            .get(id)
+            .map(|d| d.peers.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether a peer has said it holds exactly this engine's heads of a
+    /// document, with nothing of ours unstored and nothing of its held back.
+    pub fn in_sync(&self, peer: PeerId, id: &DocumentId) -> bool {
+        let (Some(doc), Some(pd)) = (
+            self.docs.get(id),
+            self.peers.get(&peer).and_then(|p| p.docs.get(id)),
+        ) else {
+            return false;
+        };
+        let mut ours = doc.am.get_heads();
+        ours.sort();
+        let theirs = pd.state.their_heads.clone().map(|mut h| {
+            h.sort();
+            h
+        });
+        doc.unstored == 0 && pd.pending.is_empty() && theirs == Some(ours)
+    }
+
+    /// Changes held for missing dependencies, over every connection.
+    pub fn pending_changes(&self) -> usize {
+        self.peers.values().map(|p| p.pending).sum()
+    }
+
+    /// Drops a document no connection holds and nothing waits to store
+    /// (a server unloading a cold document). False if it is still in use.
+    pub fn evict(&mut self, id: &DocumentId) -> bool {
+        let idle = self
+            .docs
+            .get(id)
+            .is_some_and(|d| d.peers.is_empty() && d.unstored == 0);
+        if idle {
+            self.docs.remove(id);
+        }
+        idle
+    }
+
     /// Makes a local edit (device side) and returns what to do: store it, then sync it.
     pub fn edit(
         &mut self,
@@ -283,6 +402,12 @@ impl Engine {
         };
         am.set_actor(actor.clone());
         let change = apply_edit(id, &mut am, edit, author, now)?;
+        self.local.entry(id).or_default().push(LocalEdit {
+            hash: change.hash(),
+            edit: edit.clone(),
+            at: now,
+            refusals: 0,
+        });
         self.docs
             .entry(id)
             .or_insert_with(|| Doc {
@@ -296,7 +421,7 @@ impl Engine {
         for p in peers {
             self.share(p, id);
         }
-        self.store(id, vec![change]);
+        self.store(id, None, vec![change]);
         self.out.push(Effect::Notify(Notice::Changed(id)));
         Ok(std::mem::take(&mut self.out))
     }
@@ -310,6 +435,7 @@ impl Engine {
                     Peer {
                         author,
                         docs: BTreeMap::new(),
+                        pending: 0,
                     },
                 );
                 for d in docs {
@@ -344,6 +470,12 @@ impl Engine {
                 }
             }
             Input::Received { peer, bytes } => self.received(peer, &bytes, now),
+            Input::Reauthor { peer, author } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.author = Some(author);
+                }
+            }
+            Input::External { doc, changes } => self.external(doc, &changes, now),
             Input::Stored { ticket } => {
                 if let Some(id) = self.tickets.remove(&ticket) {
                     let flush = match self.docs.get_mut(&id) {
@@ -378,6 +510,14 @@ impl Engine {
         if p.docs.contains_key(&id) {
             return false;
         }
+        if p.docs.len() >= self.limits.max_docs_per_peer {
+            let message = format!(
+                "This connection already has {} documents open, the most it may; document {id} was not opened.",
+                self.limits.max_docs_per_peer
+            );
+            self.error(peer, id, ErrorCode::LimitExceeded, message);
+            return false;
+        }
         p.docs.insert(id, PeerDoc::default());
         let actor = match &self.side {
             Side::Device(a) => Some(a.clone()),
@@ -400,7 +540,13 @@ impl Engine {
         let removed = self
             .peers
             .get_mut(&peer)
-            .is_some_and(|p| p.docs.remove(&id).is_some());
+            .is_some_and(|p| match p.docs.remove(&id) {
+                Some(pd) => {
+                    p.pending -= pd.pending.len();
+                    true
+                }
+                None => false,
+            });
         if let Some(d) = self.docs.get_mut(&id) {
             d.peers.remove(&peer);
         }
@@ -417,19 +563,25 @@ impl Engine {
         }
     }
 
-    fn store(&mut self, id: DocumentId, changes: Vec<Change>) {
-        if changes.is_empty() {
-            return;
-        }
+    fn ticket(&mut self, id: DocumentId) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.tickets.insert(ticket, id);
         if let Some(d) = self.docs.get_mut(&id) {
             d.unstored += 1;
         }
+        ticket
+    }
+
+    fn store(&mut self, id: DocumentId, peer: Option<PeerId>, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let ticket = self.ticket(id);
         self.out.push(Effect::Store {
             ticket,
             doc: id,
+            peer,
             changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
         });
     }
@@ -638,20 +790,30 @@ impl Engine {
                     .push(Effect::Notify(Notice::Created { doc: id, peer }));
             }
         }
-        let changes = match extract_changes(&msg) {
+        let changes = match extract_changes(&msg, self.limits.max_inflated_bytes) {
             Ok(c) => c,
-            Err(e) => return self.error(peer, id, ErrorCode::Malformed, e),
+            Err(ExtractError::Malformed(e)) => {
+                return self.error(peer, id, ErrorCode::Malformed, e);
+            }
+            Err(ExtractError::TooLarge(budget)) => {
+                let message = format!(
+                    "The changes of that sync message would take more than {budget} bytes once decompressed; it was not used."
+                );
+                return self.error(peer, id, ErrorCode::LimitExceeded, message);
+            }
         };
         msg.changes = Vec::<Vec<u8>>::new().into();
         let today = Date::of(now);
         let is_server = self.side == Side::Server;
         let author = self.peers.get(&peer).and_then(|p| p.author.clone());
-        let (Some(doc), Some(pd)) = (
-            self.docs.get_mut(&id),
-            self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)),
-        ) else {
+        let max_pending = self.limits.max_pending_per_peer;
+        let (Some(doc), Some(p)) = (self.docs.get_mut(&id), self.peers.get_mut(&peer)) else {
             return;
         };
+        let Some(pd) = p.docs.get_mut(&id) else {
+            return;
+        };
+        p.pending -= pd.pending.len();
         let mut batch = std::mem::take(&mut pd.pending);
         batch.extend(
             changes
@@ -659,56 +821,75 @@ impl Engine {
                 .filter(|c| !pd.refused.contains(&c.hash())),
         );
         let mut stored = Vec::new();
+        let mut refused = None;
+        let mut overflow = false;
         if !batch.is_empty() {
-            let outcome = if is_server {
+            let verdict = if is_server {
                 match &author {
-                    Some(a) => validate_batch(id, &doc.am, batch.clone(), a, today),
-                    None => Err(refuse("auth", "This connection has no authenticated user.")),
+                    Some(a) => salvage::judge(id, &doc.am, batch, a, today),
+                    None => salvage::Verdict::refuse_all(
+                        batch,
+                        refuse("auth", "This connection has no authenticated user."),
+                    ),
                 }
             } else {
-                trust(&doc.am, batch.clone())
-            };
-            match outcome {
-                Ok(acc) => {
-                    if let Some(new) = acc.doc {
-                        doc.am = new;
-                        if let Side::Device(a) = &self.side {
-                            doc.am.set_actor(a.clone());
-                        }
-                    }
-                    pd.pending = acc.pending;
-                    if pd.pending.len() > MAX_PENDING_CHANGES {
-                        pd.pending.clear();
-                        pd.state = sync::State::new();
-                        let message = format!(
-                            "More than {MAX_PENDING_CHANGES} changes are waiting for changes never sent; they were dropped from memory and will be asked for again."
-                        );
-                        self.error(peer, id, ErrorCode::LimitExceeded, message);
-                        return;
-                    }
-                    stored = acc.applied;
+                match trust(&doc.am, batch) {
+                    Ok(acc) => salvage::Verdict {
+                        accepted: acc,
+                        refused: None,
+                    },
+                    Err((refusal, batch)) => salvage::Verdict::refuse_all(batch, refusal),
                 }
-                Err(refusal) => {
-                    let hashes: Vec<ChangeHash> = batch.iter().map(Change::hash).collect();
-                    pd.refused.extend(hashes.iter().copied());
-                    self.out.push(Effect::Quarantine {
-                        peer,
-                        doc: id,
-                        rule: refusal.rule.to_owned(),
-                        message: refusal.message.clone(),
-                        changes: batch.iter().map(|c| c.raw_bytes().to_vec()).collect(),
-                    });
-                    self.send(
-                        peer,
-                        id,
-                        Body::Rejection {
-                            rule: refusal.rule.to_owned(),
-                            message: refusal.message,
-                            changes: hashes,
-                        },
-                    );
+            };
+            let acc = verdict.accepted;
+            if let Some(new) = acc.doc {
+                doc.am = new;
+                if let Side::Device(a) = &self.side {
+                    doc.am.set_actor(a.clone());
                 }
             }
+            overflow = p.pending + acc.pending.len() > max_pending;
+            if overflow {
+                // A flood of changes whose dependencies never come: drop them from
+                // memory (they will be asked for again) rather than grow without bound.
+                pd.state = sync::State::new();
+            } else {
+                p.pending += acc.pending.len();
+                pd.pending = acc.pending;
+            }
+            stored = acc.applied;
+            refused = verdict.refused;
+        }
+        if let Some((refusal, batch)) = refused {
+            let hashes: Vec<ChangeHash> = batch.iter().map(Change::hash).collect();
+            pd.refused.extend(hashes.iter().copied());
+            self.out.push(Effect::Quarantine {
+                peer,
+                doc: id,
+                rule: refusal.rule.to_owned(),
+                message: refusal.message.clone(),
+                changes: batch.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+            });
+            self.send(
+                peer,
+                id,
+                Body::Rejection {
+                    rule: refusal.rule.to_owned(),
+                    message: refusal.message,
+                    changes: hashes,
+                },
+            );
+        }
+        if overflow {
+            let message = format!(
+                "More than {max_pending} changes are waiting for changes never sent; they were dropped from memory and will be asked for again."
+            );
+            self.error(peer, id, ErrorCode::LimitExceeded, message);
+            if !stored.is_empty() {
+                self.store(id, Some(peer), stored);
+                self.out.push(Effect::Notify(Notice::Changed(id)));
+            }
+            return;
         }
         // Bookkeeping only: the changes were applied (or refused) above.
         let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) else {
@@ -737,84 +918,47 @@ impl Engine {
                 format!("That sync message could not be applied: {e}"),
             );
         }
+        if !is_server {
+            self.prune_acknowledged(peer, id);
+        }
         if !stored.is_empty() {
-            self.store(id, stored);
+            self.store(id, Some(peer), stored);
             self.out.push(Effect::Notify(Notice::Changed(id)));
         }
         self.flush_doc(id, now);
     }
-}
 
-/// Whether a peer's Bloom filter can be used safely: Automerge divides by its bit
-/// count and allocates one slot per probe, so an empty bit set or an absurd probe
-/// count from a damaged or hostile message must never reach it.
-fn sane_bloom(bloom: &sync::BloomFilter) -> bool {
-    let bytes = bloom.to_bytes();
-    if bytes.is_empty() {
-        return true;
-    }
-    let mut fields = [0u64; 3];
-    let mut at = 0;
-    for f in &mut fields {
-        let mut shift = 0;
-        loop {
-            let Some(b) = bytes.get(at) else { return false };
-            at += 1;
-            *f |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                break;
+    /// Applies changes made durable elsewhere and passes them on to the peers.
+    fn external(&mut self, id: DocumentId, changes: &[Vec<u8>], now: Timestamp) {
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        let parsed: Vec<Change> = changes
+            .iter()
+            .filter_map(|b| Change::try_from(b.as_slice()).ok())
+            .collect();
+        match trust(&doc.am, parsed) {
+            Ok(acc) => {
+                if let Some(new) = acc.doc {
+                    doc.am = new;
+                    self.out.push(Effect::Notify(Notice::Changed(id)));
+                    self.flush_doc(id, now);
+                }
             }
-            shift += 7;
-            if shift > 28 {
-                return false;
-            }
+            Err((refusal, _)) => self.out.push(Effect::Notify(Notice::PeerError {
+                peer: 0,
+                message: format!("stored changes of {id} do not apply: {refusal}"),
+            })),
         }
     }
-    let [entries, bits_per_entry, probes] = fields;
-    entries > 0
-        && (1..=64).contains(&bits_per_entry)
-        && (1..=64).contains(&probes)
-        && bytes.len() > at
 }
 
-/// Whether a peer's message shows the same heads as ours while its last sync
-/// point with us is something else (it has not heard that we are in sync).
-fn peer_unaware_of_sync(doc: &Automerge, msg: &sync::Message) -> bool {
-    let mut ours = doc.get_heads();
-    ours.sort();
-    let mut theirs = msg.heads.clone();
-    theirs.sort();
-    if theirs != ours {
-        return false;
-    }
-    match msg.have.first() {
-        Some(have) => {
-            let mut last_sync = have.last_sync.clone();
-            last_sync.sort();
-            last_sync != ours
-        }
-        None => true,
-    }
-}
-
-/// Dependencies of held-back changes that neither the document nor the held-back set has.
-fn missing_deps(doc: &Automerge, pending: &[Change]) -> Vec<ChangeHash> {
-    if pending.is_empty() {
-        return Vec::new();
-    }
-    let held: HashSet<ChangeHash> = pending.iter().map(Change::hash).collect();
-    let mut out: Vec<ChangeHash> = pending
-        .iter()
-        .flat_map(|c| c.deps().iter().copied())
-        .filter(|d| !held.contains(d) && doc.get_change_meta_by_hash(d).is_none())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// The device side applies what its server sends without judging it.
-fn trust(doc: &Automerge, changes: Vec<Change>) -> Result<crate::validate::Accepted, Refusal> {
+/// The device side applies what its server sends without judging it. On
+/// failure the batch comes back with the reason.
+fn trust(
+    doc: &Automerge,
+    changes: Vec<Change>,
+) -> Result<crate::validate::Accepted, (Refusal, Vec<Change>)> {
     let fresh = changes
         .into_iter()
         .filter(|c| doc.get_change_meta_by_hash(&c.hash()).is_none())
@@ -829,81 +973,17 @@ fn trust(doc: &Automerge, changes: Vec<Change>) -> Result<crate::validate::Accep
         });
     }
     let mut fork = doc.clone();
-    fork.apply_changes(ready.iter().cloned()).map_err(|e| {
-        refuse(
+    if let Err(e) = fork.apply_changes(ready.iter().cloned()) {
+        let refusal = refuse(
             "change.malformed",
             format!("The server's changes could not be applied: {e}"),
-        )
-    })?;
+        );
+        return Err((refusal, ready));
+    }
     Ok(crate::validate::Accepted {
         doc: Some(fork),
         applied: ready,
         pending,
         already_stored: 0,
     })
-}
-
-/// The changes carried by a sync message: a sequence of storage chunks per entry
-/// (single changes, concatenated changes, a whole document or a bundle).
-fn extract_changes(msg: &sync::Message) -> Result<Vec<Change>, String> {
-    let mut out = Vec::new();
-    for entry in msg.changes.iter() {
-        for chunk in split_chunks(entry)? {
-            let unreadable = |e: &dyn std::fmt::Display| {
-                format!("A change in that sync message could not be read: {e}")
-            };
-            match chunk.get(8) {
-                Some(1 | 2) => out.push(Change::try_from(chunk).map_err(|e| unreadable(&e))?),
-                Some(0) => out.extend(
-                    Automerge::load(chunk)
-                        .map_err(|e| unreadable(&e))?
-                        .get_changes(&[]),
-                ),
-                Some(3) => out.extend(
-                    automerge::Bundle::try_from(chunk)
-                        .map_err(|e| unreadable(&e))?
-                        .to_changes()
-                        .map_err(|e| unreadable(&e))?,
-                ),
-                _ => return Err("A sync message holds data of an unknown kind.".into()),
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Splits concatenated Automerge storage chunks (magic, checksum, type, LEB128 length, data).
-fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
-    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-    let bad = || "A sync message holds a malformed change.".to_string();
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        if bytes.get(..4) != Some(&MAGIC[..]) {
-            return Err(bad());
-        }
-        let mut len: u64 = 0;
-        let mut at = 9;
-        let mut shift = 0;
-        loop {
-            let b = *bytes.get(at).ok_or_else(bad)?;
-            at += 1;
-            len |= u64::from(b & 0x7f).checked_shl(shift).ok_or_else(bad)?;
-            if b & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-            if shift > 63 {
-                return Err(bad());
-            }
-        }
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|l| l.checked_add(at))
-            .filter(|e| *e <= bytes.len())
-            .ok_or_else(bad)?;
-        let (chunk, rest) = bytes.split_at(end);
-        out.push(chunk);
-        bytes = rest;
-    }
-    Ok(out)
 }
