@@ -5,14 +5,13 @@
 //!
 //! Run: `cargo bench -p server --bench api`
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::json;
 use server::auth::Auth;
 use server::auth::password::hash_blocking;
-use server::config::{Config, Limits};
+use server::config::Config;
 use server::db::Db;
 use server::db::accounts::{self, Assignment, User};
 use server::db::reference::{self, Process};
@@ -107,17 +106,11 @@ async fn main() -> Result<()> {
     grow_unit(&db).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let state = AppState {
-        db: db.clone(),
-        auth: Arc::new(Auth::new(&Secret::new(vec![42; 32]))?),
-        config: Arc::new(Config {
-            listen: listener.local_addr()?,
-            allowed_origins: Vec::new(),
-            limits: Limits::default(),
-            metrics_token: None,
-        }),
-        metrics: Arc::default(),
-    };
+    let state = AppState::new(
+        db.clone(),
+        Auth::new(&Secret::new(vec![42; 32]))?,
+        Config::new(listener.local_addr()?),
+    );
     tokio::spawn(http::serve(listener, state, std::future::pending()));
     let client = reqwest::Client::new();
     let pw = server::seed::DEMO_PASSWORD;

@@ -4,14 +4,13 @@
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::auth::Auth;
 use crate::auth::password::hash_blocking;
-use crate::config::{Config, DataArgs, Limits, signing_key};
+use crate::config::{Config, DataArgs, signing_key};
 use crate::db::Db;
 use crate::db::accounts::{self, Assignment, User, random_id};
 use crate::http::{self, AppState};
@@ -227,22 +226,14 @@ async fn serve(data: &DataArgs, args: ServeArgs) -> Result<ExitCode> {
     let key = signing_key(&data.data_dir)?;
     let auth = Auth::new(&key)?;
     let metrics_token = std::env::var("SQM_METRICS_TOKEN").ok().map(Secret::from);
-    let config = Config {
-        listen: args.listen,
-        allowed_origins: args.allowed_origins,
-        limits: Limits::default(),
-        metrics_token,
-    };
+    let mut config = Config::new(args.listen);
+    config.allowed_origins = args.allowed_origins;
+    config.metrics_token = metrics_token;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let state = AppState {
-        db: db.clone(),
-        auth: Arc::new(auth),
-        config: Arc::new(config),
-        metrics: Arc::default(),
-    };
+    let state = AppState::new(db.clone(), auth, config);
     println!(
         "SQM Field Audit is serving at http://{addr}/ (database: {})",
         redact(&data.database_url())

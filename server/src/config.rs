@@ -58,6 +58,21 @@ pub struct Config {
     pub limits: Limits,
     /// The bearer token a remote metrics scraper must send (loopback needs none).
     pub metrics_token: Option<Secret>,
+    /// Sync's limits and timings.
+    pub sync: crate::sync::SyncConfig,
+}
+
+impl Config {
+    /// Defaults for a server on `listen`.
+    pub fn new(listen: SocketAddr) -> Config {
+        Config {
+            listen,
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+            metrics_token: None,
+            sync: crate::sync::SyncConfig::default(),
+        }
+    }
 }
 
 /// Why the signing key could not be had.

@@ -9,12 +9,14 @@
 //! - [`db`]: the database (one code path for SQLite and PostgreSQL) and its tables.
 //! - [`auth`]: passwords, sessions, tokens; [`access`]: rights from reference data.
 //! - [`http`]: routes, the error type at the edge, metrics.
+//! - [`sync`]: the sync socket and the driver of sync-core's engine.
 //! - [`seed`]: the demo unit; [`verify`]: integrity checks of a database.
 //! - [`projection`]: the report rows derived from documents.
 
 pub mod access;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod http;
@@ -22,4 +24,5 @@ pub mod projection;
 pub mod secret;
 pub mod seed;
 pub mod store;
+pub mod sync;
 pub mod verify;

@@ -32,7 +32,11 @@ pub async fn write_changes(
     }
     documents::ensure_document(tx, &ctx, number, &origin.username).await?;
     let prev = documents::lock_receipts(tx).await?;
-    let (_, new) = documents::append_changes(tx, id, changes, origin, prev).await?;
+    let pairs: Vec<(String, &[u8])> = changes
+        .iter()
+        .map(|c| (c.hash().to_string(), c.raw_bytes()))
+        .collect();
+    let (_, new) = documents::append_changes(tx, id, &pairs, origin, prev).await?;
     if new > 0 {
         let projection = project(doc, &DueRules::default())
             .map_err(|e| DbError::Corrupt(format!("document {id} cannot be projected: {e}")))?;

@@ -259,6 +259,14 @@ impl Envelope {
         Ok(out)
     }
 
+    /// The document a frame is about, read from its header alone (`None` if
+    /// the header is not an envelope's). Routing needs no more than this.
+    pub fn peek_doc(bytes: &[u8]) -> Option<DocumentId> {
+        let id: [u8; 16] = bytes.get(3..19)?.try_into().ok()?;
+        (bytes.first() == Some(&MAGIC) && bytes.get(1) == Some(&VERSION))
+            .then(|| DocumentId::from_bytes(id))
+    }
+
     /// Decodes exactly one frame; any malformed input is an [`EnvelopeError`], never a panic.
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         if bytes.len() > MAX_ENVELOPE_BYTES {

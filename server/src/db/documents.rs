@@ -32,6 +32,27 @@ pub struct DocMeta {
     pub number: Option<String>,
 }
 
+impl DocMeta {
+    /// The link fields as sync-core's rules read them.
+    pub fn context(&self) -> Result<DocContext, DbError> {
+        Ok(DocContext {
+            kind: self.kind,
+            id: self.id,
+            unit: parse_col("unit", &self.unit)?,
+            audit: self
+                .audit
+                .as_deref()
+                .map(|a| parse_col("audit", a))
+                .transpose()?,
+            process: self
+                .process
+                .as_deref()
+                .map(|p| parse_col("process", p))
+                .transpose()?,
+        })
+    }
+}
+
 /// Who an accepted batch of changes came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
@@ -213,13 +234,13 @@ pub fn receipt_hash(
     hex(&h.finalize())
 }
 
-/// Appends changes of a document with one receipt each, skipping any already
-/// stored. `prev` is the chain's last hash (from [`lock_receipts`]); returns
-/// the new last hash and how many changes were new.
+/// Appends changes of a document, (hash, bytes) each, with one receipt each,
+/// skipping any already stored. `prev` is the chain's last hash (from
+/// [`lock_receipts`]); returns the new last hash and how many were new.
 pub async fn append_changes(
     tx: &mut Tx,
     doc: &DocumentId,
-    changes: &[Change],
+    changes: &[(String, &[u8])],
     origin: &Origin,
     prev: String,
 ) -> Result<(String, usize), DbError> {
@@ -227,15 +248,14 @@ pub async fn append_changes(
     let at = now_ms();
     let mut prev = prev;
     let mut new = 0;
-    for change in changes {
-        let hash = change.hash().to_string();
+    for (hash, bytes) in changes {
         let done = sqlx::query(
             "INSERT INTO changes (doc_id, hash, bytes, stored_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (doc_id, hash) DO NOTHING",
         )
         .bind(&id)
-        .bind(&hash)
-        .bind(change.raw_bytes().to_vec())
+        .bind(hash)
+        .bind(bytes.to_vec())
         .bind(at)
         .execute(&mut **tx)
         .await?;
@@ -243,13 +263,13 @@ pub async fn append_changes(
             continue;
         }
         new += 1;
-        let receipt = receipt_hash(&prev, &id, &hash, &origin.username, &origin.device, at);
+        let receipt = receipt_hash(&prev, &id, hash, &origin.username, &origin.device, at);
         sqlx::query(
             "INSERT INTO receipts (doc_id, change_hash, username, device_id, at, prev, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
-        .bind(&hash)
+        .bind(hash)
         .bind(&origin.username)
         .bind(&origin.device)
         .bind(at)
@@ -259,12 +279,42 @@ pub async fn append_changes(
         .await?;
         prev = receipt;
     }
-    sqlx::query("UPDATE documents SET updated_at = $1 WHERE id = $2")
-        .bind(at)
-        .bind(&id)
-        .execute(&mut **tx)
-        .await?;
+    if new > 0 {
+        sqlx::query("UPDATE documents SET updated_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok((prev, new))
+}
+
+/// The stored changes of a document this caller does not have yet.
+pub async fn changes_not_in(
+    db: &Db,
+    id: &DocumentId,
+    have: impl Fn(&str) -> bool,
+) -> Result<Vec<Vec<u8>>, DbError> {
+    let rows: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT hash, bytes FROM changes WHERE doc_id = $1 ORDER BY seq")
+            .bind(id.to_string())
+            .fetch_all(db.pool())
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(h, _)| !have(h))
+        .map(|(_, b)| b)
+        .collect())
+}
+
+/// The link fields of the documents of a unit.
+pub async fn meta_of_unit(db: &Db, unit: &str) -> Result<Vec<DocMeta>, DbError> {
+    let rows =
+        sqlx::query("SELECT id, kind, unit, audit, process, number FROM documents WHERE unit = $1")
+            .bind(unit)
+            .fetch_all(db.pool())
+            .await?;
+    rows.iter().map(meta_of).collect()
 }
 
 /// Replaces a document's projection rows.

@@ -57,6 +57,7 @@ pub enum DbKind {
 pub struct Db {
     pool: AnyPool,
     kind: DbKind,
+    url: std::sync::Arc<str>,
 }
 
 /// A transaction on either database.
@@ -104,6 +105,7 @@ impl Db {
             }
         }
         let options = AnyConnectOptions::from_str(&url)?;
+        let url: std::sync::Arc<str> = url.into();
         let pool = AnyPoolOptions::new()
             .max_connections(match kind {
                 DbKind::Sqlite => 8,
@@ -125,12 +127,17 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, kind })
+        Ok(Db { pool, kind, url })
     }
 
     /// Which database this is.
     pub fn kind(&self) -> DbKind {
         self.kind
+    }
+
+    /// The URL it was opened with (for connections outside the pool: LISTEN).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The pool, for queries outside a transaction.

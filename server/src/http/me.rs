@@ -167,6 +167,8 @@ pub async fn new_actor(
     }
     let actor = accounts::insert_actor(&mut tx, &device, &caller.username).await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
+    // The open sync connections accept changes under it from now on.
+    state.sync.refresh_user(&caller.username).await;
     Ok((
         StatusCode::CREATED,
         axum::Json(Registered {
@@ -184,6 +186,7 @@ pub async fn revoke_device(
 ) -> Result<StatusCode, ApiError> {
     if accounts::revoke_device(&state.db, &device, &caller.username).await? {
         tracing::info!(user = %caller.username, %device, "device revoked");
+        state.sync.refresh_user(&caller.username).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(

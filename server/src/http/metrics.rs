@@ -68,6 +68,13 @@ impl Metrics {
         }
     }
 
+    /// Sets a named gauge.
+    pub fn set_gauge(&self, name: &'static str, help: &'static str, value: i64) {
+        if let Ok(mut g) = self.gauges.lock() {
+            g.insert(name, (help, value));
+        }
+    }
+
     /// The metrics in Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -36,6 +36,23 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Sync.
+    pub sync: crate::sync::SyncHandle,
+}
+
+impl AppState {
+    /// The state of a server: starts sync (call inside the runtime).
+    pub fn new(db: Db, auth: Auth, config: Config) -> AppState {
+        let metrics: Arc<metrics::Metrics> = Arc::default();
+        let sync = crate::sync::SyncHandle::start(db.clone(), config.sync.clone(), metrics.clone());
+        AppState {
+            db,
+            auth: Arc::new(auth),
+            config: Arc::new(config),
+            metrics,
+            sync,
+        }
+    }
 }
 
 /// Declares every route once: the router is built from this list, and the
@@ -64,6 +81,7 @@ routes! {
     post "/api/v1/devices/{device}/actors" => me::new_actor,
     delete "/api/v1/devices/{device}" => me::revoke_device,
     get "/api/v1/reference" => reference::bundle,
+    get "/api/v1/sync" => crate::sync::socket::upgrade,
     get "/api/v1/admin/users" => admin::users::list,
     post "/api/v1/admin/users" => admin::users::create,
     post "/api/v1/admin/users/{username}/disable" => admin::users::disable,

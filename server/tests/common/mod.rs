@@ -5,14 +5,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::auth::Auth;
-use server::config::{Config, Limits};
+use server::config::Config;
 use server::db::Db;
 use server::db::accounts::random_id;
 use server::http::{self, AppState};
@@ -102,6 +101,15 @@ impl TestServer {
 
     /// A server on `backend`, with or without the demo unit.
     pub async fn start_with(backend: Backend, demo: bool) -> Result<TestServer> {
+        Self::start_configured(backend, demo, |_| {}).await
+    }
+
+    /// A server on `backend` whose configuration a test adjusts (limits, timings).
+    pub async fn start_configured(
+        backend: Backend,
+        demo: bool,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<TestServer> {
         let (url, dir, pg) = fresh_database(backend).await?;
         let db = Db::connect(&url).await?;
         db.migrate().await?;
@@ -109,20 +117,11 @@ impl TestServer {
             server::seed::demo(&db).await?;
         }
         let auth = Auth::new(&Secret::new(b"test signing key, 32 bytes long!".to_vec()))?;
-        let config = Config {
-            listen: "127.0.0.1:0".parse()?,
-            allowed_origins: Vec::new(),
-            limits: Limits::default(),
-            metrics_token: None,
-        };
+        let mut config = Config::new("127.0.0.1:0".parse()?);
+        configure(&mut config);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let state = AppState {
-            db: db.clone(),
-            auth: Arc::new(auth),
-            config: Arc::new(config),
-            metrics: Arc::default(),
-        };
+        let state = AppState::new(db.clone(), auth, config);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, state, async {
             let _ = rx.await;
@@ -235,4 +234,104 @@ macro_rules! on_both {
             }
         }
     };
+}
+
+/// A user's tablet: signed in, registered, its rights read as the server
+/// reads them, and an empty device engine under its registered actor id.
+pub struct Tablet {
+    pub user: String,
+    pub token: String,
+    pub refresh: String,
+    pub device: String,
+    pub author: sync_core::permissions::Author,
+    pub engine: Option<sync_core::engine::Engine>,
+}
+
+impl TestServer {
+    /// The sync socket's URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/api/v1/sync", self.addr)
+    }
+
+    /// Signs `user` in and registers a tablet for them.
+    pub async fn tablet(&self, user: &str) -> Result<Tablet> {
+        let (status, tokens) = self.login_tokens(user, PASSWORD).await?;
+        anyhow::ensure!(status == StatusCode::OK, "login of {user}: {status}");
+        let token = tokens["access_token"].as_str().context("token")?.to_owned();
+        let refresh = tokens["refresh_token"]
+            .as_str()
+            .context("token")?
+            .to_owned();
+        let (status, reg) = self
+            .post(
+                "/api/v1/devices",
+                &token,
+                json!({"name": format!("{user} tablet")}),
+            )
+            .await?;
+        anyhow::ensure!(
+            status == StatusCode::CREATED,
+            "device of {user}: {status} {reg}"
+        );
+        let actor: sync_core::automerge::ActorId = reg["actor"]
+            .as_str()
+            .context("actor")?
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let author = server::access::author_of(&self.db, user).await?;
+        Ok(Tablet {
+            user: user.to_owned(),
+            token,
+            refresh,
+            device: reg["device_id"].as_str().context("device")?.to_owned(),
+            author,
+            engine: Some(sync_core::engine::Engine::new(
+                sync_core::engine::Side::Device(actor),
+            )),
+        })
+    }
+
+    /// Connects a tablet's engine (taken from the tablet until `park`).
+    pub async fn connect(&self, t: &mut Tablet) -> Result<server::client::Client> {
+        let engine = t.engine.take().context("the tablet is already connected")?;
+        Ok(server::client::Client::connect(&self.ws_url(), &t.token, &t.device, engine).await?)
+    }
+}
+
+impl Tablet {
+    /// Takes a client offline, keeping its documents on the tablet.
+    pub async fn park(&mut self, client: server::client::Client) {
+        self.engine = Some(client.disconnect().await);
+    }
+
+    /// The tablet's engine while offline.
+    pub fn offline(&mut self) -> &mut sync_core::engine::Engine {
+        self.engine.as_mut().expect("the tablet is offline")
+    }
+
+    /// Edits offline (the store is confirmed at once, as the tablet's own storage would).
+    pub fn edit_offline(
+        &mut self,
+        doc: sync_core::ids::DocumentId,
+        edit: sync_core::edit::Edit,
+    ) -> Result<()> {
+        let now = sync_core::date::Timestamp(server::db::now_ms());
+        let author = self.author.clone();
+        let engine = self.offline();
+        let mut fx = engine
+            .edit(now, doc, &edit, &author)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        while !fx.is_empty() {
+            let mut next = Vec::new();
+            for e in fx {
+                if let sync_core::engine::Effect::Store { ticket, .. }
+                | sync_core::engine::Effect::Replace { ticket, .. } = e
+                {
+                    next.extend(engine.handle(now, sync_core::engine::Input::Stored { ticket }));
+                }
+            }
+            fx = next;
+        }
+        Ok(())
+    }
 }

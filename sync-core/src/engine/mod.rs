@@ -166,6 +166,8 @@ pub enum Effect {
         doc: DocumentId,
         /// The connection they came from (`None`: a local edit).
         peer: Option<PeerId>,
+        /// The changes' hashes, in the order of `changes`.
+        hashes: Vec<ChangeHash>,
         /// The changes' bytes, in dependency order.
         changes: Vec<Vec<u8>>,
     },
@@ -582,6 +584,7 @@ impl Engine {
             ticket,
             doc: id,
             peer,
+            hashes: changes.iter().map(Change::hash).collect(),
             changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
         });
     }

@@ -170,6 +170,7 @@ pub async fn plan(
     }
     tx.commit().await.map_err(crate::db::DbError::from)?;
     tracing::info!(by = %caller.username, audit = %audit.id, number = %audit.number, "audit planned");
+    state.sync.refresh_all();
     Ok((StatusCode::CREATED, axum::Json(audit)))
 }
 
@@ -194,5 +195,6 @@ pub async fn set_team(
     reference::set_team(&mut tx, &audit.id, &audit.team).await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
     tracing::info!(by = %caller.username, audit = %audit.id, "audit team changed");
+    state.sync.refresh_all();
     Ok(axum::Json(audit))
 }

@@ -96,6 +96,7 @@ pub async fn put(
     reference::upsert_process(&mut tx, &process).await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
     tracing::info!(by = %caller.username, %unit, process = %code, "process saved");
+    state.sync.refresh_all();
     let status = if existed {
         StatusCode::OK
     } else {

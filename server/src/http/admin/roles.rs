@@ -123,6 +123,7 @@ pub async fn grant(
     accounts::insert_assignment(&mut tx, &assignment, &caller.username).await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
     tracing::info!(by = %caller.username, user = %assignment.username, unit = %assignment.unit, role = %role, "role granted");
+    state.sync.refresh_all();
     Ok((StatusCode::CREATED, axum::Json(assignment.into())))
 }
 
@@ -159,5 +160,6 @@ pub async fn end(
     };
     accounts::end_assignment(&state.db, &id, last_day).await?;
     tracing::info!(by = %caller.username, user = %found.username, %unit, role = %found.role, "role ended");
+    state.sync.refresh_all();
     Ok(StatusCode::NO_CONTENT)
 }

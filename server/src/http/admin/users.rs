@@ -164,6 +164,7 @@ async fn switch(
     }
     accounts::set_disabled(&state.db, &username, disabled).await?;
     tracing::info!(by = %caller.username, user = %username, disabled, "account switched");
+    state.sync.refresh_all();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -203,5 +204,6 @@ pub async fn set_password(
     let hash = state.auth.hasher().hash(body.password).await?;
     accounts::set_password(&state.db, &username, &hash).await?;
     tracing::info!(by = %caller.username, user = %username, "password set");
+    state.sync.refresh_all();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,648 @@
+//! The hub: one thread that owns sync-core's engine and carries out its
+//! effects. Everything that touches the engine arrives as a [`HubMsg`], so the
+//! engine needs no lock; database reads run as tasks that answer with a
+//! message, so the hub never waits on I/O.
+//!
+//! A document is loaded before anything is shared or received for it; frames
+//! and shares for a document being loaded wait for it. A connection's own
+//! frames wait until all its documents are loaded and it is connected.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use sync_core::automerge::Automerge;
+use sync_core::date::{Date, Timestamp};
+use sync_core::engine::{Effect, Engine, Input, Notice, PeerId, Side};
+use sync_core::envelope::Envelope;
+use sync_core::ids::DocumentId;
+use sync_core::nc::DueRules;
+use sync_core::permissions::{Author, DocContext};
+use tokio::sync::mpsc;
+
+use super::writer::{StoreJob, WriterJob};
+use super::{PeerMeta, SyncHandle, close};
+use crate::db::documents::{self, Origin, Quarantined};
+use crate::db::now_ms;
+use crate::projection::project;
+
+/// What the hub is told.
+#[derive(Debug)]
+pub enum HubMsg {
+    /// An authenticated socket: share `docs` with it once they are loaded.
+    Connect {
+        /// The connection.
+        peer: PeerId,
+        /// Who is on it.
+        meta: PeerMeta,
+        /// Their rights now.
+        author: Box<Author>,
+        /// The documents they may see.
+        docs: Vec<DocumentId>,
+        /// Where its frames go.
+        out: mpsc::Sender<Outbound>,
+    },
+    /// A binary frame from a socket.
+    Frame {
+        /// The connection.
+        peer: PeerId,
+        /// The frame.
+        bytes: Vec<u8>,
+    },
+    /// The socket closed.
+    Disconnect {
+        /// The connection.
+        peer: PeerId,
+    },
+    /// A document was read from the database (`None`: there is no such document).
+    Loaded {
+        /// The document.
+        doc: DocumentId,
+        /// It, or why it could not be read.
+        result: Result<Option<Box<Automerge>>, String>,
+    },
+    /// The writer committed these tickets.
+    Stored {
+        /// The tickets.
+        tickets: Vec<u64>,
+    },
+    /// Time passed.
+    Tick,
+    /// A connection's rights as read again (the sweep).
+    Access {
+        /// The connection.
+        peer: PeerId,
+        /// The user's rights now.
+        author: Box<Author>,
+        /// The documents the user may see now.
+        visible: Vec<DocumentId>,
+    },
+    /// Close a connection.
+    Close {
+        /// The connection.
+        peer: PeerId,
+        /// The close code.
+        code: u16,
+        /// Why, for the person.
+        reason: String,
+    },
+    /// A document was stored by another server process.
+    External {
+        /// The document.
+        doc: DocumentId,
+    },
+    /// What another server process stored that this one lacks.
+    ExternalChanges {
+        /// The document.
+        doc: DocumentId,
+        /// The changes' bytes.
+        changes: Vec<Vec<u8>>,
+    },
+}
+
+/// What a socket is sent.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A binary frame.
+    Frame(Vec<u8>),
+    /// Close with this code and reason.
+    Close(u16, String),
+}
+
+/// Something waiting for a document to be loaded.
+#[derive(Debug)]
+enum Waiting {
+    Frame(PeerId, Vec<u8>),
+    Share(PeerId),
+    Connect(PeerId),
+    /// Stored elsewhere: bring in what this server lacks.
+    External,
+}
+
+#[derive(Debug)]
+struct PeerState {
+    meta: PeerMeta,
+    author: Author,
+    out: mpsc::Sender<Outbound>,
+    /// Documents still loading before the engine hears of this connection.
+    awaiting: usize,
+    docs: Vec<DocumentId>,
+    /// Frames that came before the connection was fully set up.
+    early: Vec<Vec<u8>>,
+    connected: bool,
+}
+
+/// Changes a user may have stored, refilled over time.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+struct Hub {
+    sync: SyncHandle,
+    engine: Engine,
+    rt: tokio::runtime::Handle,
+    me: mpsc::UnboundedSender<HubMsg>,
+    writer: mpsc::UnboundedSender<WriterJob>,
+    peers: HashMap<PeerId, PeerState>,
+    loading: HashMap<DocumentId, Vec<Waiting>>,
+    /// Documents a connection created that are not stored yet.
+    created: HashSet<DocumentId>,
+    /// Tickets of the first store of a created document.
+    first_stores: HashMap<u64, DocumentId>,
+    buckets: HashMap<String, Bucket>,
+    /// Documents that may have no connection left (unloaded on the next tick).
+    maybe_idle: HashSet<DocumentId>,
+    rules: DueRules,
+}
+
+/// Starts the hub on a thread of its own.
+pub fn start(
+    sync: SyncHandle,
+    mut rx: mpsc::UnboundedReceiver<HubMsg>,
+    writer: mpsc::UnboundedSender<WriterJob>,
+) {
+    let rt = tokio::runtime::Handle::current();
+    let me = sync.hub.clone();
+    let engine = Engine::with_limits(Side::Server, sync.config.engine.clone());
+    let mut hub = Hub {
+        sync,
+        engine,
+        rt,
+        me,
+        writer,
+        peers: HashMap::new(),
+        loading: HashMap::new(),
+        created: HashSet::new(),
+        first_stores: HashMap::new(),
+        buckets: HashMap::new(),
+        maybe_idle: HashSet::new(),
+        rules: DueRules::default(),
+    };
+    let spawned = std::thread::Builder::new()
+        .name("sqm-sync-hub".into())
+        .spawn(move || {
+            while let Some(msg) = rx.blocking_recv() {
+                hub.handle(msg);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(cause = %e, "cannot start the sync hub thread");
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp(now_ms())
+}
+
+impl Hub {
+    fn handle(&mut self, msg: HubMsg) {
+        match msg {
+            HubMsg::Connect {
+                peer,
+                meta,
+                author,
+                docs,
+                out,
+            } => self.connect(peer, meta, *author, docs, out),
+            HubMsg::Frame { peer, bytes } => self.frame(peer, bytes),
+            HubMsg::Disconnect { peer } => self.disconnect(peer),
+            HubMsg::Loaded { doc, result } => self.loaded(doc, result),
+            HubMsg::Stored { tickets } => {
+                for ticket in tickets {
+                    let fx = self.engine.handle(now(), Input::Stored { ticket });
+                    self.carry_out(fx);
+                    if let Some(doc) = self.first_stores.remove(&ticket) {
+                        self.created.remove(&doc);
+                        self.fan_out_new(doc);
+                    }
+                }
+            }
+            HubMsg::Tick => {
+                let fx = self.engine.handle(now(), Input::Tick);
+                self.carry_out(fx);
+                let idle: Vec<DocumentId> = self.maybe_idle.drain().collect();
+                for doc in idle {
+                    if !self.loading.contains_key(&doc)
+                        && !self.engine.evict(&doc)
+                        && self.engine.doc_peers(&doc).is_empty()
+                    {
+                        // Still storing: try again on the next tick.
+                        self.maybe_idle.insert(doc);
+                    }
+                }
+                let held = self.engine.pending_changes();
+                self.sync.metrics.set_gauge(
+                    "sqm_sync_pending_changes",
+                    "Changes held in memory waiting for their dependencies.",
+                    i64::try_from(held).unwrap_or(i64::MAX),
+                );
+                let loaded = self.engine.doc_ids().count();
+                self.sync.metrics.set_gauge(
+                    "sqm_sync_loaded_documents",
+                    "Documents held in memory.",
+                    i64::try_from(loaded).unwrap_or(i64::MAX),
+                );
+            }
+            HubMsg::Access {
+                peer,
+                author,
+                visible,
+            } => self.access(peer, *author, visible),
+            HubMsg::Close { peer, code, reason } => {
+                if let Some(p) = self.peers.get(&peer) {
+                    let _ = p.out.try_send(Outbound::Close(code, reason));
+                }
+            }
+            HubMsg::External { doc } => self.ensure(doc, Waiting::External),
+            HubMsg::ExternalChanges { doc, changes } => {
+                let fx = self.engine.handle(now(), Input::External { doc, changes });
+                self.carry_out(fx);
+            }
+        }
+    }
+
+    fn connect(
+        &mut self,
+        peer: PeerId,
+        meta: PeerMeta,
+        author: Author,
+        docs: Vec<DocumentId>,
+        out: mpsc::Sender<Outbound>,
+    ) {
+        self.peers.insert(
+            peer,
+            PeerState {
+                meta,
+                author,
+                out,
+                awaiting: docs.len() + 1,
+                docs: docs.clone(),
+                early: Vec::new(),
+                connected: false,
+            },
+        );
+        for doc in docs {
+            self.ensure(doc, Waiting::Connect(peer));
+        }
+        self.connect_step(peer);
+    }
+
+    /// One more document of a connection is loaded; at the last, connect it.
+    fn connect_step(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.awaiting = p.awaiting.saturating_sub(1);
+        if p.awaiting > 0 || p.connected {
+            return;
+        }
+        p.connected = true;
+        let docs: Vec<DocumentId> = p
+            .docs
+            .iter()
+            .copied()
+            .filter(|d| self.engine.doc(d).is_some())
+            .collect();
+        let author = Some(p.author.clone());
+        let early = std::mem::take(&mut p.early);
+        let fx = self
+            .engine
+            .handle(now(), Input::Connected { peer, author, docs });
+        self.carry_out(fx);
+        for bytes in early {
+            self.frame(peer, bytes);
+        }
+    }
+
+    /// Runs `then` once `doc` is loaded (at once if it is).
+    fn ensure(&mut self, doc: DocumentId, then: Waiting) {
+        if self.engine.doc(&doc).is_some() && !self.loading.contains_key(&doc) {
+            self.resume(doc, then);
+            return;
+        }
+        let waiting = self.loading.entry(doc).or_default();
+        waiting.push(then);
+        if waiting.len() > 1 {
+            return;
+        }
+        let db = self.sync.db.clone();
+        let me = self.me.clone();
+        self.rt.spawn(async move {
+            let result = documents::load(&db, &doc)
+                .await
+                .map(|d| d.map(Box::new))
+                .map_err(|e| e.to_string());
+            let _ = me.send(HubMsg::Loaded { doc, result });
+        });
+    }
+
+    fn loaded(&mut self, doc: DocumentId, result: Result<Option<Box<Automerge>>, String>) {
+        match result {
+            Ok(Some(am)) => {
+                if self.engine.doc(&doc).is_none() {
+                    self.engine.insert(doc, *am);
+                    self.maybe_idle.insert(doc);
+                }
+            }
+            Ok(None) => {}
+            Err(cause) => tracing::error!(%doc, %cause, "cannot load a document"),
+        }
+        for then in self.loading.remove(&doc).unwrap_or_default() {
+            self.resume(doc, then);
+        }
+    }
+
+    fn resume(&mut self, doc: DocumentId, then: Waiting) {
+        match then {
+            Waiting::Frame(peer, bytes) => self.hand_to_engine(peer, bytes),
+            Waiting::Connect(peer) => self.connect_step(peer),
+            Waiting::Share(peer) => {
+                if self.engine.doc(&doc).is_some() {
+                    let fx = self.engine.handle(now(), Input::Share { peer, doc });
+                    self.carry_out(fx);
+                }
+            }
+            Waiting::External => self.external(doc),
+        }
+    }
+
+    fn frame(&mut self, peer: PeerId, bytes: Vec<u8>) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        self.sync.metrics.count(
+            "sqm_sync_bytes_in_total",
+            "Bytes of sync frames received.",
+            bytes.len() as u64,
+        );
+        if !p.connected {
+            p.early.push(bytes);
+            return;
+        }
+        match Envelope::peek_doc(&bytes) {
+            Some(doc) if self.engine.doc(&doc).is_none() || self.loading.contains_key(&doc) => {
+                self.ensure(doc, Waiting::Frame(peer, bytes));
+            }
+            _ => self.hand_to_engine(peer, bytes),
+        }
+    }
+
+    fn hand_to_engine(&mut self, peer: PeerId, bytes: Vec<u8>) {
+        if !self.peers.contains_key(&peer) {
+            return;
+        }
+        let fx = self.engine.handle(now(), Input::Received { peer, bytes });
+        self.carry_out(fx);
+    }
+
+    fn disconnect(&mut self, peer: PeerId) {
+        if self.peers.remove(&peer).is_none() {
+            return;
+        }
+        let docs = self.engine.peer_docs(peer);
+        let fx = self.engine.handle(now(), Input::Disconnected { peer });
+        self.carry_out(fx);
+        self.maybe_idle.extend(docs);
+    }
+
+    fn access(&mut self, peer: PeerId, author: Author, visible: Vec<DocumentId>) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.author = author.clone();
+        let fx = self.engine.handle(
+            now(),
+            Input::Reauthor {
+                peer,
+                author: author.clone(),
+            },
+        );
+        self.carry_out(fx);
+        let today = Date::of(now());
+        for doc in self.engine.peer_docs(peer) {
+            let readable = self
+                .engine
+                .doc(&doc)
+                .and_then(|d| DocContext::read(d).ok())
+                .map(|ctx| author.may_read(&ctx, today));
+            // Only a stored, readable document is withdrawn: one still being
+            // created on this connection has nothing to judge yet.
+            if readable == Some(false) && !self.created.contains(&doc) {
+                let fx = self.engine.handle(now(), Input::Unshare { peer, doc });
+                self.carry_out(fx);
+                self.maybe_idle.insert(doc);
+            }
+        }
+        for doc in visible {
+            if !self.engine.is_shared(peer, &doc) {
+                self.ensure(doc, Waiting::Share(peer));
+            }
+        }
+    }
+
+    /// A document first stored: open it to every other connection that may see it.
+    fn fan_out_new(&mut self, doc: DocumentId) {
+        let Some(ctx) = self.engine.doc(&doc).and_then(|d| DocContext::read(d).ok()) else {
+            return;
+        };
+        let today = Date::of(now());
+        let peers: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| {
+                p.connected && !self.engine.is_shared(**id, &doc) && p.author.may_read(&ctx, today)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in peers {
+            let fx = self.engine.handle(now(), Input::Share { peer, doc });
+            self.carry_out(fx);
+        }
+    }
+
+    /// Changes stored by another process: apply what is missing here.
+    fn external(&mut self, doc: DocumentId) {
+        if self.engine.doc(&doc).is_none() {
+            return;
+        }
+        let have: HashSet<String> = self
+            .engine
+            .doc(&doc)
+            .map(|d| {
+                d.get_changes(&[])
+                    .iter()
+                    .map(|c| c.hash().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let db = self.sync.db.clone();
+        let me = self.me.clone();
+        self.rt.spawn(async move {
+            match documents::changes_not_in(&db, &doc, |h| have.contains(h)).await {
+                Ok(changes) if !changes.is_empty() => {
+                    let _ = me.send(HubMsg::ExternalChanges { doc, changes });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(%doc, cause = %e, "cannot read changes stored elsewhere"),
+            }
+        });
+        // New to this server's connections? Open it to those who may see it.
+        self.fan_out_new(doc);
+    }
+
+    fn close(&mut self, peer: PeerId, code: u16, reason: String) {
+        if let Some(p) = self.peers.get(&peer) {
+            let _ = p.out.try_send(Outbound::Close(code, reason));
+        }
+    }
+
+    /// Takes `n` changes from the user's bucket; false if they are over the rate.
+    fn take(&mut self, user: &str, n: usize) -> bool {
+        let rate = self.sync.config.changes_per_second;
+        let burst = self.sync.config.change_burst;
+        let now = Instant::now();
+        let b = self.buckets.entry(user.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+        b.at = now;
+        b.tokens -= n as f64;
+        b.tokens >= 0.0
+    }
+
+    fn carry_out(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send { peer, bytes } => {
+                    let Some(p) = self.peers.get(&peer) else {
+                        continue;
+                    };
+                    let len = bytes.len() as u64;
+                    if p.out.try_send(Outbound::Frame(bytes)).is_err() {
+                        // Too slow to read what it is sent: drop it; it will reconnect.
+                        tracing::warn!(peer, user = %p.meta.username, "sync socket too slow; closing");
+                        self.peers.remove(&peer);
+                        let fx = self.engine.handle(now(), Input::Disconnected { peer });
+                        self.carry_out(fx);
+                        continue;
+                    }
+                    self.sync.metrics.count(
+                        "sqm_sync_bytes_out_total",
+                        "Bytes of sync frames sent.",
+                        len,
+                    );
+                }
+                Effect::Store {
+                    ticket,
+                    doc,
+                    peer,
+                    hashes,
+                    changes,
+                } => self.store(ticket, doc, peer, hashes, changes),
+                Effect::Replace { ticket, .. } => {
+                    // Only devices replace documents; confirm so nothing waits on it.
+                    let fx = self.engine.handle(now(), Input::Stored { ticket });
+                    self.carry_out(fx);
+                }
+                Effect::Quarantine {
+                    peer,
+                    doc,
+                    rule,
+                    message,
+                    changes,
+                } => {
+                    let origin = self.origin(Some(peer));
+                    tracing::info!(%doc, user = %origin.username, %rule, "changes refused and quarantined");
+                    self.sync.metrics.count(
+                        "sqm_sync_changes_quarantined_total",
+                        "Changes refused and kept in quarantine.",
+                        changes.len() as u64,
+                    );
+                    let _ = self.writer.send(WriterJob::Quarantine(Quarantined {
+                        doc: doc.to_string(),
+                        origin,
+                        rule,
+                        message,
+                        bytes: changes.concat(),
+                    }));
+                }
+                Effect::Notify(Notice::Created { doc, .. }) => {
+                    self.created.insert(doc);
+                }
+                Effect::Notify(Notice::PeerError { peer, message }) => {
+                    tracing::debug!(peer, %message, "sync peer error");
+                    self.sync.metrics.count(
+                        "sqm_sync_peer_errors_total",
+                        "Frames a peer sent that could not be used.",
+                        1,
+                    );
+                }
+                Effect::Notify(_) => {}
+            }
+        }
+    }
+
+    fn origin(&self, peer: Option<PeerId>) -> Origin {
+        match peer.and_then(|p| self.peers.get(&p)) {
+            Some(p) => Origin {
+                username: p.meta.username.clone(),
+                device: p.meta.device.clone(),
+            },
+            None => Origin {
+                username: "server".into(),
+                device: "server".into(),
+            },
+        }
+    }
+
+    fn store(
+        &mut self,
+        ticket: u64,
+        doc: DocumentId,
+        peer: Option<PeerId>,
+        hashes: Vec<sync_core::automerge::ChangeHash>,
+        changes: Vec<Vec<u8>>,
+    ) {
+        let origin = self.origin(peer);
+        let Some(am) = self.engine.doc(&doc) else {
+            return;
+        };
+        let (ctx, projection) = match (DocContext::read(am), project(am, &self.rules)) {
+            (Ok(ctx), Ok(p)) => (ctx, p),
+            (Err(e), _) | (_, Err(e)) => {
+                // The validator only accepts documents that read; this is a fault.
+                tracing::error!(%doc, cause = %e, "an accepted document does not read");
+                return;
+            }
+        };
+        if self.created.contains(&doc) && !self.first_stores.values().any(|d| *d == doc) {
+            self.first_stores.insert(ticket, doc);
+        }
+        let n = hashes.len();
+        self.sync.metrics.count(
+            "sqm_sync_changes_accepted_total",
+            "Changes accepted from devices (stored once committed).",
+            n as u64,
+        );
+        let _ = self.writer.send(WriterJob::Store(Box::new(StoreJob {
+            ticket,
+            doc,
+            ctx,
+            hashes,
+            changes,
+            origin: origin.clone(),
+            projection,
+        })));
+        if let Some(peer) = peer
+            && !self.take(&origin.username, n)
+        {
+            let reason = format!(
+                "More than {} changes per second: wait a moment and reconnect.",
+                self.sync.config.changes_per_second
+            );
+            self.close(peer, close::RATE_LIMITED, reason);
+        }
+    }
+}

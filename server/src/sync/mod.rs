@@ -1,0 +1,220 @@
+//! Sync over WebSockets (DESIGN §5): the server's driver of sync-core's engine.
+//!
+//! - [`socket`]: `GET /api/v1/sync`. The origin is checked before the upgrade;
+//!   the first frame authenticates (access token and device id) within a few
+//!   seconds; then binary frames carry sync-core envelopes both ways.
+//! - [`hub`]: one thread owns the [`Engine`](sync_core::engine::Engine) and
+//!   carries out its effects: it loads documents on demand, hands accepted
+//!   changes to the writer and sends frames to sockets.
+//! - [`writer`]: commits changes, receipts, projection rows and quarantined
+//!   batches in batched transactions; only after the commit does the hub learn
+//!   the changes are stored, and only then are their heads advertised.
+//! - [`sweep`]: every few seconds, rights are read again from the database:
+//!   revoked sessions and devices are disconnected, and each connection's set
+//!   of documents grows or shrinks with its user's rights.
+//! - [`notify`]: on PostgreSQL, changes stored by another `sqm serve` process
+//!   reach the devices connected to this one (LISTEN/NOTIFY).
+
+pub mod hub;
+pub mod notify;
+pub mod socket;
+pub mod sweep;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sync_core::engine::{Limits as EngineLimits, PeerId};
+use tokio::sync::mpsc;
+
+use crate::db::Db;
+use crate::http::metrics::Metrics;
+use hub::HubMsg;
+
+/// The limits and timings of sync.
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    /// Largest WebSocket message, in bytes.
+    pub max_frame_bytes: usize,
+    /// Time a new socket has to authenticate.
+    pub auth_timeout: Duration,
+    /// Sockets one user may hold open at once.
+    pub max_connections_per_user: usize,
+    /// Changes one user may have stored per second, sustained.
+    pub changes_per_second: f64,
+    /// Changes one user may have stored at once (a day's offline work).
+    pub change_burst: f64,
+    /// How often rights are read again (revocation takes at most this long).
+    pub sweep_interval: Duration,
+    /// How often the engine resends what got no answer.
+    pub tick_interval: Duration,
+    /// The engine's limits per connection.
+    pub engine: EngineLimits,
+    /// Frames waiting to be written to one socket before it is dropped as too slow.
+    pub outbox_frames: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            max_frame_bytes: 4 << 20,
+            auth_timeout: Duration::from_secs(5),
+            max_connections_per_user: 4,
+            changes_per_second: 500.0,
+            change_burst: 20_000.0,
+            sweep_interval: Duration::from_secs(10),
+            tick_interval: Duration::from_millis(250),
+            engine: EngineLimits::default(),
+            outbox_frames: 4096,
+        }
+    }
+}
+
+/// Application close codes of the sync socket.
+pub mod close {
+    /// The first frame was not an authentication frame.
+    pub const BAD_HELLO: u16 = 4400;
+    /// Not signed in, or signed out, disabled or revoked since.
+    pub const UNAUTHORIZED: u16 = 4401;
+    /// No authentication frame in time.
+    pub const AUTH_TIMEOUT: u16 = 4408;
+    /// Too many sockets for this user.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4409;
+    /// Too many changes per second for this user.
+    pub const RATE_LIMITED: u16 = 4429;
+    /// The socket could not keep up with what it was sent.
+    pub const TOO_SLOW: u16 = 4503;
+    /// A message over the size limit (WebSocket's own code).
+    pub const TOO_BIG: u16 = 1009;
+    /// The server is going away.
+    pub const GOING_AWAY: u16 = 1001;
+}
+
+/// Who is on the other end of a connection.
+#[derive(Clone, Debug)]
+pub struct PeerMeta {
+    /// The user.
+    pub username: String,
+    /// The device.
+    pub device: String,
+    /// The login session.
+    pub session: String,
+}
+
+/// The running sync service, shared by the sockets.
+#[derive(Clone, Debug)]
+pub struct SyncHandle {
+    hub: mpsc::UnboundedSender<HubMsg>,
+    next_peer: Arc<AtomicU64>,
+    peers: Arc<Mutex<HashMap<PeerId, PeerMeta>>>,
+    /// The configuration.
+    pub config: Arc<SyncConfig>,
+    /// The database.
+    pub db: Db,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl SyncHandle {
+    /// Starts the hub, the writer, the timers and (on PostgreSQL) the listener.
+    pub fn start(db: Db, config: SyncConfig, metrics: Arc<Metrics>) -> SyncHandle {
+        let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+        let handle = SyncHandle {
+            hub: hub_tx.clone(),
+            next_peer: Arc::new(AtomicU64::new(1)),
+            peers: Arc::default(),
+            config: Arc::new(config),
+            db: db.clone(),
+            metrics: metrics.clone(),
+        };
+        let writer = writer::start(db.clone(), hub_tx.clone(), metrics.clone());
+        hub::start(handle.clone(), hub_rx, writer);
+        let ticker = hub_tx.clone();
+        let every = handle.config.tick_interval;
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            loop {
+                interval.tick().await;
+                if ticker.send(HubMsg::Tick).is_err() {
+                    return;
+                }
+            }
+        });
+        tokio::spawn(sweep::run(handle.clone()));
+        notify::start(handle.clone());
+        handle
+    }
+
+    /// A new connection number.
+    pub fn next_peer(&self) -> PeerId {
+        self.next_peer.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn send(&self, msg: HubMsg) {
+        // The hub lives as long as the process; a send can only fail at shutdown.
+        let _ = self.hub.send(msg);
+    }
+
+    /// Records a connection; false if its user already holds the most allowed.
+    pub(crate) fn register(&self, peer: PeerId, meta: PeerMeta) -> bool {
+        let Ok(mut peers) = self.peers.lock() else {
+            return false;
+        };
+        let held = peers
+            .values()
+            .filter(|m| m.username == meta.username)
+            .count();
+        if held >= self.config.max_connections_per_user {
+            return false;
+        }
+        peers.insert(peer, meta);
+        self.metrics
+            .gauge("sqm_sync_connections", "Sync sockets open now.", 1);
+        true
+    }
+
+    pub(crate) fn unregister(&self, peer: PeerId) {
+        if let Ok(mut peers) = self.peers.lock()
+            && peers.remove(&peer).is_some()
+        {
+            self.metrics
+                .gauge("sqm_sync_connections", "Sync sockets open now.", -1);
+        }
+    }
+
+    /// Reads the rights of `username`'s open connections again, now (after a
+    /// change to them: a new actor id, a role, a team). The hub hears of it
+    /// before anything the user sends after this returns.
+    pub async fn refresh_user(&self, username: &str) {
+        for (peer, meta) in self.connections() {
+            if meta.username == username
+                && let Err(e) = sweep::sweep_one(self, peer, &meta).await
+            {
+                tracing::warn!(peer, cause = %e, "cannot read a connection's rights again");
+            }
+        }
+    }
+
+    /// Reads every connection's rights again, in the background (after a
+    /// change to reference data that may concern many users).
+    pub fn refresh_all(&self) {
+        let sync = self.clone();
+        tokio::spawn(async move {
+            for (peer, meta) in sync.connections() {
+                if let Err(e) = sweep::sweep_one(&sync, peer, &meta).await {
+                    tracing::warn!(peer, cause = %e, "cannot read a connection's rights again");
+                }
+            }
+        });
+    }
+
+    /// Every open connection.
+    pub fn connections(&self) -> Vec<(PeerId, PeerMeta)> {
+        self.peers
+            .lock()
+            .map(|p| p.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,453 @@
+//! Sync end to end over real WebSockets, on SQLite and PostgreSQL: tablets
+//! edit offline, reconnect and converge; refused edits are quarantined while
+//! the permitted ones land.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use common::{Backend, Tablet, TestServer};
+use serde_json::json;
+use server::client::Client;
+use sync_core::audit::{Answer, AuditHeader, AuditView, Cpna, Evidence, FindingClass};
+use sync_core::edit::Edit;
+use sync_core::ids::DocumentId;
+use sync_core::nc::{Action, Nc, NcLink, Severity};
+use sync_core::workflow::NcState;
+
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// Plans an audit of Demo-I with K. Iyer as lead and S. Khan on the team.
+async fn plan(s: &TestServer, number: &str) -> Result<(DocumentId, AuditHeader)> {
+    let rao = s.login("a.rao").await?;
+    let (status, audit) = s
+        .post(
+            "/api/v1/admin/units/DEMO-I/audits",
+            &rao,
+            json!({
+                "number": number, "scope": ["P03", "3.4"], "planned_from": "2026-02-10",
+                "planned_to": "2026-02-11", "template_version": 2, "lead": "k.iyer", "members": ["s.khan"]
+            }),
+        )
+        .await?;
+    anyhow::ensure!(status.as_u16() == 201, "{audit}");
+    let id: DocumentId = audit["id"].as_str().context("id")?.parse()?;
+    let header = AuditHeader {
+        unit: "DEMO-I".parse()?,
+        number: number.into(),
+        scope: vec!["P03".into(), "3.4".into()],
+        template_version: 2,
+        lead: "k.iyer".parse()?,
+        team: vec!["k.iyer".parse()?, "s.khan".parse()?],
+        start: "2026-02-10".parse()?,
+        end: Some("2026-02-11".parse()?),
+    };
+    Ok((id, header))
+}
+
+fn answer(key: &str, a: Cpna, note: &str) -> Result<Edit> {
+    Ok(Edit::SetResponse {
+        key: key.parse()?,
+        answer: Answer::Cpna(a),
+        note: note.into(),
+        evidence: Vec::new(),
+    })
+}
+
+fn finding(evidence: Vec<Evidence>) -> Result<Edit> {
+    Ok(Edit::PutFinding {
+        id: "f-01".parse()?,
+        class: FindingClass::Minor,
+        clause: "3.2.1.3".parse()?,
+        process: Some("P03".parse()?),
+        text: "An amendment took 19 days.".into(),
+        evidence,
+    })
+}
+
+fn nc_link(audit: DocumentId) -> Result<NcLink> {
+    Ok(NcLink {
+        unit: "DEMO-I".parse()?,
+        audit,
+        finding: "f-01".parse()?,
+        process: "P03".parse()?,
+        clause: "3.2.1.3".parse()?,
+        class: Severity::Minor,
+        raised_on: "2026-02-11".parse()?,
+    })
+}
+
+fn new_id(tag: u8) -> DocumentId {
+    DocumentId::new_v7(server::db::now_ms(), [tag; 10])
+}
+
+/// The lead makes the audit with a finding, and raises its NC; returns the NC's id.
+async fn audit_with_nc(
+    s: &TestServer,
+    iyer: &mut Client,
+    lead: &Tablet,
+    audit: DocumentId,
+    header: AuditHeader,
+) -> Result<DocumentId> {
+    let a = &lead.author;
+    iyer.edit(audit, &Edit::CreateAudit(header), a).await?;
+    iyer.edit(
+        audit,
+        &Edit::Move {
+            mv: "start".into(),
+            note: String::new(),
+        },
+        a,
+    )
+    .await?;
+    iyer.edit(audit, &finding(Vec::new())?, a).await?;
+    let nc = new_id(0x51);
+    iyer.edit(
+        nc,
+        &Edit::CreateNc {
+            link: nc_link(audit)?,
+            description: "Amendment beyond 15 days.".into(),
+        },
+        a,
+    )
+    .await?;
+    iyer.edit(
+        nc,
+        &Edit::Move {
+            mv: "raise".into(),
+            note: String::new(),
+        },
+        a,
+    )
+    .await?;
+    anyhow::ensure!(
+        iyer.settle(SETTLE).await?,
+        "the lead's tablet did not settle"
+    );
+    let stored = server::db::documents::meta(&s.db, &nc)
+        .await?
+        .context("the NC is stored")?;
+    anyhow::ensure!(stored.number.as_deref() == Some("NC-09"), "{stored:?}");
+    Ok(nc)
+}
+
+/// Waits until a connected tablet holds every listed document with exactly
+/// the heads the server has stored.
+async fn holds(s: &TestServer, c: &mut Client, docs: &[DocumentId]) -> Result<()> {
+    let mut want = Vec::new();
+    for d in docs {
+        want.push(stored_heads(s, d).await?);
+    }
+    let ok = c
+        .run_until(SETTLE, |c| {
+            docs.iter()
+                .zip(&want)
+                .all(|(d, w)| heads(&c.engine, d) == *w)
+        })
+        .await?;
+    anyhow::ensure!(ok, "the tablet never caught up with {docs:?}");
+    Ok(())
+}
+
+fn heads(e: &sync_core::engine::Engine, d: &DocumentId) -> Vec<sync_core::automerge::ChangeHash> {
+    let mut h = e.doc(d).map(|d| d.get_heads()).unwrap_or_default();
+    h.sort();
+    h
+}
+
+async fn stored_heads(
+    s: &TestServer,
+    d: &DocumentId,
+) -> Result<Vec<sync_core::automerge::ChangeHash>> {
+    let doc = server::db::documents::load(&s.db, d)
+        .await?
+        .context("stored")?;
+    let mut h = doc.get_heads();
+    h.sort();
+    Ok(h)
+}
+
+async fn two_auditors(backend: Backend, khan_first: bool) -> Result<()> {
+    let s = TestServer::start(backend).await?;
+    let (audit, header) = plan(&s, "IA/DEMO-I/2025-26/004").await?;
+    let mut lead = s.tablet("k.iyer").await?;
+    let mut member = s.tablet("s.khan").await?;
+    let mut owner = s.tablet("ac.div2").await?;
+    let mut iyer = s.connect(&mut lead).await?;
+    let nc = audit_with_nc(&s, &mut iyer, &lead, audit, header).await?;
+    // The owner responds, so that the auditors can then move the NC concurrently.
+    let mut div2 = s.connect(&mut owner).await?;
+    holds(&s, &mut div2, &[nc]).await?;
+    let o = owner.author.clone();
+    div2.edit(
+        nc,
+        &Edit::SetCorrection("Applicant told of the delay.".into()),
+        &o,
+    )
+    .await?;
+    div2.edit(
+        nc,
+        &Edit::SetRootCause("No tracking of the 15-day clock.".into()),
+        &o,
+    )
+    .await?;
+    let action = Action {
+        text: "Daily ageing list".into(),
+        owner: "AC Div-II".into(),
+        target: "2026-03-31".parse()?,
+        done_on: None,
+    };
+    div2.edit(
+        nc,
+        &Edit::PutAction {
+            id: "a-1".parse()?,
+            action,
+        },
+        &o,
+    )
+    .await?;
+    div2.edit(
+        nc,
+        &Edit::Move {
+            mv: "submit_response".into(),
+            note: String::new(),
+        },
+        &o,
+    )
+    .await?;
+    anyhow::ensure!(div2.settle(SETTLE).await?);
+    let mut khan = s.connect(&mut member).await?;
+    holds(&s, &mut khan, &[audit, nc]).await?;
+    holds(&s, &mut iyer, &[audit, nc]).await?;
+    assert_eq!(heads(&iyer.engine, &nc), heads(&khan.engine, &nc));
+    lead.park(iyer).await;
+    member.park(khan).await;
+
+    // A day offline: the same item answered differently, other items, concurrent moves.
+    lead.edit_offline(
+        audit,
+        answer("sd.timeliness@P03", Cpna::Partly, "iyer: 1 of 10 late")?,
+    )?;
+    lead.edit_offline(audit, answer("mr.held", Cpna::Conform, "iyer")?)?;
+    lead.edit_offline(
+        nc,
+        Edit::Move {
+            mv: "accept_plan".into(),
+            note: "Plan is adequate.".into(),
+        },
+    )?;
+    member.edit_offline(
+        audit,
+        answer("sd.timeliness@P03", Cpna::NotConform, "khan: 2 of 10 late")?,
+    )?;
+    member.edit_offline(audit, answer("mr.inputs", Cpna::Partly, "khan")?)?;
+    member.edit_offline(
+        nc,
+        Edit::Move {
+            mv: "reject_plan".into(),
+            note: "Root cause too thin.".into(),
+        },
+    )?;
+
+    let (first, second) = if khan_first {
+        (&mut member, &mut lead)
+    } else {
+        (&mut lead, &mut member)
+    };
+    let mut a = s.connect(first).await?;
+    anyhow::ensure!(a.settle(SETTLE).await?, "the first tablet did not settle");
+    let mut b = s.connect(second).await?;
+    anyhow::ensure!(b.settle(SETTLE).await?, "the second tablet did not settle");
+    let server = [
+        stored_heads(&s, &audit).await?,
+        stored_heads(&s, &nc).await?,
+    ];
+    let caught_up =
+        |c: &Client| heads(&c.engine, &audit) == server[0] && heads(&c.engine, &nc) == server[1];
+    anyhow::ensure!(
+        a.run_until(SETTLE, caught_up).await?,
+        "the first tablet did not catch up"
+    );
+    anyhow::ensure!(
+        b.run_until(SETTLE, caught_up).await?,
+        "the second tablet did not catch up"
+    );
+    for d in [audit, nc] {
+        let server = stored_heads(&s, &d).await?;
+        assert_eq!(heads(&a.engine, &d), server, "first tablet vs server");
+        assert_eq!(heads(&b.engine, &d), server, "second tablet vs server");
+    }
+    let va = AuditView::read(a.engine.doc(&audit).context("audit")?)?;
+    let vb = AuditView::read(b.engine.doc(&audit).context("audit")?)?;
+    assert_eq!(format!("{va:?}"), format!("{vb:?}"), "one derived state");
+    let keys: Vec<String> = va
+        .content
+        .responses
+        .keys()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        keys,
+        ["mr.held", "mr.inputs", "sd.timeliness@P03"],
+        "every answer kept"
+    );
+    let na = Nc::read(a.engine.doc(&nc).context("nc")?)?;
+    let nb = Nc::read(b.engine.doc(&nc).context("nc")?)?;
+    let (va, vb) = (
+        na.view(&Default::default(), "2026-02-12".parse()?),
+        nb.view(&Default::default(), "2026-02-12".parse()?),
+    );
+    assert_eq!(va, vb);
+    assert_eq!(
+        va.conflicts.len(),
+        1,
+        "the losing move is a visible conflict: {va:?}"
+    );
+    assert!(
+        matches!(va.state, NcState::PlanAccepted | NcState::Open),
+        "{:?}",
+        va.state
+    );
+    s.stop().await;
+    Ok(())
+}
+
+on_both! {
+    async fn two_auditors_offline_converge_when_the_lead_reconnects_first(backend: Backend) -> Result<()> {
+        two_auditors(backend, false).await
+    }
+}
+
+on_both! {
+    async fn two_auditors_offline_converge_when_the_member_reconnects_first(backend: Backend) -> Result<()> {
+        two_auditors(backend, true).await
+    }
+}
+
+on_both! {
+    async fn an_owner_answers_while_an_auditor_adds_evidence_and_the_nodal_officer_sees_both(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let (audit, header) = plan(&s, "IA/DEMO-I/2025-26/005").await?;
+        let mut lead = s.tablet("k.iyer").await?;
+        let mut owner = s.tablet("ac.div2").await?;
+        let mut iyer = s.connect(&mut lead).await?;
+        let nc = audit_with_nc(&s, &mut iyer, &lead, audit, header).await?;
+        let mut div2 = s.connect(&mut owner).await?;
+        holds(&s, &mut div2, &[nc]).await?;
+        assert!(div2.engine.doc(&audit).is_none(), "the owner sees the NC, not the audit");
+        owner.park(div2).await;
+        lead.park(iyer).await;
+        owner.edit_offline(nc, Edit::SetCorrection("Applicant told of the delay.".into()))?;
+        owner.edit_offline(nc, Edit::SetRootCause("No tracking of the 15-day clock.".into()))?;
+        let action = Action { text: "Daily ageing list".into(), owner: "AC Div-II".into(), target: "2026-03-31".parse()?, done_on: None };
+        owner.edit_offline(nc, Edit::PutAction { id: "a-1".parse()?, action })?;
+        owner.edit_offline(nc, Edit::Move { mv: "submit_response".into(), note: String::new() })?;
+        let photo = Evidence {
+            sha256: "9f2feb0f1ef425b292f2f94bdd7f2e8b8d3e0f8c8b1a1f1f0e0d0c0b0a090807".parse()?,
+            name: "register-page-14.jpg".into(),
+            mime: "image/jpeg".into(),
+            size: 182_044,
+            taken_at: None,
+        };
+        lead.edit_offline(audit, finding(vec![photo])?)?;
+        let mut div2 = s.connect(&mut owner).await?;
+        let mut iyer = s.connect(&mut lead).await?;
+        anyhow::ensure!(div2.settle(SETTLE).await? && iyer.settle(SETTLE).await?);
+        // The nodal officer's tablet, new, downloads the merged state of the unit.
+        let mut nodal = s.tablet("a.rao").await?;
+        let mut rao = s.connect(&mut nodal).await?;
+        holds(&s, &mut rao, &[audit, nc]).await?;
+        let seen = Nc::read(rao.engine.doc(&nc).context("nc")?)?;
+        assert_eq!(seen.view(&Default::default(), "2026-02-12".parse()?).state, NcState::ResponseSubmitted);
+        assert_eq!(seen.root_cause, "No tracking of the 15-day clock.");
+        let view = AuditView::read(rao.engine.doc(&audit).context("audit")?)?;
+        let f = view.content.findings.values().next().context("finding")?;
+        assert_eq!(f.evidence.len(), 1);
+        assert_eq!(f.evidence[0].name, "register-page-14.jpg");
+        // The demo unit's own documents come too: every document of the unit.
+        let all = rao.run_until(SETTLE, |c| c.engine.doc_ids().count() == 14 && c.in_sync()).await?;
+        assert!(all, "{} documents", rao.engine.doc_ids().count());
+        // The report rows follow the merged state.
+        let state: String = sqlx::query_scalar("SELECT state FROM ncs WHERE doc_id = $1")
+            .bind(nc.to_string())
+            .fetch_one(s.db.pool())
+            .await?;
+        assert_eq!(state, "response_submitted");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn a_forbidden_edit_is_quarantined_and_its_author_told_while_the_permitted_ones_land(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let (audit, header) = plan(&s, "IA/DEMO-I/2025-26/006").await?;
+        let mut lead = s.tablet("k.iyer").await?;
+        let mut member = s.tablet("s.khan").await?;
+        let mut iyer = s.connect(&mut lead).await?;
+        let nc = audit_with_nc(&s, &mut iyer, &lead, audit, header).await?;
+        let mut khan = s.connect(&mut member).await?;
+        holds(&s, &mut khan, &[nc]).await?;
+        member.park(khan).await;
+        // The tablet believes (wrongly) that its user owns P03.
+        let honest = member.author.clone();
+        member.author.processes.insert(("DEMO-I".parse()?, "P03".parse()?));
+        member.author.grants.push(sync_core::permissions::RoleGrant {
+            unit: "DEMO-I".parse()?,
+            role: sync_core::permissions::Role::ProcessOwner,
+            from: "2025-04-01".parse()?,
+            until: None,
+        });
+        member.edit_offline(nc, Edit::SetDescription("Amendment took 19 days (file 2026/114).".into()))?;
+        member.edit_offline(nc, Edit::SetRootCause("Written by an auditor".into()))?;
+        member.edit_offline(nc, Edit::SetDescription("Amendment took 19 days (file 2026/114); interim reply missing.".into()))?;
+        let mut khan = s.connect(&mut member).await?;
+        let told = khan.run_until(SETTLE, |c| !c.rejections.is_empty()).await?;
+        assert!(told, "the author was told");
+        let Some(sync_core::engine::Notice::Rejected { rule, message, changes, .. }) = khan.rejections.first().cloned() else {
+            anyhow::bail!("no rejection");
+        };
+        assert_eq!(rule, "nc.owner_fields");
+        assert!(message.contains("s.khan may not write the correction, root cause and actions"), "{message}");
+        assert_eq!(changes.len(), 2, "the refused edit and the one built on it");
+        // Quarantined, never applied, never dropped (the writer commits it just after).
+        let mut row: Option<(String, String, Vec<u8>)> = None;
+        for _ in 0..100 {
+            row = sqlx::query_as("SELECT username, rule, bytes FROM quarantine WHERE doc_id = $1")
+                .bind(nc.to_string())
+                .fetch_optional(s.db.pool())
+                .await?;
+            if row.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let row = row.context("the refused changes were never quarantined")?;
+        assert_eq!((row.0.as_str(), row.1.as_str()), ("s.khan", "nc.owner_fields"));
+        assert!(!row.2.is_empty());
+        let stored = server::db::documents::load(&s.db, &nc).await?.context("nc")?;
+        let stored = Nc::read(&stored)?;
+        assert_eq!(stored.description, "Amendment took 19 days (file 2026/114).", "the permitted edit landed");
+        assert_eq!(stored.root_cause, "");
+        // The tablet recovers: a fresh actor, its rights as they really are.
+        let (status, fresh) = s.post(&format!("/api/v1/devices/{}/actors", member.device), &member.token, json!({})).await?;
+        assert_eq!(status.as_u16(), 201);
+        let fresh: sync_core::automerge::ActorId = fresh["actor"].as_str().context("actor")?.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let author = server::access::author_of(&s.db, "s.khan").await?;
+        assert_eq!(author.processes, honest.processes);
+        let refusal = sync_core::permissions::Refusal { rule: "nc.owner_fields", message };
+        let recovery = khan.engine.recover(nc, &changes, &refusal, fresh, &author).map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert_eq!((recovery.replayed, recovery.refused.len()), (1, 1));
+        khan.carry_out(recovery.effects).await?;
+        anyhow::ensure!(khan.settle(SETTLE).await?, "did not settle after recovery");
+        let stored = Nc::read(&server::db::documents::load(&s.db, &nc).await?.context("nc")?)?;
+        assert_eq!(stored.description, "Amendment took 19 days (file 2026/114); interim reply missing.");
+        assert_eq!(heads(&khan.engine, &nc), stored_heads(&s, &nc).await?);
+        assert_eq!(khan.engine.refused_edits().len(), 1, "the user sees the refused edit");
+        let quarantined: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quarantine").fetch_one(s.db.pool()).await?;
+        assert_eq!(quarantined, 1, "the replay was accepted");
+        s.stop().await;
+        Ok(())
+    }
+}
