@@ -45,6 +45,15 @@ pub enum ClientError {
     Refused(Refusal),
 }
 
+/// A socket that has signed in (see [`Client::open`]).
+pub struct SignedIn(WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignedIn(..)")
+    }
+}
+
 /// One device's connection.
 pub struct Client {
     /// The device's engine (its documents).
@@ -77,21 +86,29 @@ impl Client {
         url: &str,
         token: &str,
         device: &str,
-        mut engine: Engine,
+        engine: Engine,
     ) -> Result<Client, ClientError> {
+        Client::attach(Client::open(url, token, device).await?, engine).await
+    }
+
+    /// Opens the socket and signs in, without an engine yet: a refusal leaves
+    /// the device's documents where they are.
+    pub async fn open(url: &str, token: &str, device: &str) -> Result<SignedIn, ClientError> {
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
         let hello = serde_json::json!({ "access_token": token, "device_id": device });
         ws.send(Message::Text(hello.to_string().into())).await?;
         match ws.next().await {
-            Some(Ok(Message::Text(t))) if t.contains("\"ready\":true") => {}
-            Some(Ok(Message::Close(Some(f)))) => {
-                return Err(ClientError::Closed {
-                    code: f.code.into(),
-                    reason: f.reason.to_string(),
-                });
-            }
-            other => return Err(ClientError::Hello(format!("{other:?}"))),
+            Some(Ok(Message::Text(t))) if t.contains("\"ready\":true") => Ok(SignedIn(ws)),
+            Some(Ok(Message::Close(Some(f)))) => Err(ClientError::Closed {
+                code: f.code.into(),
+                reason: f.reason.to_string(),
+            }),
+            other => Err(ClientError::Hello(format!("{other:?}"))),
         }
+    }
+
+    /// Connects an engine over a signed-in socket, sharing every document it holds.
+    pub async fn attach(socket: SignedIn, mut engine: Engine) -> Result<Client, ClientError> {
         let docs: Vec<DocumentId> = engine.doc_ids().copied().collect();
         let fx = engine.handle(
             now(),
@@ -103,7 +120,7 @@ impl Client {
         );
         let mut client = Client {
             engine,
-            ws,
+            ws: socket.0,
             rejections: Vec::new(),
             bytes: (0, 0),
             frames: (0, 0),
@@ -136,7 +153,9 @@ impl Client {
                     Effect::Send { bytes, .. } => {
                         self.bytes.0 += bytes.len() as u64;
                         self.frames.0 += 1;
-                        self.ws.send(Message::Binary(bytes.into())).await?;
+                        if let Err(e) = self.ws.send(Message::Binary(bytes.into())).await {
+                            return Err(self.why_closed(e).await);
+                        }
                     }
                     Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => {
                         next.extend(self.engine.handle(now(), Input::Stored { ticket }));
@@ -148,6 +167,22 @@ impl Client {
             queue = next;
         }
         Ok(())
+    }
+
+    /// After a failed send: the server may have closed the socket with a
+    /// reason that is still waiting to be read.
+    async fn why_closed(&mut self, e: tokio_tungstenite::tungstenite::Error) -> ClientError {
+        while let Ok(Some(Ok(msg))) =
+            tokio::time::timeout(Duration::from_millis(200), self.ws.next()).await
+        {
+            if let Message::Close(Some(f)) = msg {
+                return ClientError::Closed {
+                    code: f.code.into(),
+                    reason: f.reason.to_string(),
+                };
+            }
+        }
+        e.into()
     }
 
     /// Exchanges frames until `done` holds or `within` passes; true if it held.
@@ -220,8 +255,10 @@ impl Client {
 
     /// Sends raw bytes (a test's malformed or oversized frame).
     pub async fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
-        self.ws.send(Message::Binary(bytes.into())).await?;
-        Ok(())
+        match self.ws.send(Message::Binary(bytes.into())).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.why_closed(e).await),
+        }
     }
 
     /// Closes the socket; the engine (the device's documents) lives on, offline.

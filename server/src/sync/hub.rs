@@ -555,6 +555,14 @@ impl Hub {
                 } => {
                     let origin = self.origin(Some(peer));
                     tracing::info!(%doc, user = %origin.username, %rule, "changes refused and quarantined");
+                    // Refused changes cost their sender the same as accepted ones.
+                    if !self.take(&origin.username, changes.len()) {
+                        let reason = format!(
+                            "More than {} changes per second: wait a moment and reconnect.",
+                            self.sync.config.changes_per_second
+                        );
+                        self.close(peer, close::RATE_LIMITED, reason);
+                    }
                     self.sync.metrics.count(
                         "sqm_sync_changes_quarantined_total",
                         "Changes refused and kept in quarantine.",

@@ -292,9 +292,12 @@ impl TestServer {
     }
 
     /// Connects a tablet's engine (taken from the tablet until `park`).
+    /// A refused sign-in leaves the engine with the tablet.
     pub async fn connect(&self, t: &mut Tablet) -> Result<server::client::Client> {
+        anyhow::ensure!(t.engine.is_some(), "the tablet is already connected");
+        let socket = server::client::Client::open(&self.ws_url(), &t.token, &t.device).await?;
         let engine = t.engine.take().context("the tablet is already connected")?;
-        Ok(server::client::Client::connect(&self.ws_url(), &t.token, &t.device, engine).await?)
+        Ok(server::client::Client::attach(socket, engine).await?)
     }
 }
 

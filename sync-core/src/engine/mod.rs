@@ -248,6 +248,8 @@ struct Peer {
     docs: BTreeMap<DocumentId, PeerDoc>,
     /// Changes held for missing dependencies, over all documents.
     pending: usize,
+    /// Changes to documents it may not see, already quarantined (not again).
+    quarantined: HashSet<ChangeHash>,
 }
 
 #[derive(Debug)]
@@ -438,6 +440,7 @@ impl Engine {
                         author,
                         docs: BTreeMap::new(),
                         pending: 0,
+                        quarantined: HashSet::new(),
                     },
                 );
                 for d in docs {
@@ -780,12 +783,7 @@ impl Engine {
         if !shared {
             let known = self.docs.contains_key(&id);
             if self.side == Side::Server && known {
-                return self.error(
-                    peer,
-                    id,
-                    ErrorCode::NotPermitted,
-                    format!("You may not see document {id}."),
-                );
+                return self.not_permitted(peer, id, &msg);
             }
             self.share(peer, id);
             if self.side == Side::Server {
@@ -929,6 +927,58 @@ impl Engine {
             self.out.push(Effect::Notify(Notice::Changed(id)));
         }
         self.flush_doc(id, now);
+    }
+
+    /// A peer wrote to a document it may not see (its rights ended while it
+    /// was offline). Changes it holds that the server lacks are asked for and,
+    /// once sent, quarantined: never applied and never dropped, and the peer
+    /// is told which were refused and why. Then the document is withdrawn
+    /// from it (it keeps its own copy).
+    fn not_permitted(&mut self, peer: PeerId, id: DocumentId, msg: &sync::Message) {
+        let message = format!("You may no longer see or edit document {id}.");
+        let changes = extract_changes(msg, self.limits.max_inflated_bytes).unwrap_or_default();
+        let Some(doc) = self.docs.get(&id) else {
+            return;
+        };
+        let seen = self.peers.get(&peer).map(|p| &p.quarantined);
+        let new_here = |h: &ChangeHash| {
+            doc.am.get_change_meta_by_hash(h).is_none() && seen.is_none_or(|q| !q.contains(h))
+        };
+        let fresh: Vec<Change> = changes
+            .into_iter()
+            .filter(|c| new_here(&c.hash()))
+            .collect();
+        if fresh.is_empty() && msg.heads.iter().any(new_here) {
+            // It holds changes we have not seen: ask for them, so they reach quarantine.
+            if let Some(ask) = doc.am.generate_sync_message(&mut sync::State::new()) {
+                self.send(peer, id, Body::Sync(ask.encode()));
+            }
+            return;
+        }
+        if !fresh.is_empty() {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.quarantined.extend(fresh.iter().map(Change::hash));
+            }
+            self.out.push(Effect::Quarantine {
+                peer,
+                doc: id,
+                rule: "doc.not_permitted".into(),
+                message: message.clone(),
+                changes: fresh.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+            });
+            self.send(
+                peer,
+                id,
+                Body::Rejection {
+                    rule: "doc.not_permitted".into(),
+                    message: message.clone(),
+                    changes: fresh.iter().map(Change::hash).collect(),
+                },
+            );
+        }
+        self.error(peer, id, ErrorCode::NotPermitted, message);
+        // The device stops offering it (and keeps its own copy).
+        self.send(peer, id, Body::Withdrawn);
     }
 
     /// Applies changes made durable elsewhere and passes them on to the peers.
