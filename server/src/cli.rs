@@ -48,6 +48,9 @@ enum Command {
     /// Check the database's integrity: every change's bytes against its hash,
     /// and the receipts' hash chain.
     Verify,
+    /// Simulate tablets against a server: a day of offline work, everyone
+    /// reconnecting at once, then live edits; prints the figures.
+    Load(crate::load::LoadArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -194,6 +197,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_logins();
             Ok(ExitCode::SUCCESS)
         }
+        Command::Load(args) => crate::load::run(&cli.data, args).await,
         Command::Verify => {
             let db = open(&cli.data).await?;
             let report = crate::verify::verify(&db).await?;

@@ -88,7 +88,7 @@ impl Client {
         device: &str,
         engine: Engine,
     ) -> Result<Client, ClientError> {
-        Client::attach(Client::open(url, token, device).await?, engine).await
+        Ok(Client::attach(Client::open(url, token, device).await?, engine).await)
     }
 
     /// Opens the socket and signs in, without an engine yet: a refusal leaves
@@ -107,8 +107,10 @@ impl Client {
         }
     }
 
-    /// Connects an engine over a signed-in socket, sharing every document it holds.
-    pub async fn attach(socket: SignedIn, mut engine: Engine) -> Result<Client, ClientError> {
+    /// Connects an engine over a signed-in socket, sharing every document it
+    /// holds. A socket that breaks at once shows at the next exchange (whose
+    /// error hands the caller the client, and with it the engine, back).
+    pub async fn attach(socket: SignedIn, mut engine: Engine) -> Client {
         let docs: Vec<DocumentId> = engine.doc_ids().copied().collect();
         let fx = engine.handle(
             now(),
@@ -125,8 +127,10 @@ impl Client {
             bytes: (0, 0),
             frames: (0, 0),
         };
-        client.carry_out(fx).await?;
-        Ok(client)
+        if let Err(e) = client.carry_out(fx).await {
+            tracing::debug!(cause = %e, "the socket broke as it opened");
+        }
+        client
     }
 
     /// Makes an edit (checked by the same rules as the server) and sends it.

@@ -36,6 +36,10 @@ pub struct Limits {
     pub json_body_bytes: usize,
     /// Longest time to answer one HTTP request.
     pub request_timeout: Duration,
+    /// Largest blob (a photo, a scan), in bytes.
+    pub blob_bytes: usize,
+    /// Largest part of a blob sent with Content-Range, in bytes.
+    pub blob_part_bytes: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +47,8 @@ impl Default for Limits {
         Limits {
             json_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
+            blob_bytes: 20 * 1024 * 1024,
+            blob_part_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -19,6 +19,8 @@ pub enum Projection {
         audit: AuditRow,
         /// One row per finding.
         findings: Vec<FindingRow>,
+        /// The blobs its evidence names (`blob_refs` rows).
+        evidence: Vec<EvidenceRef>,
     },
     /// An NC.
     Nc(NcRow),
@@ -51,6 +53,23 @@ pub struct FindingRow {
     pub text: String,
 }
 
+/// `blob_refs` row: a blob the document's evidence names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceRef {
+    pub sha256: String,
+    pub mime: String,
+}
+
+impl Projection {
+    /// The blobs the document's evidence names (NCs and reviews have none).
+    pub fn evidence(&self) -> &[EvidenceRef] {
+        match self {
+            Projection::Audit { evidence, .. } => evidence,
+            Projection::Nc(_) | Projection::Review => &[],
+        }
+    }
+}
+
 /// `ncs` row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NcRow {
@@ -70,6 +89,33 @@ pub struct NcRow {
 
 fn count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Every blob an audit's responses and findings name: the content in force
+/// and the late edits awaiting the lead (its readers see both). One row per
+/// hash, with the first media type given for it.
+fn evidence_of(v: &AuditView) -> Vec<EvidenceRef> {
+    use sync_core::audit::LateEdit;
+    let late = v.late_edits.iter().flat_map(|e| match e {
+        LateEdit::Response { late, .. } => late.iter().flat_map(|r| &r.evidence).collect(),
+        LateEdit::Finding { late, .. } => late.iter().flat_map(|f| &f.evidence).collect(),
+        LateEdit::Notes { .. } => Vec::new(),
+    });
+    let mut seen = std::collections::BTreeMap::new();
+    for e in v
+        .content
+        .responses
+        .values()
+        .flat_map(|r| &r.evidence)
+        .chain(v.content.findings.values().flat_map(|f| &f.evidence))
+        .chain(late)
+    {
+        seen.entry(e.sha256.to_string())
+            .or_insert_with(|| e.mime.clone());
+    }
+    seen.into_iter()
+        .map(|(sha256, mime)| EvidenceRef { sha256, mime })
+        .collect()
 }
 
 /// The projection of a document (its context says which kind it is).
@@ -102,7 +148,11 @@ pub fn project(doc: &Automerge, rules: &DueRules) -> Result<Projection, SchemaEr
                     text: f.text.clone(),
                 })
                 .collect();
-            Projection::Audit { audit, findings }
+            Projection::Audit {
+                audit,
+                findings,
+                evidence: evidence_of(&v),
+            }
         }
         DocKind::Nc => {
             let nc = Nc::read(doc)?;

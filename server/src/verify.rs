@@ -81,6 +81,7 @@ pub async fn verify(db: &Db) -> Result<Report, DbError> {
         if let Err(e) = documents::load(db, &meta.id).await {
             report.problem(format!("document {} does not load: {e}", meta.id));
         }
+        check_snapshot(db, &meta.id, &mut report).await?;
     }
     Ok(report)
 }
@@ -158,4 +159,40 @@ async fn check_receipts(db: &Db, report: &mut Report) -> Result<(), DbError> {
             prev = hash;
         }
     }
+}
+
+/// A compacted document's snapshot must hold every change marked as in it.
+async fn check_snapshot(
+    db: &Db,
+    id: &sync_core::ids::DocumentId,
+    report: &mut Report,
+) -> Result<(), DbError> {
+    let snapshot: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT snapshot FROM documents WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(db.pool())
+            .await?;
+    let Some(bytes) = snapshot else {
+        return Ok(());
+    };
+    let Ok(doc) = sync_core::automerge::Automerge::load(&bytes) else {
+        report.problem(format!("the snapshot of document {id} is damaged"));
+        return Ok(());
+    };
+    let marked: Vec<String> =
+        sqlx::query_scalar("SELECT hash FROM changes WHERE doc_id = $1 AND in_snapshot = 1")
+            .bind(id.to_string())
+            .fetch_all(db.pool())
+            .await?;
+    for hash in marked {
+        let held = hash
+            .parse::<sync_core::automerge::ChangeHash>()
+            .is_ok_and(|h| doc.get_change_meta_by_hash(&h).is_some());
+        if !held {
+            report.problem(format!(
+                "change {hash} of document {id} is marked as compacted but its snapshot lacks it"
+            ));
+        }
+    }
+    Ok(())
 }

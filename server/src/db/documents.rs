@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sync_core::DocKind;
-use sync_core::automerge::{Automerge, Change};
+use sync_core::automerge::Automerge;
 use sync_core::ids::DocumentId;
 use sync_core::permissions::DocContext;
 
@@ -110,37 +110,13 @@ pub async fn all_meta(db: &Db) -> Result<Vec<DocMeta>, DbError> {
     rows.iter().map(meta_of).collect()
 }
 
-/// Loads a document from its snapshot and the changes after it.
+/// Loads a document from its snapshot and the changes after it, both read
+/// in one consistent transaction (a compaction may commit in between).
 pub async fn load(db: &Db, id: &DocumentId) -> Result<Option<Automerge>, DbError> {
-    let snapshot: Option<Option<Vec<u8>>> =
-        sqlx::query_scalar("SELECT snapshot FROM documents WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(db.pool())
-            .await?;
-    let Some(snapshot) = snapshot else {
-        return Ok(None);
-    };
-    let mut doc = match snapshot {
-        Some(bytes) => Automerge::load(&bytes)
-            .map_err(|e| DbError::Corrupt(format!("snapshot of {id}: {e}")))?,
-        None => Automerge::new(),
-    };
-    let rows: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT bytes FROM changes WHERE doc_id = $1 AND in_snapshot = 0 ORDER BY seq",
-    )
-    .bind(id.to_string())
-    .fetch_all(db.pool())
-    .await?;
-    let mut changes = Vec::with_capacity(rows.len());
-    for bytes in rows {
-        changes.push(
-            Change::try_from(bytes.as_slice())
-                .map_err(|e| DbError::Corrupt(format!("a change of {id}: {e}")))?,
-        );
-    }
-    doc.apply_changes(changes)
-        .map_err(|e| DbError::Corrupt(format!("changes of {id} do not apply: {e}")))?;
-    Ok(Some(doc))
+    let mut tx = crate::compact::consistent(db).await?;
+    let doc = crate::compact::load_in(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(doc.map(|(doc, _)| doc))
 }
 
 /// Records a document the first time one of its changes is stored, giving an
@@ -326,7 +302,9 @@ pub async fn write_projection(
     let id = doc.to_string();
     let now = now_ms();
     match projection {
-        Projection::Audit { audit, findings } => {
+        Projection::Audit {
+            audit, findings, ..
+        } => {
             sqlx::query(
                 "INSERT INTO audits (doc_id, unit, number, state, lead, start_on, end_on, \
                  template_version, responses, conflicts, late_edits, updated_at) \
@@ -400,6 +378,7 @@ pub async fn write_projection(
         }
         Projection::Review => {}
     }
+    super::blobs::write_refs(tx, &id, projection.evidence()).await?;
     Ok(())
 }
 

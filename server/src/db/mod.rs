@@ -7,6 +7,7 @@
 //! Times are milliseconds since the Unix epoch; dates are ISO 8601 text.
 
 pub mod accounts;
+pub mod blobs;
 pub mod documents;
 pub mod reference;
 
@@ -164,6 +165,11 @@ impl Db {
                     "documents",
                     include_str!("../../../migrations/sqlite/0002_documents.sql"),
                 ),
+                (
+                    3,
+                    "blobs",
+                    include_str!("../../../migrations/sqlite/0003_blobs.sql"),
+                ),
             ],
             DbKind::Postgres => &[
                 (
@@ -175,6 +181,11 @@ impl Db {
                     2,
                     "documents",
                     include_str!("../../../migrations/postgres/0002_documents.sql"),
+                ),
+                (
+                    3,
+                    "blobs",
+                    include_str!("../../../migrations/postgres/0003_blobs.sql"),
                 ),
             ],
         };

@@ -2,6 +2,7 @@
 //! port 0, its routes, and the state every handler shares.
 
 pub mod admin;
+pub mod blobs;
 pub mod error;
 pub mod extract;
 pub mod me;
@@ -82,6 +83,9 @@ routes! {
     delete "/api/v1/devices/{device}" => me::revoke_device,
     get "/api/v1/reference" => reference::bundle,
     get "/api/v1/sync" => crate::sync::socket::upgrade,
+    put "/api/v1/blobs/{sha256}" => blobs::upload,
+    get "/api/v1/blobs/{sha256}" => blobs::download,
+    get "/api/v1/blobs/{sha256}/status" => blobs::status,
     get "/api/v1/admin/users" => admin::users::list,
     post "/api/v1/admin/users" => admin::users::create,
     post "/api/v1/admin/users/{username}/disable" => admin::users::disable,

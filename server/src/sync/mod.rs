@@ -106,6 +106,8 @@ pub struct PeerMeta {
 /// The running sync service, shared by the sockets.
 #[derive(Clone, Debug)]
 pub struct SyncHandle {
+    /// This server's id among several on one PostgreSQL.
+    pub id: Arc<str>,
     hub: mpsc::UnboundedSender<HubMsg>,
     next_peer: Arc<AtomicU64>,
     peers: Arc<Mutex<HashMap<PeerId, PeerMeta>>>,
@@ -122,6 +124,7 @@ impl SyncHandle {
     pub fn start(db: Db, config: SyncConfig, metrics: Arc<Metrics>) -> SyncHandle {
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
         let handle = SyncHandle {
+            id: notify::new_server_id().into(),
             hub: hub_tx.clone(),
             next_peer: Arc::new(AtomicU64::new(1)),
             peers: Arc::default(),
@@ -129,7 +132,12 @@ impl SyncHandle {
             db: db.clone(),
             metrics: metrics.clone(),
         };
-        let writer = writer::start(db.clone(), hub_tx.clone(), metrics.clone());
+        let writer = writer::start(
+            db.clone(),
+            hub_tx.clone(),
+            metrics.clone(),
+            handle.id.clone(),
+        );
         hub::start(handle.clone(), hub_rx, writer);
         let ticker = hub_tx.clone();
         let every = handle.config.tick_interval;

@@ -4,7 +4,6 @@
 //! changes stored by the others to its own connected devices. SQLite serves
 //! one process, so there is nothing to do there.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
@@ -18,17 +17,16 @@ use crate::db::{DbError, DbKind, Tx};
 /// The channel the processes talk on.
 pub const CHANNEL: &str = "sqm_changes";
 
-/// This process's id in notices, so it can skip its own.
-fn me() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(random_id)
+/// A new id for a server, so it can tell its own notices from the others'.
+pub fn new_server_id() -> String {
+    random_id()
 }
 
-/// Announces, with the commit of `tx`, that a document changed.
-pub async fn announce(tx: &mut Tx, doc: &DocumentId) -> Result<(), DbError> {
+/// Announces, with the commit of `tx`, that server `me` changed a document.
+pub async fn announce(tx: &mut Tx, me: &str, doc: &DocumentId) -> Result<(), DbError> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
-        .bind(format!("{} {doc}", me()))
+        .bind(format!("{me} {doc}"))
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -59,7 +57,7 @@ async fn listen(sync: &SyncHandle) -> Result<(), sqlx::Error> {
         let (Some(from), Some(doc)) = (parts.next(), parts.next()) else {
             continue;
         };
-        if from == me() {
+        if from == &*sync.id {
             continue;
         }
         if let Ok(doc) = doc.parse::<DocumentId>() {

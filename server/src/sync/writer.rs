@@ -25,6 +25,10 @@ use crate::projection::Projection;
 /// The most jobs one transaction takes.
 const MAX_BATCH: usize = 2048;
 
+/// A document is compacted once this many of its changes were stored since
+/// (counted by this process; a restart only delays it).
+pub const COMPACT_AFTER: usize = 2000;
+
 /// Accepted changes of one document.
 #[derive(Debug)]
 pub struct StoreJob {
@@ -58,9 +62,11 @@ pub fn start(
     db: Db,
     hub: mpsc::UnboundedSender<HubMsg>,
     metrics: Arc<Metrics>,
+    server_id: Arc<str>,
 ) -> mpsc::UnboundedSender<WriterJob> {
     let (tx, mut rx) = mpsc::unbounded_channel::<WriterJob>();
     tokio::spawn(async move {
+        let mut since_snapshot: HashMap<DocumentId, usize> = HashMap::new();
         while let Some(first) = rx.recv().await {
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
@@ -71,7 +77,7 @@ pub fn start(
             }
             let mut wait = Duration::from_millis(50);
             loop {
-                match commit(&db, &jobs).await {
+                match commit(&db, &jobs, &server_id).await {
                     Ok(stored) => {
                         metrics.count(
                             "sqm_sync_changes_stored_total",
@@ -92,6 +98,21 @@ pub fn start(
                     }
                 }
             }
+            for job in &jobs {
+                if let WriterJob::Store(s) = job {
+                    let n = since_snapshot.entry(s.doc).or_default();
+                    *n += s.hashes.len();
+                    if *n >= COMPACT_AFTER {
+                        *n = 0;
+                        let (db, doc) = (db.clone(), s.doc);
+                        tokio::spawn(async move {
+                            if let Err(e) = crate::compact::compact(&db, &doc).await {
+                                tracing::warn!(%doc, cause = %e, "compaction failed; the changes stay as they are");
+                            }
+                        });
+                    }
+                }
+            }
             let tickets = jobs
                 .iter()
                 .filter_map(|j| match j {
@@ -108,7 +129,7 @@ pub fn start(
 }
 
 /// Commits a batch of jobs in one transaction; returns how many changes were new.
-async fn commit(db: &Db, jobs: &[WriterJob]) -> Result<usize, DbError> {
+async fn commit(db: &Db, jobs: &[WriterJob], server_id: &str) -> Result<usize, DbError> {
     let mut tx = db.begin().await?;
     // Taking the receipt chain first also takes the write lock first (SQLite
     // would otherwise have to upgrade a read lock, which can fail under load).
@@ -148,7 +169,7 @@ async fn commit(db: &Db, jobs: &[WriterJob]) -> Result<usize, DbError> {
     }
     if db.kind() == DbKind::Postgres {
         for doc in projections.keys() {
-            super::notify::announce(&mut tx, doc).await?;
+            super::notify::announce(&mut tx, server_id, doc).await?;
         }
     }
     tx.commit().await?;

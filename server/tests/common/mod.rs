@@ -111,7 +111,19 @@ impl TestServer {
         configure: impl FnOnce(&mut Config),
     ) -> Result<TestServer> {
         let (url, dir, pg) = fresh_database(backend).await?;
-        let db = Db::connect(&url).await?;
+        Self::start_at(&url, dir, pg, demo, configure).await
+    }
+
+    /// A server on an existing database (a second server process on the same
+    /// PostgreSQL: pass `None` for `pg` so that stopping it leaves the database).
+    pub async fn start_at(
+        url: &str,
+        dir: PathBuf,
+        pg: Option<String>,
+        demo: bool,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<TestServer> {
+        let db = Db::connect(url).await?;
         db.migrate().await?;
         if demo {
             server::seed::demo(&db).await?;
@@ -297,7 +309,7 @@ impl TestServer {
         anyhow::ensure!(t.engine.is_some(), "the tablet is already connected");
         let socket = server::client::Client::open(&self.ws_url(), &t.token, &t.device).await?;
         let engine = t.engine.take().context("the tablet is already connected")?;
-        Ok(server::client::Client::attach(socket, engine).await?)
+        Ok(server::client::Client::attach(socket, engine).await)
     }
 }
 

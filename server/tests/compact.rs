@@ -1,0 +1,87 @@
+//! Compaction, on SQLite and PostgreSQL: every document folds into a snapshot
+//! and loads the same; changes stored afterwards load after it; a compaction
+//! that does not commit changes nothing; `verify` checks snapshots too.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use common::{Backend, TestServer};
+use server::compact::{candidates, compact};
+use server::db::documents;
+use sync_core::automerge::ChangeHash;
+use sync_core::edit::Edit;
+use sync_core::ids::DocumentId;
+
+async fn heads(s: &TestServer, id: &DocumentId) -> Result<Vec<ChangeHash>> {
+    let mut h = documents::load(&s.db, id)
+        .await?
+        .context("loads")?
+        .get_heads();
+    h.sort();
+    Ok(h)
+}
+
+on_both! {
+    async fn documents_fold_into_snapshots_and_load_the_same(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let docs: Vec<DocumentId> = documents::all_meta(&s.db).await?.into_iter().map(|m| m.id).collect();
+        assert_eq!(docs.len(), 12);
+        let mut before = Vec::new();
+        for d in &docs {
+            before.push(heads(&s, d).await?);
+        }
+        assert_eq!(candidates(&s.db, 1).await?.len(), 12);
+        let mut folded = 0;
+        for d in &docs {
+            folded += compact(&s.db, d).await?.folded;
+        }
+        assert_eq!(folded, 115, "every change of the demo folded");
+        assert!(candidates(&s.db, 1).await?.is_empty());
+        for (d, h) in docs.iter().zip(&before) {
+            assert_eq!(&heads(&s, d).await?, h, "document {d} loads the same");
+            assert_eq!(compact(&s.db, d).await?.folded, 0, "nothing more to fold");
+        }
+        let report = server::verify::verify(&s.db).await?;
+        assert!(report.ok(), "{report}");
+        assert_eq!(report.changes, 115, "the change rows stay, with their bytes");
+
+        // A change stored after compaction loads after the snapshot.
+        let review = docs.iter().copied().find(|d| d.to_string().ends_with("6060606060")).context("the review")?;
+        let mut t = s.tablet("a.rao").await?;
+        let mut c = s.connect(&mut t).await?;
+        let ok = c.run_until(Duration::from_secs(20), |c| c.engine.doc(&review).is_some() && c.in_sync()).await?;
+        assert!(ok);
+        let author = t.author.clone();
+        c.edit(review, &Edit::SetMinutes("Minutes amended after the review.".into()), &author).await?;
+        assert!(c.settle(Duration::from_secs(20)).await?);
+        let mut device = c.engine.doc(&review).context("doc")?.get_heads();
+        device.sort();
+        assert_eq!(heads(&s, &review).await?, device);
+        assert_eq!(candidates(&s.db, 1).await?, [review]);
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn verify_finds_a_snapshot_that_lacks_a_change_marked_as_in_it(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let doc = documents::all_meta(&s.db).await?.first().context("a doc")?.id;
+        compact(&s.db, &doc).await?;
+        // Another document's snapshot put in its place: the marked changes are not in it.
+        let other = documents::all_meta(&s.db).await?.get(1).context("a doc")?.id;
+        compact(&s.db, &other).await?;
+        sqlx::query("UPDATE documents SET snapshot = (SELECT snapshot FROM documents WHERE id = $1) WHERE id = $2")
+            .bind(other.to_string())
+            .bind(doc.to_string())
+            .execute(s.db.pool())
+            .await?;
+        let report = server::verify::verify(&s.db).await?;
+        assert!(!report.ok());
+        assert!(report.to_string().contains("marked as compacted but its snapshot lacks it"), "{report}");
+        s.stop().await;
+        Ok(())
+    }
+}
