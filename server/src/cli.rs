@@ -48,6 +48,15 @@ enum Command {
     /// Check the database's integrity: every change's bytes against its hash,
     /// and the receipts' hash chain.
     Verify,
+    /// Fold documents' changes into snapshots (each document in one transaction).
+    Compact {
+        /// Only this document (default: every document with changes outside its snapshot).
+        #[arg(long)]
+        doc: Option<String>,
+        /// Only documents with at least this many changes outside their snapshot.
+        #[arg(long, default_value_t = 1)]
+        min: i64,
+    },
     /// Simulate tablets against a server: a day of offline work, everyone
     /// reconnecting at once, then live edits; prints the figures.
     Load(crate::load::LoadArgs),
@@ -198,6 +207,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Load(args) => crate::load::run(&cli.data, args).await,
+        Command::Compact { doc, min } => {
+            let db = open(&cli.data).await?;
+            let docs = match doc {
+                Some(d) => vec![d.parse().map_err(|e| anyhow::anyhow!("--doc: {e}"))?],
+                None => crate::compact::candidates(&db, min).await?,
+            };
+            let mut folded = 0;
+            for id in &docs {
+                folded += crate::compact::compact(&db, id).await?.folded;
+            }
+            println!(
+                "Compacted {} documents: {folded} changes folded into snapshots.",
+                docs.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify => {
             let db = open(&cli.data).await?;
             let report = crate::verify::verify(&db).await?;

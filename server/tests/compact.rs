@@ -85,3 +85,89 @@ on_both! {
         Ok(())
     }
 }
+
+/// A document of `n` changes stored straight in the database (compaction
+/// needs no schema), with its receipts.
+async fn big_document(db: &server::db::Db, n: usize) -> Result<DocumentId> {
+    use sync_core::automerge::transaction::Transactable;
+    let id = DocumentId::new_v7(server::db::now_ms(), [0x42; 10]);
+    let mut doc = sync_core::automerge::AutoCommit::new();
+    for i in 0..n {
+        doc.put(
+            sync_core::automerge::ROOT,
+            format!("k{}", i % 500),
+            i as i64,
+        )?;
+        doc.commit();
+    }
+    let changes: Vec<(String, Vec<u8>)> = doc
+        .get_changes(&[])
+        .iter()
+        .map(|c| (c.hash().to_string(), c.raw_bytes().to_vec()))
+        .collect();
+    let ctx = sync_core::permissions::DocContext {
+        kind: sync_core::DocKind::Audit,
+        id,
+        unit: "DEMO-I".parse()?,
+        audit: Some(id),
+        process: None,
+    };
+    let mut tx = db.begin().await?;
+    documents::ensure_document(&mut tx, &ctx, Some("IA/BIG/1"), "k.iyer").await?;
+    let prev = documents::lock_receipts(&mut tx).await?;
+    let pairs: Vec<(String, &[u8])> = changes
+        .iter()
+        .map(|(h, b)| (h.clone(), b.as_slice()))
+        .collect();
+    let origin = documents::Origin {
+        username: "k.iyer".into(),
+        device: "test".into(),
+    };
+    documents::append_changes(&mut tx, &id, &pairs, &origin, prev).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+on_both! {
+    async fn a_compaction_killed_in_the_middle_loses_nothing(backend: Backend) -> Result<()> {
+        let (url, dir, pg) = common::fresh_database(backend).await?;
+        let db = server::db::Db::connect(&url).await?;
+        db.migrate().await?;
+        server::seed::demo(&db).await?;
+        let id = big_document(&db, 20_000).await?;
+        let mut want = documents::load(&db, &id).await?.context("loads")?.get_heads();
+        want.sort();
+        let compact = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sqm"))
+                .args(["--db", &url, "--data-dir"])
+                .arg(&dir)
+                .arg("compact")
+                .env("SQM_LOG", "error")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+        };
+        // Killed at different points: before, during and after the big document's transaction.
+        for wait_ms in [30u64, 120, 250, 400, 700] {
+            let mut child = compact()?;
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            let _ = std::process::Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
+            let _ = child.wait();
+            let mut h = documents::load(&db, &id).await?.context("loads")?.get_heads();
+            h.sort();
+            assert_eq!(h, want, "after a kill at {wait_ms} ms");
+            let report = server::verify::verify(&db).await?;
+            assert!(report.ok(), "after a kill at {wait_ms} ms: {report}");
+            assert_eq!(report.changes, 115 + 20_000);
+        }
+        // Left alone, it finishes; the document then loads from its snapshot.
+        let done = compact()?.wait()?;
+        assert!(done.success());
+        assert!(candidates(&db, 1).await?.is_empty());
+        let mut h = documents::load(&db, &id).await?.context("loads")?.get_heads();
+        h.sort();
+        assert_eq!(h, want);
+        db.close().await;
+        common::drop_database(&dir, pg.as_deref()).await;
+        Ok(())
+    }
+}

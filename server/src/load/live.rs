@@ -96,6 +96,7 @@ pub async fn live(
     idle_accounts: &[String],
     idle_count: usize,
     deadline: Deadline,
+    dbg_db: Option<&crate::db::Db>,
 ) -> Result<Live> {
     let mut out = Live::default();
     let stop = Arc::new(AtomicBool::new(false));

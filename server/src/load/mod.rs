@@ -317,6 +317,7 @@ async fn phases(
         &layout.idle,
         args.idle_devices,
         deadline,
+        own.map(|o| &o.db),
     )
     .await?;
     report.live_ms = lv.samples_ms;
