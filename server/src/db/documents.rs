@@ -210,9 +210,14 @@ pub fn receipt_hash(
     hex(&h.finalize())
 }
 
+/// Rows per INSERT statement when appending (both databases take far more
+/// parameters than this needs).
+const ROWS_PER_INSERT: usize = 200;
+
 /// Appends changes of a document, (hash, bytes) each, with one receipt each,
-/// skipping any already stored. `prev` is the chain's last hash (from
-/// [`lock_receipts`]); returns the new last hash and how many were new.
+/// skipping any already stored (another server may have stored the same
+/// change). `prev` is the chain's last hash (from [`lock_receipts`]); returns
+/// the new last hash and how many were new. Rows go in multi-row statements.
 pub async fn append_changes(
     tx: &mut Tx,
     doc: &DocumentId,
@@ -220,40 +225,54 @@ pub async fn append_changes(
     origin: &Origin,
     prev: String,
 ) -> Result<(String, usize), DbError> {
+    use std::fmt::Write;
     let id = doc.to_string();
     let at = now_ms();
     let mut prev = prev;
     let mut new = 0;
-    for (hash, bytes) in changes {
-        let done = sqlx::query(
-            "INSERT INTO changes (doc_id, hash, bytes, stored_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (doc_id, hash) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(hash)
-        .bind(bytes.to_vec())
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
-        if done.rows_affected() == 0 {
+    for chunk in changes.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from("INSERT INTO changes (doc_id, hash, bytes, stored_at) VALUES ");
+        for i in 0..chunk.len() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}($1, ${}, ${}, $2)", 3 + 2 * i, 4 + 2 * i);
+        }
+        sql.push_str(" ON CONFLICT (doc_id, hash) DO NOTHING RETURNING hash");
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(&id).bind(at);
+        for (hash, bytes) in chunk {
+            q = q.bind(hash.as_str()).bind(bytes.to_vec());
+        }
+        let inserted: std::collections::HashSet<String> =
+            q.fetch_all(&mut **tx).await?.into_iter().collect();
+        // Receipts in the order the changes came (the chain's order), new ones only.
+        let fresh: Vec<&String> = chunk
+            .iter()
+            .map(|(h, _)| h)
+            .filter(|h| inserted.contains(*h))
+            .collect();
+        if fresh.is_empty() {
             continue;
         }
-        new += 1;
-        let receipt = receipt_hash(&prev, &id, hash, &origin.username, &origin.device, at);
-        sqlx::query(
-            "INSERT INTO receipts (doc_id, change_hash, username, device_id, at, prev, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&id)
-        .bind(hash)
-        .bind(&origin.username)
-        .bind(&origin.device)
-        .bind(at)
-        .bind(&prev)
-        .bind(&receipt)
-        .execute(&mut **tx)
-        .await?;
-        prev = receipt;
+        new += fresh.len();
+        let mut sql = String::from(
+            "INSERT INTO receipts (doc_id, change_hash, username, device_id, at, prev, hash) VALUES ",
+        );
+        let mut chain = Vec::with_capacity(fresh.len());
+        for (i, hash) in fresh.iter().enumerate() {
+            let receipt = receipt_hash(&prev, &id, hash, &origin.username, &origin.device, at);
+            chain.push((*hash, std::mem::replace(&mut prev, receipt.clone()), receipt));
+            let sep = if i == 0 { "" } else { ", " };
+            let base = 5 + 3 * i;
+            let _ = write!(sql, "{sep}($1, ${base}, $2, $3, $4, ${}, ${})", base + 1, base + 2);
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&id)
+            .bind(&origin.username)
+            .bind(&origin.device)
+            .bind(at);
+        for (hash, before, receipt) in chain {
+            q = q.bind(hash.as_str()).bind(before).bind(receipt);
+        }
+        q.execute(&mut **tx).await?;
     }
     if new > 0 {
         sqlx::query("UPDATE documents SET updated_at = $1 WHERE id = $2")
