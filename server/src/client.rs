@@ -94,7 +94,7 @@ impl Client {
     /// Opens the socket and signs in, without an engine yet: a refusal leaves
     /// the device's documents where they are.
     pub async fn open(url: &str, token: &str, device: &str) -> Result<SignedIn, ClientError> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
         let hello = serde_json::json!({ "access_token": token, "device_id": device });
         ws.send(Message::Text(hello.to_string().into())).await?;
         match ws.next().await {
@@ -111,6 +111,7 @@ impl Client {
     /// holds. A socket that breaks at once shows at the next exchange (whose
     /// error hands the caller the client, and with it the engine, back).
     pub async fn attach(socket: SignedIn, mut engine: Engine) -> Client {
+        engine.set_limits(crate::sync::socket_limits(engine.limits().clone()));
         let docs: Vec<DocumentId> = engine.doc_ids().copied().collect();
         let fx = engine.handle(
             now(),

@@ -97,19 +97,41 @@ async fn post(
     Ok(res.json().await?)
 }
 
-/// One tablet's loop: edit, sync, reconnect whenever the server dies.
-async fn tablet(
+/// One simulated tablet: who it is and where it syncs.
+struct Tablet {
     n: usize,
     ws: String,
     token: String,
     device: String,
     author: Author,
     audit: DocumentId,
-    mut engine: Engine,
+}
+
+/// What every tablet reports to the test.
+#[derive(Clone, Default)]
+struct Tally {
     stop: Arc<AtomicBool>,
+    /// Hashes of changes the server's heads covered.
     acked: Arc<Mutex<HashSet<String>>>,
-    made_count: Arc<AtomicU64>,
-) -> Result<()> {
+    /// Changes made in all.
+    made: Arc<AtomicU64>,
+}
+
+/// One tablet's loop: edit, sync, reconnect whenever the server dies.
+async fn tablet(t: Tablet, engine: Engine, tally: Tally) -> Result<()> {
+    let Tablet {
+        n,
+        ws,
+        token,
+        device,
+        author,
+        audit,
+    } = t;
+    let Tally {
+        stop,
+        acked,
+        made: made_count,
+    } = tally;
     let mut made: Vec<sync_core::automerge::ChangeHash> = Vec::new();
     let mut i = 0u64;
     let mut engine = Some(engine);
@@ -269,9 +291,7 @@ async fn run(backend: Backend) -> Result<()> {
     anyhow::ensure!(lead.settle(Duration::from_secs(20)).await?);
     let lead_engine = lead.disconnect().await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let made = Arc::new(AtomicU64::new(0));
+    let tally = Tally::default();
     let mut tasks = Vec::new();
     let mut lead_engine = Some(lead_engine);
     for (n, (user, token, device, actor)) in tablets.into_iter().enumerate() {
@@ -289,22 +309,19 @@ async fn run(backend: Backend) -> Result<()> {
             .await?;
         anyhow::ensure!(ok, "tablet {n} did not download the audit");
         let engine = c.disconnect().await;
-        tasks.push(tokio::spawn(tablet(
+        let t = Tablet {
             n,
-            ws.clone(),
+            ws: ws.clone(),
             token,
             device,
             author,
             audit,
-            engine,
-            stop.clone(),
-            acked.clone(),
-            made.clone(),
-        )));
+        };
+        tasks.push(tokio::spawn(tablet(t, engine, tally.clone())));
     }
     for kill in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(300 + (kill as u64 * 137) % 500)).await;
-        let before: HashSet<String> = acked.lock().map(|s| s.clone()).unwrap_or_default();
+        let before: HashSet<String> = tally.acked.lock().map(|s| s.clone()).unwrap_or_default();
         server.kill()?;
         // Every change acknowledged before the kill is in the database.
         let stored: HashSet<String> = sqlx::query_scalar::<_, String>("SELECT hash FROM changes")
@@ -322,12 +339,12 @@ async fn run(backend: Backend) -> Result<()> {
         server.start()?;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
+    tally.stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await??;
     }
     server.kill()?;
-    let acked = acked.lock().map(|s| s.clone()).unwrap_or_default();
+    let acked = tally.acked.lock().map(|s| s.clone()).unwrap_or_default();
     let stored: HashSet<String> = sqlx::query_scalar::<_, String>("SELECT hash FROM changes")
         .fetch_all(db.pool())
         .await?
@@ -338,7 +355,7 @@ async fn run(backend: Backend) -> Result<()> {
         acked.len() > 100,
         "too little happened to test anything: {} acknowledged of {}",
         acked.len(),
-        made.load(Ordering::Relaxed)
+        tally.made.load(Ordering::Relaxed)
     );
     db.close().await;
     let verify = Command::new(env!("CARGO_BIN_EXE_sqm"))

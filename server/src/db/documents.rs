@@ -237,7 +237,9 @@ pub async fn append_changes(
             let _ = write!(sql, "{sep}($1, ${}, ${}, $2)", 3 + 2 * i, 4 + 2 * i);
         }
         sql.push_str(" ON CONFLICT (doc_id, hash) DO NOTHING RETURNING hash");
-        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(&id).bind(at);
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+            .bind(&id)
+            .bind(at);
         for (hash, bytes) in chunk {
             q = q.bind(hash.as_str()).bind(bytes.to_vec());
         }
@@ -259,10 +261,19 @@ pub async fn append_changes(
         let mut chain = Vec::with_capacity(fresh.len());
         for (i, hash) in fresh.iter().enumerate() {
             let receipt = receipt_hash(&prev, &id, hash, &origin.username, &origin.device, at);
-            chain.push((*hash, std::mem::replace(&mut prev, receipt.clone()), receipt));
+            chain.push((
+                *hash,
+                std::mem::replace(&mut prev, receipt.clone()),
+                receipt,
+            ));
             let sep = if i == 0 { "" } else { ", " };
             let base = 5 + 3 * i;
-            let _ = write!(sql, "{sep}($1, ${base}, $2, $3, $4, ${}, ${})", base + 1, base + 2);
+            let _ = write!(
+                sql,
+                "{sep}($1, ${base}, $2, $3, $4, ${}, ${})",
+                base + 1,
+                base + 2
+            );
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&id)

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use super::Deadline;
@@ -20,6 +21,9 @@ use crate::client::Client;
 
 /// The longest one change may take to reach the partner.
 const SAMPLE_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long a tablet reads its socket before a sample may take it.
+const DRAIN_SLICE: Duration = Duration::from_millis(50);
 
 /// What the phase measured.
 #[derive(Debug, Default)]
@@ -85,78 +89,104 @@ async fn idle_devices(
     Ok(listeners)
 }
 
-/// Runs the phase with the tablets' clients, connected.
+/// Keeps a tablet reading its socket while no sample needs it.
+async fn drain(
+    client: Arc<Mutex<Client>>,
+    stop: Arc<AtomicBool>,
+    deadline: Deadline,
+) -> Result<()> {
+    while !stop.load(Ordering::Acquire) && !deadline.passed() {
+        {
+            let mut c = client.lock().await;
+            c.run_until(DRAIN_SLICE, |_| stop.load(Ordering::Relaxed))
+                .await?;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(())
+}
+
+/// Runs the phase with the tablets' clients, connected; hands them back.
 #[allow(clippy::too_many_arguments)]
 pub async fn live(
     http: &Http,
     tablets: &[Tablet],
-    clients: &mut [Client],
+    clients: Vec<Client>,
     checklist: &Checklist,
     samples: usize,
     idle_accounts: &[String],
     idle_count: usize,
     deadline: Deadline,
-    dbg_db: Option<&crate::db::Db>,
-) -> Result<Live> {
+) -> Result<(Live, Vec<Client>)> {
     let mut out = Live::default();
     let stop = Arc::new(AtomicBool::new(false));
+    // Every tablet keeps reading its socket, as a tablet does; a sample
+    // takes the two it needs.
+    let shared: Vec<Arc<Mutex<Client>>> = clients
+        .into_iter()
+        .map(|c| Arc::new(Mutex::new(c)))
+        .collect();
+    let drains: Vec<JoinHandle<Result<()>>> = shared
+        .iter()
+        .map(|c| tokio::spawn(drain(c.clone(), stop.clone(), deadline)))
+        .collect();
     let ready = Arc::new(AtomicUsize::new(0));
     let listeners = idle_devices(http, idle_accounts, idle_count, &stop, &ready, deadline).await?;
-    // Every idle device holds its audit before the first sample (the tablets
-    // meanwhile answer what the server sends them).
+    // Every idle device holds its audit before the first sample.
     while ready.load(Ordering::Acquire) < listeners.len()
         && !listeners.iter().any(|l| l.is_finished())
         && !deadline.passed()
     {
-        for c in clients.iter_mut() {
-            c.run_until(Duration::from_millis(1), |_| false).await?;
-        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     out.idle_connected = listeners.len();
-    out.connections = clients.len() + listeners.len();
-    let n = clients.len();
-    if n >= 2 {
-        for k in 0..samples {
-            if deadline.passed() {
-                break;
-            }
-            let (i, j) = (k % n, (k + 1) % n);
-            let docs = &tablets[i].leads;
-            let Some((doc, _)) = docs.get((k / n) % docs.len().max(1)) else {
-                continue;
-            };
-            let edit = checklist.live_edit(k);
-            let started = Instant::now();
-            clients[i]
-                .edit(*doc, &edit, &tablets[i].author)
-                .await
-                .with_context(|| format!("live edit by {}", tablets[i].user))?;
-            let want = clients[i]
-                .engine
-                .doc(doc)
-                .map(|d| d.get_heads())
-                .unwrap_or_default();
-            let arrived = clients[j]
-                .run_until(SAMPLE_LIMIT, |c| {
-                    c.engine.doc(doc).is_some_and(|d| {
-                        want.iter().all(|h| d.get_change_meta_by_hash(h).is_some())
+    out.connections = shared.len() + listeners.len();
+    let n = shared.len();
+    for k in 0..if n >= 2 { samples } else { 0 } {
+        if deadline.passed() || drains.iter().any(|d| d.is_finished()) {
+            break;
+        }
+        let (i, j) = (k % n, (k + 1) % n);
+        let docs = &tablets[i].leads;
+        let Some((doc, _)) = docs.get((k / n) % docs.len().max(1)) else {
+            continue;
+        };
+        let edit = checklist.live_edit(k);
+        let (mut editor, mut partner) = (shared[i].lock().await, shared[j].lock().await);
+        let started = Instant::now();
+        editor
+            .edit(*doc, &edit, &tablets[i].author)
+            .await
+            .with_context(|| format!("live edit by {}", tablets[i].user))?;
+        let want = editor
+            .engine
+            .doc(doc)
+            .map(|d| d.get_heads())
+            .unwrap_or_default();
+        // Both keep reading their sockets: the editor may have to answer the
+        // server before the change can travel.
+        let arrived = AtomicBool::new(false);
+        let (took, editor_done) = tokio::join!(
+            async {
+                let held = partner
+                    .run_until(SAMPLE_LIMIT, |c| {
+                        c.engine.doc(doc).is_some_and(|d| {
+                            want.iter().all(|h| d.get_change_meta_by_hash(h).is_some())
+                        })
                     })
-                })
-                .await?;
-            if arrived {
-                out.samples_ms.push(started.elapsed().as_secs_f64() * 1e3);
-            } else {
-                out.lost += 1;
-                eprintln!(
-                    "DEBUG lost k={k} i={i} j={j} doc={doc} want={want:?} partner_has_doc={} partner_in_sync={} partner_heads={:?} editor_in_sync={}",
-                    clients[j].engine.doc(doc).is_some(),
-                    clients[j].in_sync(),
-                    clients[j].engine.doc(doc).map(|d| d.get_heads()),
-                    clients[i].in_sync()
-                );
-            }
-            clients[i].settle(SAMPLE_LIMIT).await?;
+                    .await;
+                let took = started.elapsed();
+                arrived.store(true, Ordering::Release);
+                held.map(|h| h.then_some(took))
+            },
+            editor.run_until(SAMPLE_LIMIT, |c| {
+                arrived.load(Ordering::Acquire) && c.in_sync()
+            })
+        );
+        editor_done?;
+        match took? {
+            Some(took) => out.samples_ms.push(took.as_secs_f64() * 1e3),
+            None => out.lost += 1,
         }
     }
     stop.store(true, Ordering::Release);
@@ -167,7 +197,15 @@ pub async fn live(
             Err(e) => anyhow::bail!("an idle device's task failed: {e}"),
         }
     }
-    Ok(out)
+    for d in drains {
+        d.await??;
+    }
+    let clients = shared
+        .into_iter()
+        .map(|c| Arc::try_unwrap(c).map(Mutex::into_inner))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| anyhow::anyhow!("a tablet's client is still in use"))?;
+    Ok((out, clients))
 }
 
 /// The `p`-th percentile (0..=100) of a sample, nearest rank.

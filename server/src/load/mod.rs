@@ -15,6 +15,7 @@ mod day;
 mod download;
 mod http;
 mod live;
+mod phases;
 mod reconnect;
 mod report;
 mod server;
@@ -23,10 +24,9 @@ mod tablet;
 mod work;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::config::DataArgs;
 use crate::db::Db;
@@ -66,6 +66,11 @@ pub struct LoadArgs {
     /// Give up after this many seconds (the whole run).
     #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
+    /// Give up waiting for the reconnect phase to converge after this many
+    /// seconds (default: what the whole run has left, less a fifth, at most a
+    /// minute, for the checks, the live phase and the report).
+    #[arg(long)]
+    pub converge_timeout: Option<u64>,
     /// Keep the own server's database and folder.
     #[arg(long)]
     pub keep: bool,
@@ -85,6 +90,11 @@ impl Deadline {
     pub fn passed(&self) -> bool {
         Instant::now() >= self.0
     }
+
+    /// The earlier of this and `within` from now.
+    pub fn within(&self, within: Duration) -> Deadline {
+        Deadline(self.0.min(Instant::now() + within))
+    }
 }
 
 /// The tool's own server.
@@ -93,6 +103,12 @@ struct Own {
     fresh: FreshDb,
     db: Db,
     server: ServerProcess,
+}
+
+impl Own {
+    fn pid(&self) -> u32 {
+        self.server.pid
+    }
 }
 
 /// Runs the load test and prints its report; fails if a tablet did not converge.
@@ -145,7 +161,7 @@ pub async fn run(data: &DataArgs, args: LoadArgs) -> Result<ExitCode> {
         tablets: args.tablets,
         ..Report::default()
     };
-    let phases = phases(
+    let phases = phases::run(
         &args,
         &http,
         own.as_ref(),
@@ -154,8 +170,10 @@ pub async fn run(data: &DataArgs, args: LoadArgs) -> Result<ExitCode> {
         deadline,
         &mut report,
     );
+    // Problems found along the way are reported; these end the run unconverged.
+    let mut fatal = true;
     match tokio::time::timeout(deadline.left(), phases).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => fatal = false,
         Ok(Err(e)) => report.failures.push(format!("{e:#}")),
         Err(_) => report.failures.push(format!(
             "the run took longer than --timeout {} s",
@@ -164,15 +182,28 @@ pub async fn run(data: &DataArgs, args: LoadArgs) -> Result<ExitCode> {
     }
     if let Some(own) = own {
         report.peak_rss_mib = server::peak_rss_mib(own.server.pid);
+        let log = own.fresh.dir.join("server.log");
+        if report.peak_rss_mib.is_none() {
+            fatal = true;
+            report.failures.push(format!(
+                "the server process had exited; see {}",
+                log.display()
+            ));
+        }
         own.server.stop().await;
         own.db.close().await;
-        if args.keep {
-            println!("kept: {} ({})", own.fresh.dir.display(), own.fresh.url);
+        if args.keep || !report.failures.is_empty() {
+            println!(
+                "kept: {} ({}; server log: {})",
+                own.fresh.dir.display(),
+                own.fresh.url,
+                log.display()
+            );
         } else {
             own.fresh.remove().await;
         }
     }
-    if !report.failures.is_empty() {
+    if fatal {
         report.converged = false;
     }
     for line in report.lines() {
@@ -192,139 +223,4 @@ async fn start_own(fresh: &FreshDb, layout: &Layout) -> Result<(Db, ServerProces
     setup::into_database(&db, layout).await?;
     let server = ServerProcess::start(fresh).await?;
     Ok((db, server))
-}
-
-async fn count(db: &Db, table: &str) -> Option<i64> {
-    let sql = format!("SELECT COUNT(*) FROM {table}");
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_one(db.pool())
-        .await
-        .ok()
-}
-
-async fn phases(
-    args: &LoadArgs,
-    http: &Http,
-    own: Option<&Own>,
-    layout: &Layout,
-    ticks: f64,
-    deadline: Deadline,
-    report: &mut Report,
-) -> Result<()> {
-    let started = Instant::now();
-    let tablets = download::sign_in_all(http, &layout.tablets).await?;
-    let (_, header) = tablets[0]
-        .leads
-        .first()
-        .context("tablet 1 leads no audit")?;
-    let version = i64::try_from(header.template_version)?;
-    let checklist = work::Checklist::from_bundle(&tablets[0].bundle, version, &header.scope)?;
-    let checklist = Arc::new(checklist);
-    let (tablets, dl) = download::download(http, tablets, deadline).await?;
-    println!(
-        "download: {} audits created online and received by their partners in {:.1} s ({:.2} MB on the wire, sign-in included: {:.1} s)",
-        dl.created,
-        dl.seconds,
-        dl.bytes as f64 / 1e6,
-        started.elapsed().as_secs_f64()
-    );
-
-    let (tablets, mut day) =
-        day::offline_day(tablets, checklist.clone(), args.changes_per_doc).await?;
-    report.changes = day.changes();
-    println!(
-        "offline day: {} changes ({} by leads, {} by partners on the same audits) in {:.1} s",
-        day.changes(),
-        day.lead_changes,
-        day.partner_changes,
-        day.seconds
-    );
-    if day.refused > 0 {
-        report.failures.push(format!(
-            "{} edits were refused on the tablets, e.g. {}",
-            day.refused,
-            day.first_refusal.unwrap_or_default()
-        ));
-    }
-
-    let before = std::mem::take(&mut day.before);
-    let (mut tablets, base) = tokio::task::spawn_blocking(move || {
-        let base = baseline::measure(&tablets, &before);
-        (tablets, base)
-    })
-    .await?;
-    let base = base?;
-    report.raw_apply_us = base.apply_us_per_change();
-    report.plain_sync_bytes = base.sync_bytes;
-    if base.sync_mismatches > 0 {
-        report.failures.push(format!(
-            "plain Automerge sync left {} copies apart",
-            base.sync_mismatches
-        ));
-    }
-    println!(
-        "baselines: {} changes applied by plain Automerge in {:.3} s; plain sync of the same: {:.2} MB",
-        base.changes,
-        base.apply.as_secs_f64(),
-        base.sync_bytes as f64 / 1e6
-    );
-
-    let stored_before = match own {
-        Some(o) => count(&o.db, "changes").await,
-        None => None,
-    };
-    let cpu_before = own.and_then(|o| server::cpu_seconds(o.server.pid, ticks));
-    let tool_before = server::own_cpu_seconds(ticks);
-    let (clients, rc) = reconnect::reconnect(http, &mut tablets, deadline).await;
-    let cpu_after = own.and_then(|o| server::cpu_seconds(o.server.pid, ticks));
-    let tool_after = server::own_cpu_seconds(ticks);
-    report.server_cpu_s = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
-    report.tool_cpu_s = tool_before.zip(tool_after).map(|(a, b)| b - a);
-    report.converged = rc.converged;
-    report.seconds = rc.seconds;
-    (report.bytes_up, report.bytes_down) = rc.bytes;
-    report.failures.extend(rc.failures);
-    if rc.rejections > 0 {
-        report.failures.push(format!(
-            "the server refused changes {} times",
-            rc.rejections
-        ));
-    }
-    if let Some(o) = own {
-        let wrong = reconnect::verify_with_db(&o.db, &tablets, &clients).await?;
-        if !wrong.is_empty() {
-            report.converged = false;
-            report.failures.push(format!(
-                "{} documents differ from the database, e.g. {}",
-                wrong.len(),
-                wrong[0]
-            ));
-        }
-        let after = count(&o.db, "changes").await;
-        report.stored = stored_before.zip(after).map(|(a, b)| b - a);
-        report.quarantined = count(&o.db, "quarantine").await;
-    }
-
-    let Some(mut clients) = clients.into_iter().collect::<Option<Vec<_>>>() else {
-        return Ok(());
-    };
-    let lv = live::live(
-        http,
-        &tablets,
-        &mut clients,
-        &checklist,
-        args.live_samples,
-        &layout.idle,
-        args.idle_devices,
-        deadline,
-        own.map(|o| &o.db),
-    )
-    .await?;
-    report.live_ms = lv.samples_ms;
-    report.live_lost = lv.lost;
-    report.live_connections = lv.connections;
-    for (t, c) in tablets.iter_mut().zip(clients) {
-        t.park(c).await;
-    }
-    Ok(())
 }

@@ -142,10 +142,53 @@ pub async fn reconnect(
         .duration_since(started)
         .as_secs_f64();
     if converged_at.is_none() && out.failures.is_empty() {
-        out.failures
-            .push("the tablets had not converged when the time ran out".into());
+        out.failures.push(format!(
+            "the tablets had not converged when the time ran out: {}",
+            diagnose(tablets, &clients)
+        ));
     }
     (clients, out)
+}
+
+/// What keeps the tablets apart: documents not in sync with the server, and
+/// documents whose holders hold different heads.
+fn diagnose(tablets: &[Tablet], clients: &[Option<Client>]) -> String {
+    let mut unsynced = Vec::new();
+    let mut held: HashMap<DocumentId, Vec<Vec<ChangeHash>>> = HashMap::new();
+    for (t, c) in tablets.iter().zip(clients) {
+        let Some(c) = c else { continue };
+        let docs: Vec<DocumentId> = c.engine.doc_ids().copied().collect();
+        let behind = docs
+            .iter()
+            .filter(|d| !c.engine.in_sync(crate::client::SERVER, d))
+            .count();
+        if behind > 0 {
+            unsynced.push(format!(
+                "{} ({behind} of {} documents; {} changes waiting for dependencies; unstored: {})",
+                t.user,
+                docs.len(),
+                c.engine.pending_changes(),
+                c.engine.has_unstored()
+            ));
+        }
+        for d in docs {
+            held.entry(d).or_default().push(heads(&c.engine, &d));
+        }
+    }
+    let apart = held
+        .values()
+        .filter(|hs| hs.iter().any(|h| *h != hs[0]))
+        .count();
+    format!(
+        "{} tablets not in sync with the server [{}]; {apart} documents whose holders differ",
+        unsynced.len(),
+        unsynced
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
 }
 
 async fn sync_until_stopped(

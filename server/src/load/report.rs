@@ -38,6 +38,8 @@ pub struct Report {
     pub live_connections: usize,
     /// The server's peak resident memory (own server only).
     pub peak_rss_mib: Option<f64>,
+    /// The server's resident memory before and after the reconnect phase (own server only).
+    pub rss_around_reconnect: Option<(f64, f64)>,
     /// What went wrong.
     pub failures: Vec<String>,
 }
@@ -121,8 +123,15 @@ impl Report {
                 String::new()
             }
         ));
+        if let Some((before, after)) = self.rss_around_reconnect {
+            out.push(format!(
+                "server memory (VmRSS): {before:.1} MiB before the reconnect, {after:.1} MiB after"
+            ));
+        }
         out.push(match self.peak_rss_mib {
-            Some(m) => format!("server peak memory (VmHWM): {m:.1} MiB"),
+            Some(m) => format!(
+                "server peak memory (VmHWM, whole run, sign-ins' argon2 included): {m:.1} MiB"
+            ),
             None => "server peak memory: n/a (the server runs elsewhere)".into(),
         });
         for f in &self.failures {

@@ -159,8 +159,17 @@ pub fn own_cpu_seconds(ticks_per_s: f64) -> Option<f64> {
 
 /// A process's peak resident memory (VmHWM), in MiB.
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    memory_mib(pid, "VmHWM:")
+}
+
+/// A process's resident memory now (VmRSS), in MiB.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    memory_mib(pid, "VmRSS:")
+}
+
+fn memory_mib(pid: u32, key: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }

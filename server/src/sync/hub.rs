@@ -222,7 +222,18 @@ impl Hub {
                 let fx = self.engine.handle(now(), Input::Tick);
                 self.carry_out(fx);
                 let idle: Vec<DocumentId> = self.maybe_idle.drain().collect();
+                let awaited: HashSet<DocumentId> = self
+                    .peers
+                    .values()
+                    .filter(|p| !p.connected)
+                    .flat_map(|p| p.docs.iter().copied())
+                    .collect();
                 for doc in idle {
+                    if awaited.contains(&doc) {
+                        // A connection being set up is about to open it.
+                        self.maybe_idle.insert(doc);
+                        continue;
+                    }
                     if !self.loading.contains_key(&doc)
                         && !self.engine.evict(&doc)
                         && self.engine.doc_peers(&doc).is_empty()
@@ -298,18 +309,23 @@ impl Hub {
             return;
         }
         p.connected = true;
-        let docs: Vec<DocumentId> = p
-            .docs
-            .iter()
-            .copied()
-            .filter(|d| self.engine.doc(d).is_some())
-            .collect();
+        let (loaded, unloaded): (Vec<DocumentId>, Vec<DocumentId>) =
+            p.docs.iter().partition(|d| self.engine.doc(d).is_some());
         let author = Some(p.author.clone());
         let early = std::mem::take(&mut p.early);
-        let fx = self
-            .engine
-            .handle(now(), Input::Connected { peer, author, docs });
+        let fx = self.engine.handle(
+            now(),
+            Input::Connected {
+                peer,
+                author,
+                docs: loaded,
+            },
+        );
         self.carry_out(fx);
+        // Unloaded again before the last one came in: load and open them now.
+        for doc in unloaded {
+            self.ensure(doc, Waiting::Share(peer));
+        }
         for bytes in early {
             self.frame(peer, bytes);
         }
@@ -389,8 +405,20 @@ impl Hub {
     }
 
     fn hand_to_engine(&mut self, peer: PeerId, bytes: Vec<u8>) {
-        if !self.peers.contains_key(&peer) {
+        let Some(p) = self.peers.get(&peer) else {
             return;
+        };
+        // A document the connection may read but that is not open on it yet
+        // (it was created, or unloaded and loaded again, while the connection
+        // was being set up): open it first, so its frames are not taken as
+        // writes to a document it may not see.
+        if let Some(doc) = Envelope::peek_doc(&bytes)
+            && !self.engine.is_shared(peer, &doc)
+            && let Some(ctx) = self.engine.doc(&doc).and_then(|d| DocContext::read(d).ok())
+            && p.author.may_read(&ctx, Date::of(now()))
+        {
+            let fx = self.engine.handle(now(), Input::Share { peer, doc });
+            self.carry_out(fx);
         }
         let fx = self.engine.handle(now(), Input::Received { peer, bytes });
         self.carry_out(fx);

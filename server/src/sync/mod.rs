@@ -66,9 +66,20 @@ impl Default for SyncConfig {
             change_burst: 20_000.0,
             sweep_interval: Duration::from_secs(10),
             tick_interval: Duration::from_millis(250),
-            engine: EngineLimits::default(),
+            engine: socket_limits(EngineLimits::default()),
             outbox_frames: 4096,
         }
+    }
+}
+
+/// The engine's limits over a WebSocket: a socket loses no message while it
+/// stays up (a drop closes it, and sync starts afresh on the next one), so a
+/// resend is only a safety net, backing off while the peer stays silent.
+pub fn socket_limits(limits: EngineLimits) -> EngineLimits {
+    EngineLimits {
+        retry_after_ms: 10_000,
+        max_retry_after_ms: 120_000,
+        ..limits
     }
 }
 

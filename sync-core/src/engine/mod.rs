@@ -62,6 +62,12 @@ pub struct Limits {
     pub max_docs_per_peer: usize,
     /// Bytes the changes of one sync message may take once decompressed.
     pub max_inflated_bytes: usize,
+    /// Time without an answer after which a sync message is sent again (ms).
+    /// On a lossy network, short; over a socket, which loses nothing while it
+    /// stays up, only a safety net.
+    pub retry_after_ms: i64,
+    /// Each unanswered retry doubles the wait, up to this (ms).
+    pub max_retry_after_ms: i64,
 }
 
 impl Default for Limits {
@@ -70,6 +76,8 @@ impl Default for Limits {
             max_pending_per_peer: 4096,
             max_docs_per_peer: 10_000,
             max_inflated_bytes: 64 << 20,
+            retry_after_ms: RETRY_AFTER_MS,
+            max_retry_after_ms: RETRY_AFTER_MS,
         }
     }
 }
@@ -236,6 +244,8 @@ pub enum Notice {
 struct PeerDoc {
     state: sync::State,
     last_send: i64,
+    /// Retries since the peer last said anything about this document.
+    retries: u32,
     /// Fingerprints and arrival times of the last few sync messages from the peer.
     recent: std::collections::VecDeque<(u64, i64)>,
     pending: Vec<Change>,
@@ -332,6 +342,16 @@ impl Engine {
     /// Whether any stored change is still unconfirmed.
     pub fn has_unstored(&self) -> bool {
         !self.tickets.is_empty()
+    }
+
+    /// The limits this engine holds its connections to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Changes the limits (e.g. a device moving from a lossy link to a socket).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// The documents shared with a peer.
@@ -656,9 +676,14 @@ impl Engine {
 
     fn retry(&mut self, now: Timestamp) {
         let mut due = Vec::new();
+        let (base, cap) = (self.limits.retry_after_ms, self.limits.max_retry_after_ms);
         for (peer, p) in &mut self.peers {
             for (id, pd) in &mut p.docs {
-                if pd.state.in_flight && now.0 - pd.last_send >= RETRY_AFTER_MS {
+                let wait = base
+                    .saturating_mul(1i64 << pd.retries.min(20))
+                    .min(cap.max(base));
+                if pd.state.in_flight && now.0 - pd.last_send >= wait {
+                    pd.retries += 1;
                     // The message or its answer was lost: forget what we think we sent.
                     pd.state.in_flight = false;
                     pd.state.sent_hashes.clear();
@@ -756,6 +781,9 @@ impl Engine {
     fn sync(&mut self, peer: PeerId, id: DocumentId, payload: &[u8], now: Timestamp) {
         if self.is_duplicate(peer, id, payload, now) {
             return;
+        }
+        if let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) {
+            pd.retries = 0;
         }
         let mut msg = match sync::Message::decode(payload) {
             Ok(m) => m,
