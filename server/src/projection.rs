@@ -2,13 +2,17 @@
 //! sync-core's readers and written in the same transaction as its changes, so
 //! reports are SQL queries, not document loads.
 
+use std::collections::HashMap;
+
 use sync_core::DocKind;
-use sync_core::audit::AuditView;
-use sync_core::automerge::Automerge;
+use sync_core::audit::{AuditHeader, AuditView, Finding, LiveAudit};
+use sync_core::automerge::{Automerge, ChangeHash};
+use sync_core::ids::{DocumentId, ItemId};
 use sync_core::nc::{DueRules, Nc};
 use sync_core::permissions::DocContext;
 use sync_core::schema::SchemaError;
-use sync_core::workflow::{NcState, fold};
+use sync_core::validate::Touched;
+use sync_core::workflow::{AuditState, NcState, fold};
 
 /// The rows of one document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,42 +122,165 @@ fn evidence_of(v: &AuditView) -> Vec<EvidenceRef> {
         .collect()
 }
 
+fn audit_row(
+    header: &AuditHeader,
+    state: AuditState,
+    responses: usize,
+    conflicts: usize,
+    late: usize,
+) -> AuditRow {
+    AuditRow {
+        unit: header.unit.to_string(),
+        number: header.number.clone(),
+        state: state.to_string(),
+        lead: header.lead.to_string(),
+        start_on: header.start.to_string(),
+        end_on: header.end.map(|d| d.to_string()),
+        template_version: i64::try_from(header.template_version).unwrap_or(i64::MAX),
+        responses: count(responses),
+        conflicts: count(conflicts),
+        late_edits: count(late),
+    }
+}
+
+fn finding_row(id: &ItemId, f: &Finding) -> FindingRow {
+    FindingRow {
+        finding_id: id.to_string(),
+        class: f.class.to_string(),
+        clause: f.clause.to_string(),
+        process: f.process.as_ref().map(ToString::to_string),
+        text: f.text.clone(),
+    }
+}
+
+fn sorted_heads(doc: &Automerge) -> Vec<ChangeHash> {
+    let mut h = doc.get_heads();
+    h.sort();
+    h
+}
+
+/// A loaded document's last projection and what it was made from.
+#[derive(Debug)]
+struct Kept {
+    /// The document's heads it was made at, sorted.
+    heads: Vec<ChangeHash>,
+    /// An audit's view, kept up to date batch by batch.
+    audit: Option<LiveAudit>,
+    /// The rows last handed out.
+    rows: Projection,
+}
+
+/// Projections brought up to date batch by batch. For each loaded audit it
+/// keeps its view ([`LiveAudit`]) and the heads it was read at; a batch
+/// applied on exactly those heads costs a read of what it wrote (see
+/// [`Touched`]), anything else a read of the whole document. NCs and reviews
+/// are small and read whole.
+#[derive(Debug, Default)]
+pub struct Projector {
+    kept: HashMap<DocumentId, Kept>,
+}
+
+impl Projector {
+    /// The projection of `doc` after a batch that `touched` it, applied on
+    /// `base`; `None` when its rows are the ones last handed out for it.
+    pub fn project(
+        &mut self,
+        id: DocumentId,
+        doc: &Automerge,
+        base: &[ChangeHash],
+        touched: &Touched,
+        rules: &DueRules,
+    ) -> Result<Option<Projection>, SchemaError> {
+        let mut base = base.to_vec();
+        base.sort();
+        let before = self.kept.remove(&id);
+        let (audit, last) = match before {
+            Some(k) if k.heads == base && !touched.everything => (k.audit, Some(k.rows)),
+            Some(k) => (None, Some(k.rows)),
+            None => (None, None),
+        };
+        let (audit, rows) = match audit {
+            Some(mut live) => {
+                live.update(doc, touched)?;
+                let rows = live_projection(&live);
+                (Some(live), rows)
+            }
+            None if DocContext::read(doc)?.kind == DocKind::Audit => {
+                let live = LiveAudit::read(doc)?;
+                let rows = live_projection(&live);
+                (Some(live), rows)
+            }
+            None => (None, project(doc, rules)?),
+        };
+        let changed = last.as_ref() != Some(&rows);
+        self.kept.insert(
+            id,
+            Kept {
+                heads: sorted_heads(doc),
+                audit,
+                rows: rows.clone(),
+            },
+        );
+        Ok(changed.then_some(rows))
+    }
+
+    /// Forgets a document (unloaded), or after its rows could not be written.
+    pub fn forget(&mut self, id: &DocumentId) {
+        self.kept.remove(id);
+    }
+}
+
+/// The rows of an audit kept up to date (the same as [`audit_projection`]
+/// of its view read whole).
+fn live_projection(live: &LiveAudit) -> Projection {
+    let mut evidence = std::collections::BTreeMap::new();
+    for (sha256, mime) in live.evidence() {
+        evidence.entry(sha256.to_string()).or_insert(mime);
+    }
+    Projection::Audit {
+        audit: audit_row(
+            live.header(),
+            live.state(),
+            live.responses(),
+            live.conflicts(),
+            live.late_edits(),
+        ),
+        findings: live
+            .findings()
+            .iter()
+            .map(|(id, f)| finding_row(id, f))
+            .collect(),
+        evidence: evidence
+            .into_iter()
+            .map(|(sha256, mime)| EvidenceRef { sha256, mime })
+            .collect(),
+    }
+}
+
+fn audit_projection(v: &AuditView) -> Projection {
+    Projection::Audit {
+        audit: audit_row(
+            &v.header,
+            v.state,
+            v.content.responses.len(),
+            v.conflicts.len(),
+            v.late_edits.len(),
+        ),
+        findings: v
+            .content
+            .findings
+            .iter()
+            .map(|(id, f)| finding_row(id, f))
+            .collect(),
+        evidence: evidence_of(v),
+    }
+}
+
 /// The projection of a document (its context says which kind it is).
 pub fn project(doc: &Automerge, rules: &DueRules) -> Result<Projection, SchemaError> {
     let ctx = DocContext::read(doc)?;
     Ok(match ctx.kind {
-        DocKind::Audit => {
-            let v = AuditView::read(doc)?;
-            let audit = AuditRow {
-                unit: v.header.unit.to_string(),
-                number: v.header.number.clone(),
-                state: v.state.to_string(),
-                lead: v.header.lead.to_string(),
-                start_on: v.header.start.to_string(),
-                end_on: v.header.end.map(|d| d.to_string()),
-                template_version: i64::try_from(v.header.template_version).unwrap_or(i64::MAX),
-                responses: count(v.content.responses.len()),
-                conflicts: count(v.conflicts.len()),
-                late_edits: count(v.late_edits.len()),
-            };
-            let findings = v
-                .content
-                .findings
-                .iter()
-                .map(|(id, f)| FindingRow {
-                    finding_id: id.to_string(),
-                    class: f.class.to_string(),
-                    clause: f.clause.to_string(),
-                    process: f.process.as_ref().map(ToString::to_string),
-                    text: f.text.clone(),
-                })
-                .collect();
-            Projection::Audit {
-                audit,
-                findings,
-                evidence: evidence_of(&v),
-            }
-        }
+        DocKind::Audit => audit_projection(&AuditView::read(doc)?),
         DocKind::Nc => {
             let nc = Nc::read(doc)?;
             let folded = fold::<NcState>(&nc.events);
@@ -186,4 +313,266 @@ pub fn project(doc: &Automerge, rules: &DueRules) -> Result<Projection, SchemaEr
         }
         DocKind::Review => Projection::Review,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use sync_core::audit::{Answer, Cpna, Evidence, FindingClass};
+    use sync_core::automerge::Automerge;
+    use sync_core::edit::Edit;
+    use sync_core::permissions::Author;
+    use sync_core::testing::fixtures::Demo;
+    use sync_core::validate::validate_batch;
+
+    use super::*;
+
+    /// One step of the test: an edit on the lead's or the member's tablet,
+    /// or a tablet's upload to the server.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Answer {
+            member: bool,
+            item: u8,
+            photo: Option<u8>,
+        },
+        Clear {
+            member: bool,
+            item: u8,
+        },
+        Finding {
+            member: bool,
+            id: u8,
+            class: u8,
+            photo: Option<u8>,
+        },
+        Notes {
+            member: bool,
+        },
+        Move(u8),
+        Upload {
+            member: bool,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (any::<bool>(), 0..12u8, proptest::option::of(0..4u8))
+                .prop_map(|(member, item, photo)| Step::Answer { member, item, photo }),
+            1 => (any::<bool>(), 0..12u8).prop_map(|(member, item)| Step::Clear { member, item }),
+            2 => (any::<bool>(), 0..6u8, 0..5u8, proptest::option::of(0..4u8))
+                .prop_map(|(member, id, class, photo)| Step::Finding { member, id, class, photo }),
+            1 => any::<bool>().prop_map(|member| Step::Notes { member }),
+            1 => (0..4u8).prop_map(Step::Move),
+            3 => any::<bool>().prop_map(|member| Step::Upload { member }),
+        ]
+    }
+
+    fn photo(n: u8) -> Vec<Evidence> {
+        vec![Evidence {
+            sha256: format!("{:064x}", n).parse().expect("a hash"),
+            name: format!("photo-{n}.jpg"),
+            mime: if n.is_multiple_of(2) {
+                "image/jpeg"
+            } else {
+                "image/png"
+            }
+            .into(),
+            size: 1000 + u64::from(n),
+            taken_at: None,
+        }]
+    }
+
+    fn edit_of(demo: &Demo, step: &Step, n: usize) -> Option<Edit> {
+        Some(match step {
+            Step::Answer { item, photo: p, .. } => Edit::SetResponse {
+                key: format!("sd.item_{item}").parse().ok()?,
+                answer: Answer::Cpna([Cpna::Conform, Cpna::Partly][n % 2]),
+                note: format!("note {n}"),
+                evidence: p.map(photo).unwrap_or_default(),
+            },
+            Step::Clear { item, .. } => {
+                Edit::ClearResponse(format!("sd.item_{item}").parse().ok()?)
+            }
+            Step::Finding {
+                id,
+                class,
+                photo: p,
+                ..
+            } => match demo.finding(usize::from(*id)) {
+                Edit::PutFinding {
+                    id,
+                    clause,
+                    process,
+                    ..
+                } => Edit::PutFinding {
+                    id,
+                    class: FindingClass::ALL[usize::from(*class)],
+                    clause,
+                    process,
+                    text: format!("finding text {n}"),
+                    evidence: p.map(photo).unwrap_or_default(),
+                },
+                other => other,
+            },
+            Step::Notes { .. } => Edit::SetNotes(format!("notes {n}")),
+            Step::Move(m) => Edit::Move {
+                mv: [
+                    "start",
+                    "submit_for_review",
+                    "return_for_edit",
+                    "issue_report",
+                ][usize::from(*m)]
+                .into(),
+                note: "moved".into(),
+            },
+            Step::Upload { .. } => return None,
+        })
+    }
+
+    /// Sends what the tablet has and the server lacks; then the tablet takes
+    /// everything the server has.
+    fn upload(
+        demo: &Demo,
+        projector: &mut Projector,
+        last: &mut Option<Projection>,
+        server: &mut Automerge,
+        tablet: &mut Automerge,
+        author: &Author,
+    ) -> Result<(), TestCaseError> {
+        let batch = tablet.get_changes(&server.get_heads());
+        let fresh: Vec<_> = batch
+            .into_iter()
+            .filter(|c| server.get_change_meta_by_hash(&c.hash()).is_none())
+            .collect();
+        if !fresh.is_empty() {
+            let base = server.get_heads();
+            let accepted = validate_batch(demo.audit_id, server, fresh, author, demo.today)
+                .map_err(|r| TestCaseError::fail(format!("refused: {r}")))?;
+            if let Some(doc) = accepted.doc {
+                *server = doc;
+                let rules = DueRules::default();
+                let kept = projector
+                    .project(demo.audit_id, server, &base, &accepted.touched, &rules)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let whole =
+                    project(server, &rules).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                match kept {
+                    // New rows: the rows read whole.
+                    Some(rows) => {
+                        prop_assert_ne!(Some(&rows), last.as_ref());
+                        prop_assert_eq!(&rows, &whole);
+                    }
+                    // "Unchanged": the rows read whole are the last ones handed out.
+                    None => prop_assert_eq!(last.as_ref(), Some(&whole)),
+                }
+                *last = Some(whole);
+            }
+        }
+        tablet
+            .apply_changes(server.get_changes(&tablet.get_heads()))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        Ok(())
+    }
+
+    /// A locked audit that gets late edits, then is reopened: each batch's
+    /// rows, kept up to date, are the rows read whole, late edits included.
+    #[test]
+    fn late_edits_of_a_locked_audit_are_kept_up_to_date() {
+        let demo = Demo::new();
+        let mut server = demo.audit();
+        let (mut lead, mut member) = (server.clone(), server.clone());
+        let mut projector = Projector::default();
+        let mut last = None;
+        let mut go = |server: &mut Automerge, tablet: &mut Automerge, author: &Author| {
+            upload(&demo, &mut projector, &mut last, server, tablet, author).expect("rows agree");
+            last.clone()
+        };
+        let start = Edit::Move {
+            mv: "start".into(),
+            note: String::new(),
+        };
+        demo.must(demo.audit_id, &mut lead, &demo.lead, start);
+        go(&mut server, &mut lead, &demo.lead);
+        go(&mut server, &mut member, &demo.member);
+        demo.must(demo.audit_id, &mut lead, &demo.lead, demo.answer(0, 0));
+        let review = Edit::Move {
+            mv: "submit_for_review".into(),
+            note: "done".into(),
+        };
+        demo.must(demo.audit_id, &mut lead, &demo.lead, review);
+        // The member answers and adds a photo, not knowing of the lock.
+        let late = Edit::SetResponse {
+            key: "sd.item_9".parse().expect("a key"),
+            answer: Answer::Cpna(Cpna::Partly),
+            note: "seen late".into(),
+            evidence: photo(7),
+        };
+        demo.must(demo.audit_id, &mut member, &demo.member, late);
+        go(&mut server, &mut lead, &demo.lead);
+        let rows = go(&mut server, &mut member, &demo.member).expect("rows");
+        let Projection::Audit {
+            audit, evidence, ..
+        } = &rows
+        else {
+            panic!("not an audit: {rows:?}");
+        };
+        assert_eq!(audit.state, "in_review");
+        assert_eq!(audit.late_edits, 1);
+        assert_eq!(audit.responses, 1, "the late answer is not in force");
+        assert_eq!(evidence.len(), 1, "a late edit's photo is still named");
+        let reopen = Edit::Move {
+            mv: "return_for_edit".into(),
+            note: "fix".into(),
+        };
+        demo.must(demo.audit_id, &mut lead, &demo.lead, reopen);
+        let rows = go(&mut server, &mut lead, &demo.lead).expect("rows");
+        let Projection::Audit { audit, .. } = &rows else {
+            panic!("not an audit: {rows:?}");
+        };
+        assert_eq!(
+            (audit.state.as_str(), audit.late_edits, audit.responses),
+            ("in_progress", 0, 2)
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Rows brought up to date batch by batch are the rows read from the
+        /// whole document, whatever the tablets wrote (answers with and
+        /// without photos, answers cleared, findings replaced, concurrent
+        /// edits of one entry, the audit locked and reopened).
+        #[test]
+        fn rows_kept_up_to_date_equal_rows_read_whole(steps in proptest::collection::vec(step(), 1..40)) {
+            let demo = Demo::new();
+            let mut server = demo.audit();
+            let mut projector = Projector::default();
+            let mut last = None;
+            let mut lead = server.clone();
+            let mut member = server.clone();
+            for (n, step) in steps.iter().enumerate() {
+                let is_member = matches!(
+                    step,
+                    Step::Answer { member: true, .. }
+                        | Step::Clear { member: true, .. }
+                        | Step::Finding { member: true, .. }
+                        | Step::Notes { member: true }
+                        | Step::Upload { member: true }
+                );
+                let (tablet, author) = if is_member {
+                    (&mut member, &demo.member)
+                } else {
+                    (&mut lead, &demo.lead)
+                };
+                match edit_of(&demo, step, n) {
+                    // Refused on the tablet (e.g. an edit of a locked audit): nothing to send.
+                    Some(edit) => { let _ = demo.edit(demo.audit_id, tablet, author, edit); }
+                    None => upload(&demo, &mut projector, &mut last, &mut server, tablet, author)?,
+                }
+            }
+            upload(&demo, &mut projector, &mut last, &mut server, &mut lead, &demo.lead)?;
+            upload(&demo, &mut projector, &mut last, &mut server, &mut member, &demo.member)?;
+        }
+    }
 }

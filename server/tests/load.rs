@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Instant;
 
 /// The keys of the record, in order.
 const KEYS: &[&str] = &[
@@ -23,7 +22,6 @@ const KEYS: &[&str] = &[
 
 #[test]
 fn a_small_load_run_converges_and_reports_every_figure() {
-    let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_sqm"))
         .args([
             "load",
@@ -85,9 +83,4 @@ fn a_small_load_run_converges_and_reports_every_figure() {
         let v: f64 = record[positive].parse().unwrap_or_default();
         assert!(v > 0.0, "{positive} should be above zero: {last}");
     }
-    assert!(
-        started.elapsed().as_secs() < 30,
-        "the run took {:?}",
-        started.elapsed()
-    );
 }

@@ -20,7 +20,7 @@ use crate::schema::{Reader, SCHEMA_VERSION, SchemaError, WriteExt, bounded, join
 use crate::workflow::{AuditState, Event, TransitionConflict, fold};
 
 /// A reference to a blob (photo, scan) held outside the document: hash and metadata, no bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Evidence {
     /// SHA-256 of the blob's bytes.
     pub sha256: Sha256Hex,
@@ -80,7 +80,7 @@ impl Evidence {
 }
 
 /// Conform / partly conform / not conform / not applicable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cpna {
     /// Conforms.
     Conform,
@@ -93,7 +93,7 @@ pub enum Cpna {
 }
 
 /// Yes / no / not applicable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum YesNo {
     /// Yes.
     Yes,
@@ -104,7 +104,7 @@ pub enum YesNo {
 }
 
 /// An answer to one checklist item, of the item's response type.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Answer {
     /// A `cpna` item.
     Cpna(Cpna),
@@ -188,7 +188,7 @@ impl Answer {
 }
 
 /// One checklist response.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Response {
     /// The answer.
     pub answer: Answer,
@@ -512,33 +512,42 @@ pub struct AuditView {
     pub events: Vec<Event>,
 }
 
+/// The heads an audit's content in force is read at: those of the last
+/// applied move that carries heads, while the audit is locked.
+fn lock_heads(state: AuditState, applied: &[usize], events: &[Event]) -> Option<Vec<ChangeHash>> {
+    if !state.is_locked() {
+        return None;
+    }
+    applied
+        .iter()
+        .rev()
+        .map(|&i| &events[i])
+        .find(|e| !e.heads.is_empty())
+        .map(|e| e.heads.clone())
+}
+
+/// Whether the document holds every change of `heads` (a lock can name
+/// changes that have not arrived yet).
+fn knows(doc: &Automerge, heads: &[ChangeHash]) -> bool {
+    heads
+        .iter()
+        .all(|h| doc.get_change_meta_by_hash(h).is_some())
+}
+
 impl AuditView {
     /// Reads and derives an audit. Never panics; a schema mismatch names its path.
     pub fn read(doc: &Automerge) -> Result<AuditView, SchemaError> {
-        let r = Reader::now(doc);
+        let r = Reader::whole(doc, None);
         r.expect_kind(DocKind::Audit)?;
         let id = r.parse(&ROOT, "id", "")?;
         let header = AuditHeader::read(&r)?;
         let events = Event::read_all(&r)?;
         let f = fold::<AuditState>(&events);
         let current = AuditContent::read(&r)?;
-        let lock = if f.state.is_locked() {
-            f.applied
-                .iter()
-                .rev()
-                .map(|&i| &events[i])
-                .find(|e| !e.heads.is_empty())
-                .map(|e| e.heads.clone())
-        } else {
-            None
-        };
+        let lock = lock_heads(f.state, &f.applied, &events);
         let (content, late_edits) = match &lock {
-            Some(heads)
-                if heads
-                    .iter()
-                    .all(|h| doc.get_change_meta_by_hash(h).is_some()) =>
-            {
-                let locked = AuditContent::read(&Reader::at(doc, heads))?;
+            Some(heads) if knows(doc, heads) => {
+                let locked = AuditContent::read(&Reader::whole(doc, Some(heads)))?;
                 let late = diff(&locked, &current);
                 (locked, late)
             }
@@ -554,6 +563,392 @@ impl AuditView {
             locked_at: lock,
             events,
         })
+    }
+}
+
+/// A blob an entry names: its hash and media type.
+pub type BlobRef = (Sha256Hex, String);
+
+/// One response as [`LiveAudit`] keeps it: a fingerprint of the whole (to
+/// tell late edits) and the blobs it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ResponsePrint {
+    print: u64,
+    evidence: Vec<BlobRef>,
+}
+
+impl ResponsePrint {
+    fn of(r: &Response) -> ResponsePrint {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        r.hash(&mut h);
+        ResponsePrint {
+            print: h.finish(),
+            evidence: r
+                .evidence
+                .iter()
+                .map(|e| (e.sha256.clone(), e.mime.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// One version of an audit's content, as [`LiveAudit`] keeps it.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Kept {
+    responses: BTreeMap<ResponseKey, ResponsePrint>,
+    findings: BTreeMap<ItemId, Finding>,
+    notes: String,
+}
+
+impl Kept {
+    fn of(c: &AuditContent) -> Kept {
+        Kept {
+            responses: c
+                .responses
+                .iter()
+                .map(|(k, r)| (k.clone(), ResponsePrint::of(r)))
+                .collect(),
+            findings: c.findings.clone(),
+            notes: c.notes.clone(),
+        }
+    }
+
+    fn read(r: &Reader<'_>) -> Result<Kept, SchemaError> {
+        Ok(Kept::of(&AuditContent::read(r)?))
+    }
+}
+
+/// What an audit's report rows are made of, kept up to date batch by batch:
+/// after a batch, only what it wrote is read again (see
+/// [`crate::validate::Touched`]), and every figure is what [`AuditView::read`]
+/// would give. Responses are kept as a fingerprint and the blobs they name,
+/// not whole: a server keeps one of these per open audit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveAudit {
+    header: AuditHeader,
+    state: AuditState,
+    conflicts: usize,
+    locked_at: Option<Vec<ChangeHash>>,
+    /// The content in force: as locked while locked (at known heads), else current.
+    in_force: Kept,
+    /// While locked (at known heads): the current content.
+    current: Option<Kept>,
+}
+
+impl LiveAudit {
+    /// Reads an audit whole.
+    pub fn read(doc: &Automerge) -> Result<LiveAudit, SchemaError> {
+        let r = Reader::whole(doc, None);
+        r.expect_kind(DocKind::Audit)?;
+        let header = AuditHeader::read(&r)?;
+        let events = Event::read_all(&r)?;
+        let f = fold::<AuditState>(&events);
+        let current = Kept::read(&r)?;
+        let lock = lock_heads(f.state, &f.applied, &events);
+        let (in_force, current) = match &lock {
+            Some(heads) if knows(doc, heads) => {
+                (Kept::read(&Reader::whole(doc, Some(heads)))?, Some(current))
+            }
+            _ => (current, None),
+        };
+        Ok(LiveAudit {
+            header,
+            state: f.state,
+            conflicts: f.conflicts.len(),
+            locked_at: lock,
+            in_force,
+            current,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &AuditHeader {
+        &self.header
+    }
+
+    /// The lifecycle state.
+    pub fn state(&self) -> AuditState {
+        self.state
+    }
+
+    /// How many moves met a state other than the one their author saw.
+    pub fn conflicts(&self) -> usize {
+        self.conflicts
+    }
+
+    /// How many responses are in force.
+    pub fn responses(&self) -> usize {
+        self.in_force.responses.len()
+    }
+
+    /// The findings in force.
+    pub fn findings(&self) -> &BTreeMap<ItemId, Finding> {
+        &self.in_force.findings
+    }
+
+    /// The responses and findings that differ from those in force (late
+    /// edits), and whether the notes do.
+    fn late(&self) -> (Vec<&ResponseKey>, Vec<&ItemId>, bool) {
+        let Some(current) = &self.current else {
+            return (Vec::new(), Vec::new(), false);
+        };
+        let locked = &self.in_force;
+        let keys: std::collections::BTreeSet<_> = locked
+            .responses
+            .keys()
+            .chain(current.responses.keys())
+            .collect();
+        let responses = keys
+            .into_iter()
+            .filter(|k| locked.responses.get(*k) != current.responses.get(*k))
+            .collect();
+        let ids: std::collections::BTreeSet<_> = locked
+            .findings
+            .keys()
+            .chain(current.findings.keys())
+            .collect();
+        let findings = ids
+            .into_iter()
+            .filter(|id| locked.findings.get(*id) != current.findings.get(*id))
+            .collect();
+        (responses, findings, locked.notes != current.notes)
+    }
+
+    /// How many late edits await the lead (as [`AuditView::late_edits`] counts them).
+    pub fn late_edits(&self) -> usize {
+        let (responses, findings, notes) = self.late();
+        responses.len() + findings.len() + usize::from(notes)
+    }
+
+    /// Every blob named by the content in force (responses, then findings),
+    /// then by the late edits (responses, then findings), in that order; a
+    /// blob can be named more than once.
+    pub fn evidence(&self) -> Vec<BlobRef> {
+        let of_finding = |f: &Finding| -> Vec<BlobRef> {
+            f.evidence
+                .iter()
+                .map(|e| (e.sha256.clone(), e.mime.clone()))
+                .collect()
+        };
+        let mut out: Vec<BlobRef> = self
+            .in_force
+            .responses
+            .values()
+            .flat_map(|r| r.evidence.iter().cloned())
+            .collect();
+        out.extend(self.in_force.findings.values().flat_map(of_finding));
+        if let Some(current) = &self.current {
+            let (responses, findings, _) = self.late();
+            for k in responses {
+                if let Some(r) = current.responses.get(k) {
+                    out.extend(r.evidence.iter().cloned());
+                }
+            }
+            for id in findings {
+                if let Some(f) = current.findings.get(id) {
+                    out.extend(of_finding(f));
+                }
+            }
+        }
+        out
+    }
+
+    /// Brings the figures up to date with `doc` after a batch that wrote
+    /// `touched`, applied on the version they were read at.
+    pub fn update(
+        &mut self,
+        doc: &Automerge,
+        touched: &crate::validate::Touched,
+    ) -> Result<(), SchemaError> {
+        if touched.everything || touched.any("id") || touched.any("schema") || touched.any("v") {
+            *self = LiveAudit::read(doc)?;
+            return Ok(());
+        }
+        let parts = AuditParts::new(doc)?;
+        if touched.any("header") {
+            self.header = parts.header()?;
+        }
+        let current = match self.current.as_mut() {
+            Some(c) => c,
+            None => &mut self.in_force,
+        };
+        if touched.whole("responses") {
+            current.responses.clear();
+            for key in parts.response_keys()? {
+                if let Some(r) = parts.response(&key)? {
+                    current.responses.insert(key, ResponsePrint::of(&r));
+                }
+            }
+        } else {
+            for entry in touched.entries_of("responses") {
+                let key = match entry.parse::<ResponseKey>() {
+                    Ok(k) => k,
+                    // A key that does not parse is an error only if it is there.
+                    Err(e) if parts.has_entry("responses", entry)? => {
+                        return Err(schema_error(&join("responses", entry), e.to_string()));
+                    }
+                    Err(_) => continue,
+                };
+                match parts.response(&key)? {
+                    Some(r) => current.responses.insert(key, ResponsePrint::of(&r)),
+                    None => current.responses.remove(&key),
+                };
+            }
+        }
+        if touched.whole("findings") {
+            current.findings.clear();
+            for id in parts.finding_ids()? {
+                if let Some(f) = parts.finding(&id)? {
+                    current.findings.insert(id, f);
+                }
+            }
+        } else {
+            for entry in touched.entries_of("findings") {
+                let id = match entry.parse::<ItemId>() {
+                    Ok(id) => id,
+                    Err(e) if parts.has_entry("findings", entry)? => {
+                        return Err(schema_error(&join("findings", entry), e.to_string()));
+                    }
+                    Err(_) => continue,
+                };
+                match parts.finding(&id)? {
+                    Some(f) => current.findings.insert(id, f),
+                    None => current.findings.remove(&id),
+                };
+            }
+        }
+        if touched.any("notes") {
+            current.notes = parts.notes()?;
+        }
+        if touched.any("events") {
+            let events = parts.events()?;
+            let f = fold::<AuditState>(&events);
+            let lock = lock_heads(f.state, &f.applied, &events);
+            if lock != self.locked_at {
+                // Locked, unlocked or the lock moved: the content in force changes.
+                let current = match self.current.take() {
+                    Some(c) => c,
+                    None => std::mem::take(&mut self.in_force),
+                };
+                match &lock {
+                    Some(heads) if knows(doc, heads) => {
+                        self.in_force = Kept::read(&Reader::whole(doc, Some(heads)))?;
+                        self.current = Some(current);
+                    }
+                    _ => self.in_force = current,
+                }
+            }
+            self.state = f.state;
+            self.conflicts = f.conflicts.len();
+            self.locked_at = lock;
+        } else if let Some(heads) = &self.locked_at
+            && self.current.is_none()
+            && knows(doc, heads)
+        {
+            // The changes the lock names have arrived: the locked content can be read now.
+            let locked = Kept::read(&Reader::whole(doc, Some(heads)))?;
+            self.current = Some(std::mem::replace(&mut self.in_force, locked));
+        }
+        Ok(())
+    }
+}
+
+/// An audit read part by part (its header, its events, one response, one
+/// finding), so that rows derived from it can be brought up to date after a
+/// batch by reading only what the batch wrote (see
+/// [`crate::validate::Touched`]). Each part reads as it does in
+/// [`AuditView::read`], errors included; it is the current content, not the
+/// content in force of a locked audit.
+#[derive(Debug)]
+pub struct AuditParts<'a> {
+    r: Reader<'a>,
+}
+
+impl<'a> AuditParts<'a> {
+    /// Starts reading an audit document.
+    pub fn new(doc: &'a Automerge) -> Result<AuditParts<'a>, SchemaError> {
+        let r = Reader::now(doc);
+        r.expect_kind(DocKind::Audit)?;
+        Ok(AuditParts { r })
+    }
+
+    /// The header.
+    pub fn header(&self) -> Result<AuditHeader, SchemaError> {
+        AuditHeader::read(&self.r)
+    }
+
+    /// The lifecycle events.
+    pub fn events(&self) -> Result<Vec<Event>, SchemaError> {
+        Event::read_all(&self.r)
+    }
+
+    /// The keys of the `responses` or `findings` map, unparsed.
+    fn keys_of(&self, section: &str) -> Result<Vec<String>, SchemaError> {
+        Ok(match self.r.opt_map(&ROOT, section, "")? {
+            Some(obj) => self.r.keys(&obj),
+            None => Vec::new(),
+        })
+    }
+
+    /// The entry map `section/key`, if there is one.
+    fn entry(&self, section: &str, key: &str) -> Result<Option<ObjId>, SchemaError> {
+        match self.r.opt_map(&ROOT, section, "")? {
+            Some(obj) => self.r.opt_map(&obj, key, section),
+            None => Ok(None),
+        }
+    }
+
+    /// The meeting notes.
+    pub fn notes(&self) -> Result<String, SchemaError> {
+        bounded(
+            "notes",
+            self.r.opt_str(&ROOT, "notes", "")?.unwrap_or_default(),
+        )
+    }
+
+    /// Whether `section` has an entry under `key` (of any kind).
+    fn has_entry(&self, section: &str, key: &str) -> Result<bool, SchemaError> {
+        Ok(self.keys_of(section)?.iter().any(|k| k == key))
+    }
+
+    /// Every response key.
+    pub fn response_keys(&self) -> Result<Vec<ResponseKey>, SchemaError> {
+        self.keys_of("responses")?
+            .into_iter()
+            .map(|k| {
+                k.parse()
+                    .map_err(|e: IdError| schema_error(&join("responses", &k), e.to_string()))
+            })
+            .collect()
+    }
+
+    /// One response (`None`: there is none under that key).
+    pub fn response(&self, key: &ResponseKey) -> Result<Option<Response>, SchemaError> {
+        let key = key.to_string();
+        match self.entry("responses", &key)? {
+            Some(obj) => Response::read(&self.r, &obj, &join("responses", &key)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every finding id.
+    pub fn finding_ids(&self) -> Result<Vec<ItemId>, SchemaError> {
+        self.keys_of("findings")?
+            .into_iter()
+            .map(|k| {
+                k.parse()
+                    .map_err(|e: IdError| schema_error(&join("findings", &k), e.to_string()))
+            })
+            .collect()
+    }
+
+    /// One finding (`None`: there is none with that id).
+    pub fn finding(&self, id: &ItemId) -> Result<Option<Finding>, SchemaError> {
+        match self.entry("findings", id.as_str())? {
+            Some(obj) => Finding::read(&self.r, &obj, &join("findings", id.as_str())).map(Some),
+            None => Ok(None),
+        }
     }
 }
 

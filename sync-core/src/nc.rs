@@ -272,7 +272,7 @@ pub struct Nc {
 impl Nc {
     /// Reads an NC document. Never panics; a schema mismatch names its path.
     pub fn read(doc: &Automerge) -> Result<Nc, SchemaError> {
-        let r = Reader::now(doc);
+        let r = Reader::whole(doc, None);
         r.expect_kind(DocKind::Nc)?;
         let root = &ROOT;
         let link = NcLink {

@@ -39,7 +39,7 @@ pub struct Review {
 impl Review {
     /// Reads a review document. Never panics; a schema mismatch names its path.
     pub fn read(doc: &Automerge) -> Result<Review, SchemaError> {
-        let r = Reader::now(doc);
+        let r = Reader::whole(doc, None);
         r.expect_kind(DocKind::Review)?;
         let actions = crate::nc::read_actions(&r)?;
         Ok(Review {

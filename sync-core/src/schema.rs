@@ -5,10 +5,13 @@
 //! A [`Reader`] reads either the current state or the state at given heads,
 //! which is how locked audits are read as they were when they were locked.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::str::FromStr;
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ValueRef};
 
 use crate::kind::DocKind;
 
@@ -38,10 +41,19 @@ pub(crate) fn join(path: &str, key: &str) -> String {
 }
 
 /// Reads a document at its current state or at given heads.
-#[derive(Clone, Copy)]
+///
+/// Each object is read whole, once, the first time one of its fields is
+/// asked for (one `map_range` or `list_range`), and its fields are then
+/// served from memory: with Automerge 0.12 a `get` seeks through the op set
+/// every time, so reading a response's six fields one `get` at a time costs
+/// several times one pass over the response.
 pub(crate) struct Reader<'a> {
     pub(crate) doc: &'a Automerge,
     pub(crate) heads: Option<&'a [ChangeHash]>,
+    maps: RefCell<HashMap<ObjId, Fields>>,
+    lists: RefCell<HashMap<ObjId, Rc<[Raw]>>>,
+    /// Every non-empty object is in the caches (see [`Reader::whole`]).
+    complete: bool,
 }
 
 impl std::fmt::Debug for Reader<'_> {
@@ -52,40 +64,145 @@ impl std::fmt::Debug for Reader<'_> {
     }
 }
 
+/// A map object's fields, sorted by key.
+type Fields = Rc<[(String, Raw)]>;
+
 /// One field's raw value: a scalar, an object, or absent.
+#[derive(Clone)]
 pub(crate) enum Raw {
     Absent,
     Scalar(ScalarValue),
     Object(ObjType, ObjId),
 }
 
+fn raw_of(value: ValueRef<'_>, id: impl FnOnce() -> ObjId) -> Raw {
+    match value {
+        ValueRef::Scalar(s) => Raw::Scalar(s.into()),
+        ValueRef::Object(t) => Raw::Object(t, id()),
+    }
+}
+
 impl<'a> Reader<'a> {
     pub(crate) fn now(doc: &'a Automerge) -> Self {
-        Reader { doc, heads: None }
-    }
-
-    pub(crate) fn at(doc: &'a Automerge, heads: &'a [ChangeHash]) -> Self {
         Reader {
             doc,
-            heads: Some(heads),
+            heads: None,
+            maps: RefCell::default(),
+            lists: RefCell::default(),
+            complete: false,
         }
     }
 
-    fn raw<P: Into<automerge::Prop>>(
-        &self,
-        obj: &ObjId,
-        prop: P,
-        path: &str,
-    ) -> Result<Raw, SchemaError> {
-        let got = match self.heads {
-            None => self.doc.get(obj, prop),
-            Some(h) => self.doc.get_at(obj, prop, h),
+    /// A reader that takes in the whole document (at `heads`, if given) in
+    /// one pass: for reading most of it, one pass is cheaper than one range
+    /// per object.
+    pub(crate) fn whole(doc: &'a Automerge, heads: Option<&'a [ChangeHash]>) -> Self {
+        let mut reader = Reader {
+            doc,
+            heads,
+            maps: RefCell::default(),
+            lists: RefCell::default(),
+            complete: false,
         };
-        match got {
-            Ok(None) => Ok(Raw::Absent),
-            Ok(Some((Value::Scalar(s), _))) => Ok(Raw::Scalar(s.into_owned())),
-            Ok(Some((Value::Object(t), id))) => Ok(Raw::Object(t, id)),
-            Err(e) => Err(schema_error(path, format!("cannot be read ({e})"))),
+        {
+            let (mut maps, mut lists) = (reader.maps.borrow_mut(), reader.lists.borrow_mut());
+            let mut map_run: Vec<(String, Raw)> = Vec::new();
+            let mut list_run: Vec<Raw> = Vec::new();
+            let mut current: Option<std::sync::Arc<ObjId>> = None;
+            let mut flush = |obj: &ObjId, m: &mut Vec<(String, Raw)>, l: &mut Vec<Raw>| {
+                if !m.is_empty() {
+                    // Lookups search by key.
+                    m.sort_by(|a, b| a.0.cmp(&b.0));
+                    maps.insert(obj.clone(), std::mem::take(m).into());
+                }
+                if !l.is_empty() {
+                    lists.insert(obj.clone(), std::mem::take(l).into());
+                }
+            };
+            for item in doc.iter_at(ROOT, heads) {
+                if current.as_ref().is_none_or(|c| **c != *item.obj) {
+                    if let Some(c) = &current {
+                        flush(c, &mut map_run, &mut list_run);
+                    }
+                    current = Some(item.obj.clone());
+                }
+                match item.item {
+                    automerge::iter::DocItem::Map(m) => {
+                        let raw = raw_of(m.value.clone(), || m.id());
+                        map_run.push((m.key.into_owned(), raw));
+                    }
+                    automerge::iter::DocItem::List(l) => {
+                        list_run.push(raw_of(l.value.clone(), || l.id()));
+                    }
+                    // Text is read with `text` when asked for.
+                    automerge::iter::DocItem::Text(_) => {}
+                }
+            }
+            if let Some(c) = &current {
+                flush(c, &mut map_run, &mut list_run);
+            }
+        }
+        // Objects with nothing in them were not visited: they read as empty.
+        reader.complete = true;
+        reader
+    }
+
+    /// The fields of a map object, sorted by key (empty if it is not a map).
+    fn map_entries(&self, obj: &ObjId) -> Fields {
+        if let Some(e) = self.maps.borrow().get(obj) {
+            return e.clone();
+        }
+        if self.complete {
+            return Rc::from([]);
+        }
+        let range = match self.heads {
+            None => self.doc.map_range(obj, ..),
+            Some(h) => self.doc.map_range_at(obj, .., h),
+        };
+        let entries: Fields = range
+            .map(|m| {
+                let raw = raw_of(m.value.clone(), || m.id());
+                (m.key.into_owned(), raw)
+            })
+            .collect();
+        self.maps.borrow_mut().insert(obj.clone(), entries.clone());
+        entries
+    }
+
+    /// The items of a list object (empty if it is not a list).
+    fn list_entries(&self, obj: &ObjId) -> Rc<[Raw]> {
+        if let Some(e) = self.lists.borrow().get(obj) {
+            return e.clone();
+        }
+        if self.complete {
+            return Rc::from([]);
+        }
+        let range = match self.heads {
+            None => self.doc.list_range(obj, ..),
+            Some(h) => self.doc.list_range_at(obj, .., h),
+        };
+        let entries: Rc<[Raw]> = range
+            .map(|item| raw_of(item.value.clone(), || item.id()))
+            .collect();
+        self.lists.borrow_mut().insert(obj.clone(), entries.clone());
+        entries
+    }
+
+    /// The value under `prop` in `obj` (absent if `obj` is not an object of that kind).
+    fn raw<P: Into<automerge::Prop>>(&self, obj: &ObjId, prop: P) -> Raw {
+        match prop.into() {
+            automerge::Prop::Map(key) => {
+                let entries = self.map_entries(obj);
+                match entries.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+                    Ok(i) => entries[i].1.clone(),
+                    Err(_) => Raw::Absent,
+                }
+            }
+            automerge::Prop::Seq(index) => self
+                .list_entries(obj)
+                .get(index)
+                .cloned()
+                .unwrap_or(Raw::Absent),
         }
     }
 
@@ -96,8 +213,7 @@ impl<'a> Reader<'a> {
         key: &str,
         path: &str,
     ) -> Result<Option<String>, SchemaError> {
-        let path = join(path, key);
-        match self.raw(obj, key, &path)? {
+        match self.raw(obj, key) {
             Raw::Absent => Ok(None),
             Raw::Scalar(ScalarValue::Str(s)) => Ok(Some(s.to_string())),
             Raw::Object(ObjType::Text, id) => {
@@ -106,9 +222,9 @@ impl<'a> Reader<'a> {
                     Some(h) => self.doc.text_at(&id, h),
                 };
                 text.map(Some)
-                    .map_err(|e| schema_error(&path, format!("cannot be read ({e})")))
+                    .map_err(|e| schema_error(&join(path, key), format!("cannot be read ({e})")))
             }
-            _ => Err(schema_error(&path, "expected text")),
+            _ => Err(schema_error(&join(path, key), "expected text")),
         }
     }
 
@@ -158,30 +274,31 @@ impl<'a> Reader<'a> {
         key: &str,
         path: &str,
     ) -> Result<Option<u64>, SchemaError> {
-        let path = join(path, key);
-        match self.raw(obj, key, &path)? {
+        match self.raw(obj, key) {
             Raw::Absent => Ok(None),
             Raw::Scalar(ScalarValue::Uint(u)) => Ok(Some(u)),
             Raw::Scalar(ScalarValue::Int(i)) if i >= 0 => Ok(Some(i as u64)),
             _ => Err(schema_error(
-                &path,
+                &join(path, key),
                 "expected a whole number of zero or more",
             )),
         }
     }
 
+    /// The object under `prop`, if it is one of type `want`; `path` (the
+    /// prop's own) is made only for an error.
     fn object(
         &self,
         obj: &ObjId,
         prop: automerge::Prop,
-        path: &str,
+        path: impl FnOnce() -> String,
         want: ObjType,
     ) -> Result<Option<ObjId>, SchemaError> {
-        match self.raw(obj, prop, path)? {
+        match self.raw(obj, prop) {
             Raw::Absent => Ok(None),
             Raw::Object(t, id) if t == want => Ok(Some(id)),
             _ => Err(schema_error(
-                path,
+                &path(),
                 match want {
                     ObjType::List => "expected a list",
                     _ => "expected a map",
@@ -197,7 +314,7 @@ impl<'a> Reader<'a> {
         key: &str,
         path: &str,
     ) -> Result<Option<ObjId>, SchemaError> {
-        self.object(obj, key.into(), &join(path, key), ObjType::Map)
+        self.object(obj, key.into(), || join(path, key), ObjType::Map)
     }
 
     /// A required nested map.
@@ -213,23 +330,20 @@ impl<'a> Reader<'a> {
         key: &str,
         path: &str,
     ) -> Result<Option<ObjId>, SchemaError> {
-        self.object(obj, key.into(), &join(path, key), ObjType::List)
+        self.object(obj, key.into(), || join(path, key), ObjType::List)
     }
 
     /// The keys of a map object, in order.
     pub(crate) fn keys(&self, obj: &ObjId) -> Vec<String> {
-        match self.heads {
-            None => self.doc.keys(obj).collect(),
-            Some(h) => self.doc.keys_at(obj, h).collect(),
-        }
+        self.map_entries(obj)
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The length of a list object.
     pub(crate) fn len(&self, obj: &ObjId) -> usize {
-        match self.heads {
-            None => self.doc.length(obj),
-            Some(h) => self.doc.length_at(obj, h),
-        }
+        self.list_entries(obj).len()
     }
 
     /// The map at position `index` of a list.
@@ -239,9 +353,9 @@ impl<'a> Reader<'a> {
         index: usize,
         path: &str,
     ) -> Result<ObjId, SchemaError> {
-        let path = join(path, &index.to_string());
-        self.object(list, index.into(), &path, ObjType::Map)?
-            .ok_or_else(|| schema_error(&path, "is missing"))
+        let at = || join(path, &index.to_string());
+        self.object(list, index.into(), at, ObjType::Map)?
+            .ok_or_else(|| schema_error(&at(), "is missing"))
     }
 
     /// The string at position `index` of a list.
@@ -251,10 +365,12 @@ impl<'a> Reader<'a> {
         index: usize,
         path: &str,
     ) -> Result<String, SchemaError> {
-        let path = join(path, &index.to_string());
-        match self.raw(list, index, &path)? {
+        match self.raw(list, index) {
             Raw::Scalar(ScalarValue::Str(s)) => Ok(s.to_string()),
-            _ => Err(schema_error(&path, "expected text")),
+            _ => Err(schema_error(
+                &join(path, &index.to_string()),
+                "expected text",
+            )),
         }
     }
 

@@ -7,7 +7,7 @@
 //! The copy with the batch applied is returned on acceptance, so accepting
 //! never means applying twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::legacy::{Key, ObjectId, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, Prop, ROOT, ReadDoc};
@@ -39,6 +39,79 @@ pub struct Accepted {
     pub pending: Vec<Change>,
     /// How many changes of the batch the document already had (relays are always allowed).
     pub already_stored: usize,
+    /// The parts of the document the applied changes wrote.
+    pub touched: Touched,
+}
+
+/// The parts of a document a batch wrote, so that what is derived from the
+/// document (report rows) can be brought up to date by reading only those
+/// parts again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Nothing is known of what was written: read everything again.
+    pub everything: bool,
+    /// Root keys written directly (their whole value replaced or removed).
+    pub roots: BTreeSet<String>,
+    /// Root keys with a write somewhere below them.
+    pub below: BTreeSet<String>,
+    /// Entries of root maps with a write in or under them: (root key, entry key).
+    pub entries: BTreeSet<(String, String)>,
+}
+
+impl Touched {
+    /// Unknown writes: everything may have changed.
+    pub fn unknown() -> Touched {
+        Touched {
+            everything: true,
+            ..Touched::default()
+        }
+    }
+
+    /// Adds what another batch wrote.
+    pub fn merge(&mut self, other: Touched) {
+        self.everything |= other.everything;
+        self.roots.extend(other.roots);
+        self.below.extend(other.below);
+        self.entries.extend(other.entries);
+    }
+
+    /// Whether anything at or below root key `top` may have been written.
+    pub fn any(&self, top: &str) -> bool {
+        self.everything || self.roots.contains(top) || self.below.contains(top)
+    }
+
+    /// Whether root key `top` must be read whole again (replaced, or unknown).
+    pub fn whole(&self, top: &str) -> bool {
+        self.everything || self.roots.contains(top)
+    }
+
+    /// The entries of root map `top` that were written in or under.
+    pub fn entries_of<'a>(&'a self, top: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.entries
+            .iter()
+            .filter(move |(t, _)| t == top)
+            .map(|(_, e)| e.as_str())
+    }
+}
+
+/// Whether `merged` is `doc` with exactly `changes` applied: it holds every
+/// change of both, and its heads are what applying them would give.
+pub fn is_merge_of(merged: &Automerge, doc: &Automerge, changes: &[Change]) -> bool {
+    let mut heads: BTreeSet<ChangeHash> = doc.get_heads().into_iter().collect();
+    heads.extend(changes.iter().map(Change::hash));
+    // What a change of the batch depends on is no head any more.
+    for c in changes {
+        for d in c.deps() {
+            heads.remove(d);
+        }
+    }
+    let mut theirs = merged.get_heads();
+    theirs.sort();
+    theirs.len() == heads.len()
+        && theirs.iter().zip(&heads).all(|(a, b)| a == b)
+        && changes
+            .iter()
+            .all(|c| merged.get_change_meta_by_hash(&c.hash()).is_some())
 }
 
 /// Root keys that are written once, when the document is created.
@@ -244,6 +317,20 @@ pub fn validate_batch(
     author: &Author,
     today: Date,
 ) -> Result<Accepted, Refusal> {
+    validate_merged(id, doc, changes, None, author, today)
+}
+
+/// [`validate_batch`], given the document with the batch already applied
+/// when the sender sent it whole (`merged`; checked with [`is_merge_of`] and
+/// used instead of applying the batch to a copy).
+pub fn validate_merged(
+    id: DocumentId,
+    doc: &Automerge,
+    changes: Vec<Change>,
+    merged: Option<Automerge>,
+    author: &Author,
+    today: Date,
+) -> Result<Accepted, Refusal> {
     if changes.len() > MAX_BATCH_CHANGES {
         return Err(refuse(
             "batch.size",
@@ -270,6 +357,7 @@ pub fn validate_batch(
             applied: Vec::new(),
             pending,
             already_stored,
+            touched: Touched::default(),
         });
     }
     if let Some(c) = ready.iter().find(|c| !author.actors.contains(c.actor_id())) {
@@ -291,13 +379,19 @@ pub fn validate_batch(
         } else {
             None
         };
-    let mut fork = doc.clone();
-    fork.apply_changes(ready.iter().cloned()).map_err(|e| {
-        refuse(
-            "change.malformed",
-            format!("The changes could not be applied: {e}"),
-        )
-    })?;
+    let fork = match merged {
+        Some(m) if pending.is_empty() && is_merge_of(&m, doc, &ready) => m,
+        _ => {
+            let mut fork = doc.clone();
+            fork.apply_changes(ready.iter().cloned()).map_err(|e| {
+                refuse(
+                    "change.malformed",
+                    format!("The changes could not be applied: {e}"),
+                )
+            })?;
+            fork
+        }
+    };
     let ctx = match before {
         Some(ctx) => ctx,
         None => {
@@ -338,6 +432,7 @@ pub fn validate_batch(
         answers: HashMap::new(),
         event_fields: HashMap::new(),
         written: HashMap::new(),
+        touched: Touched::default(),
     };
     for c in &ready {
         check.change(c)?;
@@ -345,11 +440,13 @@ pub fn validate_batch(
     check.complete()?;
     check.answers()?;
     check.events()?;
+    let touched = std::mem::take(&mut check.touched);
     Ok(Accepted {
         doc: Some(fork),
         applied: ready,
         pending,
         already_stored,
+        touched,
     })
 }
 
@@ -407,6 +504,8 @@ struct Checker<'a> {
     event_fields: HashMap<OpKey, HashMap<String, String>>,
     /// Keys the batch wrote into each object it made.
     written: HashMap<OpKey, HashSet<String>>,
+    /// What the batch wrote, by part of the document.
+    touched: Touched,
 }
 
 impl Checker<'_> {
@@ -424,6 +523,7 @@ impl Checker<'_> {
                     let key = key_text(&op.key)
                         .ok_or_else(|| refuse("schema.root", "The document root must be a map."))?;
                     self.root_op(&key, &op.action)?;
+                    self.touched.roots.insert(key.clone());
                     if is_make {
                         let child = Place {
                             top: key.clone(),
@@ -439,6 +539,15 @@ impl Checker<'_> {
                     let obj = (obj.counter(), obj.actor().clone());
                     let place = self.place(&obj)?;
                     self.nested_op(&place, &obj, &op.key, op.insert, &op.action, opid.clone())?;
+                    self.touched.below.insert(place.top.clone());
+                    let entry = if place.at_top_object {
+                        key_text(&op.key)
+                    } else {
+                        place.second.clone()
+                    };
+                    if let Some(e) = entry {
+                        self.touched.entries.insert((place.top.clone(), e));
+                    }
                     if is_make {
                         // The new object's place follows from its parent's: no path lookup needed.
                         let key = key_text(&op.key);

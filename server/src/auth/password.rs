@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::secret::Secret;
 
@@ -32,69 +31,188 @@ pub enum PasswordError {
     Hashing(String),
 }
 
-fn argon2() -> Argon2<'static> {
+fn params() -> Params {
     // The constants are valid parameters (and argon2's default is the same OWASP minimum).
-    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(MEMORY_KIB, PASSES, LANES, None).unwrap_or_default()
 }
 
-/// Hashes a password into a PHC string (blocking: call from a blocking thread).
+/// The most memory a stored hash may ask for (a hash made with stronger
+/// parameters than today's still verifies, up to this).
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+
+/// Bytes of random salt per hash.
+const SALT_LEN: usize = 16;
+
+/// Argon2's working memory, kept for reuse. Each hash needs 19 MiB; freed
+/// and allocated again for every hash, those 19 MiB were never handed back
+/// nor reused by the allocator (a 64-byte-aligned block of that size), and a
+/// server grew by 19 MiB per login. One buffer per hashing thread, reused,
+/// keeps the memory flat.
+#[derive(Default)]
+pub struct Workspace(Vec<Block>);
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Workspace({} blocks)", self.0.len())
+    }
+}
+
+impl Workspace {
+    fn blocks(&mut self, params: &Params) -> &mut [Block] {
+        let n = params.block_count();
+        if self.0.len() < n {
+            self.0 = vec![Block::default(); n];
+        }
+        &mut self.0[..n]
+    }
+}
+
+fn hashing_error(e: impl std::fmt::Display) -> PasswordError {
+    PasswordError::Hashing(e.to_string())
+}
+
+thread_local! {
+    /// The working memory of threads that hash outside a [`Hasher`] (commands, seeding).
+    static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::default();
+}
+
+/// Hashes a password into a PHC string (blocking: call from a blocking
+/// thread), in the thread's own working memory.
 pub fn hash_blocking(password: &Secret) -> Result<String, PasswordError> {
+    WORKSPACE.with(|ws| match ws.try_borrow_mut() {
+        Ok(mut ws) => hash_in(password, &mut ws),
+        Err(_) => hash_in(password, &mut Workspace::default()),
+    })
+}
+
+/// Hashes a password into a PHC string in `ws`.
+pub fn hash_in(password: &Secret, ws: &mut Workspace) -> Result<String, PasswordError> {
     let len = std::str::from_utf8(password.expose())
         .map(|s| s.chars().count())
         .unwrap_or(0);
     if !(MIN_LENGTH..=MAX_LENGTH).contains(&len) {
         return Err(PasswordError::Length);
     }
-    argon2()
-        .hash_password(password.expose())
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hashing(e.to_string()))
+    let params = params();
+    let mut salt = [0u8; SALT_LEN];
+    getrandom::fill(&mut salt).map_err(hashing_error)?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password.expose(), &salt, &mut out, ws.blocks(&params))
+        .map_err(hashing_error)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(hashing_error)?,
+        salt: Some(Salt::new(&salt).map_err(hashing_error)?),
+        hash: Some(Output::new(&out).map_err(hashing_error)?),
+    };
+    Ok(phc.to_string())
 }
 
-fn verify_blocking(password: &Secret, hash: &str) -> bool {
-    password.expose().len() <= MAX_LENGTH * 4
-        && argon2().verify_password(password.expose(), hash).is_ok()
+/// Checks a password against a PHC string made by [`hash_in`] (or with
+/// stronger argon2id parameters), in `ws`.
+fn verify_in(password: &Secret, hash: &str, ws: &mut Workspace) -> bool {
+    if password.expose().len() > MAX_LENGTH * 4 {
+        return false;
+    }
+    let Ok(phc) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&phc) else {
+        return false;
+    };
+    let version = phc.version.map_or(Ok(Version::V0x13), Version::try_from);
+    if phc.algorithm != Algorithm::Argon2id.ident() || params.m_cost() > MAX_MEMORY_KIB {
+        return false;
+    }
+    let Ok(version) = version else {
+        return false;
+    };
+    let salt: &[u8] = salt.as_ref();
+    let mut out = vec![0u8; expected.len()];
+    let ok = Argon2::new(Algorithm::Argon2id, version, params.clone())
+        .hash_password_into_with_memory(password.expose(), salt, &mut out, ws.blocks(&params))
+        .is_ok();
+    // Output compares in constant time.
+    ok && Output::new(&out).is_ok_and(|o| o == *expected)
 }
 
-/// Hashes and verifies passwords off the async threads, a bounded number at a time.
+/// A job for a hashing thread.
+type Job = Box<dyn FnOnce(&mut Workspace) + Send>;
+
+/// Hashes and verifies passwords off the async threads, on a fixed set of
+/// threads of their own (so at most that many run at once).
+///
+/// Each thread keeps its argon2 working memory ([`Workspace`]) for the next
+/// hash, so the server's memory stays flat however many log in.
 #[derive(Clone, Debug)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
     dummy: Arc<String>,
 }
 
 impl Hasher {
-    /// A hasher allowing `concurrent` hashes at once.
+    /// A hasher with `concurrent` threads.
     pub fn new(concurrent: usize) -> Result<Hasher, PasswordError> {
         let dummy = hash_blocking(&Secret::from("dummy password for timing".to_owned()))?;
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for n in 0..concurrent.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("sqm-hash-{n}"))
+                .spawn(move || {
+                    let mut ws = Workspace::default();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut ws),
+                            // Every hasher is gone.
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        }
         Ok(Hasher {
-            permits: Arc::new(Semaphore::new(concurrent.max(1))),
+            jobs: tx,
             dummy: Arc::new(dummy),
         })
     }
 
+    /// Runs `work` on a hashing thread.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Workspace) -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |ws: &mut Workspace| {
+                let _ = tx.send(work(ws));
+            }))
+            .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        rx.await.map_err(|e| PasswordError::Hashing(e.to_string()))
+    }
+
     /// Hashes a new password.
     pub async fn hash(&self, password: Secret) -> Result<String, PasswordError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| PasswordError::Hashing(e.to_string()))?;
-        tokio::task::spawn_blocking(move || hash_blocking(&password))
-            .await
-            .map_err(|e| PasswordError::Hashing(e.to_string()))?
+        self.run(move |ws| hash_in(&password, ws)).await?
     }
 
     /// Checks a password against a stored hash, or against the dummy hash when
     /// there is none (the answer is then always false, after the same work).
     pub async fn verify(&self, password: Secret, hash: Option<String>) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return false;
-        };
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.as_str().to_owned());
-        let ok = tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
+        let ok = self
+            .run(move |ws| verify_in(&password, &hash, ws))
             .await
             .unwrap_or(false);
         ok && known
@@ -105,21 +223,82 @@ impl Hasher {
 mod tests {
     use super::*;
 
+    fn secret(s: &str) -> Secret {
+        Secret::from(s.to_owned())
+    }
+
     #[test]
     fn hashes_are_argon2id_with_owasp_parameters_and_verify() -> Result<(), PasswordError> {
-        let hash = hash_blocking(&Secret::from("correct horse".to_owned()))?;
+        let mut ws = Workspace::default();
+        let hash = hash_in(&secret("correct horse"), &mut ws)?;
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
         );
-        assert!(verify_blocking(
-            &Secret::from("correct horse".to_owned()),
-            &hash
-        ));
-        assert!(!verify_blocking(
-            &Secret::from("correct hors".to_owned()),
-            &hash
-        ));
+        assert!(verify_in(&secret("correct horse"), &hash, &mut ws));
+        assert!(!verify_in(&secret("correct hors"), &hash, &mut ws));
+        // Two hashes of one password differ (a fresh salt each).
+        assert_ne!(hash, hash_in(&secret("correct horse"), &mut ws)?);
+        Ok(())
+    }
+
+    #[test]
+    fn hashes_made_by_the_argon2_crate_itself_still_verify() {
+        use argon2::password_hash::PasswordHasher;
+        // How stored hashes were made before the reusable working memory.
+        let stored = Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
+            .hash_password(b"correct horse")
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let mut ws = Workspace::default();
+        assert!(verify_in(&secret("correct horse"), &stored, &mut ws));
+        assert!(!verify_in(&secret("wrong horse"), &stored, &mut ws));
+        // Stronger parameters verify too.
+        let stronger = Params::new(2 * MEMORY_KIB, 3, 1, None).unwrap_or_default();
+        let strong = Argon2::new(Algorithm::Argon2id, Version::V0x13, stronger)
+            .hash_password(b"correct horse")
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(strong.contains("m=38912,t=3"), "{strong}");
+        assert!(verify_in(&secret("correct horse"), &strong, &mut ws));
+    }
+
+    #[test]
+    fn other_algorithms_oversized_memory_and_garbage_never_verify() {
+        use argon2::password_hash::PasswordHasher;
+        let mut ws = Workspace::default();
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params())
+            .hash_password(b"correct horse")
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(argon2i.starts_with("$argon2i$"), "{argon2i}");
+        assert!(!verify_in(&secret("correct horse"), &argon2i, &mut ws));
+        let huge = format!(
+            "$argon2id$v=19$m={},t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            MAX_MEMORY_KIB + 1
+        );
+        assert!(!verify_in(&secret("correct horse"), &huge, &mut ws));
+        assert!(ws.0.is_empty(), "no memory was taken for a refused hash");
+        for bad in [
+            "",
+            "plain text",
+            "$argon2id$v=19$m=19456,t=2,p=1$",
+            "$argon2id$",
+        ] {
+            assert!(!verify_in(&secret("correct horse"), bad, &mut ws), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_working_memory_serves_every_hash() -> Result<(), PasswordError> {
+        let mut ws = Workspace::default();
+        let first = hash_in(&secret("correct horse"), &mut ws)?;
+        let at = ws.0.as_ptr();
+        for _ in 0..3 {
+            assert!(verify_in(&secret("correct horse"), &first, &mut ws));
+        }
+        assert_eq!(ws.0.as_ptr(), at, "the blocks were not allocated again");
+        assert_eq!(ws.0.len(), params().block_count());
         Ok(())
     }
 

@@ -363,19 +363,33 @@ pub async fn write_projection(
                 .bind(&id)
                 .execute(&mut **tx)
                 .await?;
-            for f in findings {
-                sqlx::query(
-                    "INSERT INTO findings (audit_id, finding_id, class, clause, process, text) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&id)
-                .bind(&f.finding_id)
-                .bind(&f.class)
-                .bind(&f.clause)
-                .bind(f.process.as_deref())
-                .bind(&f.text)
-                .execute(&mut **tx)
-                .await?;
+            for chunk in findings.chunks(ROWS_PER_INSERT) {
+                use std::fmt::Write;
+                let mut sql = String::from(
+                    "INSERT INTO findings (audit_id, finding_id, class, clause, process, text) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    let b = 2 + 5 * i;
+                    let _ = write!(
+                        sql,
+                        "{sep}($1, ${b}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4
+                    );
+                }
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&id);
+                for f in chunk {
+                    q = q
+                        .bind(&f.finding_id)
+                        .bind(&f.class)
+                        .bind(&f.clause)
+                        .bind(f.process.as_deref())
+                        .bind(&f.text);
+                }
+                q.execute(&mut **tx).await?;
             }
         }
         Projection::Nc(nc) => {

@@ -21,6 +21,8 @@ pub struct Baselines {
     pub changes: usize,
     /// Bytes of the encoded sync messages, both ways.
     pub sync_bytes: u64,
+    /// Sync messages, both ways.
+    pub sync_messages: u64,
     /// Documents whose plain sync did not end with equal heads (none expected).
     pub sync_mismatches: usize,
 }
@@ -79,7 +81,9 @@ pub fn measure(tablets: &[Tablet], before: &HashMap<DocumentId, Automerge>) -> R
             .chain((tablet_copies.len() > 1).then_some(0))
             .collect();
         for k in order {
-            out.sync_bytes += plain_sync(&mut tablet_copies[k], &mut server_copy)?;
+            let (bytes, messages) = plain_sync(&mut tablet_copies[k], &mut server_copy)?;
+            out.sync_bytes += bytes;
+            out.sync_messages += messages;
         }
         let mut want = server_copy.get_heads();
         want.sort();
@@ -95,26 +99,29 @@ pub fn measure(tablets: &[Tablet], before: &HashMap<DocumentId, Automerge>) -> R
 }
 
 /// Syncs two documents with plain Automerge sync until neither has anything
-/// to say; returns the bytes of the encoded messages.
-fn plain_sync(a: &mut Automerge, b: &mut Automerge) -> Result<u64> {
+/// to say; returns the bytes and the number of the encoded messages.
+fn plain_sync(a: &mut Automerge, b: &mut Automerge) -> Result<(u64, u64)> {
     let (mut sa, mut sb) = (State::new(), State::new());
     let mut bytes = 0u64;
+    let mut messages = 0u64;
     for _ in 0..100 {
         let mut quiet = true;
         if let Some(m) = a.generate_sync_message(&mut sa) {
             let encoded = m.encode();
             bytes += encoded.len() as u64;
+            messages += 1;
             b.receive_sync_message(&mut sb, Message::decode(&encoded)?)?;
             quiet = false;
         }
         if let Some(m) = b.generate_sync_message(&mut sb) {
             let encoded = m.encode();
             bytes += encoded.len() as u64;
+            messages += 1;
             a.receive_sync_message(&mut sa, Message::decode(&encoded)?)?;
             quiet = false;
         }
         if quiet {
-            return Ok(bytes);
+            return Ok((bytes, messages));
         }
     }
     anyhow::bail!("plain Automerge sync did not go quiet in 100 rounds")

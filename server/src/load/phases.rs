@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::http::Http;
-use super::report::Report;
+use super::report::{self, Report};
 use super::setup::Layout;
 use super::{Deadline, LoadArgs, Own};
 use super::{baseline, day, download, live, reconnect, server, work};
@@ -33,6 +33,8 @@ pub(super) async fn run(
 ) -> Result<()> {
     let started = Instant::now();
     let tablets = download::sign_in_all(http, &layout.tablets).await?;
+    // What the server holds with every tablet signed in and no document open.
+    let signed_in_rss = own.and_then(|o| server::rss_mib(o.pid()));
     let (_, header) = tablets[0]
         .leads
         .first()
@@ -83,17 +85,18 @@ pub(super) async fn run(
         ));
     }
     println!(
-        "baselines: {} changes applied by plain Automerge in {:.3} s; plain sync of the same: {:.2} MB",
+        "baselines: {} changes applied by plain Automerge in {:.3} s; plain sync of the same: {:.2} MB in {} messages",
         base.changes,
         base.apply.as_secs_f64(),
-        base.sync_bytes as f64 / 1e6
+        base.sync_bytes as f64 / 1e6,
+        base.sync_messages
     );
 
     let stored_before = match own {
         Some(o) => count(&o.db, "changes").await,
         None => None,
     };
-    let rss_before = own.and_then(|o| server::rss_mib(o.pid()));
+    let sampler = own.map(|o| server::RssSampler::start(o.pid()));
     let cpu_before = own.and_then(|o| server::cpu_seconds(o.pid(), ticks));
     let tool_before = server::own_cpu_seconds(ticks);
     let converge = match args.converge_timeout {
@@ -107,13 +110,19 @@ pub(super) async fn run(
     let (clients, rc) = reconnect::reconnect(http, &mut tablets, converge).await;
     let cpu_after = own.and_then(|o| server::cpu_seconds(o.pid(), ticks));
     let tool_after = server::own_cpu_seconds(ticks);
-    let rss_after = own.and_then(|o| server::rss_mib(o.pid()));
-    report.rss_around_reconnect = rss_before.zip(rss_after);
+    if let (Some(base), Some(sampler)) = (signed_in_rss, sampler) {
+        report.memory = Some(report::Memory {
+            signed_in_mib: base,
+            reconnect_peak_mib: sampler.stop().await,
+            open_documents: layout.audits.len(),
+        });
+    }
     report.server_cpu_s = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
     report.tool_cpu_s = tool_before.zip(tool_after).map(|(a, b)| b - a);
     report.converged = rc.converged;
     report.seconds = rc.seconds;
     (report.bytes_up, report.bytes_down) = rc.bytes;
+    report.frames = rc.frames;
     report.failures.extend(rc.failures);
     if rc.rejections > 0 {
         report.failures.push(format!(

@@ -38,6 +38,8 @@ pub struct Reconnected {
     pub seconds: f64,
     /// Bytes sent and received by the tablets.
     pub bytes: (u64, u64),
+    /// Frames sent and received by the tablets.
+    pub frames: (u64, u64),
     /// Refusals the server sent.
     pub rejections: usize,
     /// What went wrong, per tablet.
@@ -122,6 +124,8 @@ pub async fn reconnect(
                     Ok(client) => {
                         out.bytes.0 += client.bytes.0;
                         out.bytes.1 += client.bytes.1;
+                        out.frames.0 += client.frames.0;
+                        out.frames.1 += client.frames.1;
                         out.rejections += client.rejections.len();
                         clients.push(Some(client));
                     }

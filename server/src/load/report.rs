@@ -18,6 +18,8 @@ pub struct Report {
     pub bytes_up: u64,
     /// Bytes received by the tablets during the reconnect phase.
     pub bytes_down: u64,
+    /// Frames the tablets sent and received in the reconnect phase.
+    pub frames: (u64, u64),
     /// Server CPU seconds during the reconnect phase (own server only).
     pub server_cpu_s: Option<f64>,
     /// This tool's CPU seconds during the reconnect phase.
@@ -38,10 +40,31 @@ pub struct Report {
     pub live_connections: usize,
     /// The server's peak resident memory (own server only).
     pub peak_rss_mib: Option<f64>,
-    /// The server's resident memory before and after the reconnect phase (own server only).
-    pub rss_around_reconnect: Option<(f64, f64)>,
+    /// The server's memory with tablets signed in and with every document open (own server only).
+    pub memory: Option<Memory>,
     /// What went wrong.
     pub failures: Vec<String>,
+}
+
+/// The server's resident memory around the reconnect phase.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    /// With every tablet signed in and no document open (before the download).
+    pub signed_in_mib: f64,
+    /// The highest seen while the tablets reconnected (every document open).
+    pub reconnect_peak_mib: f64,
+    /// Documents open at once in the reconnect phase.
+    pub open_documents: usize,
+}
+
+impl Memory {
+    /// What each open document adds to the server's memory.
+    pub fn kib_per_document(&self) -> f64 {
+        per(
+            (self.reconnect_peak_mib - self.signed_in_mib).max(0.0) * 1024.0,
+            self.open_documents as f64,
+        )
+    }
 }
 
 fn per(a: f64, b: f64) -> f64 {
@@ -75,10 +98,12 @@ impl Report {
             per(n, self.seconds)
         )];
         out.push(format!(
-            "  wire: {:.2} MB up, {:.2} MB down = {:.1} bytes per change",
+            "  wire: {:.2} MB up, {:.2} MB down = {:.1} bytes per change; {} frames up, {} down",
             self.bytes_up as f64 / 1e6,
             self.bytes_down as f64 / 1e6,
-            self.bytes_per_change()
+            self.bytes_per_change(),
+            self.frames.0,
+            self.frames.1
         ));
         match (self.server_cpu_s, self.server_us_per_change()) {
             (Some(s), Some(us)) => out.push(format!(
@@ -123,9 +148,13 @@ impl Report {
                 String::new()
             }
         ));
-        if let Some((before, after)) = self.rss_around_reconnect {
+        if let Some(m) = &self.memory {
             out.push(format!(
-                "server memory (VmRSS): {before:.1} MiB before the reconnect, {after:.1} MiB after"
+                "server memory (VmRSS): {:.1} MiB with every tablet signed in, at most {:.1} MiB with {} documents open = {:.1} KiB per open document",
+                m.signed_in_mib,
+                m.reconnect_peak_mib,
+                m.open_documents,
+                m.kib_per_document()
             ));
         }
         out.push(match self.peak_rss_mib {

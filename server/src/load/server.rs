@@ -157,6 +157,39 @@ pub fn own_cpu_seconds(ticks_per_s: f64) -> Option<f64> {
     cpu_seconds(std::process::id(), ticks_per_s)
 }
 
+/// Samples a process's resident memory until stopped; keeps the highest.
+#[derive(Debug)]
+pub struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<f64>,
+}
+
+impl RssSampler {
+    /// Starts sampling every 50 ms.
+    pub fn start(pid: u32) -> RssSampler {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut peak: f64 = 0.0;
+            while !flag.load(Ordering::Acquire) {
+                if let Some(m) = rss_mib(pid) {
+                    peak = peak.max(m);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            rss_mib(pid).map_or(peak, |m| peak.max(m))
+        });
+        RssSampler { stop, task }
+    }
+
+    /// Stops; the highest resident memory seen, in MiB.
+    pub async fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.task.await.unwrap_or(0.0)
+    }
+}
+
 /// A process's peak resident memory (VmHWM), in MiB.
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     memory_mib(pid, "VmHWM:")

@@ -17,13 +17,14 @@ use sync_core::envelope::Envelope;
 use sync_core::ids::DocumentId;
 use sync_core::nc::DueRules;
 use sync_core::permissions::{Author, DocContext};
+use sync_core::validate::Touched;
 use tokio::sync::mpsc;
 
 use super::writer::{StoreJob, WriterJob};
 use super::{PeerMeta, SyncHandle, close};
 use crate::db::documents::{self, Origin, Quarantined};
 use crate::db::now_ms;
-use crate::projection::project;
+use crate::projection::Projector;
 
 /// What the hub is told.
 #[derive(Debug)]
@@ -138,6 +139,17 @@ struct Bucket {
     at: Instant,
 }
 
+/// An [`Effect::Store`], taken apart.
+struct StoreEffect {
+    ticket: u64,
+    doc: DocumentId,
+    peer: Option<PeerId>,
+    hashes: Vec<sync_core::automerge::ChangeHash>,
+    changes: Vec<Vec<u8>>,
+    touched: Touched,
+    base: Vec<sync_core::automerge::ChangeHash>,
+}
+
 struct Hub {
     sync: SyncHandle,
     engine: Engine,
@@ -154,6 +166,8 @@ struct Hub {
     /// Documents that may have no connection left (unloaded on the next tick).
     maybe_idle: HashSet<DocumentId>,
     rules: DueRules,
+    /// Report rows of the loaded documents, kept up to date batch by batch.
+    projector: Projector,
 }
 
 /// Starts the hub on a thread of its own.
@@ -178,6 +192,7 @@ pub fn start(
         buckets: HashMap::new(),
         maybe_idle: HashSet::new(),
         rules: DueRules::default(),
+        projector: Projector::default(),
     };
     let spawned = std::thread::Builder::new()
         .name("sqm-sync-hub".into())
@@ -234,10 +249,12 @@ impl Hub {
                         self.maybe_idle.insert(doc);
                         continue;
                     }
-                    if !self.loading.contains_key(&doc)
-                        && !self.engine.evict(&doc)
-                        && self.engine.doc_peers(&doc).is_empty()
-                    {
+                    if self.loading.contains_key(&doc) {
+                        continue;
+                    }
+                    if self.engine.evict(&doc) {
+                        self.projector.forget(&doc);
+                    } else if self.engine.doc_peers(&doc).is_empty() {
                         // Still storing: try again on the next tick.
                         self.maybe_idle.insert(doc);
                     }
@@ -568,7 +585,17 @@ impl Hub {
                     peer,
                     hashes,
                     changes,
-                } => self.store(ticket, doc, peer, hashes, changes),
+                    touched,
+                    base,
+                } => self.store(StoreEffect {
+                    ticket,
+                    doc,
+                    peer,
+                    hashes,
+                    changes,
+                    touched,
+                    base,
+                }),
                 Effect::Replace { ticket, .. } => {
                     // Only devices replace documents; confirm so nothing waits on it.
                     let fx = self.engine.handle(now(), Input::Stored { ticket });
@@ -633,19 +660,24 @@ impl Hub {
         }
     }
 
-    fn store(
-        &mut self,
-        ticket: u64,
-        doc: DocumentId,
-        peer: Option<PeerId>,
-        hashes: Vec<sync_core::automerge::ChangeHash>,
-        changes: Vec<Vec<u8>>,
-    ) {
+    fn store(&mut self, e: StoreEffect) {
+        let StoreEffect {
+            ticket,
+            doc,
+            peer,
+            hashes,
+            changes,
+            touched,
+            base,
+        } = e;
         let origin = self.origin(peer);
         let Some(am) = self.engine.doc(&doc) else {
             return;
         };
-        let (ctx, projection) = match (DocContext::read(am), project(am, &self.rules)) {
+        let projected = self
+            .projector
+            .project(doc, am, &base, &touched, &self.rules);
+        let (ctx, projection) = match (DocContext::read(am), projected) {
             (Ok(ctx), Ok(p)) => (ctx, p),
             (Err(e), _) | (_, Err(e)) => {
                 // The validator only accepts documents that read; this is a fault.
@@ -657,6 +689,11 @@ impl Hub {
             self.first_stores.insert(ticket, doc);
         }
         let n = hashes.len();
+        self.sync.metrics.count(
+            "sqm_sync_batches_accepted_total",
+            "Batches of changes accepted from devices (one store each).",
+            1,
+        );
         self.sync.metrics.count(
             "sqm_sync_changes_accepted_total",
             "Changes accepted from devices (stored once committed).",

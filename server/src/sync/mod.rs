@@ -79,6 +79,7 @@ pub fn socket_limits(limits: EngineLimits) -> EngineLimits {
     EngineLimits {
         retry_after_ms: 10_000,
         max_retry_after_ms: 120_000,
+        retry_when_peer_quiet: true,
         ..limits
     }
 }

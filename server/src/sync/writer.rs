@@ -7,7 +7,7 @@
 //! A failed commit is retried until it succeeds: nothing is acknowledged that
 //! is not stored, and the devices keep their changes meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ use crate::projection::Projection;
 
 /// The most jobs one transaction takes.
 const MAX_BATCH: usize = 2048;
+
+/// Documents the writer remembers as recorded (past this it starts again).
+const MAX_KNOWN: usize = 100_000;
 
 /// A document is compacted once this many of its changes were stored since
 /// (counted by this process; a restart only delays it).
@@ -44,8 +47,9 @@ pub struct StoreJob {
     pub changes: Vec<Vec<u8>>,
     /// Who sent them.
     pub origin: Origin,
-    /// The document's projection rows with them applied.
-    pub projection: Projection,
+    /// The document's projection rows with them applied (`None`: the same
+    /// as the last ones handed to the writer).
+    pub projection: Option<Projection>,
 }
 
 /// One thing to write.
@@ -67,6 +71,8 @@ pub fn start(
     let (tx, mut rx) = mpsc::unbounded_channel::<WriterJob>();
     tokio::spawn(async move {
         let mut since_snapshot: HashMap<DocumentId, usize> = HashMap::new();
+        // Documents known to have their `documents` row (rows are never removed).
+        let mut known: HashSet<DocumentId> = HashSet::new();
         while let Some(first) = rx.recv().await {
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
@@ -77,8 +83,15 @@ pub fn start(
             }
             let mut wait = Duration::from_millis(50);
             loop {
-                match commit(&db, &jobs, &server_id).await {
+                match commit(&db, &jobs, &server_id, &known).await {
                     Ok(stored) => {
+                        if known.len() > MAX_KNOWN {
+                            known.clear();
+                        }
+                        known.extend(jobs.iter().filter_map(|j| match j {
+                            WriterJob::Store(s) => Some(s.doc),
+                            WriterJob::Quarantine(_) => None,
+                        }));
                         metrics.count(
                             "sqm_sync_changes_stored_total",
                             "Changes committed to the database.",
@@ -129,7 +142,12 @@ pub fn start(
 }
 
 /// Commits a batch of jobs in one transaction; returns how many changes were new.
-async fn commit(db: &Db, jobs: &[WriterJob], server_id: &str) -> Result<usize, DbError> {
+async fn commit(
+    db: &Db,
+    jobs: &[WriterJob],
+    server_id: &str,
+    known: &HashSet<DocumentId>,
+) -> Result<usize, DbError> {
     let mut tx = db.begin().await?;
     // Taking the receipt chain first also takes the write lock first (SQLite
     // would otherwise have to upgrade a read lock, which can fail under load).
@@ -141,10 +159,13 @@ async fn commit(db: &Db, jobs: &[WriterJob], server_id: &str) -> Result<usize, D
     let mut stored = 0;
     // The last projection of each document in the batch is the one to keep.
     let mut projections: HashMap<DocumentId, &Projection> = HashMap::new();
+    let mut docs: HashSet<DocumentId> = HashSet::new();
     for job in jobs {
         match job {
             WriterJob::Store(s) => {
-                documents::ensure_document(&mut tx, &s.ctx, None, &s.origin.username).await?;
+                if !known.contains(&s.doc) {
+                    documents::ensure_document(&mut tx, &s.ctx, None, &s.origin.username).await?;
+                }
                 let chain = match prev.take() {
                     Some(p) => p,
                     None => documents::lock_receipts(&mut tx).await?,
@@ -159,7 +180,10 @@ async fn commit(db: &Db, jobs: &[WriterJob], server_id: &str) -> Result<usize, D
                     documents::append_changes(&mut tx, &s.doc, &pairs, &s.origin, chain).await?;
                 prev = Some(last);
                 stored += new;
-                projections.insert(s.doc, &s.projection);
+                docs.insert(s.doc);
+                if let Some(p) = &s.projection {
+                    projections.insert(s.doc, p);
+                }
             }
             WriterJob::Quarantine(q) => documents::quarantine(&mut tx, q).await?,
         }
@@ -168,7 +192,7 @@ async fn commit(db: &Db, jobs: &[WriterJob], server_id: &str) -> Result<usize, D
         documents::write_projection(&mut tx, doc, projection).await?;
     }
     if db.kind() == DbKind::Postgres {
-        for doc in projections.keys() {
+        for doc in &docs {
             super::notify::announce(&mut tx, server_id, doc).await?;
         }
     }

@@ -35,6 +35,7 @@ use crate::edit::{Edit, apply_edit};
 use crate::envelope::{Body, Envelope, ErrorCode};
 use crate::ids::DocumentId;
 use crate::permissions::{Author, Refusal, refuse};
+use crate::validate::Touched;
 
 mod recover;
 mod salvage;
@@ -68,6 +69,11 @@ pub struct Limits {
     pub retry_after_ms: i64,
     /// Each unanswered retry doubles the wait, up to this (ms).
     pub max_retry_after_ms: i64,
+    /// Count the wait from the last word the peer said about any document,
+    /// not only this one. Over a transport that loses nothing while it is up
+    /// (a socket), a busy peer is a slow peer, not a lost message: resending
+    /// to it would only add to its work.
+    pub retry_when_peer_quiet: bool,
 }
 
 impl Default for Limits {
@@ -78,6 +84,7 @@ impl Default for Limits {
             max_inflated_bytes: 64 << 20,
             retry_after_ms: RETRY_AFTER_MS,
             max_retry_after_ms: RETRY_AFTER_MS,
+            retry_when_peer_quiet: false,
         }
     }
 }
@@ -178,6 +185,10 @@ pub enum Effect {
         hashes: Vec<ChangeHash>,
         /// The changes' bytes, in dependency order.
         changes: Vec<Vec<u8>>,
+        /// What they wrote, by part of the document (what derived rows to read again).
+        touched: Touched,
+        /// The document's heads before they were applied.
+        base: Vec<ChangeHash>,
     },
     /// Store this saved document in place of the one held, then feed back
     /// [`Input::Stored`] (a device after a refusal: changes were taken out).
@@ -260,6 +271,8 @@ struct Peer {
     pending: usize,
     /// Changes to documents it may not see, already quarantined (not again).
     quarantined: HashSet<ChangeHash>,
+    /// When it last sent anything (ms).
+    last_heard: i64,
 }
 
 #[derive(Debug)]
@@ -424,6 +437,7 @@ impl Engine {
             Some(d) => d.am.clone(),
             None => Automerge::new(),
         };
+        let base = am.get_heads();
         am.set_actor(actor.clone());
         let change = apply_edit(id, &mut am, edit, author, now)?;
         self.local.entry(id).or_default().push(LocalEdit {
@@ -445,7 +459,7 @@ impl Engine {
         for p in peers {
             self.share(p, id);
         }
-        self.store(id, None, vec![change]);
+        self.store(id, None, vec![change], Touched::unknown(), base);
         self.out.push(Effect::Notify(Notice::Changed(id)));
         Ok(std::mem::take(&mut self.out))
     }
@@ -461,6 +475,7 @@ impl Engine {
                         docs: BTreeMap::new(),
                         pending: 0,
                         quarantined: HashSet::new(),
+                        last_heard: now.0,
                     },
                 );
                 for d in docs {
@@ -598,7 +613,14 @@ impl Engine {
         ticket
     }
 
-    fn store(&mut self, id: DocumentId, peer: Option<PeerId>, changes: Vec<Change>) {
+    fn store(
+        &mut self,
+        id: DocumentId,
+        peer: Option<PeerId>,
+        changes: Vec<Change>,
+        touched: Touched,
+        base: Vec<ChangeHash>,
+    ) {
         if changes.is_empty() {
             return;
         }
@@ -609,6 +631,8 @@ impl Engine {
             peer,
             hashes: changes.iter().map(Change::hash).collect(),
             changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+            touched,
+            base,
         });
     }
 
@@ -677,12 +701,14 @@ impl Engine {
     fn retry(&mut self, now: Timestamp) {
         let mut due = Vec::new();
         let (base, cap) = (self.limits.retry_after_ms, self.limits.max_retry_after_ms);
+        let quiet = self.limits.retry_when_peer_quiet;
         for (peer, p) in &mut self.peers {
+            let heard = if quiet { p.last_heard } else { i64::MIN };
             for (id, pd) in &mut p.docs {
                 let wait = base
                     .saturating_mul(1i64 << pd.retries.min(20))
                     .min(cap.max(base));
-                if pd.state.in_flight && now.0 - pd.last_send >= wait {
+                if pd.state.in_flight && now.0 - pd.last_send.max(heard) >= wait {
                     pd.retries += 1;
                     // The message or its answer was lost: forget what we think we sent.
                     pd.state.in_flight = false;
@@ -705,9 +731,10 @@ impl Engine {
     }
 
     fn received(&mut self, peer: PeerId, bytes: &[u8], now: Timestamp) {
-        if !self.peers.contains_key(&peer) {
+        let Some(p) = self.peers.get_mut(&peer) else {
             return;
-        }
+        };
+        p.last_heard = now.0;
         let env = match Envelope::decode(bytes) {
             Ok(e) => e,
             Err(e) => {
@@ -819,7 +846,10 @@ impl Engine {
                     .push(Effect::Notify(Notice::Created { doc: id, peer }));
             }
         }
-        let changes = match extract_changes(&msg, self.limits.max_inflated_bytes) {
+        let Some(have) = self.docs.get(&id).map(|d| &d.am) else {
+            return;
+        };
+        let extracted = match extract_changes(&msg, self.limits.max_inflated_bytes, have) {
             Ok(c) => c,
             Err(ExtractError::Malformed(e)) => {
                 return self.error(peer, id, ErrorCode::Malformed, e);
@@ -844,25 +874,32 @@ impl Engine {
         };
         p.pending -= pd.pending.len();
         let mut batch = std::mem::take(&mut pd.pending);
+        let offered = extracted.changes.len();
         batch.extend(
-            changes
+            extracted
+                .changes
                 .into_iter()
                 .filter(|c| !pd.refused.contains(&c.hash())),
         );
+        // The sender's whole document stands for the batch only when the
+        // batch is exactly what it adds to ours.
+        let merged = extracted.merged.filter(|_| batch.len() == offered);
         let mut stored = Vec::new();
+        let mut touched = Touched::default();
+        let base = doc.am.get_heads();
         let mut refused = None;
         let mut overflow = false;
         if !batch.is_empty() {
             let verdict = if is_server {
                 match &author {
-                    Some(a) => salvage::judge(id, &doc.am, batch, a, today),
+                    Some(a) => salvage::judge(id, &doc.am, batch, merged, a, today),
                     None => salvage::Verdict::refuse_all(
                         batch,
                         refuse("auth", "This connection has no authenticated user."),
                     ),
                 }
             } else {
-                match trust(&doc.am, batch) {
+                match trust(&doc.am, batch, merged) {
                     Ok(acc) => salvage::Verdict {
                         accepted: acc,
                         refused: None,
@@ -887,6 +924,7 @@ impl Engine {
                 pd.pending = acc.pending;
             }
             stored = acc.applied;
+            touched = acc.touched;
             refused = verdict.refused;
         }
         if let Some((refusal, batch)) = refused {
@@ -915,7 +953,7 @@ impl Engine {
             );
             self.error(peer, id, ErrorCode::LimitExceeded, message);
             if !stored.is_empty() {
-                self.store(id, Some(peer), stored);
+                self.store(id, Some(peer), stored, touched, base);
                 self.out.push(Effect::Notify(Notice::Changed(id)));
             }
             return;
@@ -951,7 +989,7 @@ impl Engine {
             self.prune_acknowledged(peer, id);
         }
         if !stored.is_empty() {
-            self.store(id, Some(peer), stored);
+            self.store(id, Some(peer), stored, touched, base);
             self.out.push(Effect::Notify(Notice::Changed(id)));
         }
         self.flush_doc(id, now);
@@ -964,10 +1002,12 @@ impl Engine {
     /// from it (it keeps its own copy).
     fn not_permitted(&mut self, peer: PeerId, id: DocumentId, msg: &sync::Message) {
         let message = format!("You may no longer see or edit document {id}.");
-        let changes = extract_changes(msg, self.limits.max_inflated_bytes).unwrap_or_default();
         let Some(doc) = self.docs.get(&id) else {
             return;
         };
+        let changes = extract_changes(msg, self.limits.max_inflated_bytes, &doc.am)
+            .map(|e| e.changes)
+            .unwrap_or_default();
         let seen = self.peers.get(&peer).map(|p| &p.quarantined);
         let new_here = |h: &ChangeHash| {
             doc.am.get_change_meta_by_hash(h).is_none() && seen.is_none_or(|q| !q.contains(h))
@@ -1018,7 +1058,7 @@ impl Engine {
             .iter()
             .filter_map(|b| Change::try_from(b.as_slice()).ok())
             .collect();
-        match trust(&doc.am, parsed) {
+        match trust(&doc.am, parsed, None) {
             Ok(acc) => {
                 if let Some(new) = acc.doc {
                     doc.am = new;
@@ -1039,6 +1079,7 @@ impl Engine {
 fn trust(
     doc: &Automerge,
     changes: Vec<Change>,
+    merged: Option<Automerge>,
 ) -> Result<crate::validate::Accepted, (Refusal, Vec<Change>)> {
     let fresh = changes
         .into_iter()
@@ -1051,20 +1092,28 @@ fn trust(
             applied: ready,
             pending,
             already_stored: 0,
+            touched: crate::validate::Touched::default(),
         });
     }
-    let mut fork = doc.clone();
-    if let Err(e) = fork.apply_changes(ready.iter().cloned()) {
-        let refusal = refuse(
-            "change.malformed",
-            format!("The server's changes could not be applied: {e}"),
-        );
-        return Err((refusal, ready));
-    }
+    let fork = match merged {
+        Some(m) if pending.is_empty() && crate::validate::is_merge_of(&m, doc, &ready) => m,
+        _ => {
+            let mut fork = doc.clone();
+            if let Err(e) = fork.apply_changes(ready.iter().cloned()) {
+                let refusal = refuse(
+                    "change.malformed",
+                    format!("The server's changes could not be applied: {e}"),
+                );
+                return Err((refusal, ready));
+            }
+            fork
+        }
+    };
     Ok(crate::validate::Accepted {
         doc: Some(fork),
         applied: ready,
         pending,
         already_stored: 0,
+        touched: crate::validate::Touched::unknown(),
     })
 }

@@ -12,7 +12,7 @@ use automerge::{Automerge, Change, ChangeHash};
 use crate::date::Date;
 use crate::ids::DocumentId;
 use crate::permissions::{Author, Refusal};
-use crate::validate::{Accepted, split_ready, validate_batch};
+use crate::validate::{Accepted, Touched, split_ready, validate_batch, validate_merged};
 
 /// Past this many changes a refused batch is refused whole: judging changes
 /// one by one costs a copy of the document each, and a hostile peer must not
@@ -37,6 +37,7 @@ impl Verdict {
                 applied: Vec::new(),
                 pending: Vec::new(),
                 already_stored: 0,
+                touched: Touched::default(),
             },
             refused: Some((refusal, batch)),
         }
@@ -44,17 +45,20 @@ impl Verdict {
 }
 
 /// Judges a batch from `author` against `doc`.
+/// `merged`, if given, is `doc` with the whole batch applied (see
+/// [`crate::validate::validate_merged`]).
 pub fn judge(
     id: DocumentId,
     doc: &Automerge,
     batch: Vec<Change>,
+    merged: Option<Automerge>,
     author: &Author,
     today: Date,
 ) -> Verdict {
     let whole = if batch.len() <= MAX_SALVAGE {
-        validate_batch(id, doc, batch.clone(), author, today)
+        validate_merged(id, doc, batch.clone(), merged, author, today)
     } else {
-        return match validate_batch(id, doc, batch.clone(), author, today) {
+        return match validate_merged(id, doc, batch.clone(), merged, author, today) {
             Ok(accepted) => Verdict {
                 accepted,
                 refused: None,
@@ -90,6 +94,7 @@ fn one_by_one(
     let mut refused = Vec::new();
     let mut bad: HashSet<ChangeHash> = HashSet::new();
     let mut first = None;
+    let mut touched = Touched::default();
     for change in ready {
         if change.deps().iter().any(|d| bad.contains(d)) {
             bad.insert(change.hash());
@@ -103,6 +108,7 @@ fn one_by_one(
                     current = Some(d);
                 }
                 applied.extend(acc.applied);
+                touched.merge(acc.touched);
             }
             Err(r) => {
                 first.get_or_insert(r);
@@ -134,6 +140,7 @@ fn one_by_one(
             applied,
             pending,
             already_stored: 0,
+            touched,
         },
         refused,
     }

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use automerge::sync;
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::inflate;
 
@@ -77,17 +77,33 @@ pub(super) fn missing_deps(doc: &Automerge, pending: &[Change]) -> Vec<ChangeHas
     out
 }
 
+/// What a sync message carried.
+#[derive(Debug, Default)]
+pub(super) struct Extracted {
+    /// The changes (for a whole document: those `have` lacks).
+    pub changes: Vec<Change>,
+    /// When the message was one whole document: that document merged with
+    /// `have`, which is `have` with `changes` applied (no need to apply them
+    /// again). `None` when `have` held too much the sender lacks.
+    pub merged: Option<Automerge>,
+}
+
 /// The changes carried by a sync message: a sequence of storage chunks per entry
 /// (single changes, concatenated changes, a whole document or a bundle). Their
-/// decompressed size together may not pass `budget`.
+/// decompressed size together may not pass `budget`. `have` is the receiver's
+/// copy of the document.
 pub(super) fn extract_changes(
     msg: &sync::Message,
     budget: usize,
-) -> Result<Vec<Change>, ExtractError> {
-    let mut out = Vec::new();
+    have: &Automerge,
+) -> Result<Extracted, ExtractError> {
+    let mut out = Extracted::default();
     let mut left = budget;
+    let mut chunks = 0;
+    let mut whole = None;
     for entry in msg.changes.iter() {
         for chunk in split_chunks(entry).map_err(ExtractError::Malformed)? {
+            chunks += 1;
             let size = inflate::chunk_size(chunk, left).map_err(|e| match e {
                 inflate::InflateError::TooLarge { .. } => ExtractError::TooLarge(budget),
                 inflate::InflateError::Malformed(what) => ExtractError::Malformed(format!(
@@ -101,13 +117,27 @@ pub(super) fn extract_changes(
                 ))
             };
             match chunk.get(8) {
-                Some(1 | 2) => out.push(Change::try_from(chunk).map_err(|e| unreadable(&e))?),
-                Some(0) => out.extend(
-                    Automerge::load(chunk)
-                        .map_err(|e| unreadable(&e))?
-                        .get_changes(&[]),
-                ),
-                Some(3) => out.extend(
+                Some(1 | 2) => out
+                    .changes
+                    .push(Change::try_from(chunk).map_err(|e| unreadable(&e))?),
+                Some(0) => {
+                    let mut doc = Automerge::load(chunk).map_err(|e| unreadable(&e))?;
+                    let (common, missing) = compare(have, &doc);
+                    // Only what the receiver lacks: the rest it has.
+                    out.changes.extend(doc.get_changes(&common));
+                    // With the few changes only the receiver has, the sender's
+                    // document becomes the receiver's with the new changes applied.
+                    if missing.len() <= MAX_MERGE_BACK {
+                        let back: Vec<Change> = missing
+                            .iter()
+                            .filter_map(|h| have.get_change_by_hash(h))
+                            .collect();
+                        if back.len() == missing.len() && doc.apply_changes(back).is_ok() {
+                            whole = Some(doc);
+                        }
+                    }
+                }
+                Some(3) => out.changes.extend(
                     automerge::Bundle::try_from(chunk)
                         .map_err(|e| unreadable(&e))?
                         .to_changes()
@@ -121,7 +151,41 @@ pub(super) fn extract_changes(
             }
         }
     }
+    if chunks == 1 {
+        out.merged = whole;
+    }
     Ok(out)
+}
+
+/// The most changes that only the receiver has for which a whole document
+/// from the sender is made the merged document (beyond, the receiver applies
+/// the sender's new changes to its own copy instead).
+const MAX_MERGE_BACK: usize = 64;
+
+/// Compares the receiver's copy of a document with the sender's whole one:
+/// the latest changes they share (whose ancestors are all they share) and
+/// the changes only the receiver has. Walks back from the receiver's heads,
+/// so it costs what the receiver alone has, not the history.
+fn compare(have: &Automerge, theirs: &Automerge) -> (Vec<ChangeHash>, Vec<ChangeHash>) {
+    let mut common = Vec::new();
+    let mut missing = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack = have.get_heads();
+    while let Some(h) = stack.pop() {
+        if !seen.insert(h) {
+            continue;
+        }
+        if theirs.get_change_meta_by_hash(&h).is_some() {
+            common.push(h);
+        } else if let Some(meta) = have.get_change_meta_by_hash(&h) {
+            missing.push(h);
+            stack.extend(meta.deps.iter().copied());
+        }
+    }
+    // A shared change reached through another is an ancestor of it: only the
+    // latest matter, but naming ancestors as well asks for nothing more.
+    common.sort();
+    (common, missing)
 }
 
 /// Why the changes of a sync message could not be taken.
