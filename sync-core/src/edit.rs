@@ -11,7 +11,7 @@ use crate::ids::{ClauseKey, DocumentId, ItemId, ProcessCode, ResponseKey, UnitCo
 use crate::nc::{self, Action, DueKind, Extension, NcLink};
 use crate::permissions::{Author, Refusal, refuse};
 use crate::schema::{Reader, WriteExt};
-use crate::validate::validate_batch;
+use crate::validate::validate_merged;
 use crate::workflow::{AuditState, Event, NcState, fold};
 use crate::{DocKind, review};
 
@@ -147,7 +147,9 @@ pub fn apply_edit(
     let change = work
         .get_last_local_change()
         .ok_or_else(|| refuse("edit.failed", "The edit made no change."))?;
-    let accepted = validate_batch(id, doc, vec![change], author, Date::of(now))?;
+    // The working copy is the document with exactly this change: the
+    // validator checks it in place instead of applying the change again.
+    let accepted = validate_merged(id, doc, vec![change], Some(work), author, Date::of(now))?;
     let (Some(new), Some(change)) = (accepted.doc, accepted.applied.into_iter().next()) else {
         return Err(refuse("edit.failed", "The edit made no change."));
     };

@@ -473,3 +473,75 @@ pub(crate) trait WriteExt: Transactable {
 }
 
 impl<T: Transactable + ?Sized> WriteExt for T {}
+
+#[cfg(test)]
+mod tests {
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, ROOT};
+
+    use super::*;
+
+    /// A document with a conflict, nested and empty objects, a list and text.
+    fn doc() -> Automerge {
+        let mut a = Automerge::new();
+        a.set_actor(ActorId::from([1u8; 16]));
+        let mut tx = a.transaction();
+        let m = tx.put_object(ROOT, "m", ObjType::Map).expect("map");
+        tx.put(&m, "x", "one").expect("put");
+        tx.put_object(&m, "empty", ObjType::Map).expect("map");
+        let l = tx.put_object(&m, "l", ObjType::List).expect("list");
+        tx.insert(&l, 0, "a").expect("insert");
+        tx.insert(&l, 1, "b").expect("insert");
+        let t = tx.put_object(ROOT, "t", ObjType::Text).expect("text");
+        tx.splice_text(&t, 0, 0, "typed").expect("text");
+        tx.commit();
+        let mut b = a.fork();
+        b.set_actor(ActorId::from([2u8; 16]));
+        let mut tx = a.transaction();
+        tx.put(&m, "x", "from a").expect("put");
+        tx.commit();
+        let mut tx = b.transaction();
+        tx.put(&m, "x", "from b").expect("put");
+        tx.commit();
+        a.merge(&mut b).expect("merge");
+        a
+    }
+
+    #[test]
+    fn one_pass_and_lazy_reads_agree_with_get_on_every_field() {
+        let doc = doc();
+        let (lazy, whole) = (Reader::now(&doc), Reader::whole(&doc, None));
+        for r in [&lazy, &whole] {
+            let m = r.map(&ROOT, "m", "").expect("m");
+            let winner = doc.get(&m, "x").expect("get").map(|(v, _)| v.to_string());
+            assert_eq!(
+                r.str(&m, "x", "m").ok().map(|s| format!("\"{s}\"")),
+                winner,
+                "the conflict's winner"
+            );
+            let empty = r.map(&m, "empty", "m").expect("empty");
+            assert!(r.keys(&empty).is_empty());
+            assert_eq!(r.str_list(&m, "l", "m").expect("list"), ["a", "b"]);
+            assert_eq!(r.str(&ROOT, "t", "").expect("text"), "typed");
+            assert_eq!(r.opt_str(&ROOT, "missing", "").expect("absent"), None);
+            let err = r.map(&ROOT, "t", "").expect_err("text is no map");
+            assert_eq!(err.path, "t");
+        }
+    }
+
+    #[test]
+    fn one_pass_reads_at_heads_see_that_version() {
+        let mut doc = doc();
+        let before = doc.get_heads();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "later", "x").expect("put");
+        tx.commit();
+        let then = Reader::whole(&doc, Some(&before));
+        assert_eq!(then.opt_str(&ROOT, "later", "").expect("read"), None);
+        let now = Reader::whole(&doc, None);
+        assert_eq!(
+            now.opt_str(&ROOT, "later", "").expect("read").as_deref(),
+            Some("x")
+        );
+    }
+}

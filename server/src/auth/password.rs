@@ -158,7 +158,6 @@ pub struct Hasher {
 impl Hasher {
     /// A hasher with `concurrent` threads.
     pub fn new(concurrent: usize) -> Result<Hasher, PasswordError> {
-        let dummy = hash_blocking(&Secret::from("dummy password for timing".to_owned()))?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(std::sync::Mutex::new(rx));
         for n in 0..concurrent.max(1) {
@@ -181,6 +180,14 @@ impl Hasher {
                 })
                 .map_err(|e| PasswordError::Hashing(e.to_string()))?;
         }
+        // The dummy hash is made on a hashing thread, in its working memory.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let dummy = Secret::from("dummy password for timing".to_owned());
+        tx.send(Box::new(move |ws: &mut Workspace| {
+            let _ = done_tx.send(hash_in(&dummy, ws));
+        }))
+        .map_err(hashing_error)?;
+        let dummy = done_rx.recv().map_err(hashing_error)??;
         Ok(Hasher {
             jobs: tx,
             dummy: Arc::new(dummy),

@@ -74,10 +74,13 @@ impl Default for SyncConfig {
 
 /// The engine's limits over a WebSocket: a socket loses no message while it
 /// stays up (a drop closes it, and sync starts afresh on the next one), so a
-/// resend is only a safety net, backing off while the peer stays silent.
+/// resend is only a safety net, backing off while the peer stays silent. Its
+/// first wait is long: a server busy with every tablet's day at once can be
+/// silent towards one tablet for several seconds, and a resend then (a whole
+/// day of work again) only adds to what it is busy with.
 pub fn socket_limits(limits: EngineLimits) -> EngineLimits {
     EngineLimits {
-        retry_after_ms: 10_000,
+        retry_after_ms: 30_000,
         max_retry_after_ms: 120_000,
         retry_when_peer_quiet: true,
         ..limits

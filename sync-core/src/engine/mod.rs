@@ -433,27 +433,32 @@ impl Engine {
                 "Only a device engine makes local edits.",
             ));
         };
-        let mut am = match self.docs.get(&id) {
-            Some(d) => d.am.clone(),
-            None => Automerge::new(),
+        let existed = self.docs.contains_key(&id);
+        let doc = self.docs.entry(id).or_insert_with(|| Doc {
+            am: Automerge::new(),
+            unstored: 0,
+            peers: BTreeSet::new(),
+        });
+        let base = doc.am.get_heads();
+        doc.am.set_actor(actor.clone());
+        // On a refusal the document is left as it was.
+        let made = apply_edit(id, &mut doc.am, edit, author, now);
+        let change = match made {
+            Ok(c) => c,
+            Err(r) => {
+                if !existed {
+                    // A new document whose first edit was refused: there is none.
+                    self.docs.remove(&id);
+                }
+                return Err(r);
+            }
         };
-        let base = am.get_heads();
-        am.set_actor(actor.clone());
-        let change = apply_edit(id, &mut am, edit, author, now)?;
         self.local.entry(id).or_default().push(LocalEdit {
             hash: change.hash(),
             edit: edit.clone(),
             at: now,
             refusals: 0,
         });
-        self.docs
-            .entry(id)
-            .or_insert_with(|| Doc {
-                am: Automerge::new(),
-                unstored: 0,
-                peers: BTreeSet::new(),
-            })
-            .am = am;
         // A document made on this device is shared with every connected server.
         let peers: Vec<PeerId> = self.peers.keys().copied().collect();
         for p in peers {

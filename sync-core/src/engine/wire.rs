@@ -232,3 +232,63 @@ fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::fixtures::Demo;
+
+    fn carrying(chunk: Vec<u8>) -> sync::Message {
+        sync::Message {
+            heads: Vec::new(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![chunk].into(),
+            flags: None,
+            version: sync::MessageVersion::V2,
+        }
+    }
+
+    #[test]
+    fn a_whole_document_gives_only_what_the_receiver_lacks_and_the_merge() {
+        let demo = Demo::new();
+        let base = demo.realistic_audit(3, 0);
+        // The receiver has a change the sender lacks; the sender has two of its own.
+        let mut receiver = base.clone();
+        demo.must(
+            demo.audit_id,
+            &mut receiver,
+            &demo.member,
+            demo.answer(9, 1),
+        );
+        let mut sender = base.clone();
+        demo.must(demo.audit_id, &mut sender, &demo.lead, demo.answer(10, 0));
+        demo.must(demo.audit_id, &mut sender, &demo.lead, demo.finding(1));
+        let got = extract_changes(&carrying(sender.save()), 1 << 20, &receiver).expect("reads");
+        let mut hashes: Vec<ChangeHash> = got.changes.iter().map(Change::hash).collect();
+        hashes.sort();
+        let mut want: Vec<ChangeHash> = sender
+            .get_changes(&base.get_heads())
+            .iter()
+            .map(Change::hash)
+            .collect();
+        want.sort();
+        assert_eq!(hashes, want, "only the sender's two new changes");
+        let merged = got.merged.expect("a merge");
+        assert!(crate::validate::is_merge_of(
+            &merged,
+            &receiver,
+            &got.changes
+        ));
+    }
+
+    #[test]
+    fn a_receiver_with_nothing_in_common_gets_every_change() {
+        let demo = Demo::new();
+        let sender = demo.realistic_audit(3, 1);
+        let got =
+            extract_changes(&carrying(sender.save()), 1 << 20, &Automerge::new()).expect("reads");
+        assert_eq!(got.changes.len(), sender.get_changes(&[]).len());
+        assert!(got.merged.is_some());
+    }
+}
