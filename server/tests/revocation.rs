@@ -60,6 +60,57 @@ on_both! {
 }
 
 on_both! {
+    async fn the_sweep_withdraws_and_reopens_a_document_for_one_user_and_leaves_the_others_alone(backend: Backend) -> Result<()> {
+        let s = TestServer::start_configured(backend, true, |c| c.sync.sweep_interval = Duration::from_millis(300)).await?;
+        let audit = audit_003(&s).await?;
+        let server_peer = server::client::SERVER;
+        let mut khan = s.tablet("s.khan").await?;
+        let mut k = s.connect(&mut khan).await?;
+        let mut iyer = s.tablet("k.iyer").await?;
+        let mut i = s.connect(&mut iyer).await?;
+        for c in [&mut k, &mut i] {
+            let ok = c.run_until(SETTLE, |c| c.engine.is_shared(server_peer, &audit) && c.in_sync()).await?;
+            assert!(ok, "both tablets hold audit 003");
+        }
+        // Straight in the database, as another process would: Khan's role ends.
+        let row: (String, String, String, String, String, Option<String>, String, String, i64) = sqlx::query_as(
+            "SELECT id, username, unit, role, valid_from, valid_until, office_order, created_by, created_at \
+             FROM role_assignments WHERE id = 'demo-s.khan-auditor'",
+        )
+        .fetch_one(s.db.pool())
+        .await?;
+        sqlx::query("DELETE FROM role_assignments WHERE id = 'demo-s.khan-auditor'").execute(s.db.pool()).await?;
+        let gone = k.run_until(SETTLE, |c| !c.engine.is_shared(server_peer, &audit)).await?;
+        assert!(gone, "the sweep withdrew audit 003 from Khan's tablet");
+        assert!(k.engine.doc(&audit).is_some(), "the tablet keeps its own copy");
+        // Several more rounds: Iyer, in the same unit and on the same audit, keeps it.
+        i.run_until(Duration::from_millis(1500), |_| false).await?;
+        assert!(i.engine.is_shared(server_peer, &audit), "Iyer's tablet still has audit 003 open");
+        let edit = Edit::SetResponse { key: "mr.inputs".parse()?, answer: Answer::Cpna(Cpna::Partly), note: "Checked after the sweep".into(), evidence: Vec::new() };
+        i.edit(audit, &edit, &iyer.author).await?;
+        assert!(i.settle(SETTLE).await?, "Iyer's edit is stored");
+        // The role comes back: the sweep opens the audit on Khan's tablet again.
+        sqlx::query(
+            "INSERT INTO role_assignments (id, username, unit, role, valid_from, valid_until, office_order, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(row.0).bind(row.1).bind(row.2).bind(row.3).bind(row.4).bind(row.5).bind(row.6).bind(row.7).bind(row.8)
+        .execute(s.db.pool())
+        .await?;
+        let want = i.engine.doc(&audit).context("Iyer's copy")?.get_heads();
+        let back = k
+            .run_until(SETTLE, |c| {
+                c.engine.is_shared(server_peer, &audit)
+                    && c.engine.doc(&audit).is_some_and(|d| want.iter().all(|h| d.get_change_meta_by_hash(h).is_some()))
+            })
+            .await?;
+        assert!(back, "audit 003 is open again on Khan's tablet, with Iyer's edit");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
     async fn disabling_a_user_or_revoking_a_device_through_the_api_disconnects_at_once(backend: Backend) -> Result<()> {
         let s = TestServer::start(backend).await?;
         let admin = s.login("sqm.admin").await?;

@@ -130,6 +130,8 @@ struct PeerState {
     /// Frames that came before the connection was fully set up.
     early: Vec<Vec<u8>>,
     connected: bool,
+    /// The day and the documents (sorted) of the last rights read for it.
+    swept: Option<(Date, Vec<DocumentId>)>,
 }
 
 /// Changes a user may have stored, refilled over time.
@@ -308,6 +310,7 @@ impl Hub {
                 docs: docs.clone(),
                 early: Vec::new(),
                 connected: false,
+                swept: None,
             },
         );
         for doc in docs {
@@ -451,10 +454,24 @@ impl Hub {
         self.maybe_idle.extend(docs);
     }
 
-    fn access(&mut self, peer: PeerId, author: Author, visible: Vec<DocumentId>) {
+    fn access(&mut self, peer: PeerId, author: Author, mut visible: Vec<DocumentId>) {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
+        let today = Date::of(now());
+        visible.sort_unstable();
+        // Rights, day and documents as at the last read: every open document
+        // was found readable under them when it was opened, so only the ones
+        // not open yet need a look.
+        let unchanged = p.author == author
+            && p.swept
+                .as_ref()
+                .is_some_and(|(d, v)| *d == today && *v == visible);
+        if unchanged {
+            self.open_visible(peer, visible);
+            return;
+        }
+        p.swept = Some((today, visible.clone()));
         p.author = author.clone();
         let fx = self.engine.handle(
             now(),
@@ -464,7 +481,6 @@ impl Hub {
             },
         );
         self.carry_out(fx);
-        let today = Date::of(now());
         for doc in self.engine.peer_docs(peer) {
             let readable = self
                 .engine
@@ -479,6 +495,11 @@ impl Hub {
                 self.maybe_idle.insert(doc);
             }
         }
+        self.open_visible(peer, visible);
+    }
+
+    /// Opens on the connection those of `visible` it does not have open.
+    fn open_visible(&mut self, peer: PeerId, visible: Vec<DocumentId>) {
         for doc in visible {
             if !self.engine.is_shared(peer, &doc) {
                 self.ensure(doc, Waiting::Share(peer));

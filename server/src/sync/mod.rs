@@ -211,26 +211,14 @@ impl SyncHandle {
     /// change to them: a new actor id, a role, a team). The hub hears of it
     /// before anything the user sends after this returns.
     pub async fn refresh_user(&self, username: &str) {
-        for (peer, meta) in self.connections() {
-            if meta.username == username
-                && let Err(e) = sweep::sweep_one(self, peer, &meta).await
-            {
-                tracing::warn!(peer, cause = %e, "cannot read a connection's rights again");
-            }
-        }
+        sweep::sweep_all(self, Some(username)).await;
     }
 
     /// Reads every connection's rights again, in the background (after a
     /// change to reference data that may concern many users).
     pub fn refresh_all(&self) {
         let sync = self.clone();
-        tokio::spawn(async move {
-            for (peer, meta) in sync.connections() {
-                if let Err(e) = sweep::sweep_one(&sync, peer, &meta).await {
-                    tracing::warn!(peer, cause = %e, "cannot read a connection's rights again");
-                }
-            }
-        });
+        tokio::spawn(async move { sweep::sweep_all(&sync, None).await });
     }
 
     /// Every open connection.

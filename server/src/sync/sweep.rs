@@ -3,28 +3,70 @@
 //! revoked device is disconnected), and its rights and documents are read
 //! again: the hub opens the documents the user may now see and withdraws
 //! those they no longer may.
+//!
+//! One pass over the connections is a [`Round`]: each user's rights and each
+//! unit's documents are read once per round, however many connections share
+//! them, so the sweep's cost grows with users and units, not with sockets.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use sync_core::ids::DocumentId;
-use sync_core::permissions::Author;
+use sync_core::permissions::{Author, DocContext};
 
 use super::hub::HubMsg;
 use super::{PeerMeta, SyncHandle, close};
 use crate::access;
 use crate::db::{Db, DbError, accounts, documents};
 
+/// What one pass over the connections has read so far.
+#[derive(Debug, Default)]
+pub struct Round {
+    authors: HashMap<String, Author>,
+    units: HashMap<String, Vec<DocContext>>,
+}
+
+impl Round {
+    /// The user's rights, read once per round.
+    async fn author(&mut self, db: &Db, username: &str) -> Result<Author, DbError> {
+        if let Some(a) = self.authors.get(username) {
+            return Ok(a.clone());
+        }
+        let author = access::author_of(db, username).await?;
+        self.authors.insert(username.to_owned(), author.clone());
+        Ok(author)
+    }
+
+    /// The documents `author` may see now, each unit's documents read once per round.
+    pub async fn visible(&mut self, db: &Db, author: &Author) -> Result<Vec<DocumentId>, DbError> {
+        let today = access::today();
+        let mut out = Vec::new();
+        for unit in access::units_of(&author.grants, today) {
+            let docs = match self.units.entry(unit.as_str().to_owned()) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let metas = documents::meta_of_unit(db, unit.as_str()).await?;
+                    let contexts = metas
+                        .iter()
+                        .map(|m| m.context())
+                        .collect::<Result<_, _>>()?;
+                    e.insert(contexts)
+                }
+            };
+            out.extend(
+                docs.iter()
+                    .filter(|ctx| author.may_read(ctx, today))
+                    .map(|ctx| ctx.id),
+            );
+        }
+        Ok(out)
+    }
+}
+
 /// The documents an author may see now (their units' documents, judged by
 /// sync-core's reading rule).
 pub async fn visible_docs(db: &Db, author: &Author) -> Result<Vec<DocumentId>, DbError> {
-    let today = access::today();
-    let mut out = Vec::new();
-    for unit in access::units_of(&author.grants, today) {
-        for meta in documents::meta_of_unit(db, unit.as_str()).await? {
-            if author.may_read(&meta.context()?, today) {
-                out.push(meta.id);
-            }
-        }
-    }
-    Ok(out)
+    Round::default().visible(db, author).await
 }
 
 /// Why a connection may no longer stay open, if it may not.
@@ -41,24 +83,35 @@ pub async fn revoked(db: &Db, meta: &PeerMeta) -> Result<Option<&'static str>, D
     Ok(None)
 }
 
+/// Checks every open connection once (or those of one user), reading each
+/// user's rights and each unit's documents once.
+pub async fn sweep_all(sync: &SyncHandle, only: Option<&str>) {
+    let mut round = Round::default();
+    for (peer, meta) in sync.connections() {
+        if only.is_some_and(|u| u != meta.username) {
+            continue;
+        }
+        if let Err(e) = sweep_one(sync, peer, &meta, &mut round).await {
+            tracing::warn!(peer, cause = %e, "cannot check a connection's rights");
+        }
+    }
+}
+
 /// Runs the sweep forever.
 pub async fn run(sync: SyncHandle) {
     let mut interval = tokio::time::interval(sync.config.sweep_interval);
     interval.tick().await;
     loop {
         interval.tick().await;
-        for (peer, meta) in sync.connections() {
-            if let Err(e) = sweep_one(&sync, peer, &meta).await {
-                tracing::warn!(peer, cause = %e, "cannot check a connection's rights");
-            }
-        }
+        sweep_all(&sync, None).await;
     }
 }
 
-pub(crate) async fn sweep_one(
+async fn sweep_one(
     sync: &SyncHandle,
     peer: sync_core::engine::PeerId,
     meta: &PeerMeta,
+    round: &mut Round,
 ) -> Result<(), DbError> {
     if let Some(reason) = revoked(&sync.db, meta).await? {
         tracing::info!(peer, user = %meta.username, device = %meta.device, reason, "disconnecting");
@@ -69,8 +122,8 @@ pub(crate) async fn sweep_one(
         });
         return Ok(());
     }
-    let author = access::author_of(&sync.db, &meta.username).await?;
-    let visible = visible_docs(&sync.db, &author).await?;
+    let author = round.author(&sync.db, &meta.username).await?;
+    let visible = round.visible(&sync.db, &author).await?;
     sync.send(HubMsg::Access {
         peer,
         author: Box::new(author),
