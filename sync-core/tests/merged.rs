@@ -4,25 +4,26 @@
 //! the verdict is the one the changes alone would get, and what the batch
 //! wrote is reported part by part.
 
-use automerge::Automerge;
+use automerge::{Automerge, Change};
 use sync_core::edit::Edit;
 use sync_core::testing::fixtures::Demo;
 use sync_core::validate::{is_merge_of, validate_batch, validate_merged};
 
-fn lead_copy(demo: &Demo, doc: &Automerge) -> Automerge {
-    let mut copy = doc.clone();
-    copy.set_actor(demo.lead.actors.iter().next().expect("a device").clone());
-    copy
+/// The lead's tablet copy of `stored` after `edits`, and the batch they made.
+fn lead_works(demo: &Demo, stored: &Automerge, edits: Vec<Edit>) -> (Automerge, Vec<Change>) {
+    let mut device = stored.clone();
+    for edit in edits {
+        demo.must(demo.audit_id, &mut device, &demo.lead, edit);
+    }
+    let batch = device.get_changes(&stored.get_heads());
+    (device, batch)
 }
 
 #[test]
 fn the_senders_document_stands_for_the_batch_only_when_it_is_exactly_its_merge() {
     let demo = Demo::new();
     let stored = demo.realistic_audit(10, 2);
-    let mut device = lead_copy(&demo, &stored);
-    demo.must(demo.audit_id, &mut device, &demo.lead, demo.answer(20, 1));
-    demo.must(demo.audit_id, &mut device, &demo.lead, demo.finding(7));
-    let batch = device.get_changes(&stored.get_heads());
+    let (device, batch) = lead_works(&demo, &stored, vec![demo.answer(20, 1), demo.finding(7)]);
     assert_eq!(batch.len(), 2);
     assert!(is_merge_of(&device, &stored, &batch));
     // One change short, or the stored copy in place of the merge: not a merge.
@@ -109,19 +110,15 @@ fn a_refused_batch_is_refused_whatever_document_comes_with_it() {
 fn what_a_batch_wrote_is_reported_by_part() {
     let demo = Demo::new();
     let stored = demo.realistic_audit(4, 1);
-    let mut device = lead_copy(&demo, &stored);
-    demo.must(demo.audit_id, &mut device, &demo.lead, demo.answer(1, 2));
-    demo.must(demo.audit_id, &mut device, &demo.lead, demo.finding(3));
-    demo.must(
-        demo.audit_id,
-        &mut device,
-        &demo.lead,
-        Edit::Move {
-            mv: "start".into(),
-            note: String::new(),
-        },
+    let start = Edit::Move {
+        mv: "start".into(),
+        note: String::new(),
+    };
+    let (_, batch) = lead_works(
+        &demo,
+        &stored,
+        vec![demo.answer(1, 2), demo.finding(3), start],
     );
-    let batch = device.get_changes(&stored.get_heads());
     let accepted =
         validate_batch(demo.audit_id, &stored, batch, &demo.lead, demo.today).expect("permitted");
     let t = &accepted.touched;

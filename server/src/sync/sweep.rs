@@ -21,7 +21,7 @@ use crate::db::{Db, DbError, accounts, documents};
 
 /// What one pass over the connections has read so far.
 #[derive(Debug, Default)]
-pub struct Round {
+struct Round {
     authors: HashMap<String, Author>,
     units: HashMap<String, Vec<DocContext>>,
 }
@@ -38,7 +38,7 @@ impl Round {
     }
 
     /// The documents `author` may see now, each unit's documents read once per round.
-    pub async fn visible(&mut self, db: &Db, author: &Author) -> Result<Vec<DocumentId>, DbError> {
+    async fn visible(&mut self, db: &Db, author: &Author) -> Result<Vec<DocumentId>, DbError> {
         let today = access::today();
         let mut out = Vec::new();
         for unit in access::units_of(&author.grants, today) {
