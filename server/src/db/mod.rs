@@ -113,16 +113,22 @@ impl Db {
                 DbKind::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(10))
+            // A SQLite connection is a file in this process: it does not go
+            // stale, and pinging it costs every transaction a round trip to
+            // its thread (on a live edit's path, one of several).
+            .test_before_acquire(kind == DbKind::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if kind == DbKind::Sqlite {
                         // Durability first: every commit reaches the disk before it is acknowledged.
                         // Checkpoints run beside the commits (see `checkpoints`), not
-                        // inside whichever commit fills the log.
+                        // inside whichever commit fills the log. Statement journals
+                        // (a multi-row insert keeps one in case it must undo itself)
+                        // stay in memory rather than in a temporary file.
                         conn.execute(sqlx::raw_sql(
                             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
                              PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; \
-                             PRAGMA wal_autocheckpoint=0;",
+                             PRAGMA wal_autocheckpoint=0; PRAGMA temp_store=MEMORY;",
                         ))
                         .await?;
                     }

@@ -42,7 +42,10 @@ mod salvage;
 mod wire;
 
 pub use recover::{LocalEdit, Recovery, RefusedEdit};
-use wire::{ExtractError, extract_changes, missing_deps, peer_unaware_of_sync, sane_bloom};
+use wire::{
+    ExtractError, MAX_BUNDLE_BYTES, extract_changes, generate_bundled, missing_deps,
+    peer_unaware_of_sync, sane_bloom,
+};
 
 /// A connection, numbered by the caller.
 pub type PeerId = u64;
@@ -677,7 +680,11 @@ impl Engine {
         // Changes held back for missing dependencies are invisible to Automerge, so ask for
         // those dependencies ourselves (a Bloom filter false positive would otherwise stall).
         let missing = missing_deps(&doc.am, &pd.pending);
-        let msg = match doc.am.generate_sync_message(&mut pd.state) {
+        let generated = match self.side {
+            Side::Device(_) => generate_bundled(&doc.am, &mut pd.state, MAX_BUNDLE_BYTES),
+            Side::Server => doc.am.generate_sync_message(&mut pd.state),
+        };
+        let msg = match generated {
             Some(mut msg) => {
                 msg.need.extend(missing);
                 msg.need.sort();

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use automerge::sync;
+use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::inflate;
@@ -75,6 +75,53 @@ pub(super) fn missing_deps(doc: &Automerge, pending: &[Change]) -> Vec<ChangeHas
     out.sort();
     out.dedup();
     out
+}
+
+/// The largest bundle a device sends, in bytes. A receiver counts a bundle at
+/// deflate's worst-case expansion (see [`crate::inflate`]), so this keeps one
+/// well inside the default [`super::Limits::max_inflated_bytes`]; past it the
+/// changes go one by one, as Automerge sends them.
+pub(super) const MAX_BUNDLE_BYTES: usize = 16 << 10;
+
+/// A device's next sync message, its changes in one bundle.
+///
+/// When the peer lacks more than a third of a document, Automerge sends the
+/// whole document instead of the changes. The server would then load that
+/// document and take the new changes back out of it, which costs it more than
+/// applying them. A device therefore offers the changes themselves, packed
+/// into one Automerge bundle: columnar and compressed like a document, but
+/// only the changes the peer lacks. A single change, a bundle no smaller
+/// than the changes or one over `max_bundle` bytes goes as the changes.
+pub(super) fn generate_bundled(
+    doc: &Automerge,
+    state: &mut sync::State,
+    max_bundle: usize,
+) -> Option<sync::Message> {
+    let caps = state.their_capabilities.clone();
+    if let Some(c) = state.their_capabilities.as_mut() {
+        c.retain(|c| *c != sync::Capability::MessageV2);
+    }
+    let msg = doc.generate_sync_message(state);
+    state.their_capabilities = caps;
+    let mut msg = msg?;
+    if msg.changes.len() < 2 {
+        return Some(msg);
+    }
+    let raw: usize = msg.changes.iter().map(<[u8]>::len).sum();
+    let hashes: Option<Vec<ChangeHash>> = msg
+        .changes
+        .iter()
+        .map(|c| Change::try_from(c).ok().map(|c| c.hash()))
+        .collect();
+    let bundle = hashes.and_then(|h| doc.bundle(h).ok());
+    if let Some(b) = bundle
+        && b.bytes().len() < raw
+        && b.bytes().len() <= max_bundle
+    {
+        msg.changes = b.bytes().to_vec().into();
+        msg.version = sync::MessageVersion::V2;
+    }
+    Some(msg)
 }
 
 /// What a sync message carried.
@@ -280,6 +327,111 @@ mod tests {
             &receiver,
             &got.changes
         ));
+    }
+
+    /// The first message `receiver` sends `sender` (its heads, what it has,
+    /// its capabilities), received by `sender` on `state`.
+    fn heard_from(receiver: &Automerge, sender: &Automerge, state: &mut sync::State) {
+        let first = receiver
+            .generate_sync_message(&mut sync::State::new())
+            .expect("a first message");
+        let mut sender = sender.clone();
+        sender.receive_sync_message(state, first).expect("received");
+    }
+
+    fn kinds(msg: &sync::Message) -> Vec<u8> {
+        msg.changes
+            .iter()
+            .filter_map(|c| c.get(8).copied())
+            .collect()
+    }
+
+    /// A server's copy, and a device's with a day's edits the server lacks:
+    /// more than a third of the document, so plain Automerge would send it whole.
+    fn a_day_offline(demo: &Demo) -> (Automerge, Automerge, Vec<ChangeHash>) {
+        let server = demo.realistic_audit(2, 0);
+        let mut device = server.clone();
+        for i in 0..12 {
+            demo.must(demo.audit_id, &mut device, &demo.lead, demo.answer(i, 1));
+        }
+        let mut fresh: Vec<ChangeHash> = device
+            .get_changes(&server.get_heads())
+            .iter()
+            .map(Change::hash)
+            .collect();
+        fresh.sort();
+        (server, device, fresh)
+    }
+
+    #[test]
+    fn a_device_offers_what_the_server_lacks_as_one_bundle_not_its_whole_document() {
+        let demo = Demo::new();
+        let (server, device, fresh) = a_day_offline(&demo);
+        let mut plain = sync::State::new();
+        heard_from(&server, &device, &mut plain);
+        let mut bundled = plain.clone();
+        let whole = device.generate_sync_message(&mut plain).expect("a message");
+        assert_eq!(kinds(&whole), vec![0], "plain Automerge sends the document");
+        let msg = generate_bundled(&device, &mut bundled, MAX_BUNDLE_BYTES).expect("a message");
+        assert_eq!(kinds(&msg), vec![3], "one bundle");
+        let size = |m: &sync::Message| m.changes.iter().map(<[u8]>::len).sum::<usize>();
+        assert!(
+            size(&msg) < size(&whole),
+            "{} vs {}",
+            size(&msg),
+            size(&whole)
+        );
+        // Sent as V2 and still offering V2 to the server.
+        let msg = sync::Message::decode(&msg.encode()).expect("decodes");
+        assert_eq!(msg.version, sync::MessageVersion::V2);
+        assert!(
+            bundled
+                .their_capabilities
+                .is_some_and(|c| c.contains(&sync::Capability::MessageV2))
+        );
+        let got = extract_changes(&msg, 64 << 20, &server).expect("reads");
+        let mut hashes: Vec<ChangeHash> = got.changes.iter().map(Change::hash).collect();
+        hashes.sort();
+        assert_eq!(hashes, fresh, "exactly the day's changes");
+        let mut applied = server.clone();
+        applied.apply_changes(got.changes).expect("they apply");
+        assert_eq!(applied.get_heads(), device.get_heads());
+    }
+
+    #[test]
+    fn one_change_goes_as_itself() {
+        let demo = Demo::new();
+        let server = demo.realistic_audit(2, 0);
+        let mut device = server.clone();
+        demo.must(demo.audit_id, &mut device, &demo.lead, demo.answer(5, 1));
+        let mut state = sync::State::new();
+        heard_from(&server, &device, &mut state);
+        let msg = generate_bundled(&device, &mut state, MAX_BUNDLE_BYTES).expect("a message");
+        assert_eq!(msg.changes.len(), 1);
+        assert!(matches!(kinds(&msg)[..], [1 | 2]), "{:?}", kinds(&msg));
+    }
+
+    #[test]
+    fn a_bundle_over_the_cap_goes_as_separate_changes() {
+        let demo = Demo::new();
+        let (server, device, fresh) = a_day_offline(&demo);
+        let size = device
+            .bundle(fresh.iter().copied())
+            .expect("bundles")
+            .bytes()
+            .len();
+        let mut at_cap = sync::State::new();
+        heard_from(&server, &device, &mut at_cap);
+        let mut over = at_cap.clone();
+        let msg = generate_bundled(&device, &mut at_cap, size).expect("a message");
+        assert_eq!(kinds(&msg), vec![3], "a bundle of exactly the cap is sent");
+        let msg = generate_bundled(&device, &mut over, size - 1).expect("a message");
+        assert_eq!(
+            msg.changes.len(),
+            fresh.len(),
+            "one byte over: the changes one by one"
+        );
+        assert!(kinds(&msg).iter().all(|k| matches!(k, 1 | 2)));
     }
 
     #[test]
