@@ -64,6 +64,74 @@ pub struct EvidenceRef {
     pub mime: String,
 }
 
+/// Which parts of a document's rows differ from the ones handed out before,
+/// so that the writer leaves the unchanged ones as they are in the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    /// The document's own row (`audits` or `ncs`).
+    pub row: bool,
+    /// An audit's `findings` rows.
+    pub findings: bool,
+    /// Its `blob_refs` rows.
+    pub evidence: bool,
+}
+
+impl Parts {
+    /// Every part: rows never handed out before, or of another kind.
+    pub const ALL: Parts = Parts {
+        row: true,
+        findings: true,
+        evidence: true,
+    };
+
+    /// What differs between the rows last handed out and `now`.
+    pub fn between(last: Option<&Projection>, now: &Projection) -> Parts {
+        match (last, now) {
+            (
+                Some(Projection::Audit {
+                    audit: a,
+                    findings: f,
+                    evidence: e,
+                }),
+                Projection::Audit {
+                    audit,
+                    findings,
+                    evidence,
+                },
+            ) => Parts {
+                row: a != audit,
+                findings: f != findings,
+                evidence: e != evidence,
+            },
+            (Some(Projection::Nc(a)), Projection::Nc(b)) => Parts {
+                row: a != b,
+                findings: false,
+                evidence: false,
+            },
+            (Some(Projection::Review), Projection::Review) => Parts {
+                row: false,
+                findings: false,
+                evidence: false,
+            },
+            _ => Parts::ALL,
+        }
+    }
+
+    /// The parts changed by either (two updates written as one).
+    pub fn or(self, other: Parts) -> Parts {
+        Parts {
+            row: self.row || other.row,
+            findings: self.findings || other.findings,
+            evidence: self.evidence || other.evidence,
+        }
+    }
+
+    /// Whether any part changed.
+    pub fn any(self) -> bool {
+        self.row || self.findings || self.evidence
+    }
+}
+
 impl Projection {
     /// The blobs the document's evidence names (NCs and reviews have none).
     pub fn evidence(&self) -> &[EvidenceRef] {
@@ -182,7 +250,8 @@ pub struct Projector {
 
 impl Projector {
     /// The projection of `doc` after a batch that `touched` it, applied on
-    /// `base`; `None` when its rows are the ones last handed out for it.
+    /// `base`, with the parts that differ from the rows last handed out for
+    /// it; `None` when none do.
     pub fn project(
         &mut self,
         id: DocumentId,
@@ -190,7 +259,7 @@ impl Projector {
         base: &[ChangeHash],
         touched: &Touched,
         rules: &DueRules,
-    ) -> Result<Option<Projection>, SchemaError> {
+    ) -> Result<Option<(Projection, Parts)>, SchemaError> {
         let mut base = base.to_vec();
         base.sort();
         let before = self.kept.remove(&id);
@@ -212,7 +281,7 @@ impl Projector {
             }
             None => (None, project(doc, rules)?),
         };
-        let changed = last.as_ref() != Some(&rows);
+        let parts = Parts::between(last.as_ref(), &rows);
         self.kept.insert(
             id,
             Kept {
@@ -221,7 +290,7 @@ impl Projector {
                 rows: rows.clone(),
             },
         );
-        Ok(changed.then_some(rows))
+        Ok(parts.any().then_some((rows, parts)))
     }
 
     /// Forgets a document (unloaded), or after its rows could not be written.
@@ -458,10 +527,12 @@ mod tests {
                 let whole =
                     project(server, &rules).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 match kept {
-                    // New rows: the rows read whole.
-                    Some(rows) => {
+                    // New rows: the rows read whole, and the parts that
+                    // differ from the last ones handed out.
+                    Some((rows, parts)) => {
                         prop_assert_ne!(Some(&rows), last.as_ref());
                         prop_assert_eq!(&rows, &whole);
+                        prop_assert_eq!(parts, Parts::between(last.as_ref(), &whole));
                     }
                     // "Unchanged": the rows read whole are the last ones handed out.
                     None => prop_assert_eq!(last.as_ref(), Some(&whole)),

@@ -9,7 +9,7 @@ use sync_core::permissions::DocContext;
 
 use crate::db::documents::{self, Origin};
 use crate::db::{Db, DbError, Tx};
-use crate::projection::project;
+use crate::projection::{Parts, project};
 
 /// Writes accepted changes of one document inside `tx`; `doc` is the document
 /// with them applied. `number` is the human number to record for a new
@@ -40,7 +40,7 @@ pub async fn write_changes(
     if new > 0 {
         let projection = project(doc, &DueRules::default())
             .map_err(|e| DbError::Corrupt(format!("document {id} cannot be projected: {e}")))?;
-        documents::write_projection(tx, id, &projection).await?;
+        documents::write_projection(tx, id, &projection, Parts::ALL).await?;
     }
     Ok(new)
 }

@@ -10,7 +10,7 @@ use sync_core::permissions::DocContext;
 
 use super::accounts::hex;
 use super::{Db, DbError, Tx, now_ms, parse_col};
-use crate::projection::Projection;
+use crate::projection::{Parts, Projection};
 
 /// The receipt before the first one.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -328,6 +328,7 @@ pub async fn write_projection(
     tx: &mut Tx,
     doc: &DocumentId,
     projection: &Projection,
+    parts: Parts,
 ) -> Result<(), DbError> {
     let id = doc.to_string();
     let now = now_ms();
@@ -335,7 +336,29 @@ pub async fn write_projection(
         Projection::Audit {
             audit, findings, ..
         } => {
-            sqlx::query(
+            if parts.row {
+                write_audit_row(tx, &id, audit, now).await?;
+            }
+            if parts.findings {
+                write_findings(tx, &id, findings).await?;
+            }
+        }
+        Projection::Nc(nc) if parts.row => write_nc_row(tx, &id, nc, now).await?,
+        Projection::Nc(_) | Projection::Review => {}
+    }
+    if parts.evidence {
+        super::blobs::write_refs(tx, &id, projection.evidence()).await?;
+    }
+    Ok(())
+}
+
+async fn write_audit_row(
+    tx: &mut Tx,
+    id: &str,
+    audit: &crate::projection::AuditRow,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
                 "INSERT INTO audits (doc_id, unit, number, state, lead, start_on, end_on, \
                  template_version, responses, conflicts, late_edits, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
@@ -345,7 +368,7 @@ pub async fn write_projection(
                  responses = excluded.responses, conflicts = excluded.conflicts, \
                  late_edits = excluded.late_edits, updated_at = excluded.updated_at",
             )
-            .bind(&id)
+            .bind(id)
             .bind(&audit.unit)
             .bind(&audit.number)
             .bind(&audit.state)
@@ -359,70 +382,81 @@ pub async fn write_projection(
             .bind(now)
             .execute(&mut **tx)
             .await?;
-            sqlx::query("DELETE FROM findings WHERE audit_id = $1")
-                .bind(&id)
-                .execute(&mut **tx)
-                .await?;
-            for chunk in findings.chunks(ROWS_PER_INSERT) {
-                use std::fmt::Write;
-                let mut sql = String::from(
-                    "INSERT INTO findings (audit_id, finding_id, class, clause, process, text) VALUES ",
-                );
-                for i in 0..chunk.len() {
-                    let sep = if i == 0 { "" } else { ", " };
-                    let b = 2 + 5 * i;
-                    let _ = write!(
-                        sql,
-                        "{sep}($1, ${b}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4
-                    );
-                }
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&id);
-                for f in chunk {
-                    q = q
-                        .bind(&f.finding_id)
-                        .bind(&f.class)
-                        .bind(&f.clause)
-                        .bind(f.process.as_deref())
-                        .bind(&f.text);
-                }
-                q.execute(&mut **tx).await?;
-            }
+    Ok(())
+}
+
+async fn write_findings(
+    tx: &mut Tx,
+    id: &str,
+    findings: &[crate::projection::FindingRow],
+) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM findings WHERE audit_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    for chunk in findings.chunks(ROWS_PER_INSERT) {
+        use std::fmt::Write;
+        let mut sql = String::from(
+            "INSERT INTO findings (audit_id, finding_id, class, clause, process, text) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let sep = if i == 0 { "" } else { ", " };
+            let b = 2 + 5 * i;
+            let _ = write!(
+                sql,
+                "{sep}($1, ${b}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4
+            );
         }
-        Projection::Nc(nc) => {
-            sqlx::query(
-                "INSERT INTO ncs (doc_id, number, unit, audit_id, finding_id, process, clause, class, \
-                 state, raised_on, response_due, action_due, closed_on, conflicts, updated_at) \
-                 VALUES ($1, (SELECT number FROM documents WHERE id = $1), $2, $3, $4, $5, $6, $7, \
-                 $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT (doc_id) DO UPDATE SET state = excluded.state, \
-                 response_due = excluded.response_due, action_due = excluded.action_due, \
-                 closed_on = excluded.closed_on, conflicts = excluded.conflicts, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(&id)
-            .bind(&nc.unit)
-            .bind(&nc.audit_id)
-            .bind(&nc.finding_id)
-            .bind(&nc.process)
-            .bind(&nc.clause)
-            .bind(&nc.class)
-            .bind(&nc.state)
-            .bind(&nc.raised_on)
-            .bind(&nc.response_due)
-            .bind(&nc.action_due)
-            .bind(nc.closed_on.as_deref())
-            .bind(nc.conflicts)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
+        for f in chunk {
+            q = q
+                .bind(&f.finding_id)
+                .bind(&f.class)
+                .bind(&f.clause)
+                .bind(f.process.as_deref())
+                .bind(&f.text);
         }
-        Projection::Review => {}
+        q.execute(&mut **tx).await?;
     }
-    super::blobs::write_refs(tx, &id, projection.evidence()).await?;
+    Ok(())
+}
+
+async fn write_nc_row(
+    tx: &mut Tx,
+    id: &str,
+    nc: &crate::projection::NcRow,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO ncs (doc_id, number, unit, audit_id, finding_id, process, clause, class, \
+         state, raised_on, response_due, action_due, closed_on, conflicts, updated_at) \
+         VALUES ($1, (SELECT number FROM documents WHERE id = $1), $2, $3, $4, $5, $6, $7, \
+         $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (doc_id) DO UPDATE SET state = excluded.state, \
+         response_due = excluded.response_due, action_due = excluded.action_due, \
+         closed_on = excluded.closed_on, conflicts = excluded.conflicts, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(id)
+    .bind(&nc.unit)
+    .bind(&nc.audit_id)
+    .bind(&nc.finding_id)
+    .bind(&nc.process)
+    .bind(&nc.clause)
+    .bind(&nc.class)
+    .bind(&nc.state)
+    .bind(&nc.raised_on)
+    .bind(&nc.response_due)
+    .bind(&nc.action_due)
+    .bind(nc.closed_on.as_deref())
+    .bind(nc.conflicts)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use super::hub::HubMsg;
 use crate::db::documents::{self, Origin, Quarantined};
 use crate::db::{Db, DbError, DbKind};
 use crate::http::metrics::Metrics;
-use crate::projection::Projection;
+use crate::projection::{Parts, Projection};
 
 /// The most jobs one transaction takes.
 const MAX_BATCH: usize = 2048;
@@ -47,9 +47,10 @@ pub struct StoreJob {
     pub changes: Vec<Vec<u8>>,
     /// Who sent them.
     pub origin: Origin,
-    /// The document's projection rows with them applied (`None`: the same
-    /// as the last ones handed to the writer).
-    pub projection: Option<Projection>,
+    /// The document's projection rows with them applied, and the parts
+    /// that differ from the last ones handed to the writer (`None`: the
+    /// same as those).
+    pub projection: Option<(Projection, Parts)>,
 }
 
 /// One thing to write.
@@ -157,8 +158,9 @@ async fn commit(
         None
     };
     let mut stored = 0;
-    // The last projection of each document in the batch is the one to keep.
-    let mut projections: HashMap<DocumentId, &Projection> = HashMap::new();
+    // The last projection of each document in the batch is the one to keep;
+    // a part changed by any of the batch's jobs is written.
+    let mut projections: HashMap<DocumentId, (&Projection, Parts)> = HashMap::new();
     let mut docs: HashSet<DocumentId> = HashSet::new();
     for job in jobs {
         match job {
@@ -181,15 +183,18 @@ async fn commit(
                 prev = Some(last);
                 stored += new;
                 docs.insert(s.doc);
-                if let Some(p) = &s.projection {
-                    projections.insert(s.doc, p);
+                if let Some((rows, parts)) = &s.projection {
+                    let parts = projections
+                        .get(&s.doc)
+                        .map_or(*parts, |(_, before)| before.or(*parts));
+                    projections.insert(s.doc, (rows, parts));
                 }
             }
             WriterJob::Quarantine(q) => documents::quarantine(&mut tx, q).await?,
         }
     }
-    for (doc, projection) in &projections {
-        documents::write_projection(&mut tx, doc, projection).await?;
+    for (doc, (rows, parts)) in &projections {
+        documents::write_projection(&mut tx, doc, rows, *parts).await?;
     }
     if db.kind() == DbKind::Postgres {
         for doc in &docs {
