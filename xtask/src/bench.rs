@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: the criterion benchmarks of sync-core and the
-//! server's API benchmark (login throughput, reference-data latency).
+//! server's API benchmark (login throughput, reference-data latency) and
+//! memory benchmark (what one open document costs the server).
 
 use anyhow::Result;
 
