@@ -263,10 +263,12 @@ impl Projector {
         let mut base = base.to_vec();
         base.sort();
         let before = self.kept.remove(&id);
-        let (audit, last) = match before {
-            Some(k) if k.heads == base && !touched.everything => (k.audit, Some(k.rows)),
-            Some(k) => (None, Some(k.rows)),
-            None => (None, None),
+        // `follows`: the batch was applied on exactly the heads of the rows
+        // last handed out, so those are what the database holds for it.
+        let (audit, last, follows) = match before {
+            Some(k) if k.heads == base && !touched.everything => (k.audit, Some(k.rows), true),
+            Some(k) => (None, Some(k.rows), false),
+            None => (None, None, false),
         };
         let (audit, rows) = match audit {
             Some(mut live) => {
@@ -281,7 +283,14 @@ impl Projector {
             }
             None => (None, project(doc, rules)?),
         };
-        let parts = Parts::between(last.as_ref(), &rows);
+        // Otherwise (changes stored by another server process came in
+        // between, say) the database may hold rows this projector did not
+        // hand out: every part is written again.
+        let parts = match &last {
+            Some(l) if *l == rows => Parts::between(Some(l), &rows),
+            Some(l) if follows => Parts::between(Some(l), &rows),
+            _ => Parts::ALL,
+        };
         self.kept.insert(
             id,
             Kept {
@@ -532,7 +541,9 @@ mod tests {
                     Some((rows, parts)) => {
                         prop_assert_ne!(Some(&rows), last.as_ref());
                         prop_assert_eq!(&rows, &whole);
-                        prop_assert_eq!(parts, Parts::between(last.as_ref(), &whole));
+                        // Every part that differs is written (more may be).
+                        let differ = Parts::between(last.as_ref(), &whole);
+                        prop_assert_eq!(parts.or(differ), parts);
                     }
                     // "Unchanged": the rows read whole are the last ones handed out.
                     None => prop_assert_eq!(last.as_ref(), Some(&whole)),
@@ -544,6 +555,50 @@ mod tests {
             .apply_changes(server.get_changes(&tablet.get_heads()))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         Ok(())
+    }
+
+    /// A batch applied on heads the projector did not see (changes came in
+    /// from elsewhere between): every part of the rows is written again,
+    /// whatever differs from the rows it last handed out.
+    #[test]
+    fn rows_after_changes_the_projector_did_not_see_are_written_whole() {
+        let demo = Demo::new();
+        let rules = DueRules::default();
+        let mut server = demo.audit();
+        let mut projector = Projector::default();
+        let first = projector
+            .project(demo.audit_id, &server, &[], &Touched::unknown(), &rules)
+            .expect("projects");
+        assert_eq!(first.map(|(_, p)| p), Some(Parts::ALL));
+        let batch = |server: &Automerge, edit: Edit| {
+            let mut tablet = server.clone();
+            demo.must(demo.audit_id, &mut tablet, &demo.lead, edit);
+            let fresh = tablet.get_changes(&server.get_heads());
+            validate_batch(demo.audit_id, server, fresh, &demo.lead, demo.today).expect("accepted")
+        };
+        // Seen batch by batch: only the audit row changes with an answer.
+        let base = server.get_heads();
+        let accepted = batch(&server, demo.answer(0, 0));
+        server = accepted.doc.expect("applied");
+        let seen = projector
+            .project(demo.audit_id, &server, &base, &accepted.touched, &rules)
+            .expect("projects");
+        let row_only = Parts {
+            row: true,
+            findings: false,
+            evidence: false,
+        };
+        assert_eq!(seen.map(|(_, p)| p), Some(row_only));
+        // An answer stored by another server process, which this projector
+        // never saw, then another answer: everything is written.
+        server = batch(&server, demo.answer(1, 1)).doc.expect("applied");
+        let base = server.get_heads();
+        let accepted = batch(&server, demo.answer(2, 2));
+        server = accepted.doc.expect("applied");
+        let unseen = projector
+            .project(demo.audit_id, &server, &base, &accepted.touched, &rules)
+            .expect("projects");
+        assert_eq!(unseen.map(|(_, p)| p), Some(Parts::ALL));
     }
 
     /// A locked audit that gets late edits, then is reopened: each batch's
