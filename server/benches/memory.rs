@@ -1,14 +1,17 @@
 //! What one open document costs the sync server in memory, part by part:
-//! its Automerge copy as loaded from the database, the day's changes applied
-//! to it, the audit's live view and report rows the projector keeps, and the
-//! sync state of a connection that has just synced it. Counted by a global
-//! allocator (bytes allocated and not yet freed), on the demo's realistic audit.
+//! its Automerge copy as loaded from the database, the same after a day's
+//! changes arrived by sync (with the server's sync state), saved and loaded
+//! again, loaded whole after the day, and the audit's live view and report
+//! rows the projector keeps. Each part is measured in a process of its own
+//! as the resident memory its copies add, on the demo's realistic audit.
 //!
 //! Run: `cargo bench -p server --bench memory`
 
+use server::load::baseline::plain_sync;
+use server::load::server::rss_mib;
 use server::projection::Projector;
 use sync_core::automerge::Automerge;
-use sync_core::automerge::sync::{Message, State, SyncDoc};
+use sync_core::automerge::sync::State;
 use sync_core::nc::DueRules;
 use sync_core::testing::fixtures::Demo;
 use sync_core::validate::Touched;
@@ -19,14 +22,7 @@ const COPIES: usize = 500;
 
 /// This process's resident memory, KiB (Linux).
 fn rss_kib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0.0)
+    rss_mib(std::process::id()).unwrap_or(0.0) * 1024.0
 }
 
 /// Makes `COPIES` values with `f`, keeps them, and returns them with the
@@ -41,23 +37,7 @@ fn held<T>(mut f: impl FnMut(usize) -> T) -> (Vec<T>, f64) {
 /// Syncs a device copy into the server copy; returns the server's sync state.
 fn sync_into(server: &mut Automerge, device: &Automerge) -> State {
     let (mut ss, mut ds) = (State::new(), State::new());
-    let mut device = device.clone();
-    for _ in 0..20 {
-        let mut quiet = true;
-        if let Some(m) = device.generate_sync_message(&mut ds) {
-            let m = Message::decode(&m.encode()).expect("decodes");
-            server.receive_sync_message(&mut ss, m).expect("applies");
-            quiet = false;
-        }
-        if let Some(m) = server.generate_sync_message(&mut ss) {
-            let m = Message::decode(&m.encode()).expect("decodes");
-            device.receive_sync_message(&mut ds, m).expect("applies");
-            quiet = false;
-        }
-        if quiet {
-            break;
-        }
-    }
+    plain_sync(&mut device.clone(), &mut ds, server, &mut ss).expect("syncs");
     ss
 }
 

@@ -283,12 +283,12 @@ impl Projector {
             }
             None => (None, project(doc, rules)?),
         };
-        // Otherwise (changes stored by another server process came in
-        // between, say) the database may hold rows this projector did not
-        // hand out: every part is written again.
+        // Unchanged rows are not written. Changed rows that do not follow the
+        // last ones handed out (changes stored by another server process came
+        // in between, say) may differ from the database in any part: every
+        // part is written again.
         let parts = match &last {
-            Some(l) if *l == rows => Parts::between(Some(l), &rows),
-            Some(l) if follows => Parts::between(Some(l), &rows),
+            Some(l) if follows || *l == rows => Parts::between(Some(l), &rows),
             _ => Parts::ALL,
         };
         self.kept.insert(

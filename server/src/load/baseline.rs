@@ -81,7 +81,12 @@ pub fn measure(tablets: &[Tablet], before: &HashMap<DocumentId, Automerge>) -> R
             .chain((tablet_copies.len() > 1).then_some(0))
             .collect();
         for k in order {
-            let (bytes, messages) = plain_sync(&mut tablet_copies[k], &mut server_copy)?;
+            let (bytes, messages) = plain_sync(
+                &mut tablet_copies[k],
+                &mut State::new(),
+                &mut server_copy,
+                &mut State::new(),
+            )?;
             out.sync_bytes += bytes;
             out.sync_messages += messages;
         }
@@ -98,26 +103,31 @@ pub fn measure(tablets: &[Tablet], before: &HashMap<DocumentId, Automerge>) -> R
     Ok(out)
 }
 
-/// Syncs two documents with plain Automerge sync until neither has anything
-/// to say; returns the bytes and the number of the encoded messages.
-fn plain_sync(a: &mut Automerge, b: &mut Automerge) -> Result<(u64, u64)> {
-    let (mut sa, mut sb) = (State::new(), State::new());
+/// Syncs two documents with plain Automerge sync, each on its sync state
+/// with the other, until neither has anything to say; returns the bytes and
+/// the number of the encoded messages.
+pub fn plain_sync(
+    a: &mut Automerge,
+    sa: &mut State,
+    b: &mut Automerge,
+    sb: &mut State,
+) -> Result<(u64, u64)> {
     let mut bytes = 0u64;
     let mut messages = 0u64;
     for _ in 0..100 {
         let mut quiet = true;
-        if let Some(m) = a.generate_sync_message(&mut sa) {
+        if let Some(m) = a.generate_sync_message(sa) {
             let encoded = m.encode();
             bytes += encoded.len() as u64;
             messages += 1;
-            b.receive_sync_message(&mut sb, Message::decode(&encoded)?)?;
+            b.receive_sync_message(sb, Message::decode(&encoded)?)?;
             quiet = false;
         }
-        if let Some(m) = b.generate_sync_message(&mut sb) {
+        if let Some(m) = b.generate_sync_message(sb) {
             let encoded = m.encode();
             bytes += encoded.len() as u64;
             messages += 1;
-            a.receive_sync_message(&mut sa, Message::decode(&encoded)?)?;
+            a.receive_sync_message(sa, Message::decode(&encoded)?)?;
             quiet = false;
         }
         if quiet {

@@ -10,7 +10,7 @@
 //! given the tool starts its own server ([`server`]) as a child process on a
 //! fresh database, so that the server's CPU time and peak memory can be read.
 
-mod baseline;
+pub mod baseline;
 mod day;
 mod download;
 mod http;
@@ -18,7 +18,7 @@ mod live;
 mod phases;
 mod reconnect;
 mod report;
-mod server;
+pub mod server;
 mod setup;
 mod tablet;
 mod work;

@@ -285,6 +285,12 @@ mod tests {
     use super::*;
     use crate::testing::fixtures::Demo;
 
+    fn sorted_hashes(changes: &[Change]) -> Vec<ChangeHash> {
+        let mut hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+        hashes.sort();
+        hashes
+    }
+
     fn carrying(chunk: Vec<u8>) -> sync::Message {
         sync::Message {
             heads: Vec::new(),
@@ -312,15 +318,11 @@ mod tests {
         demo.must(demo.audit_id, &mut sender, &demo.lead, demo.answer(10, 0));
         demo.must(demo.audit_id, &mut sender, &demo.lead, demo.finding(1));
         let got = extract_changes(&carrying(sender.save()), 1 << 20, &receiver).expect("reads");
-        let mut hashes: Vec<ChangeHash> = got.changes.iter().map(Change::hash).collect();
-        hashes.sort();
-        let mut want: Vec<ChangeHash> = sender
-            .get_changes(&base.get_heads())
-            .iter()
-            .map(Change::hash)
-            .collect();
-        want.sort();
-        assert_eq!(hashes, want, "only the sender's two new changes");
+        assert_eq!(
+            sorted_hashes(&got.changes),
+            sorted_hashes(&sender.get_changes(&base.get_heads())),
+            "only the sender's two new changes"
+        );
         let merged = got.merged.expect("a merge");
         assert!(crate::validate::is_merge_of(
             &merged,
@@ -354,12 +356,7 @@ mod tests {
         for i in 0..12 {
             demo.must(demo.audit_id, &mut device, &demo.lead, demo.answer(i, 1));
         }
-        let mut fresh: Vec<ChangeHash> = device
-            .get_changes(&server.get_heads())
-            .iter()
-            .map(Change::hash)
-            .collect();
-        fresh.sort();
+        let fresh = sorted_hashes(&device.get_changes(&server.get_heads()));
         (server, device, fresh)
     }
 
@@ -390,9 +387,11 @@ mod tests {
                 .is_some_and(|c| c.contains(&sync::Capability::MessageV2))
         );
         let got = extract_changes(&msg, 64 << 20, &server).expect("reads");
-        let mut hashes: Vec<ChangeHash> = got.changes.iter().map(Change::hash).collect();
-        hashes.sort();
-        assert_eq!(hashes, fresh, "exactly the day's changes");
+        assert_eq!(
+            sorted_hashes(&got.changes),
+            fresh,
+            "exactly the day's changes"
+        );
         let mut applied = server.clone();
         applied.apply_changes(got.changes).expect("they apply");
         assert_eq!(applied.get_heads(), device.get_heads());
