@@ -73,12 +73,7 @@ pub fn units_of(grants: &[RoleGrant], today: Date) -> BTreeSet<UnitCode> {
         .collect()
 }
 
-/// India Standard Time is UTC+05:30: the offices' calendar day.
-const IST_OFFSET_MS: i64 = (5 * 60 + 30) * 60 * 1000;
-
 /// Today in the offices' calendar (IST), by the server's clock.
 pub fn today() -> Date {
-    Date::of(sync_core::date::Timestamp(
-        crate::db::now_ms() + IST_OFFSET_MS,
-    ))
+    Date::in_offices(sync_core::date::Timestamp(crate::db::now_ms()))
 }

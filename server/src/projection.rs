@@ -371,7 +371,7 @@ pub fn project(doc: &Automerge, rules: &DueRules) -> Result<Projection, SchemaEr
                         .rev()
                         .filter_map(|&i| nc.events.get(i))
                         .find(|e| e.mv == "verify_effective")
-                        .map(|e| sync_core::date::Date::of(e.at).to_string())
+                        .map(|e| sync_core::date::Date::in_offices(e.at).to_string())
                 })
                 .flatten();
             Projection::Nc(NcRow {

@@ -33,6 +33,9 @@ pub enum DateError {
     TimestampFormat(String),
 }
 
+/// India Standard Time is UTC+05:30 all year (no daylight saving).
+const IST_OFFSET_MS: i64 = (5 * 60 + 30) * 60 * 1000;
+
 const MIN_YEAR: i32 = 1900;
 const MAX_YEAR: i32 = 9999;
 
@@ -120,6 +123,14 @@ impl Date {
             days: ts.0.div_euclid(86_400_000) as i32,
         }
         .add_days(0)
+    }
+
+    /// The offices' calendar date of an instant: the day in India Standard
+    /// Time. It is the day that counts for which roles are in force, what is
+    /// due and when something was closed; from 18:30 UTC it is a day ahead of
+    /// [`Date::of`].
+    pub fn in_offices(ts: Timestamp) -> Date {
+        Date::of(Timestamp(ts.0.saturating_add(IST_OFFSET_MS)))
     }
 }
 
@@ -236,6 +247,7 @@ mod tests {
         let t: Timestamp = "2026-01-13T10:22:05Z".parse().expect("valid");
         assert_eq!(t.to_string(), "2026-01-13T10:22:05Z");
         assert_eq!(Date::of(t).to_string(), "2026-01-13");
+        assert_eq!(Date::in_offices(t).to_string(), "2026-01-13");
         let ms: Timestamp = "2026-01-13T10:22:05.5Z".parse().expect("valid");
         assert_eq!(ms.0 - t.0, 500);
         for bad in [
@@ -258,5 +270,24 @@ mod tests {
             let (y, m, dd) = d.ymd();
             assert_eq!(Date::from_ymd(y, m, dd), Some(d));
         }
+    }
+
+    #[test]
+    fn the_offices_day_begins_at_midnight_india_standard_time() {
+        let at = |s: &str| s.parse::<Timestamp>().expect("valid");
+        let day = |s: &str| s.parse::<Date>().expect("valid");
+        assert_eq!(
+            Date::in_offices(at("2026-12-02T18:29:59Z")),
+            day("2026-12-02")
+        );
+        assert_eq!(
+            Date::in_offices(at("2026-12-02T18:30:00Z")),
+            day("2026-12-03")
+        );
+        assert_eq!(Date::of(at("2026-12-02T18:30:00Z")), day("2026-12-02"));
+        assert_eq!(
+            Date::in_offices(at("2026-12-31T23:59:59Z")),
+            day("2027-01-01")
+        );
     }
 }

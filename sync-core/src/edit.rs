@@ -149,7 +149,14 @@ pub fn apply_edit(
         .ok_or_else(|| refuse("edit.failed", "The edit made no change."))?;
     // The working copy is the document with exactly this change: the
     // validator checks it in place instead of applying the change again.
-    let accepted = validate_merged(id, doc, vec![change], Some(work), author, Date::of(now))?;
+    let accepted = validate_merged(
+        id,
+        doc,
+        vec![change],
+        Some(work),
+        author,
+        Date::in_offices(now),
+    )?;
     let (Some(new), Some(change)) = (accepted.doc, accepted.applied.into_iter().next()) else {
         return Err(refuse("edit.failed", "The edit made no change."));
     };

@@ -646,3 +646,48 @@ fn changes_stored_elsewhere_reach_the_connected_devices() {
     );
     assert!(pair.server.in_sync(DEVICE, &demo.audit_id));
 }
+
+#[test]
+fn a_role_ends_at_midnight_in_india_not_at_midnight_utc() {
+    let demo = Demo::new();
+    let stored = demo.audit();
+    // Made while the role was in force; uploaded around the end of its last day.
+    let mut copy = stored.clone();
+    let hash = demo
+        .edit(demo.audit_id, &mut copy, &demo.member, demo.answer(0, 0))
+        .expect("permitted while the role is in force");
+    let change = copy
+        .get_change_by_hash(&hash)
+        .expect("made")
+        .raw_bytes()
+        .to_vec();
+    let mut ended = demo.member.clone();
+    for g in &mut ended.grants {
+        g.until = Some(demo.today);
+    }
+    // 18:30 UTC is midnight in India: the first moment of the next office day.
+    for (time, refused) in [("18:29:59", false), ("18:30:00", true)] {
+        let at: sync_core::date::Timestamp =
+            format!("{}T{time}Z", demo.today).parse().expect("a time");
+        let mut server = Engine::new(Side::Server);
+        server.insert(demo.audit_id, stored.clone());
+        server.handle(
+            at,
+            Input::Connected {
+                peer: DEVICE,
+                author: Some(ended.clone()),
+                docs: vec![demo.audit_id],
+            },
+        );
+        let fx = server.handle(
+            at,
+            Input::Received {
+                peer: DEVICE,
+                bytes: frame(demo.audit_id, vec![change.clone()]),
+            },
+        );
+        let quarantined = fx.iter().any(|e| matches!(e, Effect::Quarantine { .. }));
+        let stored_it = fx.iter().any(|e| matches!(e, Effect::Store { .. }));
+        assert_eq!((quarantined, stored_it), (refused, !refused), "at {at}");
+    }
+}

@@ -200,7 +200,7 @@ fn answer(item: &Item, rng: &mut Rng, revisit: bool, i: usize) -> (Answer, bool)
         "number" => (Answer::Number((r % 40) as i64), false),
         "text" => (Answer::Text(note(rng, revisit)), false),
         "date" => {
-            let today = Date::of(Timestamp(now_ms()));
+            let today = Date::in_offices(Timestamp(now_ms()));
             (Answer::Date(today.add_days(-((r % 300) as i32))), false)
         }
         "photo" => (Answer::Photo, false),

@@ -435,7 +435,7 @@ impl Hub {
         if let Some(doc) = Envelope::peek_doc(&bytes)
             && !self.engine.is_shared(peer, &doc)
             && let Some(ctx) = self.engine.doc(&doc).and_then(|d| DocContext::read(d).ok())
-            && p.author.may_read(&ctx, Date::of(now()))
+            && p.author.may_read(&ctx, crate::access::today())
         {
             let fx = self.engine.handle(now(), Input::Share { peer, doc });
             self.carry_out(fx);
@@ -458,7 +458,7 @@ impl Hub {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        let today = Date::of(now());
+        let today = crate::access::today();
         visible.sort_unstable();
         // Rights, day and documents as at the last read: every open document
         // was found readable under them when it was opened, so only the ones
@@ -512,7 +512,7 @@ impl Hub {
         let Some(ctx) = self.engine.doc(&doc).and_then(|d| DocContext::read(d).ok()) else {
             return;
         };
-        let today = Date::of(now());
+        let today = crate::access::today();
         let peers: Vec<PeerId> = self
             .peers
             .iter()

@@ -874,7 +874,7 @@ impl Engine {
             }
         };
         msg.changes = Vec::<Vec<u8>>::new().into();
-        let today = Date::of(now);
+        let today = Date::in_offices(now);
         let is_server = self.side == Side::Server;
         let author = self.peers.get(&peer).and_then(|p| p.author.clone());
         let max_pending = self.limits.max_pending_per_peer;
