@@ -31,7 +31,7 @@ pub async fn write_changes(
         )));
     }
     documents::ensure_document(tx, &ctx, number, &origin.username).await?;
-    let prev = documents::lock_receipts(tx).await?;
+    let prev = documents::lock_receipts(tx, None).await?.last;
     let pairs: Vec<(String, &[u8])> = changes
         .iter()
         .map(|c| (c.hash().to_string(), c.raw_bytes()))

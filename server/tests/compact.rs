@@ -114,7 +114,7 @@ async fn big_document(db: &server::db::Db, n: usize) -> Result<DocumentId> {
     };
     let mut tx = db.begin().await?;
     documents::ensure_document(&mut tx, &ctx, Some("IA/BIG/1"), "k.iyer").await?;
-    let prev = documents::lock_receipts(&mut tx).await?;
+    let prev = documents::lock_receipts(&mut tx, None).await?.last;
     let pairs: Vec<(String, &[u8])> = changes
         .iter()
         .map(|(h, b)| (h.clone(), b.as_slice()))

@@ -1,5 +1,6 @@
 //! Two `sqm serve` processes on one PostgreSQL: a change stored through one
-//! reaches the devices connected to the other, and so does a new document.
+//! reaches the devices connected to the other, and so does a new document;
+//! the receipt chain both write stays unbroken.
 
 mod common;
 
@@ -90,6 +91,26 @@ async fn a_change_stored_by_one_server_reaches_devices_on_the_other() -> Result<
         got,
         "the new NC never reached the device on the other server"
     );
+    // Receipts written through B, then through A again: A's remembered tip
+    // of the receipt chain is stale by then, and the chain stays one line.
+    let by_khan = Edit::SetResponse {
+        key: "mr.inputs".parse()?,
+        answer: Answer::Cpna(Cpna::Partly),
+        note: "through server B".into(),
+        evidence: Vec::new(),
+    };
+    on_b.edit(audit, &by_khan, &khan.author.clone()).await?;
+    assert!(on_b.settle(SETTLE).await?);
+    let again = Edit::SetResponse {
+        key: "mr.held".parse()?,
+        answer: Answer::Cpna(Cpna::Partly),
+        note: "through server A again".into(),
+        evidence: Vec::new(),
+    };
+    on_a.edit(audit, &again, &author).await?;
+    assert!(on_a.settle(SETTLE).await?);
+    let report = server::verify::verify(&a.db).await?;
+    assert!(report.ok(), "{report}");
     drop((on_a, on_b));
     a.stop().await;
     b.stop().await;

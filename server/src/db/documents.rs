@@ -179,18 +179,44 @@ pub async fn next_counter(tx: &mut Tx, scope: &str) -> Result<i64, DbError> {
     )
 }
 
-/// Takes the receipt chain for this transaction and returns its last hash.
-/// Call before writing receipts: the counter row's lock makes concurrent
-/// writers (other servers on PostgreSQL) wait, so the chain never forks.
-pub async fn lock_receipts(tx: &mut Tx) -> Result<String, DbError> {
-    sqlx::query("UPDATE counters SET value = value + 1 WHERE scope = 'receipts'")
-        .execute(&mut **tx)
-        .await?;
+/// Where the receipt chain stands after a transaction that took it: the
+/// chain counter's value and the last receipt's hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainTip {
+    /// The `receipts` counter, bumped once by every transaction that takes the chain.
+    pub counter: i64,
+    /// The hash of the last receipt ([`GENESIS`] before the first).
+    pub last: String,
+}
+
+/// Takes the receipt chain for this transaction and returns its tip. Call
+/// before writing receipts: the counter row's lock makes concurrent writers
+/// (other servers on PostgreSQL) wait, so the chain never forks.
+///
+/// `known` is the tip this process committed last, if it is sure of it. Every
+/// writer of receipts bumps the counter first, so when the counter is one past
+/// `known`'s, nobody has written receipts since and `known`'s last hash is
+/// still the last: the receipts table is not read.
+pub async fn lock_receipts(tx: &mut Tx, known: Option<&ChainTip>) -> Result<ChainTip, DbError> {
+    let counter: i64 = sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE scope = 'receipts' RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if let Some(k) = known.filter(|k| k.counter.checked_add(1) == Some(counter)) {
+        return Ok(ChainTip {
+            counter,
+            last: k.last.clone(),
+        });
+    }
     let last: Option<String> =
         sqlx::query_scalar("SELECT hash FROM receipts ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut **tx)
             .await?;
-    Ok(last.unwrap_or_else(|| GENESIS.to_owned()))
+    Ok(ChainTip {
+        counter,
+        last: last.unwrap_or_else(|| GENESIS.to_owned()),
+    })
 }
 
 /// The hash of a receipt, from the one before it and its fields.

@@ -17,7 +17,7 @@ use sync_core::permissions::DocContext;
 use tokio::sync::mpsc;
 
 use super::hub::HubMsg;
-use crate::db::documents::{self, Origin, Quarantined};
+use crate::db::documents::{self, ChainTip, Origin, Quarantined};
 use crate::db::{Db, DbError, DbKind};
 use crate::http::metrics::Metrics;
 use crate::projection::{Parts, Projection};
@@ -74,6 +74,8 @@ pub fn start(
         let mut since_snapshot: HashMap<DocumentId, usize> = HashMap::new();
         // Documents known to have their `documents` row (rows are never removed).
         let mut known: HashSet<DocumentId> = HashSet::new();
+        // The receipt chain's tip as this task last committed it.
+        let mut tip: Option<ChainTip> = None;
         while let Some(first) = rx.recv().await {
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
@@ -84,8 +86,11 @@ pub fn start(
             }
             let mut wait = Duration::from_millis(50);
             loop {
-                match commit(&db, &jobs, &server_id, &known).await {
-                    Ok(stored) => {
+                match commit(&db, &jobs, &server_id, &known, tip.as_ref()).await {
+                    Ok((stored, chain)) => {
+                        if chain.is_some() {
+                            tip = chain;
+                        }
                         if known.len() > MAX_KNOWN {
                             known.clear();
                         }
@@ -106,6 +111,8 @@ pub fn start(
                         break;
                     }
                     Err(e) => {
+                        // It may have committed or not: read the chain afresh.
+                        tip = None;
                         tracing::error!(cause = %e, jobs = jobs.len(), "commit failed; retrying");
                         tokio::time::sleep(wait).await;
                         wait = (wait * 2).min(Duration::from_secs(5));
@@ -142,18 +149,20 @@ pub fn start(
     tx
 }
 
-/// Commits a batch of jobs in one transaction; returns how many changes were new.
+/// Commits a batch of jobs in one transaction; returns how many changes were
+/// new and, if it took the receipt chain, the chain's tip it left.
 async fn commit(
     db: &Db,
     jobs: &[WriterJob],
     server_id: &str,
     known: &HashSet<DocumentId>,
-) -> Result<usize, DbError> {
+    tip: Option<&ChainTip>,
+) -> Result<(usize, Option<ChainTip>), DbError> {
     let mut tx = db.begin().await?;
     // Taking the receipt chain first also takes the write lock first (SQLite
     // would otherwise have to upgrade a read lock, which can fail under load).
-    let mut prev = if jobs.iter().any(|j| matches!(j, WriterJob::Store(_))) {
-        Some(documents::lock_receipts(&mut tx).await?)
+    let mut chain = if jobs.iter().any(|j| matches!(j, WriterJob::Store(_))) {
+        Some(documents::lock_receipts(&mut tx, tip).await?)
     } else {
         None
     };
@@ -168,9 +177,9 @@ async fn commit(
                 if !known.contains(&s.doc) {
                     documents::ensure_document(&mut tx, &s.ctx, None, &s.origin.username).await?;
                 }
-                let chain = match prev.take() {
-                    Some(p) => p,
-                    None => documents::lock_receipts(&mut tx).await?,
+                let mut at = match chain.take() {
+                    Some(t) => t,
+                    None => documents::lock_receipts(&mut tx, tip).await?,
                 };
                 let pairs: Vec<(String, &[u8])> = s
                     .hashes
@@ -179,8 +188,9 @@ async fn commit(
                     .map(|(h, b)| (h.to_string(), b.as_slice()))
                     .collect();
                 let (last, new) =
-                    documents::append_changes(&mut tx, &s.doc, &pairs, &s.origin, chain).await?;
-                prev = Some(last);
+                    documents::append_changes(&mut tx, &s.doc, &pairs, &s.origin, at.last).await?;
+                at.last = last;
+                chain = Some(at);
                 stored += new;
                 docs.insert(s.doc);
                 if let Some((rows, parts)) = &s.projection {
@@ -202,5 +212,5 @@ async fn commit(
         }
     }
     tx.commit().await?;
-    Ok(stored)
+    Ok((stored, chain))
 }

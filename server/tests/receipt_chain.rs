@@ -1,0 +1,85 @@
+//! The receipt chain's tip, on SQLite and PostgreSQL: a writer that remembers
+//! the tip it committed skips reading the receipts table only while nobody
+//! else has written receipts; after another writer it reads the real last
+//! receipt, so the chain stays one line.
+
+mod common;
+
+use anyhow::{Context, Result};
+use common::{Backend, TestServer};
+use server::db::documents::{self, ChainTip, GENESIS, Origin};
+use server::db::{Db, Tx};
+
+/// A made-up change hash (the chain does not look inside changes).
+fn hash(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+/// Takes the chain, appends one change and commits; returns the tip left.
+async fn append_one(
+    db: &Db,
+    doc: &sync_core::ids::DocumentId,
+    n: u8,
+    known: Option<&ChainTip>,
+) -> Result<ChainTip> {
+    let origin = Origin {
+        username: "s.khan".into(),
+        device: "demo-tablet-s.khan".into(),
+    };
+    let mut tx = db.begin().await?;
+    let tip = documents::lock_receipts(&mut tx, known).await?;
+    let bytes = [n; 8];
+    let (last, new) =
+        documents::append_changes(&mut tx, doc, &[(hash(n), &bytes[..])], &origin, tip.last)
+            .await?;
+    assert_eq!(new, 1);
+    tx.commit().await?;
+    Ok(ChainTip {
+        counter: tip.counter,
+        last,
+    })
+}
+
+async fn take(db: &Db, known: Option<&ChainTip>) -> Result<(Tx, ChainTip)> {
+    let mut tx = db.begin().await?;
+    let tip = documents::lock_receipts(&mut tx, known).await?;
+    Ok((tx, tip))
+}
+
+on_both! {
+    async fn a_remembered_chain_tip_is_used_only_while_nobody_else_wrote_receipts(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let doc = documents::all_meta(&s.db).await?.first().context("a demo document")?.id;
+        let mine = append_one(&s.db, &doc, 1, None).await?;
+
+        // Nobody wrote since: the remembered last hash is taken as it is, unread.
+        let unread = ChainTip { counter: mine.counter, last: "remembered".into() };
+        let (tx, tip) = take(&s.db, Some(&unread)).await?;
+        assert_eq!(tip, ChainTip { counter: mine.counter + 1, last: "remembered".into() });
+        tx.rollback().await?;
+
+        // Another writer appends without knowing this one's tip.
+        let theirs = append_one(&s.db, &doc, 2, None).await?;
+        assert_eq!(theirs.counter, mine.counter + 1);
+        assert_ne!(theirs.last, mine.last);
+
+        // The remembered tip is now stale: the real last receipt is read.
+        let (tx, tip) = take(&s.db, Some(&mine)).await?;
+        assert_eq!(tip, ChainTip { counter: mine.counter + 2, last: theirs.last.clone() });
+        tx.rollback().await?;
+        let after = append_one(&s.db, &doc, 3, Some(&mine)).await?;
+
+        // One line: every receipt names the one before it.
+        let chain: Vec<(String, String)> = sqlx::query_as("SELECT prev, hash FROM receipts ORDER BY seq")
+            .fetch_all(s.db.pool())
+            .await?;
+        let mut before = GENESIS.to_owned();
+        for (prev, hash) in &chain {
+            assert_eq!(prev, &before, "the chain forks at {hash}");
+            before = hash.clone();
+        }
+        assert_eq!(before, after.last);
+        s.stop().await;
+        Ok(())
+    }
+}
