@@ -1,7 +1,7 @@
 //! Where the workspace is and where cargo puts its build output.
 
 use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result};
@@ -17,7 +17,14 @@ pub(crate) struct Workspace {
 
 impl Workspace {
     pub(crate) fn new() -> Result<Self> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        // `cargo run` names the package's folder in this checkout at run time.
+        // The path compiled in is only the fallback: a build cache shared
+        // between checkouts (CARGO_TARGET_DIR) can hand one checkout the
+        // xtask built in another, whose path may no longer exist.
+        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        let root = manifest_dir
             .parent()
             .context("xtask/ has no parent directory")?
             .to_path_buf();
