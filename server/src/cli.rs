@@ -77,6 +77,15 @@ struct ServeArgs {
     /// Load the demo unit before serving, and print its logins.
     #[arg(long)]
     demo: bool,
+    /// Seconds a document every connection is in sync with stays loaded
+    /// after it was last touched; then it is kept saved (cold), a few KiB
+    /// instead of tens, and loaded again by the next message about it.
+    #[arg(long, env = "SQM_COOL_AFTER", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    cool_after: u64,
+    /// Documents kept loaded at most; past this, the least recently touched
+    /// of those in sync go cold at once.
+    #[arg(long, env = "SQM_HOT_DOCUMENTS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    hot_documents: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,6 +273,8 @@ async fn serve(data: &DataArgs, args: ServeArgs) -> Result<ExitCode> {
     let mut config = Config::new(args.listen);
     config.allowed_origins = args.allowed_origins;
     config.metrics_token = metrics_token;
+    config.sync.cool_after = std::time::Duration::from_secs(args.cool_after);
+    config.sync.hot_documents = usize::try_from(args.hot_documents)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

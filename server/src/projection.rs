@@ -266,7 +266,10 @@ impl Projector {
         // `follows`: the batch was applied on exactly the heads of the rows
         // last handed out, so those are what the database holds for it.
         let (audit, last, follows) = match before {
-            Some(k) if k.heads == base && !touched.everything => (k.audit, Some(k.rows), true),
+            Some(k) if k.heads == base => {
+                let view = k.audit.filter(|_| !touched.everything);
+                (view, Some(k.rows), true)
+            }
             Some(k) => (None, Some(k.rows), false),
             None => (None, None, false),
         };
@@ -305,6 +308,14 @@ impl Projector {
     /// Forgets a document (unloaded), or after its rows could not be written.
     pub fn forget(&mut self, id: &DocumentId) {
         self.kept.remove(id);
+    }
+
+    /// Drops a document's view but keeps its rows (the document went cold):
+    /// its next batch reads it whole, and writes only the parts that differ.
+    pub fn drop_view(&mut self, id: &DocumentId) {
+        if let Some(k) = self.kept.get_mut(id) {
+            k.audit = None;
+        }
     }
 }
 

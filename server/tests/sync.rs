@@ -458,3 +458,82 @@ on_both! {
         Ok(())
     }
 }
+
+/// A gauge of the server's metrics.
+async fn gauge(s: &TestServer, name: &str) -> Result<i64> {
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .with_context(|| format!("no {name} in the metrics"))?;
+    Ok(value.trim().parse()?)
+}
+
+on_both! {
+    async fn a_document_gone_cold_takes_the_next_edit_and_passes_it_on(backend: Backend) -> Result<()> {
+        let s = TestServer::start_configured(backend, true, |c| {
+            c.sync.cool_after = Duration::from_millis(300);
+        })
+        .await?;
+        let (audit, header) = plan(&s, "IA/DEMO-I/2025-26/006").await?;
+        let mut lead = s.tablet("k.iyer").await?;
+        let mut member = s.tablet("s.khan").await?;
+        let mut iyer = s.connect(&mut lead).await?;
+        let author = lead.author.clone();
+        iyer.edit(audit, &Edit::CreateAudit(header), &author).await?;
+        let start = Edit::Move {
+            mv: "start".into(),
+            note: String::new(),
+        };
+        iyer.edit(audit, &start, &author).await?;
+        anyhow::ensure!(iyer.settle(SETTLE).await?, "the audit is stored");
+        let mut khan = s.connect(&mut member).await?;
+        holds(&s, &mut iyer, &[audit]).await?;
+        holds(&s, &mut khan, &[audit]).await?;
+        // Both in sync and quiet: every open document goes cold on the server.
+        let mut all_cold = false;
+        for _ in 0..40 {
+            iyer.run_until(Duration::from_millis(200), |_| false).await?;
+            khan.run_until(Duration::from_millis(200), |_| false).await?;
+            let (cold, loaded) = (
+                gauge(&s, "sqm_sync_cold_documents").await?,
+                gauge(&s, "sqm_sync_loaded_documents").await?,
+            );
+            if cold > 0 && loaded == 0 {
+                all_cold = true;
+                break;
+            }
+        }
+        anyhow::ensure!(all_cold, "the open documents never went cold");
+        let responses = |s: &TestServer| {
+            let pool = s.db.pool().clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT responses FROM audits WHERE doc_id = $1")
+                    .bind(audit.to_string())
+                    .fetch_one(&pool)
+                    .await
+            }
+        };
+        let before = responses(&s).await?;
+        // The lead answers an item: the server loads the audit again, stores
+        // the answer, writes its report row and passes it to the member.
+        iyer.edit(audit, &answer("mr.held", Cpna::Conform, "minutes seen")?, &author)
+            .await?;
+        anyhow::ensure!(iyer.settle(SETTLE).await?, "the answer is stored");
+        holds(&s, &mut khan, &[audit]).await?;
+        assert!(iyer.rejections.is_empty(), "{:?}", iyer.rejections);
+        let view = AuditView::read(khan.engine.doc(&audit).context("audit")?)?;
+        let key = "mr.held".parse()?;
+        let seen = view.content.responses.get(&key).context("the answer reached the member")?;
+        assert_eq!(seen.note, "minutes seen");
+        assert_eq!(responses(&s).await?, before + 1, "the report row follows");
+        s.stop().await;
+        Ok(())
+    }
+}

@@ -1,7 +1,8 @@
 //! What happens to refused changes: the server keeps the permitted part of a
 //! batch and quarantines the rest; the device takes the refused changes out,
 //! makes its user's still-permitted edits again under a fresh actor id, and
-//! lists what stays refused. Also the engine's per-connection limits.
+//! lists what stays refused. Also the engine's per-connection limits, and
+//! documents kept cold (saved, not loaded) while their peers are in sync.
 
 use std::collections::BTreeSet;
 
@@ -611,6 +612,221 @@ fn an_idle_document_can_be_evicted_and_a_shared_one_cannot() {
     assert!(server.doc(&demo.nc_id).is_none());
     server.handle(demo.now(), Input::Disconnected { peer: DEVICE });
     assert!(server.evict(&demo.audit_id));
+}
+
+/// Whether the effects hold a sync message or a store for `doc`.
+fn speaks_of(fx: &[Effect], doc: sync_core::ids::DocumentId) -> bool {
+    fx.iter().any(|e| match e {
+        Effect::Send { bytes, .. } => Envelope::decode(bytes).is_ok_and(|env| env.doc == doc),
+        Effect::Store { doc: d, .. } => *d == doc,
+        _ => false,
+    })
+}
+
+#[test]
+fn a_document_in_sync_goes_cold_and_the_next_edit_carries_on_from_where_sync_left_off() {
+    let demo = Demo::new();
+    let mut pair = Pair::new(
+        demo.member.clone(),
+        actor(2),
+        vec![(demo.audit_id, demo.audit())],
+    );
+    let synced = pair.server.doc(&demo.audit_id).map(heads);
+    assert!(
+        pair.server.cool(&demo.audit_id),
+        "in sync with its one peer"
+    );
+    assert!(pair.server.doc(&demo.audit_id).is_none(), "not loaded");
+    assert!(pair.server.holds(&demo.audit_id) && pair.server.is_cold(&demo.audit_id));
+    assert!(pair.server.in_sync(DEVICE, &demo.audit_id));
+    assert_eq!(pair.server.doc_peers(&demo.audit_id), vec![DEVICE]);
+    assert_eq!(pair.server.cold_count(), 1);
+    assert!(
+        !pair.server.evict(&demo.audit_id),
+        "cold is still shared: not evicted"
+    );
+    // Time passes: a cold document has nothing to resend.
+    let fx = pair.server.handle(demo.now(), Input::Tick);
+    assert!(!speaks_of(&fx, demo.audit_id));
+    assert!(pair.server.is_cold(&demo.audit_id));
+
+    // The device edits: the server loads it again, stores and acknowledges.
+    let fx = pair
+        .device
+        .edit(demo.now(), demo.audit_id, &demo.answer(3, 1), &demo.member)
+        .expect("local edit");
+    pair.pump(fx, Vec::new());
+    assert!(
+        pair.quarantined.is_empty() && pair.errors.is_empty(),
+        "{:?}",
+        pair.errors
+    );
+    assert!(!pair.server.is_cold(&demo.audit_id), "loaded again");
+    let now = pair.server.doc(&demo.audit_id).map(heads);
+    assert_ne!(now, synced, "the edit landed");
+    assert_eq!(now, pair.device.doc(&demo.audit_id).map(heads));
+    assert!(pair.device.unacknowledged(&demo.audit_id).is_empty());
+    // In sync again: it may go cold again, and once unshared be evicted.
+    assert!(pair.server.cool(&demo.audit_id));
+    pair.server
+        .handle(demo.now(), Input::Disconnected { peer: DEVICE });
+    assert!(pair.server.doc_peers(&demo.audit_id).is_empty());
+    assert!(pair.server.evict(&demo.audit_id));
+    assert!(!pair.server.holds(&demo.audit_id));
+}
+
+#[test]
+fn a_document_stays_loaded_while_anything_of_it_is_unstored_or_unanswered() {
+    let demo = Demo::new();
+    let mut pair = Pair::new(
+        demo.member.clone(),
+        actor(2),
+        vec![(demo.audit_id, demo.audit())],
+    );
+    let fx = pair
+        .device
+        .edit(demo.now(), demo.audit_id, &demo.answer(4, 0), &demo.member)
+        .expect("local edit");
+    // The device stores its edit, then sends it.
+    let mut sends = Vec::new();
+    for e in fx {
+        if let Effect::Store { ticket, .. } = e {
+            sends.extend(pair.device.handle(demo.now(), Input::Stored { ticket }));
+        }
+    }
+    // It reaches the server; the server's store of it is not confirmed yet.
+    let mut stores = Vec::new();
+    for e in sends {
+        if let Effect::Send { bytes, .. } = e {
+            let out = pair.server.handle(
+                demo.now(),
+                Input::Received {
+                    peer: DEVICE,
+                    bytes,
+                },
+            );
+            stores.extend(out.into_iter().filter_map(|e| match e {
+                Effect::Store { ticket, .. } => Some(ticket),
+                _ => None,
+            }));
+        }
+    }
+    assert_eq!(stores.len(), 1, "one batch to store");
+    assert!(!pair.server.cool(&demo.audit_id), "unstored");
+    let sent = pair
+        .server
+        .handle(demo.now(), Input::Stored { ticket: stores[0] });
+    pair.pump(Vec::new(), sent);
+    assert!(pair.server.cool(&demo.audit_id), "stored and in sync");
+    // A change stored by another server process: sent to the device, which
+    // has not said yet that it holds it.
+    let mut other = pair.server.hot(&demo.audit_id).cloned().expect("held");
+    let hash = demo.must(demo.audit_id, &mut other, &demo.lead, demo.answer(5, 1));
+    let change = other
+        .get_change_by_hash(&hash)
+        .expect("change")
+        .raw_bytes()
+        .to_vec();
+    assert!(pair.server.cool(&demo.audit_id));
+    let sent = pair.server.handle(
+        demo.now(),
+        Input::External {
+            doc: demo.audit_id,
+            changes: vec![change],
+        },
+    );
+    assert!(
+        speaks_of(&sent, demo.audit_id),
+        "a cold document takes changes stored elsewhere"
+    );
+    assert!(
+        !pair.server.cool(&demo.audit_id),
+        "the device has not said it holds the server's heads"
+    );
+    pair.pump(Vec::new(), sent);
+    assert!(pair.server.cool(&demo.audit_id), "answered: in sync");
+    assert_eq!(
+        pair.server.hot(&demo.audit_id).map(heads),
+        pair.device.doc(&demo.audit_id).map(heads)
+    );
+    // A device engine never goes cold.
+    assert!(!pair.device.cool(&demo.audit_id));
+    assert!(pair.device.doc(&demo.audit_id).is_some());
+}
+
+#[test]
+fn a_cold_document_stays_closed_to_a_stranger_and_opens_to_a_new_connection() {
+    let demo = Demo::new();
+    let mut pair = Pair::new(
+        demo.member.clone(),
+        actor(2),
+        vec![(demo.audit_id, demo.audit())],
+    );
+    const OTHER: PeerId = 8;
+    const STRANGER: PeerId = 9;
+    let mut forged = pair.server.doc(&demo.audit_id).cloned().expect("held");
+    let hash = demo.must(demo.audit_id, &mut forged, &demo.member, demo.answer(6, 2));
+    let change = forged
+        .get_change_by_hash(&hash)
+        .expect("change")
+        .raw_bytes()
+        .to_vec();
+    assert!(pair.server.cool(&demo.audit_id));
+    // A connection it is not shared with writes to it: a held cold document
+    // is not taken for a new one; the write is refused and kept.
+    pair.server.handle(
+        demo.now(),
+        Input::Connected {
+            peer: STRANGER,
+            author: Some(demo.member.clone()),
+            docs: Vec::new(),
+        },
+    );
+    let fx = pair.server.handle(
+        demo.now(),
+        Input::Received {
+            peer: STRANGER,
+            bytes: frame(demo.audit_id, vec![change]),
+        },
+    );
+    assert!(
+        !fx.iter().any(|e| matches!(
+            e,
+            Effect::Notify(Notice::Created { .. }) | Effect::Store { .. }
+        )),
+        "{fx:?}"
+    );
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Quarantine { rule, .. } if rule == "doc.not_permitted")),
+        "{fx:?}"
+    );
+    // A second device of the team is given it while it is cold: it is sent at once.
+    assert!(pair.server.cool(&demo.audit_id));
+    pair.server.handle(
+        demo.now(),
+        Input::Connected {
+            peer: OTHER,
+            author: Some(demo.lead.clone()),
+            docs: Vec::new(),
+        },
+    );
+    let fx = pair.server.handle(
+        demo.now(),
+        Input::Share {
+            peer: OTHER,
+            doc: demo.audit_id,
+        },
+    );
+    assert!(
+        speaks_of(&fx, demo.audit_id),
+        "the new connection is sent it"
+    );
+    assert_eq!(pair.server.doc_peers(&demo.audit_id), vec![DEVICE, OTHER]);
+    assert!(
+        !pair.server.cool(&demo.audit_id),
+        "the new connection is not in sync yet"
+    );
 }
 
 #[test]

@@ -96,9 +96,12 @@ impl DeviceNotice {
             Notice::Withdrawn(doc) => DeviceNotice::Withdrawn {
                 doc: doc.to_string(),
             },
-            Notice::PeerError { message, .. } => DeviceNotice::PeerError {
-                message: message.clone(),
-            },
+            // Only a server engine reports faults; shown like a peer's error.
+            Notice::PeerError { message, .. } | Notice::Fault { message, .. } => {
+                DeviceNotice::PeerError {
+                    message: message.clone(),
+                }
+            }
         }
     }
 }

@@ -74,6 +74,11 @@ pub struct LoadArgs {
     /// Keep the own server's database and folder.
     #[arg(long)]
     pub keep: bool,
+    /// The own server's `--cool-after` (seconds; `sqm serve`'s default). After
+    /// the live phase the run waits this long, and up to 30 s more, for the
+    /// open documents to go cold, and reads the server's memory then.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub cool_after: u64,
 }
 
 /// When the run must end.
@@ -128,7 +133,7 @@ pub async fn run(data: &DataArgs, args: LoadArgs) -> Result<ExitCode> {
     let (http, own) = match &args.server {
         None => {
             let fresh = FreshDb::create(data.db.as_deref()).await?;
-            match start_own(&fresh, &layout).await {
+            match start_own(&fresh, &layout, args.cool_after).await {
                 Ok((db, server)) => {
                     let http = Http::parse(&server.base)?;
                     (http, Some(Own { fresh, db, server }))
@@ -217,10 +222,14 @@ pub async fn run(data: &DataArgs, args: LoadArgs) -> Result<ExitCode> {
     })
 }
 
-async fn start_own(fresh: &FreshDb, layout: &Layout) -> Result<(Db, ServerProcess)> {
+async fn start_own(
+    fresh: &FreshDb,
+    layout: &Layout,
+    cool_after: u64,
+) -> Result<(Db, ServerProcess)> {
     let db = Db::connect(&fresh.url).await?;
     db.migrate().await?;
     setup::into_database(&db, layout).await?;
-    let server = ServerProcess::start(fresh).await?;
+    let server = ServerProcess::start(fresh, cool_after).await?;
     Ok((db, server))
 }

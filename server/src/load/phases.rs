@@ -21,6 +21,44 @@ async fn count(db: &Db, table: &str) -> Option<i64> {
         .ok()
 }
 
+/// The server's gauge `name` (its metrics are served to this machine).
+async fn gauge(http: &Http, name: &str) -> Option<usize> {
+    let (_, body) = http.call("GET", "/metrics", None, None).await.ok()?;
+    body.as_str()?
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Waits, at most until `until`, for the open documents to go cold, then
+/// reads the server's memory: (MiB, documents cold).
+async fn quiet_memory(http: &Http, pid: u32, open: usize, until: Deadline) -> Option<(f64, usize)> {
+    let mut cold = 0;
+    while !until.passed() {
+        cold = gauge(http, "sqm_sync_cold_documents").await.unwrap_or(0);
+        if cold >= open {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Freed memory goes back to the system over the next seconds: read
+    // until it has not fallen for 3 s (at most 20 s).
+    let mut low = server::rss_mib(pid)?;
+    let mut since = Instant::now();
+    let started = Instant::now();
+    while since.elapsed() < Duration::from_secs(3) && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = server::rss_mib(pid)?;
+        if now < low - 0.5 {
+            since = Instant::now();
+        }
+        low = low.min(now);
+    }
+    Some((low, cold))
+}
+
 /// Runs download, offline day, baselines, reconnect and live.
 pub(super) async fn run(
     args: &LoadArgs,
@@ -115,6 +153,7 @@ pub(super) async fn run(
             signed_in_mib: base,
             reconnect_peak_mib: sampler.stop().await,
             open_documents: layout.audits.len(),
+            quiet: None,
         });
     }
     report.server_cpu_s = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
@@ -162,6 +201,11 @@ pub(super) async fn run(
     report.live_ms = lv.samples_ms;
     report.live_lost = lv.lost;
     report.live_connections = lv.connections;
+    // Every tablet still connected and quiet: the documents go cold.
+    if let (Some(o), Some(m)) = (own, report.memory.as_mut()) {
+        let wait = deadline.within(Duration::from_secs(args.cool_after + 30));
+        m.quiet = quiet_memory(http, o.pid(), m.open_documents, wait).await;
+    }
     for (t, c) in tablets.iter_mut().zip(clients) {
         t.park(c).await;
     }

@@ -55,13 +55,20 @@ pub struct Memory {
     pub reconnect_peak_mib: f64,
     /// Documents open at once in the reconnect phase.
     pub open_documents: usize,
+    /// Once converged and quiet: the memory, and the documents gone cold.
+    pub quiet: Option<(f64, usize)>,
 }
 
 impl Memory {
-    /// What each open document adds to the server's memory.
+    /// What each open document adds to the server's memory at the peak.
     pub fn kib_per_document(&self) -> f64 {
+        self.kib_per_document_at(self.reconnect_peak_mib)
+    }
+
+    /// What each open document adds to the server's memory at `mib`.
+    pub fn kib_per_document_at(&self, mib: f64) -> f64 {
         per(
-            (self.reconnect_peak_mib - self.signed_in_mib).max(0.0) * 1024.0,
+            (mib - self.signed_in_mib).max(0.0) * 1024.0,
             self.open_documents as f64,
         )
     }
@@ -156,6 +163,15 @@ impl Report {
                 m.open_documents,
                 m.kib_per_document()
             ));
+            if let Some((mib, cold)) = m.quiet {
+                out.push(format!(
+                    "server memory once quiet (VmRSS, after the live phase, tablets connected): {:.1} MiB with {} of the {} documents cold = {:.1} KiB per open document",
+                    mib,
+                    cold,
+                    m.open_documents,
+                    m.kib_per_document_at(mib)
+                ));
+            }
         }
         out.push(match self.peak_rss_mib {
             Some(m) => format!(

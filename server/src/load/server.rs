@@ -95,9 +95,10 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts this executable as `serve --listen 127.0.0.1:0` on `db`, its log
-    /// in the run's folder, and reads its address from its first line.
-    pub async fn start(db: &FreshDb) -> Result<ServerProcess> {
+    /// Starts this executable as `serve --listen 127.0.0.1:0` on `db`, its
+    /// documents going cold after `cool_after` seconds, its log in the run's
+    /// folder, and reads its address from its first line.
+    pub async fn start(db: &FreshDb, cool_after: u64) -> Result<ServerProcess> {
         let exe = std::env::current_exe().context("cannot find the sqm executable")?;
         let log = std::fs::File::create(db.dir.join("server.log"))?;
         let mut child = Command::new(exe)
@@ -105,7 +106,8 @@ impl ServerProcess {
             .arg(&db.url)
             .arg("--data-dir")
             .arg(&db.dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--cool-after"])
+            .arg(cool_after.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -170,6 +170,8 @@ struct Hub {
     rules: DueRules,
     /// Report rows of the loaded documents, kept up to date batch by batch.
     projector: Projector,
+    /// When each loaded document was last touched (a frame, a store).
+    touched: HashMap<DocumentId, Instant>,
 }
 
 /// Starts the hub on a thread of its own.
@@ -195,6 +197,7 @@ pub fn start(
         maybe_idle: HashSet::new(),
         rules: DueRules::default(),
         projector: Projector::default(),
+        touched: HashMap::new(),
     };
     let spawned = std::thread::Builder::new()
         .name("sqm-sync-hub".into())
@@ -256,6 +259,7 @@ impl Hub {
                     }
                     if self.engine.evict(&doc) {
                         self.projector.forget(&doc);
+                        self.touched.remove(&doc);
                     } else if self.engine.doc_peers(&doc).is_empty() {
                         // Still storing: try again on the next tick.
                         self.maybe_idle.insert(doc);
@@ -267,11 +271,18 @@ impl Hub {
                     "Changes held in memory waiting for their dependencies.",
                     i64::try_from(held).unwrap_or(i64::MAX),
                 );
-                let loaded = self.engine.doc_ids().count();
+                self.cool_quiet();
+                let loaded = self.engine.hot_ids().count();
                 self.sync.metrics.set_gauge(
                     "sqm_sync_loaded_documents",
-                    "Documents held in memory.",
+                    "Documents held in memory loaded.",
                     i64::try_from(loaded).unwrap_or(i64::MAX),
+                );
+                let cold = self.engine.cold_count();
+                self.sync.metrics.set_gauge(
+                    "sqm_sync_cold_documents",
+                    "Documents held in memory saved (cold): every connection is in sync with them.",
+                    i64::try_from(cold).unwrap_or(i64::MAX),
                 );
             }
             HubMsg::Access {
@@ -330,7 +341,7 @@ impl Hub {
         }
         p.connected = true;
         let (loaded, unloaded): (Vec<DocumentId>, Vec<DocumentId>) =
-            p.docs.iter().partition(|d| self.engine.doc(d).is_some());
+            p.docs.iter().partition(|d| self.engine.holds(d));
         let author = Some(p.author.clone());
         let early = std::mem::take(&mut p.early);
         let fx = self.engine.handle(
@@ -353,7 +364,7 @@ impl Hub {
 
     /// Runs `then` once `doc` is loaded (at once if it is).
     fn ensure(&mut self, doc: DocumentId, then: Waiting) {
-        if self.engine.doc(&doc).is_some() && !self.loading.contains_key(&doc) {
+        if self.engine.holds(&doc) && !self.loading.contains_key(&doc) {
             self.resume(doc, then);
             return;
         }
@@ -376,9 +387,10 @@ impl Hub {
     fn loaded(&mut self, doc: DocumentId, result: Result<Option<Box<Automerge>>, String>) {
         match result {
             Ok(Some(am)) => {
-                if self.engine.doc(&doc).is_none() {
+                if !self.engine.holds(&doc) {
                     self.engine.insert(doc, *am);
                     self.maybe_idle.insert(doc);
+                    self.touched.insert(doc, Instant::now());
                 }
             }
             Ok(None) => {}
@@ -394,7 +406,7 @@ impl Hub {
             Waiting::Frame(peer, bytes) => self.hand_to_engine(peer, bytes),
             Waiting::Connect(peer) => self.connect_step(peer),
             Waiting::Share(peer) => {
-                if self.engine.doc(&doc).is_some() {
+                if self.engine.holds(&doc) {
                     let fx = self.engine.handle(now(), Input::Share { peer, doc });
                     self.carry_out(fx);
                 }
@@ -417,7 +429,7 @@ impl Hub {
             return;
         }
         match Envelope::peek_doc(&bytes) {
-            Some(doc) if self.engine.doc(&doc).is_none() || self.loading.contains_key(&doc) => {
+            Some(doc) if !self.engine.holds(&doc) || self.loading.contains_key(&doc) => {
                 self.ensure(doc, Waiting::Frame(peer, bytes));
             }
             _ => self.hand_to_engine(peer, bytes),
@@ -428,13 +440,17 @@ impl Hub {
         let Some(p) = self.peers.get(&peer) else {
             return;
         };
+        let doc = Envelope::peek_doc(&bytes);
+        if let Some(doc) = doc {
+            self.touched.insert(doc, Instant::now());
+        }
         // A document the connection may read but that is not open on it yet
         // (it was created, or unloaded and loaded again, while the connection
         // was being set up): open it first, so its frames are not taken as
         // writes to a document it may not see.
-        if let Some(doc) = Envelope::peek_doc(&bytes)
+        if let Some(doc) = doc
             && !self.engine.is_shared(peer, &doc)
-            && let Some(ctx) = self.engine.doc(&doc).and_then(|d| DocContext::read(d).ok())
+            && let Some(ctx) = self.engine.hot(&doc).and_then(|d| DocContext::read(d).ok())
             && p.author.may_read(&ctx, crate::access::today())
         {
             let fx = self.engine.handle(now(), Input::Share { peer, doc });
@@ -484,7 +500,7 @@ impl Hub {
         for doc in self.engine.peer_docs(peer) {
             let readable = self
                 .engine
-                .doc(&doc)
+                .hot(&doc)
                 .and_then(|d| DocContext::read(d).ok())
                 .map(|ctx| author.may_read(&ctx, today));
             // Only a stored, readable document is withdrawn: one still being
@@ -509,7 +525,7 @@ impl Hub {
 
     /// A document first stored: open it to every other connection that may see it.
     fn fan_out_new(&mut self, doc: DocumentId) {
-        let Some(ctx) = self.engine.doc(&doc).and_then(|d| DocContext::read(d).ok()) else {
+        let Some(ctx) = self.engine.hot(&doc).and_then(|d| DocContext::read(d).ok()) else {
             return;
         };
         let today = crate::access::today();
@@ -529,12 +545,13 @@ impl Hub {
 
     /// Changes stored by another process: apply what is missing here.
     fn external(&mut self, doc: DocumentId) {
-        if self.engine.doc(&doc).is_none() {
+        if !self.engine.holds(&doc) {
             return;
         }
+        self.touched.insert(doc, Instant::now());
         let have: HashSet<String> = self
             .engine
-            .doc(&doc)
+            .hot(&doc)
             .map(|d| {
                 d.get_changes(&[])
                     .iter()
@@ -555,6 +572,38 @@ impl Hub {
         });
         // New to this server's connections? Open it to those who may see it.
         self.fan_out_new(doc);
+    }
+
+    /// Keeps saved (cold) the loaded documents every connection is in sync
+    /// with that nothing touched for [`SyncConfig::cool_after`], and, past
+    /// [`SyncConfig::hot_documents`] loaded, the least recently touched of
+    /// those in sync whatever their age.
+    ///
+    /// [`SyncConfig::cool_after`]: super::SyncConfig::cool_after
+    /// [`SyncConfig::hot_documents`]: super::SyncConfig::hot_documents
+    fn cool_quiet(&mut self) {
+        let now = Instant::now();
+        let quiet = self.sync.config.cool_after;
+        // Never touched since loaded sorts first (`None`), as the oldest.
+        let mut hot: Vec<(Option<Instant>, DocumentId)> = self
+            .engine
+            .hot_ids()
+            .map(|d| (self.touched.get(d).copied(), *d))
+            .collect();
+        let mut over = hot.len().saturating_sub(self.sync.config.hot_documents);
+        hot.sort_unstable();
+        for (at, doc) in hot {
+            let old = at.is_none_or(|t| now.duration_since(t) >= quiet);
+            if !old && over == 0 {
+                break;
+            }
+            if self.loading.contains_key(&doc) || !self.engine.cool(&doc) {
+                continue;
+            }
+            self.projector.drop_view(&doc);
+            self.touched.remove(&doc);
+            over = over.saturating_sub(1);
+        }
     }
 
     fn close(&mut self, peer: PeerId, code: u16, reason: String) {
@@ -655,6 +704,12 @@ impl Hub {
                 Effect::Notify(Notice::Created { doc, .. }) => {
                     self.created.insert(doc);
                 }
+                Effect::Notify(Notice::Fault { doc, message }) => {
+                    // Its frames are read from storage again from the next one on.
+                    tracing::error!(%doc, cause = %message, "a cold document was lost from memory");
+                    self.projector.forget(&doc);
+                    self.touched.remove(&doc);
+                }
                 Effect::Notify(Notice::PeerError { peer, message }) => {
                     tracing::debug!(peer, %message, "sync peer error");
                     self.sync.metrics.count(
@@ -692,7 +747,8 @@ impl Hub {
             base,
         } = e;
         let origin = self.origin(peer);
-        let Some(am) = self.engine.doc(&doc) else {
+        self.touched.insert(doc, Instant::now());
+        let Some(am) = self.engine.hot(&doc) else {
             return;
         };
         let projected = self

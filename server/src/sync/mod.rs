@@ -54,6 +54,12 @@ pub struct SyncConfig {
     pub engine: EngineLimits,
     /// Frames waiting to be written to one socket before it is dropped as too slow.
     pub outbox_frames: usize,
+    /// A loaded document every connection is in sync with is kept saved
+    /// (cold) once nothing touched it for this long.
+    pub cool_after: Duration,
+    /// Documents kept loaded at most: past this, the least recently touched
+    /// of those in sync go cold at once. Documents still syncing stay loaded.
+    pub hot_documents: usize,
 }
 
 impl Default for SyncConfig {
@@ -68,6 +74,8 @@ impl Default for SyncConfig {
             tick_interval: Duration::from_millis(250),
             engine: socket_limits(EngineLimits::default()),
             outbox_frames: 4096,
+            cool_after: Duration::from_secs(60),
+            hot_documents: 1000,
         }
     }
 }

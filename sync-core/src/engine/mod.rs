@@ -37,6 +37,7 @@ use crate::ids::DocumentId;
 use crate::permissions::{Author, Refusal, refuse};
 use crate::validate::Touched;
 
+mod cold;
 mod recover;
 mod salvage;
 mod wire;
@@ -245,6 +246,13 @@ pub enum Notice {
     },
     /// The server may no longer show this document to this device (device side).
     Withdrawn(DocumentId),
+    /// Something went wrong inside the engine (logged as a fault).
+    Fault {
+        /// The document.
+        doc: DocumentId,
+        /// What went wrong.
+        message: String,
+    },
     /// A peer sent something that could not be used (logged; the peer is told).
     PeerError {
         /// The connection.
@@ -291,6 +299,8 @@ pub struct Engine {
     side: Side,
     limits: Limits,
     docs: BTreeMap<DocumentId, Doc>,
+    /// Server side: documents kept saved while every peer is in sync with them.
+    cold: BTreeMap<DocumentId, cold::Cold>,
     peers: BTreeMap<PeerId, Peer>,
     tickets: BTreeMap<u64, DocumentId>,
     next_ticket: u64,
@@ -313,6 +323,7 @@ impl Engine {
             side,
             limits,
             docs: BTreeMap::new(),
+            cold: BTreeMap::new(),
             peers: BTreeMap::new(),
             tickets: BTreeMap::new(),
             next_ticket: 1,
@@ -327,7 +338,11 @@ impl Engine {
         if let Side::Device(actor) = &self.side {
             am.set_actor(actor.clone());
         }
-        let peers = self.docs.remove(&id).map(|d| d.peers).unwrap_or_default();
+        let peers = match (self.docs.remove(&id), self.cold.remove(&id)) {
+            (Some(d), _) => d.peers,
+            (None, Some(c)) => c.peers,
+            (None, None) => BTreeSet::new(),
+        };
         self.docs.insert(
             id,
             Doc {
@@ -338,14 +353,15 @@ impl Engine {
         );
     }
 
-    /// A document held by the engine.
+    /// A document held by the engine and loaded. A server's cold document
+    /// (see [`Engine::cool`]) is held but not loaded: [`Engine::hot`] loads it.
     pub fn doc(&self, id: &DocumentId) -> Option<&Automerge> {
         self.docs.get(id).map(|d| &d.am)
     }
 
-    /// Every document id held.
+    /// Every document id held, loaded or cold.
     pub fn doc_ids(&self) -> impl Iterator<Item = &DocumentId> {
-        self.docs.keys()
+        self.docs.keys().chain(self.cold.keys())
     }
 
     /// Whether a document is shared with a peer.
@@ -380,28 +396,35 @@ impl Engine {
 
     /// The peers a document is shared with.
     pub fn doc_peers(&self, id: &DocumentId) -> Vec<PeerId> {
-        self.docs
-            .get(id)
-            .map(|d| d.peers.iter().copied().collect())
+        let peers = match self.docs.get(id) {
+            Some(d) => Some(&d.peers),
+            None => self.cold.get(id).map(|c| &c.peers),
+        };
+        peers
+            .map(|p| p.iter().copied().collect())
             .unwrap_or_default()
     }
 
     /// Whether a peer has said it holds exactly this engine's heads of a
     /// document, with nothing of ours unstored and nothing of its held back.
     pub fn in_sync(&self, peer: PeerId, id: &DocumentId) -> bool {
-        let (Some(doc), Some(pd)) = (
-            self.docs.get(id),
-            self.peers.get(&peer).and_then(|p| p.docs.get(id)),
-        ) else {
+        let Some(pd) = self.peers.get(&peer).and_then(|p| p.docs.get(id)) else {
             return false;
         };
-        let mut ours = doc.am.get_heads();
-        ours.sort();
+        let (ours, unstored) = match (self.docs.get(id), self.cold.get(id)) {
+            (Some(doc), _) => {
+                let mut h = doc.am.get_heads();
+                h.sort();
+                (h, doc.unstored)
+            }
+            (None, Some(c)) => (c.heads.clone(), 0),
+            (None, None) => return false,
+        };
         let theirs = pd.state.their_heads.clone().map(|mut h| {
             h.sort();
             h
         });
-        doc.unstored == 0 && pd.pending.is_empty() && theirs == Some(ours)
+        unstored == 0 && pd.pending.is_empty() && theirs == Some(ours)
     }
 
     /// Changes held for missing dependencies, over every connection.
@@ -412,12 +435,14 @@ impl Engine {
     /// Drops a document no connection holds and nothing waits to store
     /// (a server unloading a cold document). False if it is still in use.
     pub fn evict(&mut self, id: &DocumentId) -> bool {
-        let idle = self
-            .docs
-            .get(id)
-            .is_some_and(|d| d.peers.is_empty() && d.unstored == 0);
+        let idle = match (self.docs.get(id), self.cold.get(id)) {
+            (Some(d), _) => d.peers.is_empty() && d.unstored == 0,
+            (None, Some(c)) => c.peers.is_empty(),
+            (None, None) => false,
+        };
         if idle {
             self.docs.remove(id);
+            self.cold.remove(id);
         }
         idle
     }
@@ -497,6 +522,9 @@ impl Engine {
                         if let Some(doc) = self.docs.get_mut(d) {
                             doc.peers.remove(&peer);
                         }
+                        if let Some(cold) = self.cold.get_mut(d) {
+                            cold.peers.remove(&peer);
+                        }
                     }
                 }
             }
@@ -544,6 +572,9 @@ impl Engine {
     }
 
     fn kind_of(&self, id: &DocumentId) -> crate::DocKind {
+        if let Some(c) = self.cold.get(id) {
+            return c.kind;
+        }
         self.docs
             .get(id)
             .and_then(|d| crate::schema::Reader::now(&d.am).kind().ok())
@@ -558,6 +589,12 @@ impl Engine {
         if p.docs.contains_key(&id) {
             return false;
         }
+        if !self.thaw(&id) {
+            return false;
+        }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
         if p.docs.len() >= self.limits.max_docs_per_peer {
             let message = format!(
                 "This connection already has {} documents open, the most it may; document {id} was not opened.",
@@ -597,6 +634,9 @@ impl Engine {
             });
         if let Some(d) = self.docs.get_mut(&id) {
             d.peers.remove(&peer);
+        }
+        if let Some(c) = self.cold.get_mut(&id) {
+            c.peers.remove(&peer);
         }
         removed
     }
@@ -668,6 +708,9 @@ impl Engine {
 
     /// Sends the next sync message for (peer, doc), if there is one and nothing is unstored.
     fn flush_doc_peer(&mut self, peer: PeerId, id: DocumentId, now: Timestamp) {
+        if !self.thaw(&id) {
+            return;
+        }
         let Some(doc) = self.docs.get(&id) else {
             return;
         };
@@ -819,6 +862,11 @@ impl Engine {
 
     fn sync(&mut self, peer: PeerId, id: DocumentId, payload: &[u8], now: Timestamp) {
         if self.is_duplicate(peer, id, payload, now) {
+            return;
+        }
+        // A cold document that no longer loads is not taken for a new one:
+        // the message is dropped (the peer sends it again).
+        if !self.thaw(&id) {
             return;
         }
         if let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) {
@@ -1063,6 +1111,9 @@ impl Engine {
 
     /// Applies changes made durable elsewhere and passes them on to the peers.
     fn external(&mut self, id: DocumentId, changes: &[Vec<u8>], now: Timestamp) {
+        if !self.thaw(&id) {
+            return;
+        }
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };

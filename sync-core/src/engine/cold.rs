@@ -1,0 +1,150 @@
+//! Cold documents (server side): a document every peer is in sync with, and
+//! that nothing waits to store, is kept saved (Automerge's compressed format,
+//! a few KiB) instead of loaded (tens of KiB). Its peers' sync states stay as
+//! they were, so the next message about it carries on where sync left off:
+//! the engine loads it again first, by itself, with no I/O.
+
+use std::collections::BTreeSet;
+
+use automerge::{Automerge, ChangeHash};
+
+use super::{Doc, Effect, Engine, Notice, PeerId, Side};
+use crate::DocKind;
+use crate::ids::DocumentId;
+
+/// A document kept saved while nobody needs it loaded.
+#[derive(Debug)]
+pub(super) struct Cold {
+    /// The whole document, saved.
+    saved: Vec<u8>,
+    /// Its heads, sorted.
+    pub(super) heads: Vec<ChangeHash>,
+    /// What kind of document it is.
+    pub(super) kind: DocKind,
+    /// The peers it is shared with.
+    pub(super) peers: BTreeSet<PeerId>,
+}
+
+impl Engine {
+    /// Keeps a loaded document saved instead of loaded, if nothing needs it
+    /// loaded: a server engine, nothing of it unstored, and every peer it is
+    /// shared with has said it holds exactly its heads and been told them,
+    /// with no change of it held back. Automerge would then have nothing to
+    /// send to any of them (nothing to resend either: no message is awaited
+    /// any more), until one of them says something. True if it is cold now.
+    pub fn cool(&mut self, id: &DocumentId) -> bool {
+        if self.side != Side::Server {
+            return false;
+        }
+        let Some(doc) = self.docs.get(id) else {
+            return false;
+        };
+        if doc.unstored > 0 {
+            return false;
+        }
+        let mut heads = doc.am.get_heads();
+        heads.sort();
+        let settled = doc.peers.iter().all(|peer| {
+            self.peers
+                .get(peer)
+                .and_then(|p| p.docs.get(id))
+                .is_some_and(|pd| {
+                    let mut theirs = pd.state.their_heads.clone().unwrap_or_default();
+                    theirs.sort();
+                    let mut told = pd.state.last_sent_heads.clone();
+                    told.sort();
+                    pd.state.have_responded
+                        && pd.pending.is_empty()
+                        && theirs == heads
+                        && told == heads
+                })
+        });
+        if !settled {
+            return false;
+        }
+        for peer in &doc.peers {
+            if let Some(pd) = self.peers.get_mut(peer).and_then(|p| p.docs.get_mut(id)) {
+                pd.state.in_flight = false;
+            }
+        }
+        let Ok(kind) = crate::schema::Reader::now(&doc.am).kind() else {
+            return false;
+        };
+        let Some(doc) = self.docs.remove(id) else {
+            return false;
+        };
+        let cold = Cold {
+            saved: doc.am.save(),
+            heads,
+            kind,
+            peers: doc.peers,
+        };
+        self.cold.insert(*id, cold);
+        true
+    }
+
+    /// Whether a document is held, loaded or cold.
+    pub fn holds(&self, id: &DocumentId) -> bool {
+        self.docs.contains_key(id) || self.cold.contains_key(id)
+    }
+
+    /// Whether a document is held cold.
+    pub fn is_cold(&self, id: &DocumentId) -> bool {
+        self.cold.contains_key(id)
+    }
+
+    /// A held document, loaded first if it is cold. `None` if it is not
+    /// held (or its saved copy no longer loads: see [`Engine::thaw`]).
+    pub fn hot(&mut self, id: &DocumentId) -> Option<&Automerge> {
+        if self.thaw(id) { self.doc(id) } else { None }
+    }
+
+    /// The loaded documents (hot), as opposed to the cold ones.
+    pub fn hot_ids(&self) -> impl Iterator<Item = &DocumentId> {
+        self.docs.keys()
+    }
+
+    /// How many documents are held cold.
+    pub fn cold_count(&self) -> usize {
+        self.cold.len()
+    }
+
+    /// Loads a cold document again. A saved copy that no longer loads (a
+    /// fault: it was saved by this process) is dropped with every sharing of
+    /// it, and reported: the caller reads it from storage again, and the
+    /// peers' next messages open it afresh. False only then: whoever
+    /// wanted it must not take it for a document never held.
+    #[must_use]
+    pub(super) fn thaw(&mut self, id: &DocumentId) -> bool {
+        let Some(cold) = self.cold.remove(id) else {
+            return true;
+        };
+        match Automerge::load(&cold.saved) {
+            Ok(am) => {
+                self.docs.insert(
+                    *id,
+                    Doc {
+                        am,
+                        unstored: 0,
+                        peers: cold.peers,
+                    },
+                );
+                true
+            }
+            Err(e) => {
+                for peer in &cold.peers {
+                    if let Some(p) = self.peers.get_mut(peer)
+                        && let Some(pd) = p.docs.remove(id)
+                    {
+                        p.pending -= pd.pending.len();
+                    }
+                }
+                self.out.push(Effect::Notify(Notice::Fault {
+                    doc: *id,
+                    message: format!("the saved copy of {id} held in memory does not load: {e}"),
+                }));
+                false
+            }
+        }
+    }
+}
