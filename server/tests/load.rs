@@ -37,6 +37,8 @@ fn a_small_load_run_converges_and_reports_every_figure() {
             "2",
             "--timeout",
             "60",
+            "--cool-after",
+            "1",
         ])
         .env_remove("DATABASE_URL")
         .env("SQM_LOG", "warn")
@@ -74,6 +76,11 @@ fn a_small_load_run_converges_and_reports_every_figure() {
         "{stdout}"
     );
     assert!(stdout.contains("20 samples over 5 connections"), "{stdout}");
+    // Quiet after the live phase: every open document went cold on the server.
+    assert!(
+        stdout.contains("with 6 of the 6 documents cold"),
+        "{stdout}"
+    );
     for positive in [
         "seconds",
         "bytes_per_change",

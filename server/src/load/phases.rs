@@ -203,7 +203,9 @@ pub(super) async fn run(
     report.live_connections = lv.connections;
     // Every tablet still connected and quiet: the documents go cold.
     if let (Some(o), Some(m)) = (own, report.memory.as_mut()) {
-        let wait = deadline.within(Duration::from_secs(args.cool_after + 30));
+        // At most half of what the run has left: the report must still come.
+        let most = Duration::from_secs(args.cool_after + 30).min(deadline.left() / 2);
+        let wait = deadline.within(most);
         m.quiet = quiet_memory(http, o.pid(), m.open_documents, wait).await;
     }
     for (t, c) in tablets.iter_mut().zip(clients) {
