@@ -275,7 +275,7 @@ impl Hub {
                 let loaded = self.engine.hot_ids().count();
                 self.sync.metrics.set_gauge(
                     "sqm_sync_loaded_documents",
-                    "Documents held in memory loaded.",
+                    "Documents held in memory, loaded.",
                     i64::try_from(loaded).unwrap_or(i64::MAX),
                 );
                 let cold = self.engine.cold_count();
