@@ -7,22 +7,12 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::{Backend, TestServer, drop_database, fresh_database};
-use sync_core::audit::{Answer, Cpna};
+use common::{Backend, TestServer, answer, drop_database, fresh_database};
+use sync_core::audit::Cpna;
 use sync_core::edit::Edit;
 use sync_core::ids::DocumentId;
 
 const SETTLE: Duration = Duration::from_secs(20);
-
-/// An answer to checklist item `key`, with a note.
-fn response(key: &str, answer: Cpna, note: &str) -> Result<Edit> {
-    Ok(Edit::SetResponse {
-        key: key.parse()?,
-        answer: Answer::Cpna(answer),
-        note: note.into(),
-        evidence: Vec::new(),
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_stored_by_one_server_reaches_devices_on_the_other() -> Result<()> {
@@ -48,7 +38,7 @@ async fn a_change_stored_by_one_server_reaches_devices_on_the_other() -> Result<
     }
     // Iyer edits through A; Khan, on B, receives it.
     let author = iyer.author.clone();
-    let edit = response("mr.held", Cpna::Conform, "through server A")?;
+    let edit = answer("mr.held", Cpna::Conform, "through server A")?;
     on_a.edit(audit, &edit, &author).await?;
     assert!(on_a.settle(SETTLE).await?);
     let mut want = on_a.engine.doc(&audit).context("doc")?.get_heads();
@@ -98,10 +88,10 @@ async fn a_change_stored_by_one_server_reaches_devices_on_the_other() -> Result<
     );
     // Receipts written through B, then through A again: A's remembered tip
     // of the receipt chain is stale by then, and the chain stays one line.
-    let by_khan = response("mr.inputs", Cpna::Partly, "through server B")?;
+    let by_khan = answer("mr.inputs", Cpna::Partly, "through server B")?;
     on_b.edit(audit, &by_khan, &khan.author.clone()).await?;
     assert!(on_b.settle(SETTLE).await?);
-    let again = response("mr.held", Cpna::Partly, "through server A again")?;
+    let again = answer("mr.held", Cpna::Partly, "through server A again")?;
     on_a.edit(audit, &again, &author).await?;
     assert!(on_a.settle(SETTLE).await?);
     let report = server::verify::verify(&a.db).await?;

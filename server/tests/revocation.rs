@@ -9,13 +9,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use common::{Backend, TestServer};
+use common::{Backend, TestServer, answer};
 use reqwest::Method;
 use serde_json::{Value, json};
 use server::client::{Client, ClientError};
 use server::sync::close;
-use sync_core::audit::{Answer, Cpna};
-use sync_core::edit::Edit;
+use sync_core::audit::Cpna;
 use sync_core::ids::DocumentId;
 
 const SETTLE: Duration = Duration::from_secs(20);
@@ -86,7 +85,7 @@ on_both! {
         // Several more rounds: Iyer, in the same unit and on the same audit, keeps it.
         i.run_until(Duration::from_millis(1500), |_| false).await?;
         assert!(i.engine.is_shared(server_peer, &audit), "Iyer's tablet still has audit 003 open");
-        let edit = Edit::SetResponse { key: "mr.inputs".parse()?, answer: Answer::Cpna(Cpna::Partly), note: "Checked after the sweep".into(), evidence: Vec::new() };
+        let edit = answer("mr.inputs", Cpna::Partly, "Checked after the sweep")?;
         i.edit(audit, &edit, &iyer.author).await?;
         assert!(i.settle(SETTLE).await?, "Iyer's edit is stored");
         // The role comes back: the sweep opens the audit on Khan's tablet again.
@@ -143,7 +142,7 @@ on_both! {
         khan.park(k).await;
         let before = server::db::documents::load(&s.db, &audit).await?.context("audit")?.get_heads();
         // Offline, Khan answers; meanwhile the nodal officer ends his auditor role.
-        let edit = Edit::SetResponse { key: "mr.inputs".parse()?, answer: Answer::Cpna(Cpna::Partly), note: "MR lacked feedback data".into(), evidence: Vec::new() };
+        let edit = answer("mr.inputs", Cpna::Partly, "MR lacked feedback data")?;
         khan.edit_offline(audit, edit)?;
         let rao = s.login("a.rao").await?;
         let (status, _) = s.call(Method::DELETE, "/api/v1/admin/units/DEMO-I/roles/demo-s.khan-auditor", Some(&rao), None).await?;
@@ -230,7 +229,7 @@ on_both! {
         // The token expires while the tablet works offline: editing goes on.
         iyer.token = expired(&iyer.token)?;
         for (i, key) in ["mr.held", "mr.decisions", "ia.followup"].iter().enumerate() {
-            let edit = Edit::SetResponse { key: key.parse()?, answer: Answer::Cpna(Cpna::Conform), note: format!("late note {i}"), evidence: Vec::new() };
+            let edit = answer(key, Cpna::Conform, &format!("late note {i}"))?;
             iyer.edit_offline(audit, edit)?;
         }
         let held = iyer.offline().doc(&audit).context("audit")?.get_heads();

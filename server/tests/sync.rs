@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::{Backend, Tablet, TestServer};
+use common::{Backend, Tablet, TestServer, answer};
 use serde_json::json;
 use server::client::Client;
-use sync_core::audit::{Answer, AuditHeader, AuditView, Cpna, Evidence, FindingClass};
+use sync_core::audit::{AuditHeader, AuditView, Cpna, Evidence, FindingClass};
 use sync_core::edit::Edit;
 use sync_core::ids::DocumentId;
 use sync_core::nc::{Action, Nc, NcLink, Severity};
@@ -44,15 +44,6 @@ async fn plan(s: &TestServer, number: &str) -> Result<(DocumentId, AuditHeader)>
         end: Some("2026-02-11".parse()?),
     };
     Ok((id, header))
-}
-
-fn answer(key: &str, a: Cpna, note: &str) -> Result<Edit> {
-    Ok(Edit::SetResponse {
-        key: key.parse()?,
-        answer: Answer::Cpna(a),
-        note: note.into(),
-        evidence: Vec::new(),
-    })
 }
 
 fn finding(evidence: Vec<Evidence>) -> Result<Edit> {

@@ -350,3 +350,13 @@ impl Tablet {
         Ok(())
     }
 }
+
+/// An answer to checklist item `key`, with a note.
+pub fn answer(key: &str, a: sync_core::audit::Cpna, note: &str) -> Result<sync_core::edit::Edit> {
+    Ok(sync_core::edit::Edit::SetResponse {
+        key: key.parse()?,
+        answer: sync_core::audit::Answer::Cpna(a),
+        note: note.into(),
+        evidence: Vec::new(),
+    })
+}
