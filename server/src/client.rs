@@ -94,7 +94,10 @@ impl Client {
     /// Opens the socket and signs in, without an engine yet: a refusal leaves
     /// the device's documents where they are.
     pub async fn open(url: &str, token: &str, device: &str) -> Result<SignedIn, ClientError> {
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(crate::sync::READ_BUFFER_BYTES);
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
         let hello = serde_json::json!({ "access_token": token, "device_id": device });
         ws.send(Message::Text(hello.to_string().into())).await?;
         match ws.next().await {

@@ -86,3 +86,45 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn several_audits_rows_written_together_each_get_their_own(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let audits: Vec<DocumentId> = documents::all_meta(&s.db)
+            .await?
+            .into_iter()
+            .filter(|m| m.kind == DocKind::Audit)
+            .map(|m| m.id)
+            .take(2)
+            .collect();
+        let [a, b] = audits[..] else { anyhow::bail!("two demo audits") };
+        let mut rows = Vec::new();
+        for (id, state, text) in [(a, "in_review", "Only in the first"), (b, "closed", "Only in the second")] {
+            let doc = documents::load(&s.db, &id).await?.context("loads")?;
+            let mut p = project(&doc, &DueRules::default())?;
+            let Projection::Audit { audit: row, findings, .. } = &mut p else {
+                anyhow::bail!("not an audit's rows");
+            };
+            row.state = state.into();
+            findings.clear();
+            findings.push(FindingRow {
+                finding_id: "f-1".into(),
+                class: "observation".into(),
+                clause: "3.2.1.3".into(),
+                process: None,
+                text: text.into(),
+            });
+            rows.push((id, p));
+        }
+        let items: Vec<(&DocumentId, &Projection, Parts)> =
+            rows.iter().map(|(id, p)| (id, p, Parts::ALL)).collect();
+        let mut tx = s.db.begin().await?;
+        documents::write_projections(&mut tx, &items).await?;
+        tx.commit().await?;
+        assert_eq!(state_of(&s.db, &a).await?, "in_review");
+        assert_eq!(state_of(&s.db, &b).await?, "closed");
+        assert_eq!(findings_of(&s.db, &a).await?, ["Only in the first"]);
+        assert_eq!(findings_of(&s.db, &b).await?, ["Only in the second"]);
+        Ok(())
+    }
+}

@@ -83,3 +83,56 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn one_append_of_many_documents_stores_each_new_change_once_with_one_receipt_in_order(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let metas = documents::all_meta(&s.db).await?;
+        let (a, b) = (metas.first().context("a demo document")?.id, metas.get(1).context("two")?.id);
+        append_one(&s.db, &a, 1, None).await?;
+        let lead = Origin { username: "s.khan".into(), device: "demo-tablet-s.khan".into() };
+        let partner = Origin { username: "r.iyer".into(), device: "demo-tablet-r.iyer".into() };
+        // More rows than one statement takes (200), from two documents and two
+        // senders: one stored before, one sent twice (in different statements).
+        let hashes: Vec<String> = (0..450u32).map(|n| format!("{n:064x}")).collect();
+        let bytes = [7u8; 8];
+        let stored_before = hash(1);
+        let mut rows = vec![documents::NewChange { doc: &a, hash: &stored_before, bytes: &bytes, origin: &lead }];
+        for (n, h) in hashes.iter().enumerate() {
+            let (doc, origin) = if n % 2 == 0 { (&a, &lead) } else { (&b, &partner) };
+            rows.push(documents::NewChange { doc, hash: h, bytes: &bytes, origin });
+        }
+        rows.push(documents::NewChange { doc: &a, hash: &hashes[10], bytes: &bytes, origin: &lead });
+        let mut tx = s.db.begin().await?;
+        let tip = documents::lock_receipts(&mut tx, None).await?;
+        let (last, new) = documents::append_all(&mut tx, &rows, tip.last).await?;
+        tx.commit().await?;
+        assert_eq!(new, 450, "the stored change and the repeat are skipped");
+
+        let receipts: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT doc_id, change_hash, username, prev, hash FROM receipts ORDER BY seq",
+        )
+        .fetch_all(s.db.pool())
+        .await?;
+        let mine: Vec<&(String, String, String, String, String)> =
+            receipts.iter().filter(|r| hashes.contains(&r.1)).collect();
+        assert_eq!(mine.len(), 450, "one receipt per new change");
+        for (n, r) in mine.iter().enumerate() {
+            let (doc, who) = if n % 2 == 0 { (a, "s.khan") } else { (b, "r.iyer") };
+            assert_eq!((r.0.as_str(), r.1.as_str(), r.2.as_str()), (doc.to_string().as_str(), hashes[n].as_str(), who));
+        }
+        assert_eq!(receipts.last().map(|r| r.4.clone()), Some(last));
+        let mut before = GENESIS.to_owned();
+        for r in &receipts {
+            assert_eq!(r.3, before, "the chain forks at {}", r.4);
+            before = r.4.clone();
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM changes WHERE hash = $1")
+            .bind(&hashes[10])
+            .fetch_one(s.db.pool())
+            .await?;
+        assert_eq!(count, 1);
+        s.stop().await;
+        Ok(())
+    }
+}

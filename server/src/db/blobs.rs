@@ -186,16 +186,16 @@ pub async fn write_refs(tx: &mut Tx, doc_id: &str, refs: &[EvidenceRef]) -> Resu
         .bind(doc_id)
         .execute(&mut **tx)
         .await?;
-    for r in refs {
-        sqlx::query(
-            "INSERT INTO blob_refs (doc_id, sha256, mime) VALUES ($1, $2, $3) \
-             ON CONFLICT (doc_id, sha256) DO NOTHING",
-        )
-        .bind(doc_id)
-        .bind(&r.sha256)
-        .bind(&r.mime)
-        .execute(&mut **tx)
-        .await?;
+    // Rows per statement: three parameters each, far under either database's limit.
+    for chunk in refs.chunks(200) {
+        let mut sql = String::from("INSERT INTO blob_refs (doc_id, sha256, mime) VALUES ");
+        super::Params::of(tx).rows(&mut sql, chunk.len(), 3);
+        sql.push_str(" ON CONFLICT (doc_id, sha256) DO NOTHING");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() <= 8);
+        for r in chunk {
+            q = q.bind(doc_id).bind(r.sha256.as_str()).bind(r.mime.as_str());
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }

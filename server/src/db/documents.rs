@@ -1,6 +1,8 @@
 //! Documents: their link fields, append-only changes, snapshots, projection
 //! rows, receipts (a hash chain over every accepted change) and quarantine.
 
+use std::collections::HashSet;
+
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sync_core::DocKind;
@@ -9,7 +11,7 @@ use sync_core::ids::DocumentId;
 use sync_core::permissions::DocContext;
 
 use super::accounts::hex;
-use super::{Db, DbError, Tx, now_ms, parse_col};
+use super::{Db, DbError, Params, Tx, now_ms, parse_col};
 use crate::projection::{Parts, Projection};
 
 /// The receipt before the first one.
@@ -240,10 +242,26 @@ pub fn receipt_hash(
 /// parameters than this needs).
 const ROWS_PER_INSERT: usize = 200;
 
+/// Statements of more rows than this are prepared for one use and not kept:
+/// each row count is a statement of its own, and a connection's cache keeps
+/// only the common small ones (a live edit is one row).
+const CACHED_ROWS: usize = 8;
+
+/// A change to append: its document, hash and bytes, and who sent it.
+#[derive(Clone, Copy, Debug)]
+pub struct NewChange<'a> {
+    /// The document.
+    pub doc: &'a DocumentId,
+    /// The change's hash, as hex.
+    pub hash: &'a str,
+    /// The change's bytes.
+    pub bytes: &'a [u8],
+    /// Who sent it.
+    pub origin: &'a Origin,
+}
+
 /// Appends changes of a document, (hash, bytes) each, with one receipt each,
-/// skipping any already stored (another server may have stored the same
-/// change). `prev` is the chain's last hash (from [`lock_receipts`]); returns
-/// the new last hash and how many were new. Rows go in multi-row statements.
+/// skipping any already stored. See [`append_all`].
 pub async fn append_changes(
     tx: &mut Tx,
     doc: &DocumentId,
@@ -251,74 +269,166 @@ pub async fn append_changes(
     origin: &Origin,
     prev: String,
 ) -> Result<(String, usize), DbError> {
-    use std::fmt::Write;
-    let id = doc.to_string();
+    let rows: Vec<NewChange<'_>> = changes
+        .iter()
+        .map(|(hash, bytes)| NewChange {
+            doc,
+            hash,
+            bytes,
+            origin,
+        })
+        .collect();
+    append_all(tx, &rows, prev).await
+}
+
+/// Appends changes of any documents, with one receipt each in their order,
+/// skipping any already stored (another server may have stored the same
+/// change, or a device sent it twice). `prev` is the chain's last hash (from
+/// [`lock_receipts`], whose lock keeps other writers of changes out until the
+/// commit); returns the new last hash and how many were new.
+///
+/// Rows go in multi-row statements that return nothing: which of them are
+/// stored already is asked first (for more than one row) and is almost always
+/// none, so no row comes back from the database for each change.
+pub async fn append_all(
+    tx: &mut Tx,
+    rows: &[NewChange<'_>],
+    prev: String,
+) -> Result<(String, usize), DbError> {
     let at = now_ms();
-    let mut prev = prev;
-    let mut new = 0;
-    for chunk in changes.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from("INSERT INTO changes (doc_id, hash, bytes, stored_at) VALUES ");
-        for i in 0..chunk.len() {
-            let sep = if i == 0 { "" } else { ", " };
-            let _ = write!(sql, "{sep}($1, ${}, ${}, $2)", 3 + 2 * i, 4 + 2 * i);
-        }
-        sql.push_str(" ON CONFLICT (doc_id, hash) DO NOTHING RETURNING hash");
-        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
-            .bind(&id)
-            .bind(at);
-        for (hash, bytes) in chunk {
-            q = q.bind(hash.as_str()).bind(bytes.to_vec());
-        }
-        let inserted: std::collections::HashSet<String> =
-            q.fetch_all(&mut **tx).await?.into_iter().collect();
-        // Receipts in the order the changes came (the chain's order), new ones only.
-        let fresh: Vec<&String> = chunk
+    let mut seen: HashSet<(&DocumentId, &str)> = HashSet::with_capacity(rows.len());
+    let mut fresh: Vec<&NewChange<'_>> = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let candidates: Vec<&NewChange<'_>> = chunk
             .iter()
-            .map(|(h, _)| h)
-            .filter(|h| inserted.contains(*h))
+            .filter(|r| seen.insert((r.doc, r.hash)))
             .collect();
-        if fresh.is_empty() {
+        let stored = if candidates.len() > 1 {
+            stored_of(tx, &candidates).await?
+        } else {
+            HashSet::new()
+        };
+        let new: Vec<&NewChange<'_>> = candidates
+            .into_iter()
+            .filter(|r| !stored.contains(&(r.doc.to_string(), r.hash.to_owned())))
+            .collect();
+        if new.is_empty() {
             continue;
         }
-        new += fresh.len();
-        let mut sql = String::from(
-            "INSERT INTO receipts (doc_id, change_hash, username, device_id, at, prev, hash) VALUES ",
-        );
-        let mut chain = Vec::with_capacity(fresh.len());
-        for (i, hash) in fresh.iter().enumerate() {
-            let receipt = receipt_hash(&prev, &id, hash, &origin.username, &origin.device, at);
-            chain.push((
-                *hash,
-                std::mem::replace(&mut prev, receipt.clone()),
-                receipt,
-            ));
-            let sep = if i == 0 { "" } else { ", " };
-            let base = 5 + 3 * i;
-            let _ = write!(
-                sql,
-                "{sep}($1, ${base}, $2, $3, $4, ${}, ${})",
-                base + 1,
-                base + 2
-            );
+        let inserted = insert_changes(tx, &new, at).await?;
+        if inserted == new.len() {
+            fresh.extend(new);
+        } else if new.len() > 1 || inserted > 1 {
+            // A single row that was there already is skipped; more rows than
+            // were asked about mean another writer got past the receipts lock.
+            return Err(DbError::Raced(format!(
+                "{inserted} of {} changes were new",
+                new.len()
+            )));
         }
+    }
+    let mut prev = prev;
+    for chunk in fresh.chunks(ROWS_PER_INSERT) {
+        prev = insert_receipts(tx, chunk, prev, at).await?;
+    }
+    let mut docs: Vec<String> = fresh.iter().map(|r| r.doc.to_string()).collect();
+    docs.sort_unstable();
+    docs.dedup();
+    for chunk in docs.chunks(ROWS_PER_INSERT) {
+        let mut p = Params::of(tx);
+        let mut sql = String::from("UPDATE documents SET updated_at = ");
+        p.list(&mut sql, 1);
+        sql.push_str(" WHERE id IN (");
+        p.list(&mut sql, chunk.len());
+        sql.push(')');
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&id)
-            .bind(&origin.username)
-            .bind(&origin.device)
+            .persistent(chunk.len() <= CACHED_ROWS)
             .bind(at);
-        for (hash, before, receipt) in chain {
-            q = q.bind(hash.as_str()).bind(before).bind(receipt);
+        for id in chunk {
+            q = q.bind(id.as_str());
         }
         q.execute(&mut **tx).await?;
     }
-    if new > 0 {
-        sqlx::query("UPDATE documents SET updated_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(&id)
-            .execute(&mut **tx)
-            .await?;
+    Ok((prev, fresh.len()))
+}
+
+/// Which of `rows` are stored already, as (document, hash).
+async fn stored_of(
+    tx: &mut Tx,
+    rows: &[&NewChange<'_>],
+) -> Result<HashSet<(String, String)>, DbError> {
+    // A join, so that each pair is one lookup in the (doc_id, hash) index:
+    // `(doc_id, hash) IN (VALUES ...)` makes SQLite scan the whole index.
+    let mut sql = String::from("SELECT c.doc_id, c.hash FROM (VALUES ");
+    Params::of(tx).rows(&mut sql, rows.len(), 2);
+    sql.push_str(") AS v JOIN changes AS c ON c.doc_id = v.column1 AND c.hash = v.column2");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() <= CACHED_ROWS);
+    for r in rows {
+        q = q.bind(r.doc.to_string()).bind(r.hash);
     }
-    Ok((prev, new))
+    let found = q.fetch_all(&mut **tx).await?;
+    found
+        .iter()
+        .map(|row| Ok((row.try_get("doc_id")?, row.try_get("hash")?)))
+        .collect()
+}
+
+/// Inserts changes (none of them stored, as far as this transaction knows);
+/// returns how many rows went in.
+async fn insert_changes(tx: &mut Tx, rows: &[&NewChange<'_>], at: i64) -> Result<usize, DbError> {
+    let mut sql = String::from("INSERT INTO changes (doc_id, hash, bytes, stored_at) VALUES ");
+    Params::of(tx).rows(&mut sql, rows.len(), 4);
+    sql.push_str(" ON CONFLICT (doc_id, hash) DO NOTHING");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() <= CACHED_ROWS);
+    for r in rows {
+        q = q
+            .bind(r.doc.to_string())
+            .bind(r.hash)
+            .bind(r.bytes.to_vec())
+            .bind(at);
+    }
+    let done = q.execute(&mut **tx).await?;
+    Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+}
+
+/// Appends one receipt per change, chained from `prev`; returns the last hash.
+async fn insert_receipts(
+    tx: &mut Tx,
+    rows: &[&NewChange<'_>],
+    prev: String,
+    at: i64,
+) -> Result<String, DbError> {
+    let mut sql = String::from(
+        "INSERT INTO receipts (doc_id, change_hash, username, device_id, at, prev, hash) VALUES ",
+    );
+    Params::of(tx).rows(&mut sql, rows.len(), 7);
+    let mut prev = prev;
+    let mut chain = Vec::with_capacity(rows.len());
+    for r in rows {
+        let doc = r.doc.to_string();
+        let receipt = receipt_hash(
+            &prev,
+            &doc,
+            r.hash,
+            &r.origin.username,
+            &r.origin.device,
+            at,
+        );
+        chain.push((doc, std::mem::replace(&mut prev, receipt.clone()), receipt));
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() <= CACHED_ROWS);
+    for (r, (doc, before, receipt)) in rows.iter().zip(chain) {
+        q = q
+            .bind(doc)
+            .bind(r.hash)
+            .bind(r.origin.username.as_str())
+            .bind(r.origin.device.as_str())
+            .bind(at)
+            .bind(before)
+            .bind(receipt);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(prev)
 }
 
 /// The stored changes of a document this caller does not have yet.
@@ -349,102 +459,126 @@ pub async fn meta_of_unit(db: &Db, unit: &str) -> Result<Vec<DocMeta>, DbError> 
     rows.iter().map(meta_of).collect()
 }
 
-/// Replaces a document's projection rows.
+/// Writes the projection rows of one document (the parts in `parts`).
 pub async fn write_projection(
     tx: &mut Tx,
     doc: &DocumentId,
     projection: &Projection,
     parts: Parts,
 ) -> Result<(), DbError> {
-    let id = doc.to_string();
+    write_projections(tx, &[(doc, projection, parts)]).await
+}
+
+/// Writes the projection rows of several documents, each the parts in its
+/// [`Parts`]: the audits' rows and their findings in multi-row statements.
+pub async fn write_projections(
+    tx: &mut Tx,
+    items: &[(&DocumentId, &Projection, Parts)],
+) -> Result<(), DbError> {
     let now = now_ms();
-    match projection {
-        Projection::Audit {
-            audit, findings, ..
-        } => {
-            if parts.row {
-                write_audit_row(tx, &id, audit, now).await?;
+    let mut audits = Vec::new();
+    let mut findings = Vec::new();
+    for (doc, projection, parts) in items {
+        let id = doc.to_string();
+        match projection {
+            Projection::Audit {
+                audit,
+                findings: rows,
+                ..
+            } => {
+                if parts.row {
+                    audits.push((id.clone(), audit));
+                }
+                if parts.findings {
+                    findings.push((id.clone(), rows.as_slice()));
+                }
             }
-            if parts.findings {
-                write_findings(tx, &id, findings).await?;
-            }
+            Projection::Nc(nc) if parts.row => write_nc_row(tx, &id, nc, now).await?,
+            Projection::Nc(_) | Projection::Review => {}
         }
-        Projection::Nc(nc) if parts.row => write_nc_row(tx, &id, nc, now).await?,
-        Projection::Nc(_) | Projection::Review => {}
+        if parts.evidence {
+            super::blobs::write_refs(tx, &id, projection.evidence()).await?;
+        }
     }
-    if parts.evidence {
-        super::blobs::write_refs(tx, &id, projection.evidence()).await?;
+    for chunk in audits.chunks(ROWS_PER_INSERT / 2) {
+        write_audit_rows(tx, chunk, now).await?;
+    }
+    if !findings.is_empty() {
+        write_findings(tx, &findings).await?;
     }
     Ok(())
 }
 
-async fn write_audit_row(
+async fn write_audit_rows(
     tx: &mut Tx,
-    id: &str,
-    audit: &crate::projection::AuditRow,
+    rows: &[(String, &crate::projection::AuditRow)],
     now: i64,
 ) -> Result<(), DbError> {
-    sqlx::query(
-                "INSERT INTO audits (doc_id, unit, number, state, lead, start_on, end_on, \
-                 template_version, responses, conflicts, late_edits, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT (doc_id) DO UPDATE SET unit = excluded.unit, number = excluded.number, \
-                 state = excluded.state, lead = excluded.lead, start_on = excluded.start_on, \
-                 end_on = excluded.end_on, template_version = excluded.template_version, \
-                 responses = excluded.responses, conflicts = excluded.conflicts, \
-                 late_edits = excluded.late_edits, updated_at = excluded.updated_at",
-            )
-            .bind(id)
-            .bind(&audit.unit)
-            .bind(&audit.number)
-            .bind(&audit.state)
-            .bind(&audit.lead)
-            .bind(&audit.start_on)
+    let mut sql = String::from(
+        "INSERT INTO audits (doc_id, unit, number, state, lead, start_on, end_on, \
+         template_version, responses, conflicts, late_edits, updated_at) VALUES ",
+    );
+    Params::of(tx).rows(&mut sql, rows.len(), 12);
+    sql.push_str(
+        " ON CONFLICT (doc_id) DO UPDATE SET unit = excluded.unit, number = excluded.number, \
+         state = excluded.state, lead = excluded.lead, start_on = excluded.start_on, \
+         end_on = excluded.end_on, template_version = excluded.template_version, \
+         responses = excluded.responses, conflicts = excluded.conflicts, \
+         late_edits = excluded.late_edits, updated_at = excluded.updated_at",
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() <= CACHED_ROWS);
+    for (id, audit) in rows {
+        q = q
+            .bind(id.as_str())
+            .bind(audit.unit.as_str())
+            .bind(audit.number.as_str())
+            .bind(audit.state.as_str())
+            .bind(audit.lead.as_str())
+            .bind(audit.start_on.as_str())
             .bind(audit.end_on.as_deref())
             .bind(audit.template_version)
             .bind(audit.responses)
             .bind(audit.conflicts)
             .bind(audit.late_edits)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            .bind(now);
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 
+/// Replaces the findings rows of each audit given.
 async fn write_findings(
     tx: &mut Tx,
-    id: &str,
-    findings: &[crate::projection::FindingRow],
+    audits: &[(String, &[crate::projection::FindingRow])],
 ) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM findings WHERE audit_id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    for chunk in findings.chunks(ROWS_PER_INSERT) {
-        use std::fmt::Write;
+    for chunk in audits.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from("DELETE FROM findings WHERE audit_id IN (");
+        Params::of(tx).list(&mut sql, chunk.len());
+        sql.push(')');
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+        for (id, _) in chunk {
+            q = q.bind(id.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let rows: Vec<(&str, &crate::projection::FindingRow)> = audits
+        .iter()
+        .flat_map(|(id, rows)| rows.iter().map(move |f| (id.as_str(), f)))
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO findings (audit_id, finding_id, class, clause, process, text) VALUES ",
         );
-        for i in 0..chunk.len() {
-            let sep = if i == 0 { "" } else { ", " };
-            let b = 2 + 5 * i;
-            let _ = write!(
-                sql,
-                "{sep}($1, ${b}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4
-            );
-        }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
-        for f in chunk {
+        Params::of(tx).rows(&mut sql, chunk.len(), 6);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+        for (id, f) in chunk {
             q = q
-                .bind(&f.finding_id)
-                .bind(&f.class)
-                .bind(&f.clause)
+                .bind(*id)
+                .bind(f.finding_id.as_str())
+                .bind(f.class.as_str())
+                .bind(f.clause.as_str())
                 .bind(f.process.as_deref())
-                .bind(&f.text);
+                .bind(f.text.as_str());
         }
         q.execute(&mut **tx).await?;
     }

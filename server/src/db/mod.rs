@@ -42,6 +42,10 @@ pub enum DbError {
     /// A stored value does not read back as what it should be.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Rows appeared under a statement that the transaction's lock should
+    /// have kept out (the transaction is rolled back and may be retried).
+    #[error("concurrent write: {0}")]
+    Raced(String),
 }
 
 /// Which database is behind the pool.
@@ -63,6 +67,52 @@ pub struct Db {
 
 /// A transaction on either database.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// The parameters of a statement built at run time (a multi-row insert), in
+/// the order they are bound: `$1, $2, ...` on PostgreSQL, a bare `?` on
+/// SQLite, whose parser and binder look each `$n` up by name in a list (so a
+/// statement of a thousand parameters cost a million string comparisons to
+/// prepare) but take a bare `?` as simply the next one.
+#[derive(Debug)]
+pub(crate) struct Params {
+    numbered: bool,
+    next: usize,
+}
+
+impl Params {
+    /// The parameters of a statement to run in `tx`.
+    pub(crate) fn of(tx: &Tx) -> Params {
+        Params {
+            numbered: tx.backend_name() != "SQLite",
+            next: 1,
+        }
+    }
+
+    /// Appends `n` parameters to `sql`, separated by commas.
+    pub(crate) fn list(&mut self, sql: &mut String, n: usize) {
+        use std::fmt::Write;
+        for i in 0..n {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            if self.numbered {
+                let _ = write!(sql, "${}", self.next);
+            } else {
+                sql.push('?');
+            }
+            self.next += 1;
+        }
+    }
+
+    /// Appends `rows` rows of `per_row` parameters, `(.., ..), (.., ..)`.
+    pub(crate) fn rows(&mut self, sql: &mut String, rows: usize, per_row: usize) {
+        for i in 0..rows {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            self.list(sql, per_row);
+            sql.push(')');
+        }
+    }
+}
 
 impl Db {
     /// Connects to `url` (`sqlite://...` or `postgres://...`), creating a
@@ -267,4 +317,15 @@ where
 {
     text.parse()
         .map_err(|e| DbError::Corrupt(format!("{what} '{text}': {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accounts::hex;
+
+    #[test]
+    fn hex_spells_every_byte_as_two_lowercase_digits() {
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff, 0x5c]), "000fa0ff5c");
+    }
 }

@@ -33,6 +33,12 @@ use crate::db::Db;
 use crate::http::metrics::Metrics;
 use hub::HubMsg;
 
+/// What a sync socket reads into at once (both ends). The WebSocket library
+/// zero-fills this much before every read and keeps it per connection, so its
+/// default of 128 KiB cost 200 connections 25 MiB and zeroed 128 KiB for a
+/// frame of a few hundred bytes; a larger frame still reserves its own length.
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// The limits and timings of sync.
 #[derive(Clone, Debug)]
 pub struct SyncConfig {

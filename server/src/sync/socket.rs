@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::hub::{HubMsg, Outbound};
-use super::{PeerMeta, SyncHandle, close};
+use super::{PeerMeta, READ_BUFFER_BYTES, SyncHandle, close};
 use crate::access;
 use crate::auth::Caller;
 use crate::db::accounts;
@@ -63,6 +63,7 @@ pub async fn upgrade(
     }
     let limit = state.sync.config.max_frame_bytes;
     Ok(ws
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| run(socket, state)))

@@ -166,33 +166,34 @@ async fn commit(
     } else {
         None
     };
-    let mut stored = 0;
     // The last projection of each document in the batch is the one to keep;
     // a part changed by any of the batch's jobs is written.
     let mut projections: HashMap<DocumentId, (&Projection, Parts)> = HashMap::new();
     let mut docs: HashSet<DocumentId> = HashSet::new();
-    for job in jobs {
+    // Every job's changes go in the same few statements, in the jobs' order.
+    let hashes: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| match j {
+            WriterJob::Store(s) => s.hashes.iter().map(ToString::to_string).collect(),
+            WriterJob::Quarantine(_) => Vec::new(),
+        })
+        .collect();
+    let mut appended = Vec::new();
+    for (job, hashes) in jobs.iter().zip(&hashes) {
         match job {
             WriterJob::Store(s) => {
-                if !known.contains(&s.doc) {
+                if !known.contains(&s.doc) && docs.insert(s.doc) {
                     documents::ensure_document(&mut tx, &s.ctx, None, &s.origin.username).await?;
                 }
-                let mut at = match chain.take() {
-                    Some(t) => t,
-                    None => documents::lock_receipts(&mut tx, tip).await?,
-                };
-                let pairs: Vec<(String, &[u8])> = s
-                    .hashes
-                    .iter()
-                    .zip(&s.changes)
-                    .map(|(h, b)| (h.to_string(), b.as_slice()))
-                    .collect();
-                let (last, new) =
-                    documents::append_changes(&mut tx, &s.doc, &pairs, &s.origin, at.last).await?;
-                at.last = last;
-                chain = Some(at);
-                stored += new;
                 docs.insert(s.doc);
+                appended.extend(hashes.iter().zip(&s.changes).map(|(hash, bytes)| {
+                    documents::NewChange {
+                        doc: &s.doc,
+                        hash,
+                        bytes,
+                        origin: &s.origin,
+                    }
+                }));
                 if let Some((rows, parts)) = &s.projection {
                     let parts = projections
                         .get(&s.doc)
@@ -203,9 +204,18 @@ async fn commit(
             WriterJob::Quarantine(q) => documents::quarantine(&mut tx, q).await?,
         }
     }
-    for (doc, (rows, parts)) in &projections {
-        documents::write_projection(&mut tx, doc, rows, *parts).await?;
+    let mut stored = 0;
+    if let Some(mut at) = chain.take() {
+        let (last, new) = documents::append_all(&mut tx, &appended, at.last).await?;
+        at.last = last;
+        stored = new;
+        chain = Some(at);
     }
+    let projections: Vec<(&DocumentId, &Projection, Parts)> = projections
+        .iter()
+        .map(|(doc, (rows, parts))| (doc, *rows, *parts))
+        .collect();
+    documents::write_projections(&mut tx, &projections).await?;
     if db.kind() == DbKind::Postgres {
         for doc in &docs {
             super::notify::announce(&mut tx, server_id, doc).await?;
