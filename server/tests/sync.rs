@@ -528,3 +528,86 @@ on_both! {
         Ok(())
     }
 }
+
+/// A counter or gauge of the server's metrics; 0 if nothing counted it yet.
+async fn metric_or_zero(s: &TestServer, name: &str) -> Result<i64> {
+    match gauge(s, name).await {
+        Ok(n) => Ok(n),
+        Err(e) if e.to_string().starts_with("no ") => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// The nodal officer's tablet opens every document of the unit on a server
+/// that may load `hot` of them at once, with `waiting_bytes` of frames
+/// allowed to wait for a place. Returns the most documents loaded at once,
+/// the frames that waited, and how many documents the unit has.
+async fn open_the_unit(
+    backend: Backend,
+    hot: Option<usize>,
+    waiting_bytes: usize,
+) -> Result<(i64, i64, usize)> {
+    let s = TestServer::start_configured(backend, true, |c| {
+        if let Some(hot) = hot {
+            c.sync.hot_documents = hot;
+        }
+        c.sync.deferred_bytes = waiting_bytes;
+        // Long enough that no frame is let through for having waited.
+        c.sync.defer_for = Duration::from_secs(300);
+    })
+    .await?;
+    let ids: Vec<DocumentId> = sqlx::query_scalar::<_, String>(
+        "SELECT id FROM documents WHERE unit = 'DEMO-I' ORDER BY id",
+    )
+    .fetch_all(s.db.pool())
+    .await?
+    .iter()
+    .map(|id| id.parse())
+    .collect::<Result<_, _>>()?;
+    anyhow::ensure!(ids.len() > 4, "the demo unit has {} documents", ids.len());
+    let mut tablet = s.tablet("a.rao").await?;
+    let mut rao = s.connect(&mut tablet).await?;
+    holds(&s, &mut rao, &ids).await?;
+    assert!(rao.rejections.is_empty(), "{:?}", rao.rejections);
+    // Let a few ticks of the hub publish its gauges.
+    rao.run_until(Duration::from_millis(800), |_| false).await?;
+    let most = gauge(&s, "sqm_sync_loaded_documents_most").await?;
+    let waited = metric_or_zero(&s, "sqm_sync_frames_deferred_total").await?;
+    assert_eq!(
+        gauge(&s, "sqm_sync_deferred_documents").await?,
+        0,
+        "nothing left waiting"
+    );
+    let loaded = gauge(&s, "sqm_sync_loaded_documents").await?;
+    if let Some(hot) = hot {
+        assert!(
+            loaded <= i64::try_from(hot)?,
+            "{loaded} loaded once quiet, past {hot}"
+        );
+    }
+    s.stop().await;
+    Ok((most, waited, ids.len()))
+}
+
+on_both! {
+    async fn a_device_opening_more_documents_than_may_be_loaded_gets_them_all_a_few_at_a_time(backend: Backend) -> Result<()> {
+        let (most, waited, docs) = open_the_unit(backend, Some(2), 64 << 20).await?;
+        assert!(most <= 2, "{most} documents loaded at once, past the limit of 2");
+        assert!(most >= 1);
+        assert!(waited > 0, "frames about cold documents waited for a place");
+        // Just at the limit: every document has its place, nothing waits.
+        let (most, waited, _) = open_the_unit(backend, Some(docs), 64 << 20).await?;
+        assert_eq!(waited, 0, "nothing waits when every document has a place");
+        assert!(most <= i64::try_from(docs)?);
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn frames_past_the_waiting_bytes_are_not_held_back(backend: Backend) -> Result<()> {
+        // No byte may wait: every frame is let through at once, past the limit.
+        let (most, _, docs) = open_the_unit(backend, Some(2), 0).await?;
+        assert!(most > 2, "with no room to wait, documents are loaded past the limit ({most} of {docs})");
+        Ok(())
+    }
+}

@@ -907,3 +907,148 @@ fn a_role_ends_at_midnight_in_india_not_at_midnight_utc() {
         assert_eq!((quarantined, stored_it), (refused, !refused), "at {at}");
     }
 }
+
+/// The bodies of the frames sent for `doc`.
+fn bodies_for(fx: &[Effect], doc: sync_core::ids::DocumentId) -> Vec<Body> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Send { bytes, .. } => Envelope::decode(bytes).ok(),
+            _ => None,
+        })
+        .filter(|env| env.doc == doc)
+        .map(|env| env.body)
+        .collect()
+}
+
+#[test]
+fn a_cold_document_shared_with_a_new_connection_stays_cold_until_the_device_speaks() {
+    let demo = Demo::new();
+    let mut server = Engine::new(Side::Server);
+    server.insert(demo.audit_id, demo.audit());
+    let ctx = sync_core::permissions::DocContext::read(&demo.audit()).ok();
+    assert!(server.cool(&demo.audit_id), "shared with nobody: in sync");
+    assert_eq!(server.hot_count(), 0);
+    assert_eq!(server.context(&demo.audit_id), ctx, "read without loading");
+    assert!(server.is_cold(&demo.audit_id));
+
+    let fx = server.handle(
+        demo.now(),
+        Input::Connected {
+            peer: DEVICE,
+            author: Some(demo.member.clone()),
+            docs: vec![demo.audit_id],
+        },
+    );
+    assert!(server.is_cold(&demo.audit_id), "sharing did not load it");
+    assert!(server.is_shared(DEVICE, &demo.audit_id));
+    assert_eq!(server.doc_peers(&demo.audit_id), vec![DEVICE]);
+    let bodies = bodies_for(&fx, demo.audit_id);
+    assert!(
+        matches!(bodies.as_slice(), [Body::NewDocument { .. }]),
+        "the device is only told it is shared: {bodies:?}"
+    );
+    // Time passes: still nothing to say until the device speaks.
+    let fx = server.handle(demo.now(), Input::Tick);
+    assert!(!speaks_of(&fx, demo.audit_id));
+    assert!(server.is_cold(&demo.audit_id));
+
+    // A device that does not hold it yet asks for it, and receives it whole.
+    let mut pair = Pair {
+        server,
+        device: Engine::new(Side::Device(actor(2))),
+        quarantined: Vec::new(),
+        rejected: Vec::new(),
+        errors: Vec::new(),
+        demo: Demo::new(),
+    };
+    let to_server = pair.device.handle(
+        demo.now(),
+        Input::Connected {
+            peer: SERVER,
+            author: None,
+            docs: Vec::new(),
+        },
+    );
+    let told = pair.device.handle(
+        demo.now(),
+        Input::Received {
+            peer: SERVER,
+            bytes: Envelope {
+                doc: demo.audit_id,
+                body: Body::NewDocument {
+                    kind: sync_core::DocKind::Audit,
+                },
+            }
+            .encode()
+            .expect("encode"),
+        },
+    );
+    pair.pump([to_server, told].concat(), Vec::new());
+    assert!(pair.errors.is_empty(), "{:?}", pair.errors);
+    assert!(
+        !pair.server.is_cold(&demo.audit_id),
+        "loaded by the device's ask"
+    );
+    assert_eq!(
+        pair.device.doc(&demo.audit_id).map(heads),
+        pair.server.doc(&demo.audit_id).map(heads)
+    );
+    assert!(pair.server.cool(&demo.audit_id), "in sync: cold again");
+}
+
+#[test]
+fn offline_edits_to_a_document_the_server_holds_cold_land_on_reconnect() {
+    let demo = Demo::new();
+    let mut pair = Pair::new(
+        demo.member.clone(),
+        actor(2),
+        vec![(demo.audit_id, demo.audit())],
+    );
+    pair.server
+        .handle(demo.now(), Input::Disconnected { peer: DEVICE });
+    pair.device
+        .handle(demo.now(), Input::Disconnected { peer: SERVER });
+    assert!(pair.server.cool(&demo.audit_id));
+    // A day offline.
+    for (i, n) in [(3, 1), (4, 0), (5, 2)] {
+        let fx = pair
+            .device
+            .edit(demo.now(), demo.audit_id, &demo.answer(i, n), &demo.member)
+            .expect("local edit");
+        for e in fx {
+            if let Effect::Store { ticket, .. } = e {
+                pair.device.handle(demo.now(), Input::Stored { ticket });
+            }
+        }
+    }
+    let to_server = pair.device.handle(
+        demo.now(),
+        Input::Connected {
+            peer: SERVER,
+            author: None,
+            docs: vec![demo.audit_id],
+        },
+    );
+    let to_device = pair.server.handle(
+        demo.now(),
+        Input::Connected {
+            peer: DEVICE,
+            author: Some(demo.member.clone()),
+            docs: vec![demo.audit_id],
+        },
+    );
+    assert!(pair.server.is_cold(&demo.audit_id), "shared cold");
+    pair.pump(to_server, to_device);
+    assert!(
+        pair.quarantined.is_empty() && pair.errors.is_empty(),
+        "{:?}",
+        pair.errors
+    );
+    let server = pair.server.doc(&demo.audit_id).map(heads);
+    assert_eq!(server, pair.device.doc(&demo.audit_id).map(heads));
+    assert!(
+        pair.device.unacknowledged(&demo.audit_id).is_empty(),
+        "all stored"
+    );
+    assert!(pair.server.in_sync(DEVICE, &demo.audit_id));
+}

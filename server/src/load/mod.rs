@@ -79,6 +79,9 @@ pub struct LoadArgs {
     /// open documents to go cold, and reads the server's memory then.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub cool_after: u64,
+    /// The own server's `--hot-documents` (default: `sqm serve`'s).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub hot_documents: Option<u64>,
 }
 
 /// When the run must end.
@@ -133,7 +136,7 @@ pub async fn run(data: &DataArgs, args: LoadArgs) -> Result<ExitCode> {
     let (http, own) = match &args.server {
         None => {
             let fresh = FreshDb::create(data.db.as_deref()).await?;
-            match start_own(&fresh, &layout, args.cool_after).await {
+            match start_own(&fresh, &layout, args.cool_after, args.hot_documents).await {
                 Ok((db, server)) => {
                     let http = Http::parse(&server.base)?;
                     (http, Some(Own { fresh, db, server }))
@@ -226,10 +229,11 @@ async fn start_own(
     fresh: &FreshDb,
     layout: &Layout,
     cool_after: u64,
+    hot_documents: Option<u64>,
 ) -> Result<(Db, ServerProcess)> {
     let db = Db::connect(&fresh.url).await?;
     db.migrate().await?;
     setup::into_database(&db, layout).await?;
-    let server = ServerProcess::start(fresh, cool_after).await?;
+    let server = ServerProcess::start(fresh, cool_after, hot_documents).await?;
     Ok((db, server))
 }

@@ -96,9 +96,14 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts this executable as `serve --listen 127.0.0.1:0` on `db`, its
-    /// documents going cold after `cool_after` seconds, its log in the run's
-    /// folder, and reads its address from its first line.
-    pub async fn start(db: &FreshDb, cool_after: u64) -> Result<ServerProcess> {
+    /// documents going cold after `cool_after` seconds (and past
+    /// `hot_documents` loaded, if given), its log in the run's folder, and
+    /// reads its address from its first line.
+    pub async fn start(
+        db: &FreshDb,
+        cool_after: u64,
+        hot_documents: Option<u64>,
+    ) -> Result<ServerProcess> {
         let exe = std::env::current_exe().context("cannot find the sqm executable")?;
         let log = std::fs::File::create(db.dir.join("server.log"))?;
         let mut child = Command::new(exe)
@@ -108,6 +113,7 @@ impl ServerProcess {
             .arg(&db.dir)
             .args(["serve", "--listen", "127.0.0.1:0", "--cool-after"])
             .arg(cool_after.to_string())
+            .args(hot_documents.map(|n| format!("--hot-documents={n}")))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -7,12 +7,12 @@
 //! and shares for a document being loaded wait for it. A connection's own
 //! frames wait until all its documents are loaded and it is connected.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use sync_core::automerge::Automerge;
 use sync_core::date::{Date, Timestamp};
-use sync_core::engine::{Effect, Engine, Input, Notice, PeerId, Side};
+use sync_core::engine::{Effect, Engine, Input, Notice, PeerId, Saved, Side};
 use sync_core::envelope::Envelope;
 use sync_core::ids::DocumentId;
 use sync_core::nc::DueRules;
@@ -58,8 +58,10 @@ pub enum HubMsg {
     Loaded {
         /// The document.
         doc: DocumentId,
+        /// Whether it was read to be held loaded (not saved).
+        hot: bool,
         /// It, or why it could not be read.
-        result: Result<Option<Box<Automerge>>, String>,
+        result: Result<Option<Read>, String>,
     },
     /// The writer committed these tickets.
     Stored {
@@ -98,6 +100,16 @@ pub enum HubMsg {
         /// The changes' bytes.
         changes: Vec<Vec<u8>>,
     },
+}
+
+/// A document read from the database.
+#[derive(Debug)]
+pub enum Read {
+    /// Loaded, to be held loaded.
+    Loaded(Box<Automerge>),
+    /// Saved by the reading task, to be held cold: as many documents as may
+    /// be are loaded already.
+    Saved(Saved),
 }
 
 /// What a socket is sent.
@@ -172,6 +184,22 @@ struct Hub {
     projector: Projector,
     /// When each loaded document was last touched (a frame, a store).
     touched: HashMap<DocumentId, Instant>,
+    /// Frames about cold documents waiting for a place among the loaded
+    /// ones ([`SyncConfig::hot_documents`]), by document, in arrival order.
+    ///
+    /// [`SyncConfig::hot_documents`]: super::SyncConfig::hot_documents
+    deferred: HashMap<DocumentId, Vec<(PeerId, Vec<u8>)>>,
+    /// The documents waiting, longest first, and since when.
+    deferred_order: VecDeque<(DocumentId, Instant)>,
+    /// Bytes of the frames waiting.
+    deferred_len: usize,
+    /// Most documents loaded at once since the server started.
+    most_hot: usize,
+    /// Loaded documents left in sync by their last frame, the longest ago
+    /// first: the first to go cold when a waiting frame needs a place.
+    settled: VecDeque<DocumentId>,
+    /// Documents being read from the database to be held loaded.
+    loading_hot: usize,
 }
 
 /// Starts the hub on a thread of its own.
@@ -198,6 +226,12 @@ pub fn start(
         rules: DueRules::default(),
         projector: Projector::default(),
         touched: HashMap::new(),
+        deferred: HashMap::new(),
+        deferred_order: VecDeque::new(),
+        deferred_len: 0,
+        most_hot: 0,
+        settled: VecDeque::new(),
+        loading_hot: 0,
     };
     let spawned = std::thread::Builder::new()
         .name("sqm-sync-hub".into())
@@ -227,7 +261,12 @@ impl Hub {
             } => self.connect(peer, meta, *author, docs, out),
             HubMsg::Frame { peer, bytes } => self.frame(peer, bytes),
             HubMsg::Disconnect { peer } => self.disconnect(peer),
-            HubMsg::Loaded { doc, result } => self.loaded(doc, result),
+            HubMsg::Loaded { doc, hot, result } => {
+                if hot {
+                    self.loading_hot = self.loading_hot.saturating_sub(1);
+                }
+                self.loaded(doc, result);
+            }
             HubMsg::Stored { tickets } => {
                 for ticket in tickets {
                     let fx = self.engine.handle(now(), Input::Stored { ticket });
@@ -272,7 +311,20 @@ impl Hub {
                     i64::try_from(held).unwrap_or(i64::MAX),
                 );
                 self.cool_quiet();
-                let loaded = self.engine.hot_ids().count();
+                self.admit();
+                self.release_overdue();
+                self.note_hot();
+                self.sync.metrics.set_gauge(
+                    "sqm_sync_loaded_documents_most",
+                    "Most documents held in memory loaded at once since the server started.",
+                    i64::try_from(self.most_hot).unwrap_or(i64::MAX),
+                );
+                self.sync.metrics.set_gauge(
+                    "sqm_sync_deferred_documents",
+                    "Cold documents whose frames wait for a place among the loaded ones.",
+                    i64::try_from(self.deferred_order.len()).unwrap_or(i64::MAX),
+                );
+                let loaded = self.engine.hot_count();
                 self.sync.metrics.set_gauge(
                     "sqm_sync_loaded_documents",
                     "Documents held in memory, loaded.",
@@ -373,24 +425,52 @@ impl Hub {
         if waiting.len() > 1 {
             return;
         }
+        // Past the documents that may be loaded, the reading task saves it
+        // (a few KiB) so that no more than that many are ever loaded here,
+        // even while the hub works through a queue of documents read.
+        let saved = self.engine.hot_count() + self.loading_hot >= self.sync.config.hot_documents;
+        if !saved {
+            self.loading_hot += 1;
+        }
         let db = self.sync.db.clone();
         let me = self.me.clone();
         self.rt.spawn(async move {
-            let result = documents::load(&db, &doc)
-                .await
-                .map(|d| d.map(Box::new))
-                .map_err(|e| e.to_string());
-            let _ = me.send(HubMsg::Loaded { doc, result });
+            let result = match documents::load(&db, &doc).await {
+                Ok(Some(am)) if saved => match Saved::of(&am) {
+                    Some(s) => Ok(Some(Read::Saved(s))),
+                    None => Ok(Some(Read::Loaded(Box::new(am)))),
+                },
+                Ok(Some(am)) => Ok(Some(Read::Loaded(Box::new(am)))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = me.send(HubMsg::Loaded {
+                doc,
+                hot: !saved,
+                result,
+            });
         });
     }
 
-    fn loaded(&mut self, doc: DocumentId, result: Result<Option<Box<Automerge>>, String>) {
+    fn loaded(&mut self, doc: DocumentId, result: Result<Option<Read>, String>) {
         match result {
-            Ok(Some(am)) => {
+            Ok(Some(Read::Saved(saved))) => {
+                if !self.engine.holds(&doc) {
+                    self.engine.insert_saved(doc, saved);
+                    self.maybe_idle.insert(doc);
+                }
+            }
+            Ok(Some(Read::Loaded(am))) => {
                 if !self.engine.holds(&doc) {
                     self.engine.insert(doc, *am);
                     self.maybe_idle.insert(doc);
-                    self.touched.insert(doc, Instant::now());
+                    // Past the limit, it is kept saved until a frame about it
+                    // finds a place (shared with nobody yet: nothing to wait for).
+                    let over = self.engine.hot_count() > self.sync.config.hot_documents;
+                    if !(over && self.engine.cool(&doc)) {
+                        self.touched.insert(doc, Instant::now());
+                    }
+                    self.note_hot();
                 }
             }
             Ok(None) => {}
@@ -436,7 +516,101 @@ impl Hub {
         }
     }
 
+    /// Hands a frame to the engine, or, if it is about a cold document and
+    /// as many documents as may be are loaded, keeps it until one goes cold.
     fn hand_to_engine(&mut self, peer: PeerId, bytes: Vec<u8>) {
+        let Some(doc) = Envelope::peek_doc(&bytes) else {
+            return self.deliver(peer, bytes);
+        };
+        let waits = self.deferred.contains_key(&doc)
+            || (self.engine.is_cold(&doc)
+                && self.engine.hot_count() >= self.sync.config.hot_documents);
+        if !waits {
+            self.deliver(peer, bytes);
+            return self.admit();
+        }
+        self.deferred_len += bytes.len();
+        self.deferred
+            .entry(doc)
+            .or_insert_with(|| {
+                self.deferred_order.push_back((doc, Instant::now()));
+                Vec::new()
+            })
+            .push((peer, bytes));
+        self.make_room();
+        self.sync.metrics.count(
+            "sqm_sync_frames_deferred_total",
+            "Frames about cold documents that waited for a place among the loaded ones.",
+            1,
+        );
+        // Too much waiting: the document waiting longest is loaded now.
+        while self.deferred_len > self.sync.config.deferred_bytes {
+            if !self.release_first() {
+                break;
+            }
+        }
+    }
+
+    /// Makes room for the documents whose frames wait: those left in sync
+    /// longest ago go cold, then the waiting frames are handed on.
+    fn make_room(&mut self) {
+        let limit = self.sync.config.hot_documents;
+        while self.engine.hot_count() >= limit {
+            let Some(doc) = self.settled.pop_front() else {
+                break;
+            };
+            // Touched since (or gone cold already): it is no candidate.
+            if !self.loading.contains_key(&doc) && self.engine.cool(&doc) {
+                self.projector.drop_view(&doc);
+                self.touched.remove(&doc);
+            }
+        }
+        self.admit();
+    }
+
+    /// Hands the waiting frames to the engine while there is room for
+    /// documents to be loaded.
+    fn admit(&mut self) {
+        while self.engine.hot_count() < self.sync.config.hot_documents {
+            if !self.release_first() {
+                return;
+            }
+        }
+    }
+
+    /// Hands the frames waiting longer than [`SyncConfig::defer_for`] to the engine.
+    ///
+    /// [`SyncConfig::defer_for`]: super::SyncConfig::defer_for
+    fn release_overdue(&mut self) {
+        let most = self.sync.config.defer_for;
+        while self
+            .deferred_order
+            .front()
+            .is_some_and(|(_, since)| since.elapsed() >= most)
+        {
+            self.release_first();
+        }
+    }
+
+    /// Hands the frames of the document waiting longest to the engine; false
+    /// if none waits.
+    fn release_first(&mut self) -> bool {
+        let Some((doc, _)) = self.deferred_order.pop_front() else {
+            return false;
+        };
+        for (peer, bytes) in self.deferred.remove(&doc).unwrap_or_default() {
+            self.deferred_len -= bytes.len();
+            self.deliver(peer, bytes);
+        }
+        true
+    }
+
+    /// Notes how many documents are loaded, for the high-water gauge.
+    fn note_hot(&mut self) {
+        self.most_hot = self.most_hot.max(self.engine.hot_count());
+    }
+
+    fn deliver(&mut self, peer: PeerId, bytes: Vec<u8>) {
         let Some(p) = self.peers.get(&peer) else {
             return;
         };
@@ -450,7 +624,7 @@ impl Hub {
         // writes to a document it may not see.
         if let Some(doc) = doc
             && !self.engine.is_shared(peer, &doc)
-            && let Some(ctx) = self.engine.hot(&doc).and_then(|d| DocContext::read(d).ok())
+            && let Some(ctx) = self.engine.context(&doc)
             && p.author.may_read(&ctx, crate::access::today())
         {
             let fx = self.engine.handle(now(), Input::Share { peer, doc });
@@ -458,11 +632,47 @@ impl Hub {
         }
         let fx = self.engine.handle(now(), Input::Received { peer, bytes });
         self.carry_out(fx);
+        self.note_hot();
+        if let Some(doc) = doc {
+            self.cool_if_crowded(doc);
+        }
+    }
+
+    /// Past the limit of loaded documents, or with frames waiting for a
+    /// place, a document a frame left in sync with every connection goes
+    /// cold at once.
+    fn cool_if_crowded(&mut self, doc: DocumentId) {
+        let (hot, limit) = (self.engine.hot_count(), self.sync.config.hot_documents);
+        let crowded = hot > limit || (hot == limit && !self.deferred_order.is_empty());
+        if self.loading.contains_key(&doc) || !self.engine.settled(&doc) {
+            return;
+        }
+        if crowded && self.engine.cool(&doc) {
+            self.projector.drop_view(&doc);
+            self.touched.remove(&doc);
+            return;
+        }
+        // A candidate for the next place needed. Stale entries (documents
+        // touched or cooled since) are skipped when taken; past a bound the
+        // oldest are forgotten (the tick's pass still finds them).
+        self.settled.push_back(doc);
+        if self.settled.len() > 2 * limit + 1024 {
+            self.settled.pop_front();
+        }
     }
 
     fn disconnect(&mut self, peer: PeerId) {
         if self.peers.remove(&peer).is_none() {
             return;
+        }
+        for frames in self.deferred.values_mut() {
+            frames.retain(|(p, bytes)| {
+                let keep = *p != peer;
+                if !keep {
+                    self.deferred_len -= bytes.len();
+                }
+                keep
+            });
         }
         let docs = self.engine.peer_docs(peer);
         let fx = self.engine.handle(now(), Input::Disconnected { peer });
@@ -500,8 +710,7 @@ impl Hub {
         for doc in self.engine.peer_docs(peer) {
             let readable = self
                 .engine
-                .hot(&doc)
-                .and_then(|d| DocContext::read(d).ok())
+                .context(&doc)
                 .map(|ctx| author.may_read(&ctx, today));
             // Only a stored, readable document is withdrawn: one still being
             // created on this connection has nothing to judge yet.
@@ -525,7 +734,7 @@ impl Hub {
 
     /// A document first stored: open it to every other connection that may see it.
     fn fan_out_new(&mut self, doc: DocumentId) {
-        let Some(ctx) = self.engine.hot(&doc).and_then(|d| DocContext::read(d).ok()) else {
+        let Some(ctx) = self.engine.context(&doc) else {
             return;
         };
         let today = crate::access::today();
@@ -576,8 +785,8 @@ impl Hub {
 
     /// Keeps saved (cold) the loaded documents every connection is in sync
     /// with that nothing touched for [`SyncConfig::cool_after`], and, past
-    /// [`SyncConfig::hot_documents`] loaded, the least recently touched of
-    /// those in sync whatever their age.
+    /// seven eighths of [`SyncConfig::hot_documents`] loaded or wanted, the
+    /// least recently touched of those in sync whatever their age.
     ///
     /// [`SyncConfig::cool_after`]: super::SyncConfig::cool_after
     /// [`SyncConfig::hot_documents`]: super::SyncConfig::hot_documents
@@ -590,7 +799,12 @@ impl Hub {
             .hot_ids()
             .map(|d| (self.touched.get(d).copied(), *d))
             .collect();
-        let mut over = hot.len().saturating_sub(self.sync.config.hot_documents);
+        // Documents whose frames wait for a place count as wanting one. An
+        // eighth of the places is kept free, so that the next frame about a
+        // cold document finds one without first saving another document.
+        let wanted = hot.len() + self.deferred_order.len();
+        let limit = self.sync.config.hot_documents;
+        let mut over = wanted.saturating_sub(limit - limit / 8);
         hot.sort_unstable();
         for (at, doc) in hot {
             let old = at.is_none_or(|t| now.duration_since(t) >= quiet);

@@ -64,8 +64,16 @@ pub struct SyncConfig {
     /// (cold) once nothing touched it for this long.
     pub cool_after: Duration,
     /// Documents kept loaded at most: past this, the least recently touched
-    /// of those in sync go cold at once. Documents still syncing stay loaded.
+    /// of those in sync go cold at once. Documents still syncing stay loaded,
+    /// and a frame that would load one more waits (see `defer_for`).
     pub hot_documents: usize,
+    /// How long a frame about a cold document waits, at most, for a place
+    /// among the `hot_documents` before it is taken anyway (so that peers
+    /// that never finish syncing cannot hold the others back for ever).
+    pub defer_for: Duration,
+    /// Bytes of frames that may wait for a place at once; past this, the
+    /// document waiting longest is loaded at once.
+    pub deferred_bytes: usize,
 }
 
 impl Default for SyncConfig {
@@ -82,6 +90,8 @@ impl Default for SyncConfig {
             outbox_frames: 4096,
             cool_after: Duration::from_secs(60),
             hot_documents: 1000,
+            defer_for: Duration::from_secs(5),
+            deferred_bytes: 64 << 20,
         }
     }
 }

@@ -11,18 +11,58 @@ use automerge::{Automerge, ChangeHash};
 use super::{Doc, Effect, Engine, Notice, PeerId, Side};
 use crate::DocKind;
 use crate::ids::DocumentId;
+use crate::permissions::DocContext;
+
+/// A document saved to be held cold: made by [`Saved::of`] (anywhere, e.g.
+/// on the thread that read it from storage) and handed to
+/// [`Engine::insert_saved`].
+#[derive(Debug)]
+pub struct Saved {
+    /// The whole document, saved.
+    saved: Vec<u8>,
+    /// Its heads, sorted.
+    heads: Vec<ChangeHash>,
+    /// What kind of document it is.
+    kind: DocKind,
+    /// What it belongs to (`None`: it did not read), for judging who may
+    /// see it without loading it.
+    ctx: Option<DocContext>,
+}
+
+impl Saved {
+    /// Saves a document. `None` if it is not one of ours (it has no kind).
+    pub fn of(am: &Automerge) -> Option<Saved> {
+        let kind = crate::schema::Reader::now(am).kind().ok()?;
+        let mut heads = am.get_heads();
+        heads.sort();
+        Some(Saved {
+            saved: am.save(),
+            heads,
+            kind,
+            ctx: DocContext::read(am).ok(),
+        })
+    }
+}
 
 /// A document kept saved while nobody needs it loaded.
 #[derive(Debug)]
 pub(super) struct Cold {
-    /// The whole document, saved.
-    saved: Vec<u8>,
-    /// Its heads, sorted.
-    pub(super) heads: Vec<ChangeHash>,
-    /// What kind of document it is.
-    pub(super) kind: DocKind,
+    /// It, saved.
+    doc: Saved,
     /// The peers it is shared with.
     pub(super) peers: BTreeSet<PeerId>,
+}
+
+impl Cold {
+    /// Its heads, sorted.
+    pub(super) fn heads(&self) -> &[ChangeHash] {
+        &self.doc.heads
+    }
+
+    /// What kind of document it is.
+    pub(super) fn kind(&self) -> DocKind {
+        self.doc.kind
+    }
 }
 
 impl Engine {
@@ -33,6 +73,54 @@ impl Engine {
     /// send to any of them (nothing to resend either: no message is awaited
     /// any more), until one of them says something. True if it is cold now.
     pub fn cool(&mut self, id: &DocumentId) -> bool {
+        if !self.settled(id) {
+            return false;
+        }
+        let Some(doc) = self.docs.get(id) else {
+            return false;
+        };
+        for peer in &doc.peers {
+            if let Some(pd) = self.peers.get_mut(peer).and_then(|p| p.docs.get_mut(id)) {
+                pd.state.in_flight = false;
+            }
+        }
+        let Some(saved) = Saved::of(&doc.am) else {
+            return false;
+        };
+        let Some(doc) = self.docs.remove(id) else {
+            return false;
+        };
+        self.cold.insert(
+            *id,
+            Cold {
+                doc: saved,
+                peers: doc.peers,
+            },
+        );
+        true
+    }
+
+    /// Holds a document read from storage (already durable) cold, as
+    /// [`Engine::insert`] holds one loaded; a server engine only (a device
+    /// keeps its documents loaded: there, this is `insert` of it loaded
+    /// again). Loaded or cold already, it is replaced, keeping its peers.
+    pub fn insert_saved(&mut self, id: DocumentId, doc: Saved) {
+        if self.side != Side::Server {
+            if let Ok(am) = Automerge::load(&doc.saved) {
+                self.insert(id, am);
+            }
+            return;
+        }
+        let peers = match (self.docs.remove(&id), self.cold.remove(&id)) {
+            (Some(d), _) => d.peers,
+            (None, Some(c)) => c.peers,
+            (None, None) => BTreeSet::new(),
+        };
+        self.cold.insert(id, Cold { doc, peers });
+    }
+
+    /// Whether [`Engine::cool`] would keep a loaded document cold now.
+    pub fn settled(&self, id: &DocumentId) -> bool {
         if self.side != Side::Server {
             return false;
         }
@@ -44,7 +132,7 @@ impl Engine {
         }
         let mut heads = doc.am.get_heads();
         heads.sort();
-        let settled = doc.peers.iter().all(|peer| {
+        doc.peers.iter().all(|peer| {
             self.peers
                 .get(peer)
                 .and_then(|p| p.docs.get(id))
@@ -58,29 +146,7 @@ impl Engine {
                         && theirs == heads
                         && told == heads
                 })
-        });
-        if !settled {
-            return false;
-        }
-        for peer in &doc.peers {
-            if let Some(pd) = self.peers.get_mut(peer).and_then(|p| p.docs.get_mut(id)) {
-                pd.state.in_flight = false;
-            }
-        }
-        let Ok(kind) = crate::schema::Reader::now(&doc.am).kind() else {
-            return false;
-        };
-        let Some(doc) = self.docs.remove(id) else {
-            return false;
-        };
-        let cold = Cold {
-            saved: doc.am.save(),
-            heads,
-            kind,
-            peers: doc.peers,
-        };
-        self.cold.insert(*id, cold);
-        true
+        })
     }
 
     /// Whether a document is held, loaded or cold.
@@ -104,6 +170,20 @@ impl Engine {
         self.docs.keys()
     }
 
+    /// How many documents are loaded (hot).
+    pub fn hot_count(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// What a held document belongs to, read without loading a cold one.
+    /// `None` if it is not held or does not read.
+    pub fn context(&self, id: &DocumentId) -> Option<DocContext> {
+        match self.docs.get(id) {
+            Some(doc) => DocContext::read(&doc.am).ok(),
+            None => self.cold.get(id).and_then(|c| c.doc.ctx.clone()),
+        }
+    }
+
     /// How many documents are held cold.
     pub fn cold_count(&self) -> usize {
         self.cold.len()
@@ -119,7 +199,7 @@ impl Engine {
         let Some(cold) = self.cold.remove(id) else {
             return true;
         };
-        match Automerge::load(&cold.saved) {
+        match Automerge::load(&cold.doc.saved) {
             Ok(am) => {
                 self.docs.insert(
                     *id,

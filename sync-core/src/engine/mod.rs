@@ -42,6 +42,7 @@ mod recover;
 mod salvage;
 mod wire;
 
+pub use cold::Saved;
 pub use recover::{LocalEdit, Recovery, RefusedEdit};
 use wire::{
     ExtractError, MAX_BUNDLE_BYTES, extract_changes, generate_bundled, missing_deps,
@@ -417,7 +418,7 @@ impl Engine {
                 h.sort();
                 (h, doc.unstored)
             }
-            (None, Some(c)) => (c.heads.clone(), 0),
+            (None, Some(c)) => (c.heads().to_vec(), 0),
             (None, None) => return false,
         };
         let theirs = pd.state.their_heads.clone().map(|mut h| {
@@ -512,7 +513,17 @@ impl Engine {
                     },
                 );
                 for d in docs {
-                    self.share(peer, d);
+                    // A cold document stays cold: the peer is told it is
+                    // shared and speaks first (see `flush_doc_peer`).
+                    if self.share(peer, d) && self.cold.contains_key(&d) {
+                        self.send(
+                            peer,
+                            d,
+                            Body::NewDocument {
+                                kind: self.kind_of(&d),
+                            },
+                        );
+                    }
                 }
                 self.flush_peer(peer, now);
             }
@@ -573,7 +584,7 @@ impl Engine {
 
     fn kind_of(&self, id: &DocumentId) -> crate::DocKind {
         if let Some(c) = self.cold.get(id) {
-            return c.kind;
+            return c.kind();
         }
         self.docs
             .get(id)
@@ -589,7 +600,10 @@ impl Engine {
         if p.docs.contains_key(&id) {
             return false;
         }
-        if !self.thaw(&id) {
+        // A server shares a cold document without loading it: the peer's
+        // first message about it loads it.
+        let cold = self.side == Side::Server && self.cold.contains_key(&id);
+        if !cold && !self.thaw(&id) {
             return false;
         }
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -604,6 +618,10 @@ impl Engine {
             return false;
         }
         p.docs.insert(id, PeerDoc::default());
+        if let Some(c) = self.cold.get_mut(&id) {
+            c.peers.insert(peer);
+            return true;
+        }
         let actor = match &self.side {
             Side::Device(a) => Some(a.clone()),
             Side::Server => None,
@@ -708,6 +726,17 @@ impl Engine {
 
     /// Sends the next sync message for (peer, doc), if there is one and nothing is unstored.
     fn flush_doc_peer(&mut self, peer: PeerId, id: DocumentId, now: Timestamp) {
+        // A cold document has nothing to say to a peer it has not heard from
+        // about it yet: the peer was told it is shared, and speaks first.
+        if self.cold.contains_key(&id)
+            && self
+                .peers
+                .get(&peer)
+                .and_then(|p| p.docs.get(&id))
+                .is_some_and(|pd| pd.state.their_heads.is_none() && !pd.state.in_flight)
+        {
+            return;
+        }
         if !self.thaw(&id) {
             return;
         }
