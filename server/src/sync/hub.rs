@@ -189,7 +189,8 @@ struct Hub {
     ///
     /// [`SyncConfig::hot_documents`]: super::SyncConfig::hot_documents
     deferred: HashMap<DocumentId, Vec<(PeerId, Vec<u8>)>>,
-    /// The documents waiting, longest first, and since when.
+    /// The documents waiting, longest first, and since when (a document
+    /// whose frames went ahead meanwhile stays listed until its turn).
     deferred_order: VecDeque<(DocumentId, Instant)>,
     /// Bytes of the frames waiting.
     deferred_len: usize,
@@ -322,7 +323,7 @@ impl Hub {
                 self.sync.metrics.set_gauge(
                     "sqm_sync_deferred_documents",
                     "Cold documents whose frames wait for a place among the loaded ones.",
-                    i64::try_from(self.deferred_order.len()).unwrap_or(i64::MAX),
+                    i64::try_from(self.deferred.len()).unwrap_or(i64::MAX),
                 );
                 let loaded = self.engine.hot_count();
                 self.sync.metrics.set_gauge(
@@ -522,6 +523,15 @@ impl Hub {
         let Some(doc) = Envelope::peek_doc(&bytes) else {
             return self.deliver(peer, bytes);
         };
+        if !self.engine.is_cold(&doc)
+            && let Some(frames) = self.deferred.remove(&doc)
+        {
+            // Loaded meanwhile by something else: what waited goes first.
+            for (peer, bytes) in frames {
+                self.deferred_len -= bytes.len();
+                self.deliver(peer, bytes);
+            }
+        }
         let waits = self.deferred.contains_key(&doc)
             || (self.engine.is_cold(&doc)
                 && self.engine.hot_count() >= self.sync.config.hot_documents);
@@ -592,8 +602,8 @@ impl Hub {
         }
     }
 
-    /// Hands the frames of the document waiting longest to the engine; false
-    /// if none waits.
+    /// Hands the frames of the document waiting longest to the engine (none
+    /// if they went ahead already); false if no document waits.
     fn release_first(&mut self) -> bool {
         let Some((doc, _)) = self.deferred_order.pop_front() else {
             return false;
@@ -643,7 +653,7 @@ impl Hub {
     /// cold at once.
     fn cool_if_crowded(&mut self, doc: DocumentId) {
         let (hot, limit) = (self.engine.hot_count(), self.sync.config.hot_documents);
-        let crowded = hot > limit || (hot == limit && !self.deferred_order.is_empty());
+        let crowded = hot > limit || (hot == limit && !self.deferred.is_empty());
         if self.loading.contains_key(&doc) || !self.engine.settled(&doc) {
             return;
         }
@@ -802,7 +812,7 @@ impl Hub {
         // Documents whose frames wait for a place count as wanting one. An
         // eighth of the places is kept free, so that the next frame about a
         // cold document finds one without first saving another document.
-        let wanted = hot.len() + self.deferred_order.len();
+        let wanted = hot.len() + self.deferred.len();
         let limit = self.sync.config.hot_documents;
         let mut over = wanted.saturating_sub(limit - limit / 8);
         hot.sort_unstable();
