@@ -76,7 +76,10 @@ impl Engine {
         if !self.settled(id) {
             return false;
         }
-        let Some(doc) = self.docs.get(id) else {
+        let Some(saved) = self.docs.get(id).and_then(|d| Saved::of(&d.am)) else {
+            return false;
+        };
+        let Some(doc) = self.docs.remove(id) else {
             return false;
         };
         for peer in &doc.peers {
@@ -84,12 +87,6 @@ impl Engine {
                 pd.state.in_flight = false;
             }
         }
-        let Some(saved) = Saved::of(&doc.am) else {
-            return false;
-        };
-        let Some(doc) = self.docs.remove(id) else {
-            return false;
-        };
         self.cold.insert(
             *id,
             Cold {
