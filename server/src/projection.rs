@@ -33,7 +33,7 @@ pub enum Projection {
 }
 
 /// `audits` row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AuditRow {
     pub unit: String,
     pub number: String,
@@ -48,7 +48,7 @@ pub struct AuditRow {
 }
 
 /// `findings` row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FindingRow {
     pub finding_id: String,
     pub class: String,
@@ -58,7 +58,7 @@ pub struct FindingRow {
 }
 
 /// `blob_refs` row: a blob the document's evidence names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EvidenceRef {
     pub sha256: String,
     pub mime: String,
@@ -143,7 +143,7 @@ impl Projection {
 }
 
 /// `ncs` row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NcRow {
     pub unit: String,
     pub audit_id: String,
@@ -234,8 +234,86 @@ struct Kept {
     heads: Vec<ChangeHash>,
     /// An audit's view, kept up to date batch by batch.
     audit: Option<LiveAudit>,
-    /// The rows last handed out.
-    rows: Projection,
+    /// What the rows last handed out were.
+    rows: Digest,
+}
+
+/// Rows, part by part, as SHA-256 digests: enough to tell which parts of
+/// the next rows differ, in about a hundred bytes where the rows of an
+/// audit with its findings take several KiB (kept for every document held,
+/// cold ones included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Digest {
+    /// Which kind of rows (audit, NC, review).
+    kind: u8,
+    /// The document's own row.
+    row: [u8; 32],
+    /// An audit's findings.
+    findings: [u8; 32],
+    /// The evidence references.
+    evidence: [u8; 32],
+}
+
+/// A [`std::hash::Hasher`] that feeds SHA-256 (derived `Hash` spells each
+/// value unambiguously: strings end with a marker, lists start with their length).
+struct Sha(sha2::Sha256);
+
+impl std::hash::Hasher for Sha {
+    fn write(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        // Only the whole digest is used (see `sha`).
+        0
+    }
+}
+
+fn sha<T: std::hash::Hash + ?Sized>(value: &T) -> [u8; 32] {
+    let mut h = Sha(<sha2::Sha256 as sha2::Digest>::new());
+    value.hash(&mut h);
+    sha2::Digest::finalize(h.0).into()
+}
+
+impl Digest {
+    fn of(rows: &Projection) -> Digest {
+        match rows {
+            Projection::Audit {
+                audit,
+                findings,
+                evidence,
+            } => Digest {
+                kind: 0,
+                row: sha(audit),
+                findings: sha(findings),
+                evidence: sha(evidence),
+            },
+            Projection::Nc(nc) => Digest {
+                kind: 1,
+                row: sha(nc),
+                findings: [0; 32],
+                evidence: [0; 32],
+            },
+            Projection::Review => Digest {
+                kind: 2,
+                row: [0; 32],
+                findings: [0; 32],
+                evidence: [0; 32],
+            },
+        }
+    }
+
+    /// The parts of `now` that differ from these.
+    fn parts_to(&self, now: &Digest) -> Parts {
+        if self.kind != now.kind {
+            return Parts::ALL;
+        }
+        Parts {
+            row: self.row != now.row,
+            findings: self.findings != now.findings,
+            evidence: self.evidence != now.evidence,
+        }
+    }
 }
 
 /// Projections brought up to date batch by batch. For each loaded audit it
@@ -290,8 +368,9 @@ impl Projector {
         // last ones handed out (changes stored by another server process came
         // in between, say) may differ from the database in any part: every
         // part is written again.
+        let now = Digest::of(&rows);
         let parts = match &last {
-            Some(l) if follows || *l == rows => Parts::between(Some(l), &rows),
+            Some(l) if follows || *l == now => l.parts_to(&now),
             _ => Parts::ALL,
         };
         self.kept.insert(
@@ -299,7 +378,7 @@ impl Projector {
             Kept {
                 heads: sorted_heads(doc),
                 audit,
-                rows: rows.clone(),
+                rows: now,
             },
         );
         Ok(parts.any().then_some((rows, parts)))
@@ -310,8 +389,8 @@ impl Projector {
         self.kept.remove(id);
     }
 
-    /// Drops a document's view but keeps its rows (the document went cold):
-    /// its next batch reads it whole, and writes only the parts that differ.
+    /// Drops a document's view but keeps its rows' digest (the document went
+    /// cold): its next batch reads it whole, and writes only the parts that differ.
     pub fn drop_view(&mut self, id: &DocumentId) {
         if let Some(k) = self.kept.get_mut(id) {
             k.audit = None;
@@ -566,6 +645,87 @@ mod tests {
             .apply_changes(server.get_changes(&tablet.get_heads()))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         Ok(())
+    }
+
+    #[test]
+    fn digests_tell_which_part_of_the_rows_changed() {
+        let demo = Demo::new();
+        let rows = project(&demo.audit(), &DueRules::default()).expect("rows");
+        let Projection::Audit {
+            audit, evidence, ..
+        } = rows
+        else {
+            panic!("the demo audit projects as an audit");
+        };
+        let finding = |id: &str, text: &str| FindingRow {
+            finding_id: id.into(),
+            class: "minor".into(),
+            clause: "3.2.1.1".into(),
+            process: Some("P01".into()),
+            text: text.into(),
+        };
+        let findings = vec![
+            finding("f-01", "4 of 20 letters acknowledged late."),
+            finding("f-02", "Charter not displayed."),
+        ];
+        let rows = Projection::Audit {
+            audit: audit.clone(),
+            findings: findings.clone(),
+            evidence: evidence.clone(),
+        };
+        let before = Digest::of(&rows);
+        assert_eq!(
+            before.parts_to(&Digest::of(&rows.clone())),
+            Parts::between(Some(&rows), &rows)
+        );
+        assert!(
+            !before.parts_to(&before).any(),
+            "the same rows: nothing to write"
+        );
+        let mut edited = findings.clone();
+        edited[0].text.push('.');
+        let text = Projection::Audit {
+            audit: audit.clone(),
+            findings: edited,
+            evidence: evidence.clone(),
+        };
+        let want = Parts {
+            row: false,
+            findings: true,
+            evidence: false,
+        };
+        assert_eq!(before.parts_to(&Digest::of(&text)), want);
+        assert_eq!(Parts::between(Some(&rows), &text), want);
+        let mut row = audit.clone();
+        row.responses += 1;
+        let counted = Projection::Audit {
+            audit: row,
+            findings: findings.clone(),
+            evidence: evidence.clone(),
+        };
+        let want = Parts {
+            row: true,
+            findings: false,
+            evidence: false,
+        };
+        assert_eq!(before.parts_to(&Digest::of(&counted)), want);
+        // Text moved from one finding to the next is a change.
+        let moved = Projection::Audit {
+            audit,
+            findings: vec![
+                finding(
+                    "f-01",
+                    "4 of 20 letters acknowledged late.Charter not displayed.",
+                ),
+                finding("f-02", ""),
+            ],
+            evidence,
+        };
+        assert!(before.parts_to(&Digest::of(&moved)).findings);
+        assert_eq!(
+            before.parts_to(&Digest::of(&Projection::Review)),
+            Parts::ALL
+        );
     }
 
     /// A batch applied on heads the projector did not see (changes came in
