@@ -664,18 +664,19 @@ mod tests {
             process: Some("P01".into()),
             text: text.into(),
         };
+        let rows_of = |audit: &AuditRow, findings: Vec<FindingRow>| Projection::Audit {
+            audit: audit.clone(),
+            findings,
+            evidence: evidence.clone(),
+        };
         let findings = vec![
             finding("f-01", "4 of 20 letters acknowledged late."),
             finding("f-02", "Charter not displayed."),
         ];
-        let rows = Projection::Audit {
-            audit: audit.clone(),
-            findings: findings.clone(),
-            evidence: evidence.clone(),
-        };
+        let rows = rows_of(&audit, findings.clone());
         let before = Digest::of(&rows);
         assert_eq!(
-            before.parts_to(&Digest::of(&rows.clone())),
+            before.parts_to(&Digest::of(&rows)),
             Parts::between(Some(&rows), &rows)
         );
         assert!(
@@ -684,11 +685,7 @@ mod tests {
         );
         let mut edited = findings.clone();
         edited[0].text.push('.');
-        let text = Projection::Audit {
-            audit: audit.clone(),
-            findings: edited,
-            evidence: evidence.clone(),
-        };
+        let text = rows_of(&audit, edited);
         let want = Parts {
             row: false,
             findings: true,
@@ -698,29 +695,23 @@ mod tests {
         assert_eq!(Parts::between(Some(&rows), &text), want);
         let mut row = audit.clone();
         row.responses += 1;
-        let counted = Projection::Audit {
-            audit: row,
-            findings: findings.clone(),
-            evidence: evidence.clone(),
-        };
         let want = Parts {
             row: true,
             findings: false,
             evidence: false,
         };
-        assert_eq!(before.parts_to(&Digest::of(&counted)), want);
+        assert_eq!(before.parts_to(&Digest::of(&rows_of(&row, findings))), want);
         // Text moved from one finding to the next is a change.
-        let moved = Projection::Audit {
-            audit,
-            findings: vec![
+        let moved = rows_of(
+            &audit,
+            vec![
                 finding(
                     "f-01",
                     "4 of 20 letters acknowledged late.Charter not displayed.",
                 ),
                 finding("f-02", ""),
             ],
-            evidence,
-        };
+        );
         assert!(before.parts_to(&Digest::of(&moved)).findings);
         assert_eq!(
             before.parts_to(&Digest::of(&Projection::Review)),

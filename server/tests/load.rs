@@ -20,37 +20,44 @@ const KEYS: &[&str] = &[
     "peak_rss_mib",
 ];
 
-#[test]
-fn a_small_load_run_converges_and_reports_every_figure() {
+/// Runs `sqm load` with these arguments on its own SQLite server; its
+/// standard output, once it exited successfully.
+fn load(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_sqm"))
-        .args([
-            "load",
-            "--tablets",
-            "3",
-            "--docs-per-tablet",
-            "2",
-            "--changes-per-doc",
-            "12",
-            "--live-samples",
-            "20",
-            "--idle-devices",
-            "2",
-            "--timeout",
-            "60",
-            "--cool-after",
-            "1",
-        ])
+        .arg("load")
+        .args(args)
         .env_remove("DATABASE_URL")
         .env("SQM_LOG", "warn")
         .output()
         .expect("the sqm binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "sqm load failed ({:?}):\n{stdout}\n{stderr}",
         out.status
     );
+    stdout
+}
+
+#[test]
+fn a_small_load_run_converges_and_reports_every_figure() {
+    let stdout = load(&[
+        "--tablets",
+        "3",
+        "--docs-per-tablet",
+        "2",
+        "--changes-per-doc",
+        "12",
+        "--live-samples",
+        "20",
+        "--idle-devices",
+        "2",
+        "--timeout",
+        "60",
+        "--cool-after",
+        "1",
+    ]);
     let last = stdout.lines().last().unwrap_or_default();
     let record: BTreeMap<&str, &str> = last
         .split_whitespace()
@@ -97,37 +104,24 @@ fn a_load_run_whose_server_may_load_fewer_documents_than_are_open_converges() {
     // 12 audits open at once on a server that may load 3 of them: frames
     // about the others wait for a place, and every tablet still converges
     // with nothing lost (the tool checks every document against the database).
-    let out = Command::new(env!("CARGO_BIN_EXE_sqm"))
-        .args([
-            "load",
-            "--tablets",
-            "4",
-            "--docs-per-tablet",
-            "3",
-            "--changes-per-doc",
-            "10",
-            "--live-samples",
-            "20",
-            "--idle-devices",
-            "0",
-            "--timeout",
-            "60",
-            "--cool-after",
-            "1",
-            "--hot-documents",
-            "3",
-        ])
-        .env_remove("DATABASE_URL")
-        .env("SQM_LOG", "warn")
-        .output()
-        .expect("the sqm binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sqm load failed ({:?}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    let stdout = load(&[
+        "--tablets",
+        "4",
+        "--docs-per-tablet",
+        "3",
+        "--changes-per-doc",
+        "10",
+        "--live-samples",
+        "20",
+        "--idle-devices",
+        "0",
+        "--timeout",
+        "60",
+        "--cool-after",
+        "1",
+        "--hot-documents",
+        "3",
+    ]);
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("converged=true tablets=4 changes=120 "),

@@ -570,12 +570,21 @@ impl Hub {
                 break;
             };
             // Touched since (or gone cold already): it is no candidate.
-            if !self.loading.contains_key(&doc) && self.engine.cool(&doc) {
-                self.projector.drop_view(&doc);
-                self.touched.remove(&doc);
-            }
+            self.cool(doc);
         }
         self.admit();
+    }
+
+    /// Keeps a loaded document cold if nothing needs it loaded (see
+    /// [`Engine::cool`]), dropping the projector's view of it; true if it is
+    /// cold now.
+    fn cool(&mut self, doc: DocumentId) -> bool {
+        if self.loading.contains_key(&doc) || !self.engine.cool(&doc) {
+            return false;
+        }
+        self.projector.drop_view(&doc);
+        self.touched.remove(&doc);
+        true
     }
 
     /// Hands the waiting frames to the engine while there is room for
@@ -657,9 +666,7 @@ impl Hub {
         if self.loading.contains_key(&doc) || !self.engine.settled(&doc) {
             return;
         }
-        if crowded && self.engine.cool(&doc) {
-            self.projector.drop_view(&doc);
-            self.touched.remove(&doc);
+        if crowded && self.cool(doc) {
             return;
         }
         // A candidate for the next place needed. Stale entries (documents
@@ -821,12 +828,9 @@ impl Hub {
             if !old && over == 0 {
                 break;
             }
-            if self.loading.contains_key(&doc) || !self.engine.cool(&doc) {
-                continue;
+            if self.cool(doc) {
+                over = over.saturating_sub(1);
             }
-            self.projector.drop_view(&doc);
-            self.touched.remove(&doc);
-            over = over.saturating_sub(1);
         }
     }
 
