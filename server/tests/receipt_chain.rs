@@ -136,3 +136,45 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn a_database_written_before_receipts_lost_their_hash_index_upgrades_with_its_chain_whole(backend: Backend) -> Result<()> {
+        let (url, dir, pg) = common::fresh_database(backend).await?;
+        let db = Db::connect(&url).await?;
+        // The schema as sqm left it before migration 4, with the demo unit's
+        // changes and receipts in it.
+        db.migrate_through(3).await?;
+        server::seed::demo(&db).await?;
+        let before: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT seq, prev, hash FROM receipts ORDER BY seq")
+                .fetch_all(db.pool())
+                .await?;
+        assert!(before.len() > 10, "the demo unit stores receipts");
+
+        db.migrate().await?;
+        let after: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT seq, prev, hash FROM receipts ORDER BY seq")
+                .fetch_all(db.pool())
+                .await?;
+        assert_eq!(after, before, "every receipt keeps its number and hashes");
+        let report = server::verify::verify(&db).await?;
+        assert!(report.ok(), "{report}");
+        assert_eq!(report.receipts, before.len());
+
+        // The chain carries on from where it was, under the next number (the
+        // appended change is made up: `verify` would call it damaged).
+        let doc = documents::all_meta(&db).await?.first().context("a demo document")?.id;
+        let tip = append_one(&db, &doc, 1, None).await?;
+        let (seq, prev): (i64, String) =
+            sqlx::query_as("SELECT seq, prev FROM receipts WHERE hash = $1")
+                .bind(&tip.last)
+                .fetch_one(db.pool())
+                .await?;
+        let (last_seq, _, last_hash) = before.last().context("receipts")?.clone();
+        assert!(seq > last_seq, "receipt #{seq} after #{last_seq}");
+        assert_eq!(prev, last_hash);
+        db.close().await;
+        common::drop_database(&dir, pg.as_deref()).await;
+        Ok(())
+    }
+}

@@ -215,6 +215,12 @@ impl Db {
 
     /// Applies every migration not yet applied (embedded in the binary).
     pub async fn migrate(&self) -> Result<(), DbError> {
+        self.migrate_through(i64::MAX).await
+    }
+
+    /// Applies the migrations not yet applied up to and including `version`:
+    /// a database as an older `sqm` left it (tests of upgrades).
+    pub async fn migrate_through(&self, version: i64) -> Result<(), DbError> {
         let files: &[(i64, &str, &'static str)] = match self.kind {
             DbKind::Sqlite => &[
                 (
@@ -231,6 +237,11 @@ impl Db {
                     3,
                     "blobs",
                     include_str!("../../../migrations/sqlite/0003_blobs.sql"),
+                ),
+                (
+                    4,
+                    "receipts unindexed",
+                    include_str!("../../../migrations/sqlite/0004_receipts_unindexed.sql"),
                 ),
             ],
             DbKind::Postgres => &[
@@ -249,10 +260,16 @@ impl Db {
                     "blobs",
                     include_str!("../../../migrations/postgres/0003_blobs.sql"),
                 ),
+                (
+                    4,
+                    "receipts unindexed",
+                    include_str!("../../../migrations/postgres/0004_receipts_unindexed.sql"),
+                ),
             ],
         };
         let migrations = files
             .iter()
+            .filter(|(v, _, _)| *v <= version)
             .map(|(version, name, sql)| {
                 Migration::new(
                     *version,
