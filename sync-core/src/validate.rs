@@ -7,7 +7,9 @@
 //! The copy with the batch applied is returned on acceptance, so accepting
 //! never means applying twice.
 
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
 use automerge::legacy::{Key, ObjectId, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, Prop, ROOT, ReadDoc};
@@ -275,7 +277,7 @@ fn required_root(kind: DocKind) -> &'static [&'static str] {
 }
 
 /// Where an object sits: the top-level key, the key below it, and its own key.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Place {
     top: String,
     second: Option<String>,
@@ -285,6 +287,79 @@ struct Place {
     at_top_object: bool,
     /// What kind of map the object is, if it is an entry or list item with required fields.
     container: String,
+    /// `top/second`, as errors name a write below the top-level object.
+    path: String,
+    /// Made by this batch.
+    made: bool,
+    /// A lifecycle event appended by this batch.
+    new_event: bool,
+    /// Its part of the document is in the batch's [`Touched`] already.
+    noted: Cell<bool>,
+    /// Which of the fields its kind requires (`required_keys`) the batch
+    /// wrote into it, a bit each.
+    written: Cell<u8>,
+}
+
+impl Place {
+    fn new(
+        top: String,
+        second: Option<String>,
+        own: String,
+        at_top_object: bool,
+        container: String,
+    ) -> Place {
+        let path = join(&top, second.as_deref().unwrap_or(""));
+        Place {
+            top,
+            second,
+            own,
+            at_top_object,
+            container,
+            path,
+            made: false,
+            new_event: false,
+            noted: Cell::new(false),
+            written: Cell::new(0),
+        }
+    }
+
+    /// The same place, for an object this batch makes.
+    fn made(self, new_event: bool) -> Rc<Place> {
+        Rc::new(Place {
+            made: true,
+            new_event,
+            ..self
+        })
+    }
+
+    /// Records a write of `key` into this object (only those of the fields
+    /// its kind requires count).
+    fn wrote(&self, key: &str) {
+        if let Some(i) = required_keys(&self.container)
+            .iter()
+            .position(|r| *r == key)
+        {
+            self.written.set(self.written.get() | 1 << i);
+        }
+    }
+
+    /// The first field its kind requires that it does not hold.
+    fn missing(&self) -> Option<&'static str> {
+        let written = self.written.get();
+        required_keys(&self.container)
+            .iter()
+            .enumerate()
+            .find(|(i, _)| written & (1 << i) == 0)
+            .map(|(_, k)| *k)
+    }
+
+    /// The path a write of `key` into this object is named by in errors.
+    fn path_of(&self, key: Option<&str>) -> String {
+        match (self.at_top_object, key) {
+            (true, key) => join(&self.top, key.unwrap_or("")),
+            (false, _) => self.path.clone(),
+        }
+    }
 }
 
 fn prop_text(p: &Prop) -> String {
@@ -294,9 +369,9 @@ fn prop_text(p: &Prop) -> String {
     }
 }
 
-fn key_text(k: &Key) -> Option<String> {
+fn key_text(k: &Key) -> Option<&str> {
     match k {
-        Key::Map(s) => Some(s.to_string()),
+        Key::Map(s) => Some(s.as_str()),
         Key::Seq(_) => None,
     }
 }
@@ -426,12 +501,12 @@ pub fn validate_merged(
         author,
         today,
         existed,
-        made: HashSet::new(),
-        places: HashMap::new(),
+        places: HashMap::with_capacity(ready.len() * 2),
+        made: Vec::new(),
+        entitled: Vec::new(),
         new_events: Vec::new(),
         answers: HashMap::new(),
         event_fields: HashMap::new(),
-        written: HashMap::new(),
         touched: Touched::default(),
     };
     for c in &ready {
@@ -493,17 +568,18 @@ struct Checker<'a> {
     author: &'a Author,
     today: Date,
     existed: bool,
-    /// Objects made by this batch.
-    made: HashSet<OpKey>,
-    places: HashMap<OpKey, Place>,
+    /// Where each object the batch writes into sits.
+    places: HashMap<OpKey, Rc<Place>>,
+    /// Objects made by this batch, in the order made.
+    made: Vec<Rc<Place>>,
+    /// Fields the author was found entitled to write in this batch.
+    entitled: Vec<Field>,
     /// Event maps inserted by this batch, in order.
     new_events: Vec<OpKey>,
     /// Responses whose type or value the batch wrote.
     answers: HashMap<OpKey, AnswerWrite>,
     /// The text fields the batch wrote into each new event map.
     event_fields: HashMap<OpKey, HashMap<String, String>>,
-    /// Keys the batch wrote into each object it made.
-    written: HashMap<OpKey, HashSet<String>>,
     /// What the batch wrote, by part of the document.
     touched: Touched,
 }
@@ -514,62 +590,71 @@ impl Checker<'_> {
         let start = expanded.start_op.get();
         for (i, op) in expanded.operations.iter().enumerate() {
             let opid = (start + i as u64, expanded.actor_id.clone());
-            if matches!(op.action, OpType::Make(_)) {
-                self.made.insert(opid.clone());
-            }
             let is_make = matches!(op.action, OpType::Make(_));
             match &op.obj {
                 ObjectId::Root => {
                     let key = key_text(&op.key)
                         .ok_or_else(|| refuse("schema.root", "The document root must be a map."))?;
-                    self.root_op(&key, &op.action)?;
-                    self.touched.roots.insert(key.clone());
+                    self.root_op(key, &op.action)?;
+                    self.touched.roots.insert(key.to_owned());
                     if is_make {
-                        let child = Place {
-                            top: key.clone(),
-                            second: None,
-                            own: key,
-                            at_top_object: true,
-                            container: String::new(),
-                        };
-                        self.places.insert(opid.clone(), child);
+                        let child = Place::new(key.into(), None, key.into(), true, String::new())
+                            .made(false);
+                        self.made.push(Rc::clone(&child));
+                        self.places.insert(opid, child);
                     }
                 }
                 ObjectId::Id(obj) => {
                     let obj = (obj.counter(), obj.actor().clone());
                     let place = self.place(&obj)?;
-                    self.nested_op(&place, &obj, &op.key, op.insert, &op.action, opid.clone())?;
-                    self.touched.below.insert(place.top.clone());
-                    let entry = if place.at_top_object {
-                        key_text(&op.key)
-                    } else {
-                        place.second.clone()
-                    };
-                    if let Some(e) = entry {
-                        self.touched.entries.insert((place.top.clone(), e));
+                    let key = key_text(&op.key);
+                    self.nested_op(&place, &obj, key, op.insert, &op.action, &opid)?;
+                    if place.at_top_object {
+                        // A write into a top-level map or list: the entry is its key.
+                        self.touched.below.insert(place.top.clone());
+                        if let Some(k) = key {
+                            self.touched
+                                .entries
+                                .insert((place.top.clone(), k.to_owned()));
+                        }
+                    } else if !place.noted.replace(true) {
+                        // Every write into this object touches the same entry.
+                        self.touched.below.insert(place.top.clone());
+                        if let Some(e) = &place.second {
+                            self.touched.entries.insert((place.top.clone(), e.clone()));
+                        }
                     }
                     if is_make {
                         // The new object's place follows from its parent's: no path lookup needed.
-                        let key = key_text(&op.key);
-                        let child = Place {
-                            top: place.top.clone(),
-                            second: if place.at_top_object {
-                                Some(key.clone().unwrap_or_else(|| "#".into()))
-                            } else {
-                                place.second.clone()
-                            },
-                            own: key.clone().unwrap_or_else(|| "#".into()),
-                            at_top_object: false,
-                            container: match key {
-                                Some(_) if place.at_top_object => place.top.clone(),
-                                Some(_) => String::new(),
-                                None => place.own.clone(),
-                            },
+                        let own = key.unwrap_or("#");
+                        let second = if place.at_top_object {
+                            Some(own.to_owned())
+                        } else {
+                            place.second.clone()
                         };
+                        let container = match key {
+                            Some(_) if place.at_top_object => place.top.clone(),
+                            Some(_) => String::new(),
+                            None => place.own.clone(),
+                        };
+                        let new_event = place.at_top_object && place.top == "events";
+                        let child =
+                            Place::new(place.top.clone(), second, own.to_owned(), false, container)
+                                .made(new_event);
+                        self.made.push(Rc::clone(&child));
                         self.places.insert(opid, child);
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Checks that the author may write `field`, once per field and batch.
+    fn entitled(&mut self, field: Field) -> Result<(), Refusal> {
+        if !self.entitled.contains(&field) {
+            check_field(self.ctx, self.author, field, self.today)?;
+            self.entitled.push(field);
         }
         Ok(())
     }
@@ -601,9 +686,7 @@ impl Checker<'_> {
                         "Extensions can only be added, never changed.",
                     ));
                 }
-                Some(field) if self.existed => {
-                    check_field(self.ctx, self.author, field, self.today)?
-                }
+                Some(field) if self.existed => self.entitled(field)?,
                 Some(_) => {}
                 None => {
                     return Err(refuse(
@@ -621,9 +704,9 @@ impl Checker<'_> {
         })
     }
 
-    fn place(&mut self, obj: &OpKey) -> Result<Place, Refusal> {
+    fn place(&mut self, obj: &OpKey) -> Result<Rc<Place>, Refusal> {
         if let Some(p) = self.places.get(obj) {
-            return Ok(p.clone());
+            return Ok(Rc::clone(p));
         }
         let ex = ObjId::Id(obj.0, obj.1.clone(), usize::MAX);
         let unknown = || {
@@ -642,18 +725,17 @@ impl Checker<'_> {
             }
             _ => String::new(),
         };
-        let place = Place {
-            container,
-            top: prop_text(&top.prop),
-            second: path
-                .len()
+        let place = Rc::new(Place::new(
+            prop_text(&top.prop),
+            path.len()
                 .checked_sub(2)
                 .and_then(|i| path.get(i))
                 .map(|p| prop_text(&p.prop)),
-            own: path.first().map(|p| prop_text(&p.prop)).unwrap_or_default(),
-            at_top_object: path.len() == 1,
-        };
-        self.places.insert(obj.clone(), place.clone());
+            path.first().map(|p| prop_text(&p.prop)).unwrap_or_default(),
+            path.len() == 1,
+            container,
+        ));
+        self.places.insert(obj.clone(), Rc::clone(&place));
         Ok(place)
     }
 
@@ -661,10 +743,10 @@ impl Checker<'_> {
         &mut self,
         place: &Place,
         obj: &OpKey,
-        key: &Key,
+        key: Option<&str>,
         insert: bool,
         action: &OpType,
-        opid: OpKey,
+        opid: &OpKey,
     ) -> Result<(), Refusal> {
         let kind = self.ctx.kind;
         let append_only =
@@ -673,7 +755,7 @@ impl Checker<'_> {
             let ok = if place.at_top_object {
                 insert && matches!(action, OpType::Make(automerge::ObjType::Map))
             } else {
-                self.made.contains(obj)
+                place.made
             };
             if !ok {
                 return Err(refuse(
@@ -685,12 +767,12 @@ impl Checker<'_> {
                 ));
             }
             if place.at_top_object && place.top == "events" {
-                self.new_events.push(opid);
+                self.new_events.push(opid.clone());
             }
         }
         if place.top != "events" {
             match Field::of(kind, &place.top) {
-                Some(field) => check_field(self.ctx, self.author, field, self.today)?,
+                Some(field) => self.entitled(field)?,
                 None => {
                     return Err(refuse(
                         "schema.unknown_field",
@@ -699,27 +781,23 @@ impl Checker<'_> {
                 }
             }
         }
-        if let (Some(k), OpType::Put(automerge::ScalarValue::Str(v))) = (key_text(key), action)
-            && self.new_events.contains(obj)
+        if let (Some(k), OpType::Put(automerge::ScalarValue::Str(v))) = (key, action)
+            && place.new_event
         {
             self.event_fields
                 .entry(obj.clone())
                 .or_default()
-                .insert(k, v.to_string());
+                .insert(k.to_owned(), v.to_string());
         }
-        let second = if place.at_top_object {
-            key_text(key)
-        } else {
-            place.second.clone()
-        };
-        let path = join(&place.top, second.as_deref().unwrap_or(""));
+        // Named only when something is wrong (or an answer needs it later).
+        let path = || place.path_of(key);
         let bad = |e: String| {
             refuse(
                 "schema",
-                format!("The change does not match the schema: {path}: {e}."),
+                format!("The change does not match the schema: {}: {e}.", path()),
             )
         };
-        match key_text(key) {
+        match key {
             // A new entry of responses/findings/actions: a parsable id holding a map.
             Some(k) if place.at_top_object && ENTRY_MAPS.contains(&place.top.as_str()) => {
                 let id_ok = match place.top.as_str() {
@@ -735,32 +813,31 @@ impl Checker<'_> {
                 }
             }
             Some(k) => {
-                if self.made.contains(obj) {
-                    self.written
-                        .entry(obj.clone())
-                        .or_default()
-                        .insert(k.clone());
+                if place.made {
+                    place.wrote(k);
                 } else if matches!(action, OpType::Delete)
-                    && required_keys(&place.container).contains(&k.as_str())
+                    && required_keys(&place.container).contains(&k)
                 {
                     return Err(refuse(
                         "schema",
-                        format!("The change removes '{k}', which {path} must keep."),
+                        format!("The change removes '{k}', which {} must keep.", path()),
                     ));
                 }
-                check_write(&k, action, self.author).map_err(|e| {
+                check_write(k, action, self.author).map_err(|e| {
                     refuse(
                         "schema",
                         format!(
                             "The change does not match the schema: {}: {e}.",
-                            join(&path, &k)
+                            join(&path(), k)
                         ),
                     )
                 })?;
                 if place.top == "responses" && !place.at_top_object && (k == "type" || k == "value")
                 {
                     let w = self.answers.entry(obj.clone()).or_default();
-                    w.path = path.clone();
+                    if w.path.is_empty() {
+                        w.path = path();
+                    }
                     let text = match action {
                         OpType::Put(automerge::ScalarValue::Str(s)) => Some(s.to_string()),
                         _ => None,
@@ -778,20 +855,15 @@ impl Checker<'_> {
     }
 
     /// Every map the batch made holds the fields its kind requires.
-    fn complete(&mut self) -> Result<(), Refusal> {
-        let made: Vec<OpKey> = self.made.iter().cloned().collect();
-        for obj in made {
-            let place = self.place(&obj)?;
-            let required = required_keys(&place.container);
-            let written = self.written.get(&obj);
-            if let Some(missing) = required
-                .iter()
-                .find(|k| !written.is_some_and(|w| w.contains(**k)))
-            {
-                let path = join(&place.top, place.second.as_deref().unwrap_or(""));
+    fn complete(&self) -> Result<(), Refusal> {
+        for place in &self.made {
+            if let Some(missing) = place.missing() {
                 return Err(refuse(
                     "schema",
-                    format!("The change does not match the schema: {path} has no '{missing}'."),
+                    format!(
+                        "The change does not match the schema: {} has no '{missing}'.",
+                        place.path
+                    ),
                 ));
             }
         }
@@ -831,7 +903,7 @@ impl Checker<'_> {
     /// Checks every new lifecycle event: its author, the move table and the move's requirements.
     fn events(&self) -> Result<(), Refusal> {
         for opid in &self.new_events {
-            let e = self.new_event(opid)?;
+            let mut e = self.new_event(opid)?;
             if e.by != self.author.user {
                 return Err(refuse(
                     "move.by",
@@ -851,6 +923,13 @@ impl Checker<'_> {
                     ));
                 }
             };
+            if requires.contains(&Requirement::Heads) {
+                // A lock names the heads it locks at, in a list nested in the event.
+                let obj = ObjId::Id(opid.0, opid.1.clone(), usize::MAX);
+                e.heads = Event::read_map(&Reader::now(self.fork), &obj, "events/new")
+                    .map_err(schema_refusal)?
+                    .heads;
+            }
             for req in requires {
                 if !self.met(*req, &e)? {
                     return Err(refuse(
@@ -864,7 +943,8 @@ impl Checker<'_> {
     }
 
     /// A new event, from the fields the batch wrote into it (events are append-only,
-    /// so a new event holds exactly what its change wrote).
+    /// so a new event holds exactly what its change wrote), without the heads
+    /// a lock names (read only when a move requires them).
     fn new_event(&self, opid: &OpKey) -> Result<Event, Refusal> {
         let empty = HashMap::new();
         let f = self.event_fields.get(opid).unwrap_or(&empty);
@@ -879,22 +959,14 @@ impl Checker<'_> {
                 format!("A lifecycle event's '{k}' has the wrong form."),
             )
         };
-        let mut e = Event {
+        Ok(Event {
             mv: field("move")?,
             from: field("from")?,
             by: field("by")?.parse().map_err(|_| bad("by"))?,
             at: field("at")?.parse().map_err(|_| bad("at"))?,
             note: f.get("note").cloned().unwrap_or_default(),
             heads: Vec::new(),
-        };
-        if self.ctx.kind == DocKind::Audit {
-            // Lock events carry heads in a nested list: read those from the document.
-            let obj = ObjId::Id(opid.0, opid.1.clone(), usize::MAX);
-            e.heads = Event::read_map(&Reader::now(self.fork), &obj, "events/new")
-                .map_err(schema_refusal)?
-                .heads;
-        }
-        Ok(e)
+        })
     }
 
     /// The requirements of a move the author may make.

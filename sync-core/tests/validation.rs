@@ -423,3 +423,122 @@ fn the_management_review_is_the_nodal_officers_to_write() {
     );
     assert_eq!(refused.err().map(|r| r.rule), Some("schema"));
 }
+
+#[test]
+fn a_new_entry_without_a_field_its_kind_requires_is_refused_naming_it() {
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(3, 1);
+    let finding = |with_by: bool| {
+        forged(&stored, 2, |tx| {
+            use automerge::transaction::Transactable;
+            let findings = match tx.get(automerge::ROOT, "findings").expect("get") {
+                Some((_, id)) => id,
+                None => panic!("no findings"),
+            };
+            let f = tx
+                .put_object(&findings, "f-09", automerge::ObjType::Map)
+                .expect("put");
+            tx.put(&f, "class", "minor").expect("put");
+            tx.put(&f, "clause", "3.2.4").expect("put");
+            tx.put(&f, "text", "Register of documents not kept up to date")
+                .expect("put");
+            if with_by {
+                tx.put(&f, "by", "s.khan").expect("put");
+            }
+            tx.put(&f, "at", demo.now().to_string()).expect("put");
+        })
+    };
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![finding(false)],
+        &demo.member,
+        demo.today,
+    )
+    .expect_err("no 'by'");
+    assert_eq!(err.rule, "schema");
+    assert!(err.message.contains("findings/f-09 has no 'by'"), "{err}");
+
+    let accepted = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![finding(true)],
+        &demo.member,
+        demo.today,
+    )
+    .expect("a whole finding");
+    let doc = accepted.doc.expect("applied");
+    let view = AuditView::read(&doc).expect("reads");
+    assert_eq!(view.content.findings.len(), 2);
+    assert!(
+        accepted
+            .touched
+            .entries
+            .contains(&("findings".into(), "f-09".into()))
+    );
+}
+
+#[test]
+fn a_lock_is_accepted_only_when_the_server_holds_the_version_it_names() {
+    let demo = Demo::new();
+    let mut stored = demo.realistic_audit(3, 1);
+    demo.must(
+        demo.audit_id,
+        &mut stored,
+        &demo.lead,
+        Edit::Move {
+            mv: "start".into(),
+            note: String::new(),
+        },
+    );
+    let held: Vec<String> = stored.get_heads().iter().map(ToString::to_string).collect();
+    let unknown = vec!["ab".repeat(32)];
+    let lock = |heads: &[String]| {
+        forged(&stored, 1, |tx| {
+            use automerge::transaction::Transactable;
+            let events = match tx.get(automerge::ROOT, "events").expect("get") {
+                Some((_, id)) => id,
+                None => panic!("no events"),
+            };
+            let at = tx.length(&events);
+            let e = tx
+                .insert_object(&events, at, automerge::ObjType::Map)
+                .expect("insert");
+            tx.put(&e, "move", "submit_for_review").expect("put");
+            tx.put(&e, "from", "in_progress").expect("put");
+            tx.put(&e, "by", "k.iyer").expect("put");
+            tx.put(&e, "at", demo.now().to_string()).expect("put");
+            tx.put(&e, "note", "").expect("put");
+            let list = tx
+                .put_object(&e, "heads", automerge::ObjType::List)
+                .expect("put");
+            for (i, h) in heads.iter().enumerate() {
+                tx.insert(&list, i, h.as_str()).expect("insert");
+            }
+        })
+    };
+    for (heads, why) in [
+        (&unknown, "a version it lacks"),
+        (&Vec::new(), "no version"),
+    ] {
+        let err = validate_batch(
+            demo.audit_id,
+            &stored,
+            vec![lock(heads)],
+            &demo.lead,
+            demo.today,
+        )
+        .expect_err(why);
+        assert_eq!(err.rule, "move.requirement", "{why}: {err}");
+    }
+    let accepted = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![lock(&held)],
+        &demo.lead,
+        demo.today,
+    )
+    .expect("a lock at the stored version");
+    let view = AuditView::read(&accepted.doc.expect("applied")).expect("reads");
+    assert!(view.state.is_locked());
+}

@@ -1,6 +1,8 @@
 //! Baselines measured on the same day's work: what plain Automerge needs to
-//! apply the changes in memory, and how many bytes plain Automerge sync
-//! exchanges to bring the server copy and both tablet copies together.
+//! apply the changes in memory, what sync-core's validator needs to judge
+//! and apply the same changes as the server receives them (one batch per
+//! tablet and document), and how many bytes plain Automerge sync exchanges
+//! to bring the server copy and both tablet copies together.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -8,7 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use sync_core::automerge::sync::{Message, State, SyncDoc};
 use sync_core::automerge::{Automerge, Change};
+use sync_core::date::{Date, Timestamp};
 use sync_core::ids::DocumentId;
+use sync_core::validate::validate_batch;
 
 use super::tablet::Tablet;
 
@@ -19,6 +23,14 @@ pub struct Baselines {
     pub apply: Duration,
     /// Changes applied.
     pub changes: usize,
+    /// Time spent in sync-core's `validate_batch` (the copy it makes, the
+    /// batch applied to it, every operation checked) on each tablet's batch.
+    pub validate: Duration,
+    /// Changes judged (and accepted) by the validator.
+    pub validated: usize,
+    /// Batches the validator refused (none expected: the tablets check
+    /// their own edits by the same rules).
+    pub validator_refusals: Vec<String>,
     /// Bytes of the encoded sync messages, both ways.
     pub sync_bytes: u64,
     /// Sync messages, both ways.
@@ -36,6 +48,15 @@ impl Baselines {
             self.apply.as_secs_f64() * 1e6 / self.changes as f64
         }
     }
+
+    /// Microseconds per change judged and applied by the validator.
+    pub fn validate_us_per_change(&self) -> f64 {
+        if self.validated == 0 {
+            0.0
+        } else {
+            self.validate.as_secs_f64() * 1e6 / self.validated as f64
+        }
+    }
 }
 
 /// Measures both baselines; `before` holds each audit as stored before the day.
@@ -47,6 +68,7 @@ pub fn measure(tablets: &[Tablet], before: &HashMap<DocumentId, Automerge>) -> R
         }
     }
     let mut out = Baselines::default();
+    let today = Date::in_offices(Timestamp(crate::db::now_ms()));
     for (id, server) in before {
         let copies: Vec<&Automerge> = holders
             .get(id)
@@ -72,6 +94,36 @@ pub fn measure(tablets: &[Tablet], before: &HashMap<DocumentId, Automerge>) -> R
             .with_context(|| format!("plain Automerge cannot apply the day's changes of {id}"))?;
         out.apply += started.elapsed();
         out.changes += changes.len();
+
+        // The validator, as the server runs it: each tablet's own changes
+        // as one batch from its user, on the document as it stands.
+        let mut judged = server.clone();
+        for k in holders.get(id).into_iter().flatten() {
+            let t = &tablets[*k];
+            let own: Vec<Change> = changes
+                .iter()
+                .filter(|c| t.author.actors.contains(c.actor_id()))
+                .cloned()
+                .collect();
+            if own.is_empty() {
+                continue;
+            }
+            let n = own.len();
+            let started = Instant::now();
+            let verdict = validate_batch(*id, &judged, own, &t.author, today);
+            out.validate += started.elapsed();
+            match verdict {
+                Ok(accepted) => {
+                    out.validated += n;
+                    if let Some(doc) = accepted.doc {
+                        judged = doc;
+                    }
+                }
+                Err(refusal) => out
+                    .validator_refusals
+                    .push(format!("{}'s day on {id}: {refusal}", t.user)),
+            }
+        }
 
         // Each tablet copy meets the server copy over a fresh connection;
         // then the first again, to take what the others brought.

@@ -115,7 +115,14 @@ pub(super) async fn run(
     .await?;
     let base = base?;
     report.raw_apply_us = base.apply_us_per_change();
+    report.validate_us = base.validate_us_per_change();
     report.plain_sync_bytes = base.sync_bytes;
+    if let Some(first) = base.validator_refusals.first() {
+        report.failures.push(format!(
+            "the validator refused {} batches of the day, e.g. {first}",
+            base.validator_refusals.len()
+        ));
+    }
     if base.sync_mismatches > 0 {
         report.failures.push(format!(
             "plain Automerge sync left {} copies apart",
@@ -123,9 +130,10 @@ pub(super) async fn run(
         ));
     }
     println!(
-        "baselines: {} changes applied by plain Automerge in {:.3} s; plain sync of the same: {:.2} MB in {} messages",
+        "baselines: {} changes applied by plain Automerge in {:.3} s, judged and applied by the validator in {:.3} s; plain sync of the same: {:.2} MB in {} messages",
         base.changes,
         base.apply.as_secs_f64(),
+        base.validate.as_secs_f64(),
         base.sync_bytes as f64 / 1e6,
         base.sync_messages
     );

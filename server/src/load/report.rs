@@ -30,6 +30,8 @@ pub struct Report {
     pub quarantined: Option<i64>,
     /// Plain Automerge: microseconds to apply one change.
     pub raw_apply_us: f64,
+    /// sync-core's validator: microseconds to judge and apply one change.
+    pub validate_us: f64,
     /// Plain Automerge sync: bytes for the same exchange.
     pub plain_sync_bytes: u64,
     /// Live samples, ms.
@@ -135,6 +137,11 @@ impl Report {
             self.raw_apply_us,
             self.server_us_per_change()
                 .map_or("n/a".into(), |us| format!("{:.1}x", per(us, self.raw_apply_us)))
+        ));
+        out.push(format!(
+            "baseline: the server's validator judges and applies a change in {:.2} us ({:.2}x plain apply; its copy of the document included)",
+            self.validate_us,
+            per(self.validate_us, self.raw_apply_us)
         ));
         out.push(format!(
             "baseline: plain Automerge sync moves {:.1} bytes per change ({:.2} MB); this server's wire is {:.2}x that",
