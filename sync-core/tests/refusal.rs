@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use sync_core::automerge::ReadDoc;
+use sync_core::automerge::sync::SyncDoc;
 use sync_core::automerge::transaction::Transactable;
 use sync_core::automerge::{ActorId, AutoCommit, Automerge, ROOT, sync};
 use sync_core::edit::Edit;
@@ -1051,4 +1052,122 @@ fn offline_edits_to_a_document_the_server_holds_cold_land_on_reconnect() {
         "all stored"
     );
     assert!(pair.server.in_sync(DEVICE, &demo.audit_id));
+}
+
+/// Khan answers offline while his auditor role ends, his first change being
+/// one that Automerge's summary of the server's changes wrongly claims the
+/// server has, then makes `more` further edits on top of it; he reconnects.
+/// Every one of them must reach quarantine, and he must be told of each.
+fn hidden_offline_changes_reach_quarantine(more: usize) {
+    let demo = Demo::new();
+    let stored = demo.audit();
+    let id = demo.audit_id;
+    // What the server says it has when it asks a stranger for its changes:
+    // Automerge's summary (a Bloom filter) of every change it holds.
+    let ask = stored
+        .clone()
+        .generate_sync_message(&mut sync::State::new())
+        .expect("a first message");
+    let bloom = &ask.have.first().expect("a summary").bloom;
+    // Khan answered offline while his role ended; his answer is one the
+    // summary wrongly claims the server has (about one change in a hundred).
+    let mut copy = stored.clone();
+    let mut found = None;
+    for variant in 0..20_000 {
+        let mut attempt = stored.clone();
+        let edit = Edit::SetNotes(format!("Opening meeting notes, draft {variant}"));
+        let hash = demo.must(id, &mut attempt, &demo.member, edit);
+        if bloom.contains_hash(&hash) {
+            copy = attempt;
+            found = Some(hash);
+            break;
+        }
+    }
+    let mut offline = vec![found.expect("a change the summary wrongly claims")];
+    for i in 0..more {
+        offline.push(demo.must(id, &mut copy, &demo.member, demo.answer(i + 1, 2)));
+    }
+    let mut revoked = demo.member.clone();
+    revoked.audits.clear();
+
+    let mut server = Engine::new(Side::Server);
+    server.insert(id, stored.clone());
+    let mut device = Engine::new(Side::Device(actor(2)));
+    device.insert(id, copy);
+    let mut pair = Pair {
+        server,
+        device,
+        quarantined: Vec::new(),
+        rejected: Vec::new(),
+        errors: Vec::new(),
+        demo,
+    };
+    let now = pair.demo.now();
+    let to_server = pair.device.handle(
+        now,
+        Input::Connected {
+            peer: SERVER,
+            author: None,
+            docs: vec![id],
+        },
+    );
+    let to_device = pair.server.handle(
+        now,
+        Input::Connected {
+            peer: DEVICE,
+            author: Some(revoked),
+            docs: Vec::new(),
+        },
+    );
+    pair.pump(to_server, to_device);
+    pair.tick(1_000);
+
+    let kept: Vec<Vec<u8>> = pair
+        .quarantined
+        .iter()
+        .filter_map(|q| match q {
+            Effect::Quarantine { rule, changes, .. } if rule == "doc.not_permitted" => {
+                Some(changes.clone())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let mut kept: Vec<_> = kept
+        .iter()
+        .map(|b| sync_core::automerge::Change::try_from(b.as_slice()).map(|c| c.hash()))
+        .collect::<Result<_, _>>()
+        .expect("changes");
+    kept.sort();
+    let mut want = offline.clone();
+    want.sort();
+    assert_eq!(kept, want, "each quarantined once, by the server");
+    let mut told: Vec<_> = pair
+        .rejected
+        .iter()
+        .filter_map(|n| match n {
+            Notice::Rejected { rule, changes, .. } if rule == "doc.not_permitted" => {
+                Some(changes.clone())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    told.sort();
+    assert_eq!(told, want, "the tablet is told of each");
+    assert_eq!(
+        heads(pair.server.doc(&id).expect("held")),
+        heads(&stored),
+        "not applied"
+    );
+}
+
+#[test]
+fn an_offline_change_on_a_document_no_longer_permitted_is_asked_for_by_name_and_quarantined() {
+    hidden_offline_changes_reach_quarantine(0);
+}
+
+#[test]
+fn offline_changes_built_on_one_the_summary_hides_are_all_asked_for_and_quarantined() {
+    hidden_offline_changes_reach_quarantine(2);
 }

@@ -1105,14 +1105,32 @@ impl Engine {
             .into_iter()
             .filter(|c| new_here(&c.hash()))
             .collect();
-        if fresh.is_empty() && msg.heads.iter().any(new_here) {
-            // It holds changes we have not seen: ask for them, so they reach quarantine.
-            if let Some(ask) = doc.am.generate_sync_message(&mut sync::State::new()) {
-                self.send(peer, id, Body::Sync(ask.encode()));
+        // What it holds that is neither here nor sent: its heads, and what
+        // the changes it sent build on. Asked for by name: a change asked for
+        // only by the summary of what the server has could hide behind a
+        // false positive of that summary, and never be sent.
+        let sent: BTreeSet<ChangeHash> = fresh.iter().map(Change::hash).collect();
+        let wanted: BTreeSet<ChangeHash> = msg
+            .heads
+            .iter()
+            .chain(fresh.iter().flat_map(|c| c.deps()))
+            .filter(|h| new_here(h) && !sent.contains(h))
+            .copied()
+            .collect();
+        let ask = (!wanted.is_empty())
+            .then(|| doc.am.generate_sync_message(&mut sync::State::new()))
+            .flatten()
+            .map(|mut ask| {
+                ask.need = wanted.into_iter().collect();
+                ask.encode()
+            });
+        if fresh.is_empty() {
+            if let Some(ask) = ask {
+                // It holds changes we have not seen: ask for them, so they reach quarantine.
+                self.send(peer, id, Body::Sync(ask));
+                return;
             }
-            return;
-        }
-        if !fresh.is_empty() {
+        } else {
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.quarantined.extend(fresh.iter().map(Change::hash));
             }
@@ -1132,6 +1150,11 @@ impl Engine {
                     changes: fresh.iter().map(Change::hash).collect(),
                 },
             );
+            if let Some(ask) = ask {
+                // Those they build on, still on the device: asked for before
+                // it stops offering the document.
+                self.send(peer, id, Body::Sync(ask));
+            }
         }
         self.error(peer, id, ErrorCode::NotPermitted, message);
         // The device stops offering it (and keeps its own copy).
