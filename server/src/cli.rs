@@ -85,7 +85,7 @@ struct ServeArgs {
     /// Documents kept loaded at most; past this, the least recently touched
     /// of those in sync go cold at once, and a message about a cold document
     /// waits (at most 5 s) until one of those loaded is in sync and goes cold.
-    #[arg(long, env = "SQM_HOT_DOCUMENTS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, env = "SQM_HOT_DOCUMENTS", default_value_t = crate::sync::HOT_DOCUMENTS, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     hot_documents: u64,
 }
 

@@ -43,12 +43,18 @@ async fn quiet_memory(http: &Http, pid: u32, open: usize, until: Deadline) -> Op
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // Freed memory goes back to the system over the next seconds: read
-    // until it has not fallen for 3 s (at most 20 s).
+    let low = settled_rss(pid, Duration::from_secs(3), Duration::from_secs(20)).await?;
+    Some((low, cold))
+}
+
+/// The server's resident memory once it stops falling: freed memory goes
+/// back to the system over the next seconds, so it is read until it has not
+/// fallen for `quiet` (at most for `most`); MiB.
+async fn settled_rss(pid: u32, quiet: Duration, most: Duration) -> Option<f64> {
     let mut low = server::rss_mib(pid)?;
     let mut since = Instant::now();
     let started = Instant::now();
-    while since.elapsed() < Duration::from_secs(3) && started.elapsed() < Duration::from_secs(20) {
+    while since.elapsed() < quiet && started.elapsed() < most {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = server::rss_mib(pid)?;
         if now < low - 0.5 {
@@ -56,7 +62,7 @@ async fn quiet_memory(http: &Http, pid: u32, open: usize, until: Deadline) -> Op
         }
         low = low.min(now);
     }
-    Some((low, cold))
+    Some(low)
 }
 
 /// Runs download, offline day, baselines, reconnect and live.
@@ -71,8 +77,12 @@ pub(super) async fn run(
 ) -> Result<()> {
     let started = Instant::now();
     let tablets = download::sign_in_all(http, &layout.tablets).await?;
-    // What the server holds with every tablet signed in and no document open.
-    let signed_in_rss = own.and_then(|o| server::rss_mib(o.pid()));
+    // What the server holds with every tablet signed in and no document
+    // open, once what the sign-ins freed has gone back to the system.
+    let signed_in_rss = match own {
+        Some(o) => settled_rss(o.pid(), Duration::from_secs(2), Duration::from_secs(10)).await,
+        None => None,
+    };
     let (_, header) = tablets[0]
         .leads
         .first()
