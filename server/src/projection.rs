@@ -389,7 +389,12 @@ impl Projector {
         self.kept.remove(id);
     }
 
-    /// Drops a document's view but keeps its rows' digest (the document went
+    /// How many audits' views are kept.
+    pub fn views(&self) -> usize {
+        self.kept.values().filter(|k| k.audit.is_some()).count()
+    }
+
+    /// Drops a document's view but keeps its rows' digest (the document is
     /// cold): its next batch reads it whole, and writes only the parts that differ.
     pub fn drop_view(&mut self, id: &DocumentId) {
         if let Some(k) = self.kept.get_mut(id) {

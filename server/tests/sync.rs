@@ -466,66 +466,115 @@ async fn gauge(s: &TestServer, name: &str) -> Result<i64> {
     Ok(value.trim().parse()?)
 }
 
-on_both! {
-    async fn a_document_gone_cold_takes_the_next_edit_and_passes_it_on(backend: Backend) -> Result<()> {
-        let s = TestServer::start_configured(backend, true, |c| {
-            c.sync.cool_after = Duration::from_millis(300);
-        })
-        .await?;
-        let (audit, header) = plan(&s, "IA/DEMO-I/2025-26/006").await?;
-        let mut lead = s.tablet("k.iyer").await?;
-        let mut member = s.tablet("s.khan").await?;
-        let mut iyer = s.connect(&mut lead).await?;
-        let author = lead.author.clone();
-        iyer.edit(audit, &Edit::CreateAudit(header), &author).await?;
-        let start = Edit::Move {
-            mv: "start".into(),
-            note: String::new(),
+/// Whether the projector still has its view of a cold audit's report rows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ColdView {
+    /// Kept: the audit went cold moments ago (its next batch reads only what it wrote).
+    Kept,
+    /// Dropped: it went cold longer ago than views are kept for.
+    Expired,
+    /// Dropped: no cold audit's view may be kept.
+    OverTheBound,
+}
+
+/// The lead answers an item of an audit the server holds cold: the server
+/// loads it again, stores the answer, keeps its report row right and passes
+/// the answer to the member, whether or not the projector kept its view of
+/// the audit (a view kept reads what the batch wrote; one dropped, the whole).
+async fn an_edit_of_a_cold_audit(backend: Backend, case: ColdView) -> Result<()> {
+    let s = TestServer::start_configured(backend, true, |c| {
+        c.sync.cool_after = Duration::from_millis(300);
+        c.sync.cold_view_for = match case {
+            ColdView::Expired => Duration::from_millis(300),
+            ColdView::Kept | ColdView::OverTheBound => Duration::from_secs(600),
         };
-        iyer.edit(audit, &start, &author).await?;
-        anyhow::ensure!(iyer.settle(SETTLE).await?, "the audit is stored");
-        let mut khan = s.connect(&mut member).await?;
-        holds(&s, &mut iyer, &[audit]).await?;
-        holds(&s, &mut khan, &[audit]).await?;
-        // Both in sync and quiet: every open document goes cold on the server.
-        let mut all_cold = false;
-        for _ in 0..40 {
-            iyer.run_until(Duration::from_millis(200), |_| false).await?;
-            khan.run_until(Duration::from_millis(200), |_| false).await?;
-            let (cold, loaded) = (
-                gauge(&s, "sqm_sync_cold_documents").await?,
-                gauge(&s, "sqm_sync_loaded_documents").await?,
-            );
-            if cold > 0 && loaded == 0 {
-                all_cold = true;
-                break;
-            }
+        if case == ColdView::OverTheBound {
+            c.sync.cold_views = 0;
         }
-        anyhow::ensure!(all_cold, "the open documents never went cold");
-        let responses = |s: &TestServer| {
-            let pool = s.db.pool().clone();
-            async move {
-                sqlx::query_scalar::<_, i64>("SELECT responses FROM audits WHERE doc_id = $1")
-                    .bind(audit.to_string())
-                    .fetch_one(&pool)
-                    .await
-            }
-        };
-        let before = responses(&s).await?;
-        // The lead answers an item: the server loads the audit again, stores
-        // the answer, writes its report row and passes it to the member.
-        iyer.edit(audit, &answer("mr.held", Cpna::Conform, "minutes seen")?, &author)
+    })
+    .await?;
+    let (audit, header) = plan(&s, "IA/DEMO-I/2025-26/006").await?;
+    let mut lead = s.tablet("k.iyer").await?;
+    let mut member = s.tablet("s.khan").await?;
+    let mut iyer = s.connect(&mut lead).await?;
+    let author = lead.author.clone();
+    iyer.edit(audit, &Edit::CreateAudit(header), &author)
+        .await?;
+    let start = Edit::Move {
+        mv: "start".into(),
+        note: String::new(),
+    };
+    iyer.edit(audit, &start, &author).await?;
+    anyhow::ensure!(iyer.settle(SETTLE).await?, "the audit is stored");
+    let mut khan = s.connect(&mut member).await?;
+    holds(&s, &mut iyer, &[audit]).await?;
+    holds(&s, &mut khan, &[audit]).await?;
+    // Both in sync and quiet: every open document goes cold on the server,
+    // and the new audit's report view stays or goes.
+    let mut settled = false;
+    for _ in 0..40 {
+        iyer.run_until(Duration::from_millis(200), |_| false)
             .await?;
-        anyhow::ensure!(iyer.settle(SETTLE).await?, "the answer is stored");
-        holds(&s, &mut khan, &[audit]).await?;
-        assert!(iyer.rejections.is_empty(), "{:?}", iyer.rejections);
-        let view = AuditView::read(khan.engine.doc(&audit).context("audit")?)?;
-        let key = "mr.held".parse()?;
-        let seen = view.content.responses.get(&key).context("the answer reached the member")?;
-        assert_eq!(seen.note, "minutes seen");
-        assert_eq!(responses(&s).await?, before + 1, "the report row follows");
-        s.stop().await;
-        Ok(())
+        khan.run_until(Duration::from_millis(200), |_| false)
+            .await?;
+        let (cold, loaded, views) = (
+            gauge(&s, "sqm_sync_cold_documents").await?,
+            gauge(&s, "sqm_sync_loaded_documents").await?,
+            gauge(&s, "sqm_sync_report_views").await?,
+        );
+        if cold > 0 && loaded == 0 && (views > 0) == (case == ColdView::Kept) {
+            settled = true;
+            break;
+        }
+    }
+    anyhow::ensure!(settled, "the open documents never went cold");
+    let responses = |s: &TestServer| {
+        let pool = s.db.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT responses FROM audits WHERE doc_id = $1")
+                .bind(audit.to_string())
+                .fetch_one(&pool)
+                .await
+        }
+    };
+    let before = responses(&s).await?;
+    iyer.edit(
+        audit,
+        &answer("mr.held", Cpna::Conform, "minutes seen")?,
+        &author,
+    )
+    .await?;
+    anyhow::ensure!(iyer.settle(SETTLE).await?, "the answer is stored");
+    holds(&s, &mut khan, &[audit]).await?;
+    assert!(iyer.rejections.is_empty(), "{:?}", iyer.rejections);
+    let view = AuditView::read(khan.engine.doc(&audit).context("audit")?)?;
+    let key = "mr.held".parse()?;
+    let seen = view
+        .content
+        .responses
+        .get(&key)
+        .context("the answer reached the member")?;
+    assert_eq!(seen.note, "minutes seen");
+    assert_eq!(responses(&s).await?, before + 1, "the report row follows");
+    s.stop().await;
+    Ok(())
+}
+
+on_both! {
+    async fn a_document_gone_cold_moments_ago_takes_the_next_edit_from_its_report_view(backend: Backend) -> Result<()> {
+        an_edit_of_a_cold_audit(backend, ColdView::Kept).await
+    }
+}
+
+on_both! {
+    async fn a_document_gone_cold_a_while_ago_takes_the_next_edit_and_passes_it_on(backend: Backend) -> Result<()> {
+        an_edit_of_a_cold_audit(backend, ColdView::Expired).await
+    }
+}
+
+on_both! {
+    async fn a_document_gone_cold_past_the_bound_on_report_views_takes_the_next_edit(backend: Backend) -> Result<()> {
+        an_edit_of_a_cold_audit(backend, ColdView::OverTheBound).await
     }
 }
 

@@ -201,6 +201,11 @@ struct Hub {
     settled: VecDeque<DocumentId>,
     /// Documents being read from the database to be held loaded.
     loading_hot: usize,
+    /// Cold documents whose report-row view the projector keeps, and when
+    /// each went cold (see [`Hub::keep_cold_view`]).
+    cold_views: HashMap<DocumentId, Instant>,
+    /// The same, in the order they went cold.
+    cold_views_order: VecDeque<(DocumentId, Instant)>,
 }
 
 /// Starts the hub on a thread of its own.
@@ -233,6 +238,8 @@ pub fn start(
         most_hot: 0,
         settled: VecDeque::new(),
         loading_hot: 0,
+        cold_views: HashMap::new(),
+        cold_views_order: VecDeque::new(),
     };
     let spawned = std::thread::Builder::new()
         .name("sqm-sync-hub".into())
@@ -312,6 +319,7 @@ impl Hub {
                     i64::try_from(held).unwrap_or(i64::MAX),
                 );
                 self.cool_quiet();
+                self.drop_cold_views();
                 self.admit();
                 self.release_overdue();
                 self.note_hot();
@@ -336,6 +344,11 @@ impl Hub {
                     "sqm_sync_cold_documents",
                     "Documents held in memory saved (cold): every connection is in sync with them.",
                     i64::try_from(cold).unwrap_or(i64::MAX),
+                );
+                self.sync.metrics.set_gauge(
+                    "sqm_sync_report_views",
+                    "Audits whose report rows are kept up to date from what each batch wrote (loaded ones, and cold ones for a while).",
+                    i64::try_from(self.projector.views()).unwrap_or(i64::MAX),
                 );
             }
             HubMsg::Access {
@@ -576,15 +589,54 @@ impl Hub {
     }
 
     /// Keeps a loaded document cold if nothing needs it loaded (see
-    /// [`Engine::cool`]), dropping the projector's view of it; true if it is
-    /// cold now.
+    /// [`Engine::cool`]); true if it is cold now.
     fn cool(&mut self, doc: DocumentId) -> bool {
         if self.loading.contains_key(&doc) || !self.engine.cool(&doc) {
             return false;
         }
-        self.projector.drop_view(&doc);
+        self.keep_cold_view(doc);
         self.touched.remove(&doc);
         true
+    }
+
+    /// The projector keeps its view of a document gone cold for
+    /// [`SyncConfig::cold_view_for`], and the views of at most
+    /// [`SyncConfig::cold_views`] cold documents: an audit cooled to make
+    /// room for others is often edited again soon, and with its view its next
+    /// batch costs a read of what it wrote rather than of the whole audit.
+    ///
+    /// [`SyncConfig::cold_view_for`]: super::SyncConfig::cold_view_for
+    /// [`SyncConfig::cold_views`]: super::SyncConfig::cold_views
+    fn keep_cold_view(&mut self, doc: DocumentId) {
+        let now = Instant::now();
+        self.cold_views.insert(doc, now);
+        self.cold_views_order.push_back((doc, now));
+        self.drop_cold_views();
+    }
+
+    /// Drops the views of the documents cold for longer than
+    /// [`SyncConfig::cold_view_for`], and of those cooled longest ago past
+    /// [`SyncConfig::cold_views`] (their next batch reads them whole): a
+    /// quiet server keeps only their saved copies and row digests.
+    ///
+    /// [`SyncConfig::cold_view_for`]: super::SyncConfig::cold_view_for
+    /// [`SyncConfig::cold_views`]: super::SyncConfig::cold_views
+    fn drop_cold_views(&mut self) {
+        let (most, keep_for) = (self.sync.config.cold_views, self.sync.config.cold_view_for);
+        while let Some((doc, since)) = self.cold_views_order.front().copied() {
+            if self.cold_views.len() <= most && since.elapsed() < keep_for {
+                return;
+            }
+            self.cold_views_order.pop_front();
+            // Only the latest cooling of a document counts.
+            if self.cold_views.get(&doc) == Some(&since) {
+                self.cold_views.remove(&doc);
+                // Loaded again since, the view is in use.
+                if self.engine.is_cold(&doc) {
+                    self.projector.drop_view(&doc);
+                }
+            }
+        }
     }
 
     /// Hands the waiting frames to the engine while there is room for

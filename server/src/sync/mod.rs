@@ -69,6 +69,14 @@ pub struct SyncConfig {
     /// A loaded document every connection is in sync with is kept saved
     /// (cold) once nothing touched it for this long.
     pub cool_after: Duration,
+    /// How long the projector keeps a cold audit's report-row view, so that
+    /// its next batch costs a read of what it wrote rather than of the whole
+    /// audit (a view is about 16 KiB; the audit saved a few).
+    pub cold_view_for: Duration,
+    /// Cold audits whose views are kept at most (those cooled longest ago
+    /// lose theirs first): by default half as many as may be loaded, about
+    /// 3 MiB, so that the memory a mass reconnect needs stays bounded.
+    pub cold_views: usize,
     /// Documents kept loaded at most: past this, the least recently touched
     /// of those in sync go cold at once. Documents still syncing stay loaded,
     /// and a frame that would load one more waits (see `defer_for`).
@@ -95,6 +103,8 @@ impl Default for SyncConfig {
             engine: socket_limits(EngineLimits::default()),
             outbox_frames: 4096,
             cool_after: Duration::from_secs(60),
+            cold_view_for: Duration::from_secs(60),
+            cold_views: HOT_DOCUMENTS as usize / 2,
             hot_documents: HOT_DOCUMENTS as usize,
             defer_for: Duration::from_secs(5),
             deferred_bytes: 64 << 20,
