@@ -324,7 +324,7 @@ impl Place {
     }
 
     /// The same place, for an object this batch makes.
-    fn made(self, new_event: bool) -> Rc<Place> {
+    fn made_here(self, new_event: bool) -> Rc<Place> {
         Rc::new(Place {
             made: true,
             new_event,
@@ -599,7 +599,7 @@ impl Checker<'_> {
                     self.touched.roots.insert(key.to_owned());
                     if is_make {
                         let child = Place::new(key.into(), None, key.into(), true, String::new())
-                            .made(false);
+                            .made_here(false);
                         self.made.push(Rc::clone(&child));
                         self.places.insert(opid, child);
                     }
@@ -640,7 +640,7 @@ impl Checker<'_> {
                         let new_event = place.at_top_object && place.top == "events";
                         let child =
                             Place::new(place.top.clone(), second, own.to_owned(), false, container)
-                                .made(new_event);
+                                .made_here(new_event);
                         self.made.push(Rc::clone(&child));
                         self.places.insert(opid, child);
                     }

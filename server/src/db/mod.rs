@@ -175,10 +175,10 @@ impl Db {
                         // inside whichever commit fills the log. Statement journals
                         // (a multi-row insert keeps one in case it must undo itself)
                         // stay in memory rather than in a temporary file. Each
-                        // connection caches 512 KiB of pages (SQLite's default is
-                        // 2 MiB): through a mass reconnect all eight fill their
-                        // caches reading documents, 8 MiB more at the server's peak
-                        // for no measurable CPU (the system's file cache holds the rest).
+                        // connection caches 512 KiB of pages: with SQLite's default
+                        // of 2 MiB, all eight filled theirs reading documents through
+                        // a mass reconnect, 8 MiB more at the server's peak, and
+                        // saved no measurable CPU (the system's file cache holds the rest).
                         conn.execute(sqlx::raw_sql(
                             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
                              PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; \

@@ -74,8 +74,8 @@ pub struct SyncConfig {
     /// audit (a view is about 16 KiB; the audit saved a few).
     pub cold_view_for: Duration,
     /// Cold audits whose views are kept at most (those cooled longest ago
-    /// lose theirs first): by default half as many as may be loaded, about
-    /// 3 MiB, so that the memory a mass reconnect needs stays bounded.
+    /// lose theirs first): by default half as many as may be loaded, 3 to
+    /// 4 MiB, so that the memory a mass reconnect needs stays bounded.
     pub cold_views: usize,
     /// Documents kept loaded at most: past this, the least recently touched
     /// of those in sync go cold at once. Documents still syncing stay loaded,
