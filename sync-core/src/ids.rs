@@ -54,7 +54,7 @@ impl DocumentId {
 impl fmt::Display for DocumentId {
     /// Lowercase hex in the UUID's five groups, written in one piece: the
     /// server spells several ids for every change it stores, and formatting
-    /// byte by byte cost more than the rest of the row's binding.
+    /// them byte by byte took about 3% of its CPU through a mass reconnect.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut text = [b'-'; 36];
