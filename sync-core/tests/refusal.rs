@@ -44,15 +44,29 @@ impl Pair {
         docs: Vec<(sync_core::ids::DocumentId, Automerge)>,
         limits: Limits,
     ) -> Pair {
-        let demo = Demo::new();
         let mut server = Engine::with_limits(Side::Server, limits);
         let ids: Vec<_> = docs.iter().map(|(id, _)| *id).collect();
         for (id, doc) in docs {
             server.insert(id, doc);
         }
+        let device = Engine::new(Side::Device(device_actor));
+        Pair::connect(server, device, Demo::new(), server_author, Vec::new(), ids)
+    }
+
+    /// Connects a server and a device holding what they hold, the device
+    /// sharing `device_docs` and the server `server_docs`, and carries the
+    /// first exchange through.
+    fn connect(
+        server: Engine,
+        device: Engine,
+        demo: Demo,
+        server_author: Author,
+        device_docs: Vec<sync_core::ids::DocumentId>,
+        server_docs: Vec<sync_core::ids::DocumentId>,
+    ) -> Pair {
         let mut pair = Pair {
             server,
-            device: Engine::new(Side::Device(device_actor)),
+            device,
             quarantined: Vec::new(),
             rejected: Vec::new(),
             errors: Vec::new(),
@@ -64,7 +78,7 @@ impl Pair {
             Input::Connected {
                 peer: SERVER,
                 author: None,
-                docs: Vec::new(),
+                docs: device_docs,
             },
         );
         let to_device = pair.server.handle(
@@ -72,7 +86,7 @@ impl Pair {
             Input::Connected {
                 peer: DEVICE,
                 author: Some(server_author),
-                docs: ids,
+                docs: server_docs,
             },
         );
         pair.pump(to_server, to_device);
@@ -1094,32 +1108,7 @@ fn hidden_offline_changes_reach_quarantine(more: usize) {
     server.insert(id, stored.clone());
     let mut device = Engine::new(Side::Device(actor(2)));
     device.insert(id, copy);
-    let mut pair = Pair {
-        server,
-        device,
-        quarantined: Vec::new(),
-        rejected: Vec::new(),
-        errors: Vec::new(),
-        demo,
-    };
-    let now = pair.demo.now();
-    let to_server = pair.device.handle(
-        now,
-        Input::Connected {
-            peer: SERVER,
-            author: None,
-            docs: vec![id],
-        },
-    );
-    let to_device = pair.server.handle(
-        now,
-        Input::Connected {
-            peer: DEVICE,
-            author: Some(revoked),
-            docs: Vec::new(),
-        },
-    );
-    pair.pump(to_server, to_device);
+    let mut pair = Pair::connect(server, device, demo, revoked, vec![id], Vec::new());
     pair.tick(1_000);
 
     let kept: Vec<Vec<u8>> = pair
