@@ -37,6 +37,42 @@ pub async fn author_of(db: &Db, username: &str) -> Result<Author, DbError> {
     Ok(author)
 }
 
+/// A user's rights as of now on one device: changes are accepted only under
+/// the actor ids registered to that device (DESIGN §4), so a device cannot
+/// send what another device of the same user made unless it is stored.
+pub async fn author_on_device(db: &Db, username: &str, device: &str) -> Result<Author, DbError> {
+    let mut author = author_of(db, username).await?;
+    author.actors = device_actors(db, username, device).await?;
+    Ok(author)
+}
+
+/// The live actor ids of one device of a user.
+pub async fn device_actors(
+    db: &Db,
+    username: &str,
+    device: &str,
+) -> Result<BTreeSet<ActorId>, DbError> {
+    Ok(actors_by_device(db, username)
+        .await?
+        .remove(device)
+        .unwrap_or_default())
+}
+
+/// The live actor ids of each of a user's devices.
+pub async fn actors_by_device(
+    db: &Db,
+    username: &str,
+) -> Result<std::collections::HashMap<String, BTreeSet<ActorId>>, DbError> {
+    let mut out: std::collections::HashMap<String, BTreeSet<ActorId>> =
+        std::collections::HashMap::new();
+    for (device, hex) in accounts::live_actors_by_device(db, username).await? {
+        out.entry(device)
+            .or_default()
+            .insert(parse_col::<ActorId>("actor", &hex)?);
+    }
+    Ok(out)
+}
+
 /// A user's role grants, with nodal officer and admin roles carried down the unit tree.
 pub async fn grants_of(db: &Db, username: &str, units: &[Unit]) -> Result<Vec<RoleGrant>, DbError> {
     let mut grants = Vec::new();

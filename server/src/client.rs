@@ -165,11 +165,13 @@ impl Client {
                             return Err(self.why_closed(e).await);
                         }
                     }
-                    Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => {
+                    Effect::Store { ticket, .. }
+                    | Effect::Replace { ticket, .. }
+                    | Effect::Quarantine { ticket, .. } => {
                         next.extend(self.engine.handle(now(), Input::Stored { ticket }));
                     }
                     Effect::Notify(n @ Notice::Rejected { .. }) => self.rejections.push(n),
-                    Effect::Notify(_) | Effect::Quarantine { .. } => {}
+                    Effect::Notify(_) => {}
                 }
             }
             queue = next;

@@ -130,7 +130,10 @@ impl Pair {
                     Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => {
                         next_server.extend(self.server.handle(now, Input::Stored { ticket }))
                     }
-                    q @ Effect::Quarantine { .. } => self.quarantined.push(q),
+                    q @ Effect::Quarantine { ticket, .. } => {
+                        next_server.extend(self.server.handle(now, Input::Stored { ticket }));
+                        self.quarantined.push(q);
+                    }
                     Effect::Notify(Notice::PeerError { message, .. }) => self.errors.push(message),
                     Effect::Notify(_) => {}
                 }

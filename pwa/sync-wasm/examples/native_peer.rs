@@ -89,7 +89,10 @@ impl Peer {
                     Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => {
                         next.extend(self.server.handle(now, Input::Stored { ticket }));
                     }
-                    Effect::Quarantine { .. } => self.quarantined += 1,
+                    Effect::Quarantine { ticket, .. } => {
+                        self.quarantined += 1;
+                        next.extend(self.server.handle(now, Input::Stored { ticket }));
+                    }
                     // A document one device made: the other device's user is on its team too.
                     Effect::Notify(Notice::Created { doc, peer }) => {
                         let other = if peer == WASM { MEMBER } else { WASM };

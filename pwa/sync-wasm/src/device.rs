@@ -172,17 +172,22 @@ impl Device {
                     }
                     Effect::Notify(notice) => self.notices.push(DeviceNotice::of(&notice)),
                     Effect::Quarantine {
+                        ticket,
                         doc,
                         rule,
                         message,
                         changes,
                         ..
-                    } => self.notices.push(DeviceNotice::Quarantined {
-                        doc: doc.to_string(),
-                        rule,
-                        message,
-                        changes: changes.len(),
-                    }),
+                    } => {
+                        self.notices.push(DeviceNotice::Quarantined {
+                            doc: doc.to_string(),
+                            rule,
+                            message,
+                            changes: changes.len(),
+                        });
+                        // Kept in the notice the page shows and stores.
+                        next.extend(self.engine.handle(now, Input::Stored { ticket }));
+                    }
                 }
             }
             queue = next;

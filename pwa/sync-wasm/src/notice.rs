@@ -96,6 +96,10 @@ impl DeviceNotice {
             Notice::Withdrawn(doc) => DeviceNotice::Withdrawn {
                 doc: doc.to_string(),
             },
+            // Only a server engine drops a document it could not store.
+            Notice::Dropped(doc) => DeviceNotice::PeerError {
+                message: format!("document {doc} could not be stored and was read again"),
+            },
             // Only a server engine reports faults; shown like a peer's error.
             Notice::PeerError { message, .. } | Notice::Fault { message, .. } => {
                 DeviceNotice::PeerError {

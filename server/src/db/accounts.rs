@@ -410,6 +410,24 @@ pub async fn live_actors(db: &Db, username: &str) -> Result<Vec<String>, DbError
         .collect()
 }
 
+/// The actor ids registered to a user's devices that are not revoked, as
+/// (device, actor).
+pub async fn live_actors_by_device(
+    db: &Db,
+    username: &str,
+) -> Result<Vec<(String, String)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT a.device_id, a.actor FROM device_actors a JOIN devices d ON d.id = a.device_id \
+         WHERE a.username = $1 AND d.revoked_at IS NULL ORDER BY a.actor",
+    )
+    .bind(username)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+        .collect()
+}
+
 /// Starts a login session (a refresh token family).
 pub async fn insert_session(tx: &mut Tx, username: &str) -> Result<String, DbError> {
     let id = random_id();

@@ -635,7 +635,41 @@ pub struct Quarantined {
     pub bytes: Vec<u8>,
 }
 
-/// Keeps a refused batch.
+/// Bytes of refused changes (and their messages) kept in quarantine for a user.
+pub async fn quarantined_bytes(db: &Db, username: &str) -> Result<u64, DbError> {
+    let total: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(LENGTH(bytes) + LENGTH(message)) AS BIGINT) FROM quarantine WHERE username = $1",
+    )
+    .bind(username)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(u64::try_from(total.unwrap_or(0)).unwrap_or(0))
+}
+
+/// Text as a database column and a message may hold it: control
+/// characters (NUL among them, which PostgreSQL's text refuses) written as
+/// `\u{..}` escapes, and at most `max_chars` characters kept.
+pub fn storable_text(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars));
+    for (i, c) in text.chars().enumerate() {
+        if i == max_chars {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The most characters of a quarantine's message kept.
+const MAX_QUARANTINE_MESSAGE: usize = 2000;
+
+/// Keeps a refused batch (its message made storable first: it may quote
+/// what a device sent, or a database's error).
 pub async fn quarantine(tx: &mut Tx, q: &Quarantined) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO quarantine (doc_id, username, device_id, rule, message, bytes, received_at) \
@@ -644,8 +678,8 @@ pub async fn quarantine(tx: &mut Tx, q: &Quarantined) -> Result<(), DbError> {
     .bind(&q.doc)
     .bind(&q.origin.username)
     .bind(&q.origin.device)
-    .bind(&q.rule)
-    .bind(&q.message)
+    .bind(storable_text(&q.rule, 100))
+    .bind(storable_text(&q.message, MAX_QUARANTINE_MESSAGE))
     .bind(q.bytes.clone())
     .bind(now_ms())
     .execute(&mut **tx)

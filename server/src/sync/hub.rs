@@ -20,8 +20,8 @@ use sync_core::permissions::{Author, DocContext};
 use sync_core::validate::Touched;
 use tokio::sync::mpsc;
 
-use super::writer::{StoreJob, WriterJob};
-use super::{PeerMeta, SyncHandle, close};
+use super::writer::{SET_ASIDE_MESSAGE, STORE_FAILED, SetAside, StoreJob, WriterJob};
+use super::{InFrame, PeerMeta, SyncHandle, close};
 use crate::db::documents::{self, Origin, Quarantined};
 use crate::db::now_ms;
 use crate::projection::Projector;
@@ -41,13 +41,15 @@ pub enum HubMsg {
         docs: Vec<DocumentId>,
         /// Where its frames go.
         out: mpsc::Sender<Outbound>,
+        /// Bytes of the user's refused changes kept in quarantine already.
+        quarantined: u64,
     },
     /// A binary frame from a socket.
     Frame {
         /// The connection.
         peer: PeerId,
         /// The frame.
-        bytes: Vec<u8>,
+        frame: InFrame,
     },
     /// The socket closed.
     Disconnect {
@@ -63,11 +65,17 @@ pub enum HubMsg {
         /// It, or why it could not be read.
         result: Result<Option<Read>, String>,
     },
-    /// The writer committed these tickets.
+    /// The writer committed these tickets, and set these stores aside
+    /// (the database refused them: their changes were quarantined).
     Stored {
         /// The tickets.
         tickets: Vec<u64>,
+        /// The stores set aside.
+        set_aside: Vec<SetAside>,
     },
+    /// Hold the hub until the sender is dropped (tests: fill queues in a
+    /// known order).
+    Hold(std::sync::mpsc::Receiver<()>),
     /// Time passed.
     Tick,
     /// A connection's rights as read again (the sweep).
@@ -124,7 +132,7 @@ pub enum Outbound {
 /// Something waiting for a document to be loaded.
 #[derive(Debug)]
 enum Waiting {
-    Frame(PeerId, Vec<u8>),
+    Frame(PeerId, InFrame),
     Share(PeerId),
     Connect(PeerId),
     /// Stored elsewhere: bring in what this server lacks.
@@ -140,7 +148,7 @@ struct PeerState {
     awaiting: usize,
     docs: Vec<DocumentId>,
     /// Frames that came before the connection was fully set up.
-    early: Vec<Vec<u8>>,
+    early: Vec<InFrame>,
     connected: bool,
     /// The day and the documents (sorted) of the last rights read for it.
     swept: Option<(Date, Vec<DocumentId>)>,
@@ -172,8 +180,9 @@ struct Hub {
     writer: mpsc::UnboundedSender<WriterJob>,
     peers: HashMap<PeerId, PeerState>,
     loading: HashMap<DocumentId, Vec<Waiting>>,
-    /// Documents a connection created that are not stored yet.
-    created: HashSet<DocumentId>,
+    /// Documents a connection created that are not stored yet, and which
+    /// connection (forgotten when it goes, or the document is dropped).
+    created: HashMap<DocumentId, PeerId>,
     /// Tickets of the first store of a created document.
     first_stores: HashMap<u64, DocumentId>,
     buckets: HashMap<String, Bucket>,
@@ -188,7 +197,7 @@ struct Hub {
     /// ones ([`SyncConfig::hot_documents`]), by document, in arrival order.
     ///
     /// [`SyncConfig::hot_documents`]: super::SyncConfig::hot_documents
-    deferred: HashMap<DocumentId, Vec<(PeerId, Vec<u8>)>>,
+    deferred: HashMap<DocumentId, Vec<(PeerId, InFrame)>>,
     /// The documents waiting, longest first, and since when (a document
     /// whose frames went ahead meanwhile stays listed until its turn).
     deferred_order: VecDeque<(DocumentId, Instant)>,
@@ -206,6 +215,12 @@ struct Hub {
     cold_views: HashMap<DocumentId, Instant>,
     /// The same, in the order they went cold.
     cold_views_order: VecDeque<(DocumentId, Instant)>,
+    /// Bytes of refused changes kept in quarantine, by user (read from the
+    /// database when a user connects, counted on since).
+    quarantined: HashMap<String, u64>,
+    /// Failed reads of documents, by document: read again after a wait
+    /// that grows with them.
+    read_failures: HashMap<DocumentId, u32>,
 }
 
 /// Starts the hub on a thread of its own.
@@ -225,7 +240,7 @@ pub fn start(
         writer,
         peers: HashMap::new(),
         loading: HashMap::new(),
-        created: HashSet::new(),
+        created: HashMap::new(),
         first_stores: HashMap::new(),
         buckets: HashMap::new(),
         maybe_idle: HashSet::new(),
@@ -240,6 +255,8 @@ pub fn start(
         loading_hot: 0,
         cold_views: HashMap::new(),
         cold_views_order: VecDeque::new(),
+        quarantined: HashMap::new(),
+        read_failures: HashMap::new(),
     };
     let spawned = std::thread::Builder::new()
         .name("sqm-sync-hub".into())
@@ -266,8 +283,13 @@ impl Hub {
                 author,
                 docs,
                 out,
-            } => self.connect(peer, meta, *author, docs, out),
-            HubMsg::Frame { peer, bytes } => self.frame(peer, bytes),
+                quarantined,
+            } => {
+                let q = self.quarantined.entry(meta.username.clone()).or_default();
+                *q = (*q).max(quarantined);
+                self.connect(peer, meta, *author, docs, out)
+            }
+            HubMsg::Frame { peer, frame } => self.frame(peer, frame),
             HubMsg::Disconnect { peer } => self.disconnect(peer),
             HubMsg::Loaded { doc, hot, result } => {
                 if hot {
@@ -275,7 +297,7 @@ impl Hub {
                 }
                 self.loaded(doc, result);
             }
-            HubMsg::Stored { tickets } => {
+            HubMsg::Stored { tickets, set_aside } => {
                 for ticket in tickets {
                     let fx = self.engine.handle(now(), Input::Stored { ticket });
                     self.carry_out(fx);
@@ -284,6 +306,12 @@ impl Hub {
                         self.fan_out_new(doc);
                     }
                 }
+                for s in set_aside {
+                    self.set_aside(s);
+                }
+            }
+            HubMsg::Hold(until) => {
+                let _ = until.recv();
             }
             HubMsg::Tick => {
                 let fx = self.engine.handle(now(), Input::Tick);
@@ -307,6 +335,7 @@ impl Hub {
                     if self.engine.evict(&doc) {
                         self.projector.forget(&doc);
                         self.touched.remove(&doc);
+                        self.created.remove(&doc);
                     } else if self.engine.doc_peers(&doc).is_empty() {
                         // Still storing: try again on the next tick.
                         self.maybe_idle.insert(doc);
@@ -344,6 +373,11 @@ impl Hub {
                     "sqm_sync_cold_documents",
                     "Documents held in memory saved (cold): every connection is in sync with them.",
                     i64::try_from(cold).unwrap_or(i64::MAX),
+                );
+                self.sync.metrics.set_gauge(
+                    "sqm_sync_documents_being_created",
+                    "Documents a connection created whose first changes are not stored yet.",
+                    i64::try_from(self.created.len()).unwrap_or(i64::MAX),
                 );
                 self.sync.metrics.set_gauge(
                     "sqm_sync_report_views",
@@ -442,6 +476,12 @@ impl Hub {
         // Past the documents that may be loaded, the reading task saves it
         // (a few KiB) so that no more than that many are ever loaded here,
         // even while the hub works through a queue of documents read.
+        self.read(doc, std::time::Duration::ZERO);
+    }
+
+    /// Reads a document from the database, after `wait`; the hub hears of
+    /// it as [`HubMsg::Loaded`].
+    fn read(&mut self, doc: DocumentId, wait: std::time::Duration) {
         let saved = self.engine.hot_count() + self.loading_hot >= self.sync.config.hot_documents;
         if !saved {
             self.loading_hot += 1;
@@ -449,6 +489,7 @@ impl Hub {
         let db = self.sync.db.clone();
         let me = self.me.clone();
         self.rt.spawn(async move {
+            tokio::time::sleep(wait).await;
             let result = match documents::load(&db, &doc).await {
                 Ok(Some(am)) if saved => match Saved::of(&am) {
                     Some(s) => Ok(Some(Read::Saved(s))),
@@ -488,8 +529,34 @@ impl Hub {
                 }
             }
             Ok(None) => {}
-            Err(cause) => tracing::error!(%doc, %cause, "cannot load a document"),
+            Err(cause) => {
+                // Failing closed: what waits for it keeps waiting (nothing
+                // is taken for a new document, nobody is told anything), and
+                // it is read again after a wait. Connections being set up go
+                // ahead without it; it opens on them once read.
+                let failures = self.read_failures.entry(doc).or_default();
+                *failures += 1;
+                let wait = std::time::Duration::from_millis(250)
+                    .saturating_mul(1 << (*failures).min(7))
+                    .min(std::time::Duration::from_secs(30));
+                tracing::error!(%doc, %cause, failures = *failures, "cannot load a document; reading it again later");
+                let waiting = self.loading.entry(doc).or_default();
+                let connecting: Vec<PeerId> = waiting
+                    .iter()
+                    .filter_map(|w| match w {
+                        Waiting::Connect(p) => Some(*p),
+                        _ => None,
+                    })
+                    .collect();
+                waiting.retain(|w| !matches!(w, Waiting::Connect(_)));
+                self.read(doc, wait);
+                for peer in connecting {
+                    self.connect_step(peer);
+                }
+                return;
+            }
         }
+        self.read_failures.remove(&doc);
         for then in self.loading.remove(&doc).unwrap_or_default() {
             self.resume(doc, then);
         }
@@ -497,7 +564,7 @@ impl Hub {
 
     fn resume(&mut self, doc: DocumentId, then: Waiting) {
         match then {
-            Waiting::Frame(peer, bytes) => self.hand_to_engine(peer, bytes),
+            Waiting::Frame(peer, frame) => self.hand_to_engine(peer, frame),
             Waiting::Connect(peer) => self.connect_step(peer),
             Waiting::Share(peer) => {
                 if self.engine.holds(&doc) {
@@ -509,57 +576,69 @@ impl Hub {
         }
     }
 
-    fn frame(&mut self, peer: PeerId, bytes: Vec<u8>) {
+    fn frame(&mut self, peer: PeerId, frame: InFrame) {
+        if frame.dropped() {
+            return self.drop_frame();
+        }
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
         self.sync.metrics.count(
             "sqm_sync_bytes_in_total",
             "Bytes of sync frames received.",
-            bytes.len() as u64,
+            frame.bytes().len() as u64,
         );
         if !p.connected {
-            p.early.push(bytes);
+            p.early.push(frame);
             return;
         }
-        match Envelope::peek_doc(&bytes) {
+        match Envelope::peek_doc(frame.bytes()) {
             Some(doc) if !self.engine.holds(&doc) || self.loading.contains_key(&doc) => {
-                self.ensure(doc, Waiting::Frame(peer, bytes));
+                self.ensure(doc, Waiting::Frame(peer, frame));
             }
-            _ => self.hand_to_engine(peer, bytes),
+            _ => self.hand_to_engine(peer, frame),
         }
+    }
+
+    /// A frame of a connection closed for sending too much, dropped unread.
+    fn drop_frame(&self) {
+        self.sync.metrics.count(
+            "sqm_sync_frames_dropped_total",
+            "Frames of connections closed for sending more than the hub takes in, dropped unread.",
+            1,
+        );
     }
 
     /// Hands a frame to the engine, or, if it is about a cold document and
     /// as many documents as may be are loaded, keeps it until one goes cold.
-    fn hand_to_engine(&mut self, peer: PeerId, bytes: Vec<u8>) {
-        let Some(doc) = Envelope::peek_doc(&bytes) else {
-            return self.deliver(peer, bytes);
+    fn hand_to_engine(&mut self, peer: PeerId, frame: InFrame) {
+        let Some(doc) = Envelope::peek_doc(frame.bytes()) else {
+            return self.deliver(peer, frame);
         };
         if !self.engine.is_cold(&doc)
             && let Some(frames) = self.deferred.remove(&doc)
         {
             // Loaded meanwhile by something else: what waited goes first.
-            for (peer, bytes) in frames {
-                self.deferred_len -= bytes.len();
-                self.deliver(peer, bytes);
+            for (peer, frame) in frames {
+                self.deferred_len -= frame.bytes().len();
+                self.deliver(peer, frame);
             }
         }
         let waits = self.deferred.contains_key(&doc)
             || (self.engine.is_cold(&doc)
                 && self.engine.hot_count() >= self.sync.config.hot_documents);
         if !waits {
-            self.deliver(peer, bytes);
+            self.deliver(peer, frame);
             return self.admit();
         }
-        self.deferred_len += bytes.len();
+        self.deferred_len += frame.bytes().len();
         self.deferred
             .entry(doc)
             .or_insert_with(|| {
                 self.deferred_order.push_back((doc, Instant::now()));
                 Vec::new()
             })
-            .push((peer, bytes));
+            .push((peer, frame));
         self.make_room();
         self.sync.metrics.count(
             "sqm_sync_frames_deferred_total",
@@ -669,9 +748,9 @@ impl Hub {
         let Some((doc, _)) = self.deferred_order.pop_front() else {
             return false;
         };
-        for (peer, bytes) in self.deferred.remove(&doc).unwrap_or_default() {
-            self.deferred_len -= bytes.len();
-            self.deliver(peer, bytes);
+        for (peer, frame) in self.deferred.remove(&doc).unwrap_or_default() {
+            self.deferred_len -= frame.bytes().len();
+            self.deliver(peer, frame);
         }
         true
     }
@@ -681,11 +760,14 @@ impl Hub {
         self.most_hot = self.most_hot.max(self.engine.hot_count());
     }
 
-    fn deliver(&mut self, peer: PeerId, bytes: Vec<u8>) {
+    fn deliver(&mut self, peer: PeerId, frame: InFrame) {
+        if frame.dropped() {
+            return self.drop_frame();
+        }
         let Some(p) = self.peers.get(&peer) else {
             return;
         };
-        let doc = Envelope::peek_doc(&bytes);
+        let doc = Envelope::peek_doc(frame.bytes());
         if let Some(doc) = doc {
             self.touched.insert(doc, Instant::now());
         }
@@ -701,7 +783,10 @@ impl Hub {
             let fx = self.engine.handle(now(), Input::Share { peer, doc });
             self.carry_out(fx);
         }
+        // The frame stays counted against its connection until handled.
+        let (bytes, handled) = frame.take();
         let fx = self.engine.handle(now(), Input::Received { peer, bytes });
+        drop(handled);
         self.carry_out(fx);
         self.note_hot();
         if let Some(doc) = doc {
@@ -735,14 +820,21 @@ impl Hub {
             return;
         }
         for frames in self.deferred.values_mut() {
-            frames.retain(|(p, bytes)| {
+            frames.retain(|(p, frame)| {
                 let keep = *p != peer;
                 if !keep {
-                    self.deferred_len -= bytes.len();
+                    self.deferred_len -= frame.bytes().len();
                 }
                 keep
             });
         }
+        for waiting in self.loading.values_mut() {
+            waiting.retain(|w| !matches!(w, Waiting::Frame(p, _) if *p == peer));
+        }
+        // Documents it was creating that are not being stored are forgotten.
+        let storing: HashSet<DocumentId> = self.first_stores.values().copied().collect();
+        self.created
+            .retain(|doc, by| *by != peer || storing.contains(doc));
         let docs = self.engine.peer_docs(peer);
         let fx = self.engine.handle(now(), Input::Disconnected { peer });
         self.carry_out(fx);
@@ -783,7 +875,7 @@ impl Hub {
                 .map(|ctx| author.may_read(&ctx, today));
             // Only a stored, readable document is withdrawn: one still being
             // created on this connection has nothing to judge yet.
-            if readable == Some(false) && !self.created.contains(&doc) {
+            if readable == Some(false) && !self.created.contains_key(&doc) {
                 let fx = self.engine.handle(now(), Input::Unshare { peer, doc });
                 self.carry_out(fx);
                 self.maybe_idle.insert(doc);
@@ -952,6 +1044,7 @@ impl Hub {
                     self.carry_out(fx);
                 }
                 Effect::Quarantine {
+                    ticket,
                     peer,
                     doc,
                     rule,
@@ -959,6 +1052,22 @@ impl Hub {
                     changes,
                 } => {
                     let origin = self.origin(Some(peer));
+                    let bytes = changes.concat();
+                    let size = (bytes.len() + message.len()) as u64;
+                    let kept = self.quarantined.entry(origin.username.clone()).or_default();
+                    let limit = self.sync.config.quarantine_bytes_per_user;
+                    if kept.saturating_add(size) > limit {
+                        // Not kept, so not acknowledged: the device keeps
+                        // the changes (it is never told they were refused).
+                        tracing::warn!(%doc, user = %origin.username, %rule, limit, "quarantine full; connection closed");
+                        let reason = format!(
+                            "More of your changes were refused than the server keeps aside ({} MiB); ask your nodal officer to review them. Your tablet keeps them.",
+                            limit >> 20
+                        );
+                        self.close(peer, close::QUARANTINE_FULL, reason);
+                        continue;
+                    }
+                    *kept += size;
                     tracing::info!(%doc, user = %origin.username, %rule, "changes refused and quarantined");
                     // Refused changes cost their sender the same as accepted ones.
                     if !self.take(&origin.username, changes.len()) {
@@ -973,16 +1082,28 @@ impl Hub {
                         "Changes refused and kept in quarantine.",
                         changes.len() as u64,
                     );
-                    let _ = self.writer.send(WriterJob::Quarantine(Quarantined {
-                        doc: doc.to_string(),
-                        origin,
-                        rule,
-                        message,
-                        bytes: changes.concat(),
-                    }));
+                    let _ = self.writer.send(WriterJob::Quarantine(
+                        ticket,
+                        Quarantined {
+                            doc: doc.to_string(),
+                            origin,
+                            rule,
+                            message,
+                            bytes,
+                        },
+                    ));
                 }
-                Effect::Notify(Notice::Created { doc, .. }) => {
-                    self.created.insert(doc);
+                Effect::Notify(Notice::Created { doc, peer }) => {
+                    self.created.insert(doc, peer);
+                }
+                Effect::Notify(Notice::Dropped(doc)) => {
+                    self.projector.forget(&doc);
+                    self.touched.remove(&doc);
+                    self.created.remove(&doc);
+                    self.first_stores.retain(|_, d| *d != doc);
+                    // What the hub hands the writer for it from now on is
+                    // built on storage again.
+                    let _ = self.writer.send(WriterJob::Reset(doc));
                 }
                 Effect::Notify(Notice::Fault { doc, message }) => {
                     // Its frames are read from storage again from the next one on.
@@ -999,6 +1120,30 @@ impl Hub {
                     );
                 }
                 Effect::Notify(_) => {}
+            }
+        }
+    }
+
+    /// A store the database refused: its sender is told, and the document
+    /// is read again from storage and opened again on the connections that
+    /// had it open.
+    fn set_aside(&mut self, s: SetAside) {
+        let peers = self.engine.doc_peers(&s.doc);
+        let fx = self.engine.handle(
+            now(),
+            Input::StoreFailed {
+                ticket: s.ticket,
+                rule: STORE_FAILED.into(),
+                message: SET_ASIDE_MESSAGE.into(),
+            },
+        );
+        self.carry_out(fx);
+        if self.engine.holds(&s.doc) {
+            return;
+        }
+        for peer in peers {
+            if self.peers.contains_key(&peer) {
+                self.ensure(s.doc, Waiting::Share(peer));
             }
         }
     }
@@ -1042,7 +1187,7 @@ impl Hub {
                 return;
             }
         };
-        if self.created.contains(&doc) && !self.first_stores.values().any(|d| *d == doc) {
+        if self.created.contains_key(&doc) && !self.first_stores.values().any(|d| *d == doc) {
             self.first_stores.insert(ticket, doc);
         }
         let n = hashes.len();

@@ -22,7 +22,7 @@ pub mod sweep;
 pub mod writer;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,6 +88,15 @@ pub struct SyncConfig {
     /// Bytes of frames that may wait for a place at once; past this, the
     /// document waiting longest is loaded at once.
     pub deferred_bytes: usize,
+    /// Bytes of one connection's frames received and not yet handled by the
+    /// hub (queued, waiting for a document to load or for a place); past
+    /// this the connection is closed ([`close::QUEUE_FULL`]) and its queued
+    /// frames are dropped unread, so that one sender cannot hold the hub.
+    pub inbound_bytes: usize,
+    /// Bytes of refused changes kept in quarantine per user; past this,
+    /// more refused changes are not kept: the connection is closed
+    /// ([`close::QUARANTINE_FULL`]) and the device keeps them.
+    pub quarantine_bytes_per_user: u64,
 }
 
 impl Default for SyncConfig {
@@ -108,6 +117,8 @@ impl Default for SyncConfig {
             hot_documents: HOT_DOCUMENTS as usize,
             defer_for: Duration::from_secs(5),
             deferred_bytes: 64 << 20,
+            inbound_bytes: 16 << 20,
+            quarantine_bytes_per_user: 64 << 20,
         }
     }
 }
@@ -141,10 +152,77 @@ pub mod close {
     pub const RATE_LIMITED: u16 = 4429;
     /// The socket could not keep up with what it was sent.
     pub const TOO_SLOW: u16 = 4503;
+    /// It sent more than the server takes in before handling it.
+    pub const QUEUE_FULL: u16 = 4413;
+    /// The user's refused changes kept in quarantine reached their limit.
+    pub const QUARANTINE_FULL: u16 = 4507;
     /// A message over the size limit (WebSocket's own code).
     pub const TOO_BIG: u16 = 1009;
     /// The server is going away.
     pub const GOING_AWAY: u16 = 1001;
+}
+
+/// What one connection has sent that the hub has not handled yet.
+#[derive(Debug, Default)]
+pub struct InboundQueue {
+    bytes: AtomicUsize,
+    closed: AtomicBool,
+}
+
+impl InboundQueue {
+    /// Counts a frame in; `None` once over `limit` (the connection is then
+    /// closed, and what it queued is dropped unread).
+    pub(crate) fn admit(self: &Arc<Self>, bytes: Vec<u8>, limit: usize) -> Option<InFrame> {
+        let len = bytes.len();
+        let held = self.bytes.fetch_add(len, Ordering::AcqRel) + len;
+        let frame = InFrame {
+            bytes,
+            queue: self.clone(),
+            len,
+        };
+        if held > limit {
+            self.closed.store(true, Ordering::Release);
+            return None;
+        }
+        Some(frame)
+    }
+
+    /// Whether the connection was closed for sending too much.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// A frame from a socket, counted in its connection's [`InboundQueue`]
+/// until it is handled or dropped.
+#[derive(Debug)]
+pub struct InFrame {
+    bytes: Vec<u8>,
+    queue: Arc<InboundQueue>,
+    len: usize,
+}
+
+impl InFrame {
+    /// The frame's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether its connection was closed for sending too much (drop it unread).
+    pub(crate) fn dropped(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// The bytes, to hand on; the frame stays counted until `done` is dropped.
+    pub(crate) fn take(mut self) -> (Vec<u8>, InFrame) {
+        (std::mem::take(&mut self.bytes), self)
+    }
+}
+
+impl Drop for InFrame {
+    fn drop(&mut self) {
+        self.queue.bytes.fetch_sub(self.len, Ordering::AcqRel);
+    }
 }
 
 /// Who is on the other end of a connection.
@@ -259,6 +337,15 @@ impl SyncHandle {
     pub fn refresh_all(&self) {
         let sync = self.clone();
         tokio::spawn(async move { sweep::sweep_all(&sync, None).await });
+    }
+
+    /// Holds the hub until the returned value is dropped: what arrives
+    /// meanwhile queues (tests: fill a connection's queue in a known order).
+    #[doc(hidden)]
+    pub fn hold_hub(&self) -> std::sync::mpsc::Sender<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.send(HubMsg::Hold(rx));
+        tx
     }
 
     /// Every open connection.

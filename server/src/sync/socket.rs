@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::hub::{HubMsg, Outbound};
-use super::{PeerMeta, READ_BUFFER_BYTES, SyncHandle, close};
+use super::{InboundQueue, PeerMeta, READ_BUFFER_BYTES, SyncHandle, close};
 use crate::access;
 use crate::auth::Caller;
 use crate::db::accounts;
@@ -159,11 +159,13 @@ async fn run(mut socket: WebSocket, state: AppState) {
         return;
     }
     let setup = async {
-        let author = access::author_of(&state.db, &caller.username).await?;
+        let author = access::author_on_device(&state.db, &caller.username, &device).await?;
         let docs = super::sweep::visible_docs(&state.db, &author).await?;
-        Ok::<_, crate::db::DbError>((author, docs))
+        let quarantined =
+            crate::db::documents::quarantined_bytes(&state.db, &caller.username).await?;
+        Ok::<_, crate::db::DbError>((author, docs, quarantined))
     };
-    let (author, docs) = match setup.await {
+    let (author, docs, quarantined) = match setup.await {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(cause = %e, "cannot read a connection's rights");
@@ -197,28 +199,59 @@ async fn run(mut socket: WebSocket, state: AppState) {
         author: Box::new(author),
         docs,
         out: out_tx,
+        quarantined,
     });
     tracing::info!(peer, user = %caller.username, %device, "sync connected");
-    pump(socket, out_rx, &sync, peer).await;
+    pump(socket, out_rx, &sync, peer, &caller.username).await;
     sync.send(HubMsg::Disconnect { peer });
     sync.unregister(peer);
     tracing::info!(peer, user = %caller.username, "sync disconnected");
 }
 
 /// Frames both ways until either side ends.
-async fn pump(socket: WebSocket, mut out: mpsc::Receiver<Outbound>, sync: &SyncHandle, peer: u64) {
+async fn pump(
+    socket: WebSocket,
+    mut out: mpsc::Receiver<Outbound>,
+    sync: &SyncHandle,
+    peer: u64,
+    user: &str,
+) {
     let (mut sink, mut stream) = socket.split();
+    let queue = std::sync::Arc::new(InboundQueue::default());
+    let limit = sync.config.inbound_bytes;
     loop {
         tokio::select! {
             incoming = stream.next() => match incoming {
-                Some(Ok(Message::Binary(bytes))) => sync.send(HubMsg::Frame { peer, bytes: bytes.to_vec() }),
+                Some(Ok(Message::Binary(bytes))) => match queue.admit(bytes.to_vec(), limit) {
+                    Some(frame) => sync.send(HubMsg::Frame { peer, frame }),
+                    None => {
+                        tracing::warn!(peer, %user, limit, "sync socket sent more than the hub takes in; closing");
+                        sync.metrics.count(
+                            "sqm_sync_queue_full_total",
+                            "Connections closed for sending more than the hub takes in.",
+                            1,
+                        );
+                        let reason = format!("More than {} MiB sent before the server could read it: wait a moment and reconnect.", limit >> 20);
+                        let frame = CloseFrame { code: close::QUEUE_FULL, reason: reason.into() };
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        let _ = tokio::time::timeout(Duration::from_secs(2), sink.flush()).await;
+                        return;
+                    }
+                },
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Text(_))) => {
                     let frame = CloseFrame { code: close::BAD_HELLO, reason: "Only binary frames after sign-in.".into() };
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     return;
                 }
-                Some(Ok(Message::Close(_))) | None => return,
+                Some(Ok(Message::Close(_))) => {
+                    // The WebSocket library queues the answer (the client's
+                    // own code); sending it lets the client see a clean close
+                    // rather than an abnormal one (1006).
+                    let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+                    return;
+                }
+                None => return,
                 Some(Err(e)) => {
                     // Over the size limit, or a broken connection.
                     let too_big = e.to_string().to_lowercase().contains("too long")

@@ -8,9 +8,10 @@
 //! unit's documents are read once per round, however many connections share
 //! them, so the sweep's cost grows with users and units, not with sockets.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 
+use sync_core::automerge::ActorId;
 use sync_core::ids::DocumentId;
 use sync_core::permissions::{Author, DocContext};
 
@@ -23,6 +24,8 @@ use crate::db::{Db, DbError, accounts, documents};
 #[derive(Debug, Default)]
 struct Round {
     authors: HashMap<String, Author>,
+    /// Each user's devices' actor ids.
+    actors: HashMap<String, HashMap<String, BTreeSet<ActorId>>>,
     units: HashMap<String, Vec<DocContext>>,
 }
 
@@ -34,6 +37,23 @@ impl Round {
         }
         let author = access::author_of(db, username).await?;
         self.authors.insert(username.to_owned(), author.clone());
+        Ok(author)
+    }
+
+    /// The user's rights on one device (changes only under its own actor
+    /// ids), each user's devices read once per round.
+    async fn author_on(
+        &mut self,
+        db: &Db,
+        username: &str,
+        device: &str,
+    ) -> Result<Author, DbError> {
+        let mut author = self.author(db, username).await?;
+        let actors = match self.actors.entry(username.to_owned()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(access::actors_by_device(db, username).await?),
+        };
+        author.actors = actors.get(device).cloned().unwrap_or_default();
         Ok(author)
     }
 
@@ -122,7 +142,9 @@ async fn sweep_one(
         });
         return Ok(());
     }
-    let author = round.author(&sync.db, &meta.username).await?;
+    let author = round
+        .author_on(&sync.db, &meta.username, &meta.device)
+        .await?;
     let visible = round.visible(&sync.db, &author).await?;
     sync.send(HubMsg::Access {
         peer,

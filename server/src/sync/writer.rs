@@ -1,11 +1,18 @@
 //! The writer: commits what the hub hands it in batched transactions (group
 //! commit). While one transaction commits, the next jobs queue; the next
 //! transaction takes them all. Every commit is durable before the hub hears of
-//! it (SQLite `synchronous=FULL`, PostgreSQL's default), so batching costs
-//! durability nothing and saves one disk flush per job.
+//! it (SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit = on`), so
+//! batching costs durability nothing and saves one disk flush per job.
 //!
-//! A failed commit is retried until it succeeds: nothing is acknowledged that
-//! is not stored, and the devices keep their changes meanwhile.
+//! A failed commit is retried: nothing is acknowledged that is not stored,
+//! and the devices keep their changes meanwhile. A batch that fails twice is
+//! committed job by job, so that one job the database refuses for what it
+//! holds (not for want of a connection: a trivial transaction still commits)
+//! cannot stop every other document from landing. Such a job is set aside:
+//! its changes go to the quarantine with the database's reason, and the hub
+//! tells their sender and reads the document again from storage. Until the
+//! hub says it has ([`WriterJob::Reset`]), later jobs of that document, built
+//! on what could not be stored, are set aside with it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,6 +38,13 @@ const MAX_KNOWN: usize = 100_000;
 /// A document is compacted once this many of its changes were stored since
 /// (counted by this process; a restart only delays it).
 pub const COMPACT_AFTER: usize = 2000;
+
+/// Attempts at committing one job alone before the database is asked whether
+/// it commits anything at all.
+const ATTEMPTS_ALONE: u32 = 3;
+
+/// The rule of changes set aside because the database refused to store them.
+pub const STORE_FAILED: &str = "store.failed";
 
 /// Accepted changes of one document.
 #[derive(Debug)]
@@ -58,8 +72,48 @@ pub struct StoreJob {
 pub enum WriterJob {
     /// Accepted changes.
     Store(Box<StoreJob>),
-    /// A refused batch.
-    Quarantine(Quarantined),
+    /// A refused batch, with the engine's ticket to confirm once kept.
+    Quarantine(u64, Quarantined),
+    /// The hub dropped this document after one of its stores was set aside:
+    /// what it hands on for it from now on is built on storage again.
+    Reset(DocumentId),
+}
+
+/// A store set aside: the changes were quarantined instead.
+#[derive(Debug)]
+pub struct SetAside {
+    /// The engine's ticket.
+    pub ticket: u64,
+    /// The document.
+    pub doc: DocumentId,
+}
+
+/// What the sender of a store set aside is told.
+pub const SET_ASIDE_MESSAGE: &str = "The server could not store these changes. They are kept aside for an administrator, and you can make them again.";
+
+/// What one round of the writer settled.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Tickets committed (stores and quarantines).
+    stored: Vec<u64>,
+    /// Stores set aside.
+    set_aside: Vec<SetAside>,
+    /// Changes newly stored.
+    changes: usize,
+    /// Commits made.
+    commits: u64,
+}
+
+/// The writer's memory between rounds.
+struct Writer {
+    db: Db,
+    server_id: Arc<str>,
+    /// Documents known to have their `documents` row (rows are never removed).
+    known: HashSet<DocumentId>,
+    /// The receipt chain's tip as this task last committed it.
+    tip: Option<ChainTip>,
+    /// Documents with a store set aside that the hub has not reset yet.
+    broken: HashSet<DocumentId>,
 }
 
 /// Starts the writer task; returns where to send it jobs.
@@ -72,10 +126,13 @@ pub fn start(
     let (tx, mut rx) = mpsc::unbounded_channel::<WriterJob>();
     tokio::spawn(async move {
         let mut since_snapshot: HashMap<DocumentId, usize> = HashMap::new();
-        // Documents known to have their `documents` row (rows are never removed).
-        let mut known: HashSet<DocumentId> = HashSet::new();
-        // The receipt chain's tip as this task last committed it.
-        let mut tip: Option<ChainTip> = None;
+        let mut writer = Writer {
+            db: db.clone(),
+            server_id,
+            known: HashSet::new(),
+            tip: None,
+            broken: HashSet::new(),
+        };
         while let Some(first) = rx.recv().await {
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
@@ -84,43 +141,29 @@ pub fn start(
                     Err(_) => break,
                 }
             }
-            let mut wait = Duration::from_millis(50);
-            loop {
-                match commit(&db, &jobs, &server_id, &known, tip.as_ref()).await {
-                    Ok((stored, chain)) => {
-                        if chain.is_some() {
-                            tip = chain;
-                        }
-                        if known.len() > MAX_KNOWN {
-                            known.clear();
-                        }
-                        known.extend(jobs.iter().filter_map(|j| match j {
-                            WriterJob::Store(s) => Some(s.doc),
-                            WriterJob::Quarantine(_) => None,
-                        }));
-                        metrics.count(
-                            "sqm_sync_changes_stored_total",
-                            "Changes committed to the database.",
-                            stored as u64,
-                        );
-                        metrics.count(
-                            "sqm_sync_commits_total",
-                            "Writer transactions committed.",
-                            1,
-                        );
-                        break;
-                    }
-                    Err(e) => {
-                        // It may have committed or not: read the chain afresh.
-                        tip = None;
-                        tracing::error!(cause = %e, jobs = jobs.len(), "commit failed; retrying");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(Duration::from_secs(5));
-                    }
-                }
+            let outcome = writer.round(jobs.iter().collect()).await;
+            metrics.count(
+                "sqm_sync_changes_stored_total",
+                "Changes committed to the database.",
+                outcome.changes as u64,
+            );
+            metrics.count(
+                "sqm_sync_commits_total",
+                "Writer transactions committed.",
+                outcome.commits,
+            );
+            if !outcome.set_aside.is_empty() {
+                metrics.count(
+                    "sqm_sync_stores_set_aside_total",
+                    "Batches of accepted changes the database refused to store, kept in quarantine instead.",
+                    outcome.set_aside.len() as u64,
+                );
             }
+            let stored: HashSet<u64> = outcome.stored.iter().copied().collect();
             for job in &jobs {
-                if let WriterJob::Store(s) = job {
+                if let WriterJob::Store(s) = job
+                    && stored.contains(&s.ticket)
+                {
                     let n = since_snapshot.entry(s.doc).or_default();
                     *n += s.hashes.len();
                     if *n >= COMPACT_AFTER {
@@ -134,14 +177,11 @@ pub fn start(
                     }
                 }
             }
-            let tickets = jobs
-                .iter()
-                .filter_map(|j| match j {
-                    WriterJob::Store(s) => Some(s.ticket),
-                    WriterJob::Quarantine(_) => None,
-                })
-                .collect();
-            if hub.send(HubMsg::Stored { tickets }).is_err() {
+            let msg = HubMsg::Stored {
+                tickets: outcome.stored,
+                set_aside: outcome.set_aside,
+            };
+            if hub.send(msg).is_err() {
                 return;
             }
         }
@@ -149,11 +189,177 @@ pub fn start(
     tx
 }
 
+impl Writer {
+    /// Commits the jobs: all in one transaction if it can, else one by one,
+    /// setting aside those the database refuses.
+    async fn round(&mut self, jobs: Vec<&WriterJob>) -> Outcome {
+        let mut out = Outcome::default();
+        // Jobs of a document whose store was set aside, up to the hub's reset.
+        let mut todo: Vec<&WriterJob> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match job {
+                WriterJob::Reset(doc) => {
+                    self.broken.remove(doc);
+                }
+                WriterJob::Store(s) if self.broken.contains(&s.doc) => {
+                    self.set_aside(s, DEPENDS_ON_FAILED.into(), &mut out).await;
+                }
+                _ => todo.push(job),
+            }
+        }
+        if todo.is_empty() {
+            return out;
+        }
+        let mut wait = Duration::from_millis(50);
+        for attempt in 0..2 {
+            match self.commit(&todo).await {
+                Ok(changes) => {
+                    out.changes += changes;
+                    out.commits += 1;
+                    out.stored.extend(todo.iter().filter_map(|j| ticket_of(j)));
+                    return out;
+                }
+                Err(e) => {
+                    tracing::error!(cause = %e, jobs = todo.len(), attempt, "commit failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        }
+        for job in todo {
+            self.alone(job, &mut out).await;
+        }
+        out
+    }
+
+    /// Commits one job alone: retried while the database commits nothing
+    /// at all (it is away), set aside once it refuses this job alone.
+    async fn alone(&mut self, job: &WriterJob, out: &mut Outcome) {
+        if let WriterJob::Store(s) = job
+            && self.broken.contains(&s.doc)
+        {
+            return self.set_aside(s, DEPENDS_ON_FAILED.into(), out).await;
+        }
+        let mut wait = Duration::from_millis(50);
+        let mut failures = 0;
+        loop {
+            match self.commit(&[job]).await {
+                Ok(changes) => {
+                    out.changes += changes;
+                    out.commits += 1;
+                    out.stored.extend(ticket_of(job));
+                    return;
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(cause = %e, failures, "commit of one job failed");
+                    if failures >= ATTEMPTS_ALONE
+                        && let WriterJob::Store(s) = job
+                        && self.db_commits().await
+                    {
+                        // The database's reason is kept with the changes,
+                        // for an administrator; the sender is told plainly.
+                        let reason = format!("The database refused to store these changes: {e}");
+                        return self.set_aside(s, reason, out).await;
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Whether the database commits a transaction that writes nothing.
+    async fn db_commits(&self) -> bool {
+        match self.db.begin().await {
+            Ok(tx) => tx.commit().await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Keeps a store's changes in quarantine instead, with `reason` (retried
+    /// until kept: they are the only copy the server has), and marks its
+    /// document broken.
+    async fn set_aside(&mut self, s: &StoreJob, reason: String, out: &mut Outcome) {
+        tracing::error!(doc = %s.doc, user = %s.origin.username, changes = s.hashes.len(), %reason, "changes set aside");
+        self.broken.insert(s.doc);
+        let q = WriterJob::Quarantine(
+            s.ticket,
+            Quarantined {
+                doc: s.doc.to_string(),
+                origin: s.origin.clone(),
+                rule: STORE_FAILED.into(),
+                message: reason,
+                bytes: s.changes.concat(),
+            },
+        );
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self.commit(&[&q]).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(cause = %e, "cannot keep changes set aside; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        out.commits += 1;
+        out.set_aside.push(SetAside {
+            ticket: s.ticket,
+            doc: s.doc,
+        });
+    }
+
+    /// One transaction; the writer's memory follows what it committed.
+    async fn commit(&mut self, jobs: &[&WriterJob]) -> Result<usize, DbError> {
+        match commit(
+            &self.db,
+            jobs,
+            &self.server_id,
+            &self.known,
+            self.tip.as_ref(),
+        )
+        .await
+        {
+            Ok((stored, chain)) => {
+                if chain.is_some() {
+                    self.tip = chain;
+                }
+                if self.known.len() > MAX_KNOWN {
+                    self.known.clear();
+                }
+                self.known.extend(jobs.iter().filter_map(|j| match j {
+                    WriterJob::Store(s) => Some(s.doc),
+                    _ => None,
+                }));
+                Ok(stored)
+            }
+            Err(e) => {
+                // It may have committed or not: read the chain afresh.
+                self.tip = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Why a store built on one set aside is set aside too.
+const DEPENDS_ON_FAILED: &str = "These changes were made on top of changes the server could not store; they are kept aside with them.";
+
+fn ticket_of(job: &WriterJob) -> Option<u64> {
+    match job {
+        WriterJob::Store(s) => Some(s.ticket),
+        WriterJob::Quarantine(ticket, _) => Some(*ticket),
+        WriterJob::Reset(_) => None,
+    }
+}
+
 /// Commits a batch of jobs in one transaction; returns how many changes were
 /// new and, if it took the receipt chain, the chain's tip it left.
 async fn commit(
     db: &Db,
-    jobs: &[WriterJob],
+    jobs: &[&WriterJob],
     server_id: &str,
     known: &HashSet<DocumentId>,
     tip: Option<&ChainTip>,
@@ -175,7 +381,7 @@ async fn commit(
         .iter()
         .map(|j| match j {
             WriterJob::Store(s) => s.hashes.iter().map(ToString::to_string).collect(),
-            WriterJob::Quarantine(_) => Vec::new(),
+            _ => Vec::new(),
         })
         .collect();
     let mut appended = Vec::new();
@@ -201,7 +407,8 @@ async fn commit(
                     projections.insert(s.doc, (rows, parts));
                 }
             }
-            WriterJob::Quarantine(q) => documents::quarantine(&mut tx, q).await?,
+            WriterJob::Quarantine(_, q) => documents::quarantine(&mut tx, q).await?,
+            WriterJob::Reset(_) => {}
         }
     }
     let mut stored = 0;

@@ -159,10 +159,23 @@ pub enum Input {
         /// The changes' bytes.
         changes: Vec<Vec<u8>>,
     },
-    /// A `Store` effect has been made durable.
+    /// A `Store` or `Quarantine` effect has been made durable.
     Stored {
         /// The ticket of that effect.
         ticket: u64,
+    },
+    /// A `Store` effect can never be made durable (storage refuses it, not
+    /// for want of a connection): its changes were kept aside instead (the
+    /// server's quarantine). The document is dropped from memory, with every
+    /// change built on them, and read from storage again on its next message;
+    /// the sender is told which changes were refused and why.
+    StoreFailed {
+        /// The ticket of that effect.
+        ticket: u64,
+        /// The rule, for the sender.
+        rule: String,
+        /// Why, in words, for the sender.
+        message: String,
     },
     /// Time passed: resend what got no answer.
     Tick,
@@ -205,8 +218,12 @@ pub enum Effect {
         /// The whole document, saved.
         saved: Vec<u8>,
     },
-    /// Keep refused changes out of the document, with why (never drop them).
+    /// Keep refused changes out of the document, with why (never drop them),
+    /// then feed back [`Input::Stored`]: the sender is told of the refusal
+    /// only once they are kept.
     Quarantine {
+        /// The ticket to confirm.
+        ticket: u64,
         /// Who sent them.
         peer: PeerId,
         /// The document.
@@ -220,6 +237,15 @@ pub enum Effect {
     },
     /// Tell the application something.
     Notify(Notice),
+}
+
+/// A store handed out and not yet confirmed.
+#[derive(Debug)]
+struct Ticket {
+    doc: DocumentId,
+    /// The connection the changes came from, told if they cannot be stored.
+    peer: Option<PeerId>,
+    hashes: Vec<ChangeHash>,
 }
 
 /// News for the application.
@@ -247,6 +273,10 @@ pub enum Notice {
     },
     /// The server may no longer show this document to this device (device side).
     Withdrawn(DocumentId),
+    /// A document was dropped from memory because changes it held could
+    /// not be stored (server side): forget what is derived from it; it is
+    /// read from storage again on its next message.
+    Dropped(DocumentId),
     /// Something went wrong inside the engine (logged as a fault).
     Fault {
         /// The document.
@@ -273,6 +303,9 @@ struct PeerDoc {
     recent: std::collections::VecDeque<(u64, i64)>,
     pending: Vec<Change>,
     refused: HashSet<ChangeHash>,
+    /// What each change refused here was built on (server side): a peer
+    /// that keeps a refused change as its head holds what it was built on.
+    refused_deps: std::collections::HashMap<ChangeHash, Vec<ChangeHash>>,
 }
 
 #[derive(Debug)]
@@ -303,8 +336,11 @@ pub struct Engine {
     /// Server side: documents kept saved while every peer is in sync with them.
     cold: BTreeMap<DocumentId, cold::Cold>,
     peers: BTreeMap<PeerId, Peer>,
-    tickets: BTreeMap<u64, DocumentId>,
+    tickets: BTreeMap<u64, Ticket>,
     next_ticket: u64,
+    /// Frames held until a quarantine is kept (by its ticket): a sender
+    /// told of a refusal drops the refused changes, so they must be safe first.
+    held: BTreeMap<u64, Vec<(PeerId, DocumentId, Body)>>,
     out: Vec<Effect>,
     /// Device side: this user's edits the server has not yet acknowledged, per document.
     local: BTreeMap<DocumentId, Vec<LocalEdit>>,
@@ -328,6 +364,7 @@ impl Engine {
             peers: BTreeMap::new(),
             tickets: BTreeMap::new(),
             next_ticket: 1,
+            held: BTreeMap::new(),
             out: Vec::new(),
             local: BTreeMap::new(),
             refused_edits: Vec::new(),
@@ -372,9 +409,9 @@ impl Engine {
             .is_some_and(|p| p.docs.contains_key(id))
     }
 
-    /// Whether any stored change is still unconfirmed.
+    /// Whether any stored change or quarantine is still unconfirmed.
     pub fn has_unstored(&self) -> bool {
-        !self.tickets.is_empty()
+        !self.tickets.is_empty() || !self.held.is_empty()
     }
 
     /// The limits this engine holds its connections to.
@@ -564,7 +601,12 @@ impl Engine {
             }
             Input::External { doc, changes } => self.external(doc, &changes, now),
             Input::Stored { ticket } => {
-                if let Some(id) = self.tickets.remove(&ticket) {
+                for (peer, doc, body) in self.held.remove(&ticket).unwrap_or_default() {
+                    if self.peers.contains_key(&peer) {
+                        self.send(peer, doc, body);
+                    }
+                }
+                if let Some(Ticket { doc: id, .. }) = self.tickets.remove(&ticket) {
                     let flush = match self.docs.get_mut(&id) {
                         Some(d) => {
                             d.unstored = d.unstored.saturating_sub(1);
@@ -577,9 +619,53 @@ impl Engine {
                     }
                 }
             }
+            Input::StoreFailed {
+                ticket,
+                rule,
+                message,
+            } => self.store_failed(ticket, rule, message),
             Input::Tick => self.retry(now),
         }
         std::mem::take(&mut self.out)
+    }
+
+    /// A store that can never succeed: the sender is told its changes were
+    /// refused, and the document, which holds them, is dropped from memory
+    /// (see [`Input::StoreFailed`]).
+    fn store_failed(&mut self, ticket: u64, rule: String, message: String) {
+        let Some(Ticket { doc, peer, hashes }) = self.tickets.remove(&ticket) else {
+            return;
+        };
+        if let Some(peer) = peer
+            && let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&doc))
+        {
+            pd.refused.extend(hashes.iter().copied());
+            self.send(
+                peer,
+                doc,
+                Body::Rejection {
+                    rule,
+                    message,
+                    changes: hashes,
+                },
+            );
+        }
+        if self.docs.contains_key(&doc) || self.cold.contains_key(&doc) {
+            self.drop_doc(&doc);
+            self.out.push(Effect::Notify(Notice::Dropped(doc)));
+        }
+    }
+
+    /// Forgets a document and its sharings; its peers' next messages about
+    /// it are taken as about a document this engine does not hold.
+    fn drop_doc(&mut self, id: &DocumentId) {
+        self.docs.remove(id);
+        self.cold.remove(id);
+        for p in self.peers.values_mut() {
+            if let Some(pd) = p.docs.remove(id) {
+                p.pending -= pd.pending.len();
+            }
+        }
     }
 
     fn kind_of(&self, id: &DocumentId) -> crate::DocKind {
@@ -669,14 +755,44 @@ impl Engine {
         }
     }
 
-    fn ticket(&mut self, id: DocumentId) -> u64 {
+    fn ticket(&mut self, id: DocumentId, peer: Option<PeerId>, hashes: Vec<ChangeHash>) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        self.tickets.insert(ticket, id);
+        self.tickets.insert(
+            ticket,
+            Ticket {
+                doc: id,
+                peer,
+                hashes,
+            },
+        );
         if let Some(d) = self.docs.get_mut(&id) {
             d.unstored += 1;
         }
         ticket
+    }
+
+    /// Keeps refused changes aside; `then` is sent once they are kept.
+    fn quarantine(
+        &mut self,
+        peer: PeerId,
+        doc: DocumentId,
+        refusal: &Refusal,
+        changes: &[Change],
+        then: Vec<Body>,
+    ) {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.out.push(Effect::Quarantine {
+            ticket,
+            peer,
+            doc,
+            rule: refusal.rule.to_owned(),
+            message: refusal.message.clone(),
+            changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+        });
+        self.held
+            .insert(ticket, then.into_iter().map(|b| (peer, doc, b)).collect());
     }
 
     fn store(
@@ -690,12 +806,13 @@ impl Engine {
         if changes.is_empty() {
             return;
         }
-        let ticket = self.ticket(id);
+        let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+        let ticket = self.ticket(id, peer, hashes.clone());
         self.out.push(Effect::Store {
             ticket,
             doc: id,
             peer,
-            hashes: changes.iter().map(Change::hash).collect(),
+            hashes,
             changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
             touched,
             base,
@@ -1019,22 +1136,14 @@ impl Engine {
         if let Some((refusal, batch)) = refused {
             let hashes: Vec<ChangeHash> = batch.iter().map(Change::hash).collect();
             pd.refused.extend(hashes.iter().copied());
-            self.out.push(Effect::Quarantine {
-                peer,
-                doc: id,
+            pd.refused_deps
+                .extend(batch.iter().map(|c| (c.hash(), c.deps().to_vec())));
+            let tell = Body::Rejection {
                 rule: refusal.rule.to_owned(),
                 message: refusal.message.clone(),
-                changes: batch.iter().map(|c| c.raw_bytes().to_vec()).collect(),
-            });
-            self.send(
-                peer,
-                id,
-                Body::Rejection {
-                    rule: refusal.rule.to_owned(),
-                    message: refusal.message,
-                    changes: hashes,
-                },
-            );
+                changes: hashes,
+            };
+            self.quarantine(peer, id, &refusal, &batch, vec![tell]);
         }
         if overflow {
             let message = format!(
@@ -1051,7 +1160,13 @@ impl Engine {
         let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&id)) else {
             return;
         };
-        msg.heads.retain(|h| !pd.refused.contains(h));
+        // A refused change the peer keeps (a plain Automerge peer does not
+        // take it out) stands for what it was built on: dropped from its
+        // heads alone, the peer would look as if it held nothing, and be
+        // sent the whole document on every exchange.
+        if msg.heads.iter().any(|h| pd.refused.contains(h)) {
+            msg.heads = heads_without_refused(&msg.heads, pd);
+        }
         // Changes the peer asks for by name never arrived: a message was lost. Send them again.
         for h in &msg.need {
             pd.state.sent_hashes.remove(h);
@@ -1124,41 +1239,43 @@ impl Engine {
                 ask.need = wanted.into_iter().collect();
                 ask.encode()
             });
+        let withdraw = Body::Error {
+            code: ErrorCode::NotPermitted,
+            message: message.clone(),
+        };
         if fresh.is_empty() {
             if let Some(ask) = ask {
                 // It holds changes we have not seen: ask for them, so they reach quarantine.
                 self.send(peer, id, Body::Sync(ask));
                 return;
             }
-        } else {
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.quarantined.extend(fresh.iter().map(Change::hash));
-            }
-            self.out.push(Effect::Quarantine {
+            self.out.push(Effect::Notify(Notice::PeerError {
                 peer,
-                doc: id,
-                rule: "doc.not_permitted".into(),
                 message: message.clone(),
-                changes: fresh.iter().map(|c| c.raw_bytes().to_vec()).collect(),
-            });
-            self.send(
-                peer,
-                id,
-                Body::Rejection {
-                    rule: "doc.not_permitted".into(),
-                    message: message.clone(),
-                    changes: fresh.iter().map(Change::hash).collect(),
-                },
-            );
-            if let Some(ask) = ask {
-                // Those they build on, still on the device: asked for before
-                // it stops offering the document.
-                self.send(peer, id, Body::Sync(ask));
-            }
+            }));
+            self.send(peer, id, withdraw);
+            // The device stops offering it (and keeps its own copy).
+            self.send(peer, id, Body::Withdrawn);
+            return;
         }
-        self.error(peer, id, ErrorCode::NotPermitted, message);
-        // The device stops offering it (and keeps its own copy).
-        self.send(peer, id, Body::Withdrawn);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.quarantined.extend(fresh.iter().map(Change::hash));
+        }
+        let refusal = refuse("doc.not_permitted", message.clone());
+        let mut then = vec![Body::Rejection {
+            rule: refusal.rule.into(),
+            message: message.clone(),
+            changes: fresh.iter().map(Change::hash).collect(),
+        }];
+        // Those they build on, still on the device: asked for before it
+        // stops offering the document.
+        then.extend(ask.map(Body::Sync));
+        then.extend([withdraw, Body::Withdrawn]);
+        self.out
+            .push(Effect::Notify(Notice::PeerError { peer, message }));
+        // All of it once the refused changes are kept: the device drops
+        // what it is told was refused.
+        self.quarantine(peer, id, &refusal, &fresh, then);
     }
 
     /// Applies changes made durable elsewhere and passes them on to the peers.
@@ -1187,6 +1304,26 @@ impl Engine {
             })),
         }
     }
+}
+
+/// A peer's heads with each refused change replaced by what it was built
+/// on (through refused changes built on refused changes); a refused change
+/// whose ancestry is unknown here is left out.
+fn heads_without_refused(heads: &[ChangeHash], pd: &PeerDoc) -> Vec<ChangeHash> {
+    let mut out = BTreeSet::new();
+    let mut seen = HashSet::new();
+    let mut stack: Vec<ChangeHash> = heads.to_vec();
+    while let Some(h) = stack.pop() {
+        if !seen.insert(h) {
+            continue;
+        }
+        if !pd.refused.contains(&h) {
+            out.insert(h);
+        } else if let Some(deps) = pd.refused_deps.get(&h) {
+            stack.extend(deps.iter().copied());
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// The device side applies what its server sends without judging it. On

@@ -235,7 +235,7 @@ impl Engine {
             }
         }
         self.refused_edits.extend(recovery.refused.iter().cloned());
-        let ticket = self.ticket(id);
+        let ticket = self.ticket(id, None, Vec::new());
         self.out.push(Effect::Replace {
             ticket,
             doc: id,

@@ -288,7 +288,10 @@ impl Sim {
                     Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => {
                         next.extend(self.server.handle(self.now, Input::Stored { ticket }))
                     }
-                    q @ Effect::Quarantine { .. } => self.quarantined.push(q),
+                    q @ Effect::Quarantine { ticket, .. } => {
+                        self.quarantined.push(q);
+                        next.extend(self.server.handle(self.now, Input::Stored { ticket }));
+                    }
                     Effect::Notify(_) => {}
                 }
             }
@@ -311,13 +314,15 @@ impl Sim {
                             );
                         }
                     }
-                    Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => next.extend(
+                    Effect::Store { ticket, .. }
+                    | Effect::Replace { ticket, .. }
+                    | Effect::Quarantine { ticket, .. } => next.extend(
                         self.devices[i]
                             .engine
                             .handle(self.now, Input::Stored { ticket }),
                     ),
                     Effect::Notify(n @ Notice::Rejected { .. }) => self.devices[i].rejected.push(n),
-                    Effect::Notify(_) | Effect::Quarantine { .. } => {}
+                    Effect::Notify(_) => {}
                 }
             }
             fx = next;
