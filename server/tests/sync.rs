@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use common::sync_help::{SETTLE, gauge, heads, holds, metric_or_zero, plan, stored_heads};
 use common::{Backend, Tablet, TestServer, answer};
 use serde_json::json;
 use server::client::Client;
@@ -15,36 +16,6 @@ use sync_core::edit::Edit;
 use sync_core::ids::DocumentId;
 use sync_core::nc::{Action, Nc, NcLink, Severity};
 use sync_core::workflow::NcState;
-
-const SETTLE: Duration = Duration::from_secs(20);
-
-/// Plans an audit of Demo-I with K. Iyer as lead and S. Khan on the team.
-async fn plan(s: &TestServer, number: &str) -> Result<(DocumentId, AuditHeader)> {
-    let rao = s.login("a.rao").await?;
-    let (status, audit) = s
-        .post(
-            "/api/v1/admin/units/DEMO-I/audits",
-            &rao,
-            json!({
-                "number": number, "scope": ["P03", "3.4"], "planned_from": "2026-02-10",
-                "planned_to": "2026-02-11", "template_version": 2, "lead": "k.iyer", "members": ["s.khan"]
-            }),
-        )
-        .await?;
-    anyhow::ensure!(status.as_u16() == 201, "{audit}");
-    let id: DocumentId = audit["id"].as_str().context("id")?.parse()?;
-    let header = AuditHeader {
-        unit: "DEMO-I".parse()?,
-        number: number.into(),
-        scope: vec!["P03".into(), "3.4".into()],
-        template_version: 2,
-        lead: "k.iyer".parse()?,
-        team: vec!["k.iyer".parse()?, "s.khan".parse()?],
-        start: "2026-02-10".parse()?,
-        end: Some("2026-02-11".parse()?),
-    };
-    Ok((id, header))
-}
 
 fn finding(evidence: Vec<Evidence>) -> Result<Edit> {
     Ok(Edit::PutFinding {
@@ -125,40 +96,6 @@ async fn audit_with_nc(
 
 /// Waits until a connected tablet holds every listed document with exactly
 /// the heads the server has stored.
-async fn holds(s: &TestServer, c: &mut Client, docs: &[DocumentId]) -> Result<()> {
-    let mut want = Vec::new();
-    for d in docs {
-        want.push(stored_heads(s, d).await?);
-    }
-    let ok = c
-        .run_until(SETTLE, |c| {
-            docs.iter()
-                .zip(&want)
-                .all(|(d, w)| heads(&c.engine, d) == *w)
-        })
-        .await?;
-    anyhow::ensure!(ok, "the tablet never caught up with {docs:?}");
-    Ok(())
-}
-
-fn heads(e: &sync_core::engine::Engine, d: &DocumentId) -> Vec<sync_core::automerge::ChangeHash> {
-    let mut h = e.doc(d).map(|d| d.get_heads()).unwrap_or_default();
-    h.sort();
-    h
-}
-
-async fn stored_heads(
-    s: &TestServer,
-    d: &DocumentId,
-) -> Result<Vec<sync_core::automerge::ChangeHash>> {
-    let doc = server::db::documents::load(&s.db, d)
-        .await?
-        .context("stored")?;
-    let mut h = doc.get_heads();
-    h.sort();
-    Ok(h)
-}
-
 async fn two_auditors(backend: Backend, khan_first: bool) -> Result<()> {
     let s = TestServer::start(backend).await?;
     let (audit, header) = plan(&s, "IA/DEMO-I/2025-26/004").await?;
@@ -450,22 +387,6 @@ on_both! {
     }
 }
 
-/// A gauge of the server's metrics.
-async fn gauge(s: &TestServer, name: &str) -> Result<i64> {
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let value = text
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .with_context(|| format!("no {name} in the metrics"))?;
-    Ok(value.trim().parse()?)
-}
-
 /// Whether the projector still has its view of a cold audit's report rows.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ColdView {
@@ -575,15 +496,6 @@ on_both! {
 on_both! {
     async fn a_document_gone_cold_past_the_bound_on_report_views_takes_the_next_edit(backend: Backend) -> Result<()> {
         an_edit_of_a_cold_audit(backend, ColdView::OverTheBound).await
-    }
-}
-
-/// A counter or gauge of the server's metrics; 0 if nothing counted it yet.
-async fn metric_or_zero(s: &TestServer, name: &str) -> Result<i64> {
-    match gauge(s, name).await {
-        Ok(n) => Ok(n),
-        Err(e) if e.to_string().starts_with("no ") => Ok(0),
-        Err(e) => Err(e),
     }
 }
 

@@ -302,6 +302,21 @@ fn a_store_that_can_never_succeed_is_a_refusal_of_exactly_its_changes_and_the_do
     // A confirmation for a ticket already failed changes nothing.
     let fx = pair.server.handle(pair.now, Input::Stored { ticket });
     assert!(fx.is_empty(), "{fx:?}");
+    // Read again from storage and shared again: the device, which has not
+    // taken the change out yet, offers it again; it is not judged, stored or
+    // kept again.
+    pair.server.insert(demo.audit_id, demo.audit());
+    let stores_before = pair.stores.len();
+    let fx = pair.server.handle(
+        pair.now,
+        Input::Share {
+            peer: DEVICE,
+            doc: demo.audit_id,
+        },
+    );
+    pair.pump(Vec::new(), fx);
+    assert_eq!(pair.stores.len(), stores_before, "stored again");
+    assert!(pair.unconfirmed.iter().all(|(_, q)| !q), "kept again");
 }
 
 /// A plain Automerge peer over the envelope: it ignores rejections and

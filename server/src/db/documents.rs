@@ -635,10 +635,10 @@ pub struct Quarantined {
     pub bytes: Vec<u8>,
 }
 
-/// Bytes of refused changes (and their messages) kept in quarantine for a user.
+/// Bytes of refused changes kept in quarantine for a user.
 pub async fn quarantined_bytes(db: &Db, username: &str) -> Result<u64, DbError> {
     let total: Option<i64> = sqlx::query_scalar(
-        "SELECT CAST(SUM(LENGTH(bytes) + LENGTH(message)) AS BIGINT) FROM quarantine WHERE username = $1",
+        "SELECT CAST(SUM(LENGTH(bytes)) AS BIGINT) FROM quarantine WHERE username = $1",
     )
     .bind(username)
     .fetch_one(db.pool())

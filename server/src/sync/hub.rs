@@ -469,8 +469,13 @@ impl Hub {
             return;
         }
         let waiting = self.loading.entry(doc).or_default();
-        waiting.push(then);
-        if waiting.len() > 1 {
+        // A document whose read keeps failing is asked for again by every
+        // sweep: one share per connection is enough.
+        let again = matches!(&then, Waiting::Share(p) if waiting.iter().any(|w| matches!(w, Waiting::Share(q) if q == p)));
+        if !again {
+            waiting.push(then);
+        }
+        if waiting.len() > 1 || again {
             return;
         }
         // Past the documents that may be loaded, the reading task saves it
@@ -1053,17 +1058,16 @@ impl Hub {
                 } => {
                     let origin = self.origin(Some(peer));
                     let bytes = changes.concat();
-                    let size = (bytes.len() + message.len()) as u64;
+                    let size = bytes.len() as u64;
                     let kept = self.quarantined.entry(origin.username.clone()).or_default();
                     let limit = self.sync.config.quarantine_bytes_per_user;
                     if kept.saturating_add(size) > limit {
                         // Not kept, so not acknowledged: the device keeps
                         // the changes (it is never told they were refused).
                         tracing::warn!(%doc, user = %origin.username, %rule, limit, "quarantine full; connection closed");
-                        let reason = format!(
-                            "More of your changes were refused than the server keeps aside ({} MiB); ask your nodal officer to review them. Your tablet keeps them.",
-                            limit >> 20
-                        );
+                        let reason =
+                            "Too many of your changes are kept aside; your tablet keeps these. Ask your nodal officer."
+                                .to_string();
                         self.close(peer, close::QUARANTINE_FULL, reason);
                         continue;
                     }

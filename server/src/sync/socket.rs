@@ -69,10 +69,19 @@ pub async fn upgrade(
         .on_upgrade(move |socket| run(socket, state)))
 }
 
+/// A close frame's reason, cut to what the frame may carry (123 bytes).
+pub(crate) fn close_reason(reason: &str) -> axum::extract::ws::Utf8Bytes {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].into()
+}
+
 async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
     let frame = CloseFrame {
         code,
-        reason: reason.into(),
+        reason: close_reason(reason),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
@@ -231,8 +240,8 @@ async fn pump(
                             "Connections closed for sending more than the hub takes in.",
                             1,
                         );
-                        let reason = format!("More than {} MiB sent before the server could read it: wait a moment and reconnect.", limit >> 20);
-                        let frame = CloseFrame { code: close::QUEUE_FULL, reason: reason.into() };
+                        let reason = format!("More than {} MiB sent before the server read it; wait, then reconnect.", limit >> 20);
+                        let frame = CloseFrame { code: close::QUEUE_FULL, reason: close_reason(&reason) };
                         let _ = sink.send(Message::Close(Some(frame))).await;
                         let _ = tokio::time::timeout(Duration::from_secs(2), sink.flush()).await;
                         return;
@@ -271,7 +280,7 @@ async fn pump(
                     }
                 }
                 Some(Outbound::Close(code, reason)) => {
-                    let frame = CloseFrame { code, reason: reason.into() };
+                    let frame = CloseFrame { code, reason: close_reason(&reason) };
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     // Give the close frame a moment to leave before the socket drops.
                     let _ = tokio::time::timeout(Duration::from_secs(2), sink.flush()).await;

@@ -3,6 +3,8 @@
 //! unit is loaded unless a test asks for an empty database.
 #![allow(dead_code)]
 
+pub mod sync_help;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -88,6 +90,7 @@ pub struct TestServer {
     pub db: Db,
     pub client: reqwest::Client,
     pub dir: PathBuf,
+    sync: server::sync::SyncHandle,
     pg: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -134,6 +137,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let state = AppState::new(db.clone(), auth, config);
+        let sync = state.sync.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, state, async {
             let _ = rx.await;
@@ -144,10 +148,16 @@ impl TestServer {
             db,
             client: reqwest::Client::new(),
             dir,
+            sync,
             pg,
             shutdown: Some(tx),
             task: Some(task),
         })
+    }
+
+    /// The server's sync service.
+    pub fn sync_handle(&self) -> &server::sync::SyncHandle {
+        &self.sync
     }
 
     /// Stops the server and drops its database.

@@ -293,6 +293,12 @@ pub enum Notice {
     },
 }
 
+/// Changes refused on a peer's document, and what each was built on.
+type Refused = (
+    HashSet<ChangeHash>,
+    std::collections::HashMap<ChangeHash, Vec<ChangeHash>>,
+);
+
 #[derive(Debug, Default)]
 struct PeerDoc {
     state: sync::State,
@@ -316,6 +322,10 @@ struct Peer {
     pending: usize,
     /// Changes to documents it may not see, already quarantined (not again).
     quarantined: HashSet<ChangeHash>,
+    /// What was refused on documents dropped from memory since (see
+    /// [`Input::StoreFailed`]), for when they are shared again: a refused
+    /// change the peer offers again is not judged, stored or kept again.
+    refusals_kept: BTreeMap<DocumentId, Refused>,
     /// When it last sent anything (ms).
     last_heard: i64,
 }
@@ -546,6 +556,7 @@ impl Engine {
                         docs: BTreeMap::new(),
                         pending: 0,
                         quarantined: HashSet::new(),
+                        refusals_kept: BTreeMap::new(),
                         last_heard: now.0,
                     },
                 );
@@ -664,6 +675,9 @@ impl Engine {
         for p in self.peers.values_mut() {
             if let Some(pd) = p.docs.remove(id) {
                 p.pending -= pd.pending.len();
+                if !pd.refused.is_empty() {
+                    p.refusals_kept.insert(*id, (pd.refused, pd.refused_deps));
+                }
             }
         }
     }
@@ -703,7 +717,15 @@ impl Engine {
             self.error(peer, id, ErrorCode::LimitExceeded, message);
             return false;
         }
-        p.docs.insert(id, PeerDoc::default());
+        let (refused, refused_deps) = p.refusals_kept.remove(&id).unwrap_or_default();
+        p.docs.insert(
+            id,
+            PeerDoc {
+                refused,
+                refused_deps,
+                ..PeerDoc::default()
+            },
+        );
         if let Some(c) = self.cold.get_mut(&id) {
             c.peers.insert(peer);
             return true;
