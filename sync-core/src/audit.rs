@@ -150,7 +150,12 @@ impl Answer {
     }
 
     pub(crate) fn decode(kind: &str, value: String, path: &str) -> Result<Answer, SchemaError> {
-        let bad = |what: &str| schema_error(path, format!("'{value}' is not {what}"));
+        let bad = |what: &str| {
+            schema_error(
+                path,
+                format!("'{}' is not {what}", crate::text::quote(&value)),
+            )
+        };
         Ok(match kind {
             "cpna" => Answer::Cpna(match value.as_str() {
                 "conform" => Cpna::Conform,
@@ -172,7 +177,7 @@ impl Answer {
             other => {
                 return Err(schema_error(
                     path,
-                    format!("unknown response type '{other}'"),
+                    format!("unknown response type '{}'", crate::text::quote(other)),
                 ));
             }
         })

@@ -17,6 +17,7 @@ use crate::date::Date;
 use crate::ids::{DocumentId, ProcessCode, UnitCode, UserId};
 use crate::kind::DocKind;
 use crate::schema::{Reader, SchemaError};
+use crate::text::quote;
 use crate::workflow::{AuditState, Event, Lifecycle, NcState, Who, find_move, fold};
 
 /// A unit-scoped role.
@@ -60,7 +61,7 @@ impl fmt::Display for Role {
 
 /// A name that is not a role (or team role).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("'{given}' is not a {what}: use {choices}")]
+#[error("'{}' is not a {what}: use {choices}", crate::text::quote(.given))]
 pub struct UnknownRole {
     given: String,
     what: &'static str,
@@ -275,10 +276,12 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// A refusal. Its message is scrubbed of anything unprintable: it is sent
+/// to the device and stored with the quarantined changes.
 pub(crate) fn refuse(rule: &'static str, message: impl Into<String>) -> Refusal {
     Refusal {
         rule,
-        message: message.into(),
+        message: crate::text::scrub(message.into()),
     }
 }
 
@@ -406,7 +409,10 @@ pub fn check_move<S: Lifecycle>(
     let Some(row) = find_move(mv, from) else {
         return Err(refuse(
             "move.table",
-            format!("'{mv}' is not a move that can be made from '{from}'."),
+            format!(
+                "'{}' is not a move that can be made from '{from}'.",
+                quote(mv)
+            ),
         ));
     };
     if author.is(row.who, ctx, on) {
@@ -415,8 +421,10 @@ pub fn check_move<S: Lifecycle>(
         Err(refuse(
             "move.who",
             format!(
-                "{} may not {mv} from '{from}': only {} may.",
-                author.user, row.who
+                "{} may not {} from '{from}': only {} may.",
+                author.user,
+                quote(mv),
+                row.who
             ),
         ))
     }

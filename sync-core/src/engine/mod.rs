@@ -818,6 +818,8 @@ impl Engine {
     }
 
     fn error(&mut self, peer: PeerId, doc: DocumentId, code: ErrorCode, message: String) {
+        // Some messages carry Automerge's words about a peer's bytes.
+        let message = crate::text::scrub(message);
         self.out.push(Effect::Notify(Notice::PeerError {
             peer,
             message: message.clone(),
