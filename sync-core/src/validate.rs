@@ -29,6 +29,8 @@ use crate::schema::{MAX_TEXT_BYTES, Reader, SchemaError, join};
 use crate::text::{code_point, forbidden, is_multi_line, quote};
 use crate::workflow::{AuditState, Event, Lifecycle, NcState, Requirement};
 
+mod reread;
+
 /// The most changes one batch may carry.
 pub const MAX_BATCH_CHANGES: usize = 10_000;
 
@@ -275,6 +277,25 @@ fn required_keys(container: &str) -> &'static [&'static str] {
     }
 }
 
+/// The fields a top-level map of a document must always hold (its reader
+/// requires them), by the document's kind and the map's key.
+fn required_top(kind: DocKind, top: &str) -> &'static [&'static str] {
+    match (kind, top) {
+        (DocKind::Audit, "header") => &["unit", "number", "template", "lead", "start"],
+        _ => &[],
+    }
+}
+
+/// Fields of a top-level map that identify the document: written once, when
+/// it is created. An audit's unit, number, pinned template version and lead
+/// (no workflow move changes a lead); an NC's links and a review's unit are
+/// root fields ([`write_once`]).
+fn identity(kind: DocKind, top: &str, key: &str) -> bool {
+    kind == DocKind::Audit
+        && top == "header"
+        && matches!(key, "unit" | "number" | "template" | "lead")
+}
+
 /// Root keys a document cannot be read without (its reader requires them).
 fn required_root(kind: DocKind) -> &'static [&'static str] {
     match kind {
@@ -340,21 +361,28 @@ impl Place {
         })
     }
 
+    /// The fields it must hold: a top-level map's by the document's kind,
+    /// an entry's or item's by its container.
+    fn required(&self, kind: DocKind) -> &'static [&'static str] {
+        if self.at_top_object {
+            required_top(kind, &self.top)
+        } else {
+            required_keys(&self.container)
+        }
+    }
+
     /// Records a write of `key` into this object (only those of the fields
-    /// its kind requires count).
-    fn wrote(&self, key: &str) {
-        if let Some(i) = required_keys(&self.container)
-            .iter()
-            .position(|r| *r == key)
-        {
+    /// it must hold count).
+    fn wrote(&self, kind: DocKind, key: &str) {
+        if let Some(i) = self.required(kind).iter().position(|r| *r == key) {
             self.written.set(self.written.get() | 1 << i);
         }
     }
 
-    /// The first field its kind requires that it does not hold.
-    fn missing(&self) -> Option<&'static str> {
+    /// The first field it must hold that it does not.
+    fn missing(&self, kind: DocKind) -> Option<&'static str> {
         let written = self.written.get();
-        required_keys(&self.container)
+        self.required(kind)
             .iter()
             .enumerate()
             .find(|(i, _)| written & (1 << i) == 0)
@@ -625,6 +653,15 @@ pub fn validate_merged(
     check.answers()?;
     check.events()?;
     let touched = std::mem::take(&mut check.touched);
+    reread::reread(&fork, ctx.kind, &touched, !existed).map_err(|e| {
+        refuse(
+            "doc.unreadable",
+            format!(
+                "After these changes the {} could no longer be read ({e}), so they were not applied.",
+                ctx.kind
+            ),
+        )
+    })?;
     Ok(Accepted {
         doc: Some(fork),
         applied: ready,
@@ -834,7 +871,11 @@ impl Checker<'_> {
                 "A change writes into an object the document does not have.",
             )
         };
-        let path: Vec<_> = self.fork.parents(&ex).map_err(|_| unknown())?.collect();
+        // Every object the batch made has its place already: this one was
+        // in the stored document, where its place is what it is in the fork
+        // (objects never move), and where a batch that deletes it and writes
+        // into it does not make Automerge look for a deleted list item.
+        let path: Vec<_> = self.doc.parents(&ex).map_err(|_| unknown())?.collect();
         let top = path.last().ok_or_else(unknown)?;
         // An entry map sits under a top-level map (responses/x); a list item under its list's key.
         let container = match (path.len(), path.first().map(|p| &p.prop)) {
@@ -932,11 +973,18 @@ impl Checker<'_> {
                 }
             }
             Some(k) => {
+                if self.existed && place.at_top_object && identity(kind, &place.top, k) {
+                    return Err(refuse(
+                        "doc.write_once",
+                        format!(
+                            "'{}' is set when the {kind} is created and cannot be changed.",
+                            place.field_path(k)
+                        ),
+                    ));
+                }
                 if place.made {
-                    place.wrote(k);
-                } else if matches!(action, OpType::Delete)
-                    && required_keys(&place.container).contains(&k)
-                {
+                    place.wrote(kind, k);
+                } else if matches!(action, OpType::Delete) && place.required(kind).contains(&k) {
                     return Err(refuse(
                         "schema",
                         format!(
@@ -980,7 +1028,7 @@ impl Checker<'_> {
     /// Every map the batch made holds the fields its kind requires.
     fn complete(&self) -> Result<(), Refusal> {
         for place in &self.made {
-            if let Some(missing) = place.missing() {
+            if let Some(missing) = place.missing(self.ctx.kind) {
                 return Err(refuse(
                     "schema",
                     format!(
