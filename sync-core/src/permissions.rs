@@ -142,6 +142,20 @@ impl std::str::FromStr for TeamRole {
     }
 }
 
+/// An audit on the programme, as reference data plans it: what a new audit
+/// document's header must say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedAudit {
+    /// The unit audited.
+    pub unit: UnitCode,
+    /// Its number, e.g. `IA/DEMO-I/2025-26/003`.
+    pub number: String,
+    /// The checklist template version it is pinned to.
+    pub template_version: u64,
+    /// Its lead auditor.
+    pub lead: UserId,
+}
+
 /// The author of a batch of changes, as reference data knows them now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Author {
@@ -151,6 +165,9 @@ pub struct Author {
     pub grants: Vec<RoleGrant>,
     /// Audit team assignments, by audit document id.
     pub audits: BTreeMap<DocumentId, TeamRole>,
+    /// The planned audits of those assignments, by audit document id: a new
+    /// audit must match its plan, a new NC the unit of its audit.
+    pub planned: BTreeMap<DocumentId, PlannedAudit>,
     /// Processes the user owns or deputises for.
     pub processes: BTreeSet<(UnitCode, ProcessCode)>,
     /// The Automerge actor ids registered to the user's devices.
@@ -164,6 +181,7 @@ impl Author {
             user,
             grants: Vec::new(),
             audits: BTreeMap::new(),
+            planned: BTreeMap::new(),
             processes: BTreeSet::new(),
             actors: BTreeSet::new(),
         }

@@ -619,6 +619,7 @@ pub fn validate_merged(
             }
             .map_err(schema_refusal)?;
             check_create(&ctx, author, today)?;
+            check_plan(&ctx, &fork, author)?;
             ctx
         }
     };
@@ -669,6 +670,73 @@ pub fn validate_merged(
         already_stored,
         touched,
     })
+}
+
+/// Checks a new audit's header against its planned audit, and a new NC's
+/// unit against its audit's (rule `audit.plan`): reference data, not the
+/// device, says which unit an audit is of, its number, its pinned checklist
+/// version and its lead.
+fn check_plan(ctx: &DocContext, doc: &Automerge, author: &Author) -> Result<(), Refusal> {
+    let Some(audit) = ctx.audit else {
+        return Ok(());
+    };
+    let plan = author.planned.get(&audit).ok_or_else(|| {
+        refuse(
+            "audit.plan",
+            format!(
+                "Audit {audit} is not on the audit programme {} knows.",
+                author.user
+            ),
+        )
+    })?;
+    let unit_mismatch = || {
+        refuse(
+            "audit.plan",
+            format!(
+                "The {} names unit {}, but audit {} is planned for unit {}.",
+                ctx.kind,
+                ctx.unit,
+                quote(&plan.number),
+                plan.unit
+            ),
+        )
+    };
+    if ctx.unit != plan.unit {
+        return Err(unit_mismatch());
+    }
+    if ctx.kind != DocKind::Audit {
+        return Ok(());
+    }
+    let header = AuditHeader::read(&Reader::now(doc)).map_err(schema_refusal)?;
+    let differs = |what: &str, has: String, planned: String| {
+        refuse(
+            "audit.plan",
+            format!(
+                "The audit's {what} is {}, but audit {} is planned with {}.",
+                quote(&has),
+                quote(&plan.number),
+                quote(&planned)
+            ),
+        )
+    };
+    if header.number != plan.number {
+        return Err(differs("number", header.number, plan.number.clone()));
+    }
+    if header.template_version != plan.template_version {
+        return Err(differs(
+            "checklist version",
+            header.template_version.to_string(),
+            plan.template_version.to_string(),
+        ));
+    }
+    if header.lead != plan.lead {
+        return Err(differs(
+            "lead",
+            header.lead.to_string(),
+            plan.lead.to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Splits changes into those whose dependencies are all present (in the document or

@@ -1,7 +1,7 @@
 //! An audit's own people cannot break it (issue 14): the fields that
 //! identify a document are written once, the fields its reader needs cannot
-//! be removed at any depth, and a batch after which the document no longer
-//! reads is refused whole. A
+//! be removed at any depth, a new audit must match its planned audit, and a
+//! batch after which the document no longer reads is refused whole. A
 //! property test writes at random into every depth of every kind of
 //! document as each permitted author, and whatever is accepted still reads.
 
@@ -11,7 +11,7 @@ use automerge::transaction::{Transactable, Transaction};
 use automerge::{Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ValueRef};
 use proptest::prelude::*;
 use sync_core::DocKind;
-use sync_core::audit::AuditView;
+use sync_core::audit::{AuditHeader, AuditView};
 use sync_core::edit::Edit;
 use sync_core::engine::{Effect, Engine, Input, Side};
 use sync_core::ids::DocumentId;
@@ -126,6 +126,101 @@ fn the_lead_cannot_remove_or_change_what_identifies_an_audit() {
     });
     let ok = validate_batch(demo.audit_id, &audit, vec![change], &demo.lead, demo.today);
     assert!(ok.is_ok(), "{ok:?}");
+}
+
+/// A new audit's first change, with `f` applied to the planned header.
+fn new_audit(demo: &Demo, f: impl FnOnce(&mut AuditHeader)) -> Result<(), Refusal> {
+    let mut header = demo.header();
+    f(&mut header);
+    let mut doc = Automerge::new();
+    demo.edit(
+        demo.audit_id,
+        &mut doc,
+        &demo.lead,
+        Edit::CreateAudit(header),
+    )
+    .map(|_| ())
+}
+
+#[test]
+fn a_new_audit_must_match_its_planned_audit() {
+    let demo = Demo::new();
+    assert_eq!(new_audit(&demo, |_| {}), Ok(()));
+    // The lead is an auditor in a second unit too: a grant does not make
+    // the audit that unit's.
+    let mut lead = demo.lead.clone();
+    let mut grant = lead.grants[0].clone();
+    grant.unit = "DEMO-II".parse().expect("a unit");
+    lead.grants.push(grant);
+    let mut header = demo.header();
+    header.unit = "DEMO-II".parse().expect("a unit");
+    let mut doc = Automerge::new();
+    let r = demo
+        .edit(demo.audit_id, &mut doc, &lead, Edit::CreateAudit(header))
+        .expect_err("another unit");
+    assert_eq!(r.rule, "audit.plan", "{r}");
+    assert!(
+        r.message.contains("DEMO-II") && r.message.contains("DEMO-I."),
+        "{r}"
+    );
+    type Alter = fn(&mut AuditHeader);
+    let cases: [(&str, Alter); 4] = [
+        ("NOWHERE", |h| {
+            h.unit = "NOWHERE".parse().expect("a unit code")
+        }),
+        ("IA/X/9", |h| h.number = "IA/X/9".into()),
+        ("checklist version", |h| h.template_version = 1),
+        ("lead", |h| h.lead = "s.khan".parse().expect("a user")),
+    ];
+    for (named, f) in cases {
+        let r = new_audit(&demo, f).expect_err(named);
+        // A unit no grant names fails the creator's rights first.
+        assert!(
+            matches!(r.rule, "audit.plan" | "doc.create"),
+            "{named}: {r}"
+        );
+        if named != "NOWHERE" {
+            assert_eq!(r.rule, "audit.plan", "{named}: {r}");
+            assert!(r.message.contains(named), "{named}: {r}");
+        }
+    }
+    // Without the plan the lead cannot create it at all.
+    let mut lead = demo.lead.clone();
+    lead.planned.clear();
+    let mut doc = Automerge::new();
+    let r = demo
+        .edit(
+            demo.audit_id,
+            &mut doc,
+            &lead,
+            Edit::CreateAudit(demo.header()),
+        )
+        .expect_err("unplanned");
+    assert_eq!(r.rule, "audit.plan", "{r}");
+}
+
+#[test]
+fn a_new_nc_is_of_its_audits_unit() {
+    let demo = Demo::new();
+    let mut member = demo.member.clone();
+    let mut grant = member.grants[0].clone();
+    grant.unit = "DEMO-II".parse().expect("a unit");
+    member.grants.push(grant);
+    let mut link = demo.nc_link();
+    link.unit = "DEMO-II".parse().expect("a unit");
+    let mut doc = Automerge::new();
+    let r = demo
+        .edit(
+            demo.nc_id,
+            &mut doc,
+            &member,
+            Edit::CreateNc {
+                link,
+                description: "x".into(),
+            },
+        )
+        .expect_err("another unit");
+    assert_eq!(r.rule, "audit.plan", "{r}");
 }
 
 #[test]
