@@ -1050,9 +1050,9 @@ impl Checker<'_> {
                         ),
                     ));
                 }
-                if place.made {
-                    place.wrote(kind, k);
-                } else if matches!(action, OpType::Delete) && place.required(kind).contains(&k) {
+                // Also in a map this batch made: a field written and then
+                // removed would count as written.
+                if matches!(action, OpType::Delete) && place.required(kind).contains(&k) {
                     return Err(refuse(
                         "schema",
                         format!(
@@ -1061,6 +1061,9 @@ impl Checker<'_> {
                             path()
                         ),
                     ));
+                }
+                if place.made {
+                    place.wrote(kind, k);
                 }
                 check_write(k, action, self.author).map_err(|e| {
                     refuse(

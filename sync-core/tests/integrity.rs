@@ -128,6 +128,26 @@ fn the_lead_cannot_remove_or_change_what_identifies_an_audit() {
     assert!(ok.is_ok(), "{ok:?}");
 }
 
+#[test]
+fn a_new_entry_cannot_lose_a_required_field_in_the_batch_that_makes_it() {
+    let demo = Demo::new();
+    let audit = demo.realistic_audit(3, 1);
+    let change = forged(&audit, &demo.member, |tx| {
+        let r = obj(tx, &ROOT, "responses");
+        let e = tx
+            .put_object(&r, "sd.item_8@P03", ObjType::Map)
+            .expect("make");
+        tx.put(&e, "type", "yn").expect("put");
+        tx.put(&e, "value", "yes").expect("put");
+        tx.put(&e, "by", "s.khan").expect("put");
+        tx.put(&e, "at", "2026-01-15T10:00:00Z").expect("put");
+        tx.delete(&e, "by").expect("delete");
+    });
+    let r = refused(demo.audit_id, &audit, vec![change], &demo.member);
+    assert_eq!(r.rule, "schema", "{r}");
+    assert!(r.message.contains("removes 'by'"), "{r}");
+}
+
 /// A new audit's first change, with `f` applied to the planned header.
 fn new_audit(demo: &Demo, f: impl FnOnce(&mut AuditHeader)) -> Result<(), Refusal> {
     let mut header = demo.header();
