@@ -689,8 +689,8 @@ fn check_plan(ctx: &DocContext, doc: &Automerge, author: &Author) -> Result<(), 
             ),
         )
     })?;
-    let unit_mismatch = || {
-        refuse(
+    if ctx.unit != plan.unit {
+        return Err(refuse(
             "audit.plan",
             format!(
                 "The {} names unit {}, but audit {} is planned for unit {}.",
@@ -699,10 +699,7 @@ fn check_plan(ctx: &DocContext, doc: &Automerge, author: &Author) -> Result<(), 
                 quote(&plan.number),
                 plan.unit
             ),
-        )
-    };
-    if ctx.unit != plan.unit {
-        return Err(unit_mismatch());
+        ));
     }
     if ctx.kind != DocKind::Audit {
         return Ok(());
