@@ -25,6 +25,10 @@ pub async fn author_of(db: &Db, username: &str) -> Result<Author, DbError> {
         .await?
         .into_iter()
         .collect();
+    author.planned = reference::plans_of_user(db, username)
+        .await?
+        .into_iter()
+        .collect();
     author.processes = reference::processes_owned_by(db, username)
         .await?
         .into_iter()

@@ -130,6 +130,28 @@ fn main() {
                 BatchSize::SmallInput,
             )
         });
+        // What the engine's pre-scan of the batch's operations costs
+        // (sync_core::inflate), next to Automerge reading the same bytes.
+        let raw: Vec<Vec<u8>> = case.batch.iter().map(|c| c.raw_bytes().to_vec()).collect();
+        let bounds = sync_core::inflate::Bounds {
+            budget: 64 << 20,
+            ops: 100_000,
+            ops_per_change: 10_000,
+        };
+        group.bench_function("pre_scan_of_the_batch", |b| {
+            b.iter(|| {
+                raw.iter()
+                    .map(|c| sync_core::inflate::measure(c, bounds).map(|m| m.ops))
+                    .collect::<Vec<_>>()
+            })
+        });
+        group.bench_function("automerge_parse_of_the_batch", |b| {
+            b.iter(|| {
+                raw.iter()
+                    .map(|c| Change::try_from(c.as_slice()).map(|c| c.len()))
+                    .collect::<Vec<_>>()
+            })
+        });
         group.finish();
     }
     c.final_summary();

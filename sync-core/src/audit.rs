@@ -150,7 +150,12 @@ impl Answer {
     }
 
     pub(crate) fn decode(kind: &str, value: String, path: &str) -> Result<Answer, SchemaError> {
-        let bad = |what: &str| schema_error(path, format!("'{value}' is not {what}"));
+        let bad = |what: &str| {
+            schema_error(
+                path,
+                format!("'{}' is not {what}", crate::text::quote(&value)),
+            )
+        };
         Ok(match kind {
             "cpna" => Answer::Cpna(match value.as_str() {
                 "conform" => Cpna::Conform,
@@ -172,7 +177,7 @@ impl Answer {
             other => {
                 return Err(schema_error(
                     path,
-                    format!("unknown response type '{other}'"),
+                    format!("unknown response type '{}'", crate::text::quote(other)),
                 ));
             }
         })
@@ -435,31 +440,55 @@ impl AuditContent {
         let mut responses = BTreeMap::new();
         if let Some(obj) = r.opt_map(&ROOT, "responses", "")? {
             for key in r.keys(&obj) {
-                let path = join("responses", &key);
-                let parsed: ResponseKey = key
-                    .parse()
-                    .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
-                let item = r.map(&obj, &key, "responses")?;
-                responses.insert(parsed, Response::read(r, &item, &path)?);
+                let (k, v) = AuditContent::response(r, &obj, &key)?;
+                responses.insert(k, v);
             }
         }
         let mut findings = BTreeMap::new();
         if let Some(obj) = r.opt_map(&ROOT, "findings", "")? {
             for key in r.keys(&obj) {
-                let path = join("findings", &key);
-                let parsed: ItemId = key
-                    .parse()
-                    .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
-                let item = r.map(&obj, &key, "findings")?;
-                findings.insert(parsed, Finding::read(r, &item, &path)?);
+                let (k, v) = AuditContent::finding(r, &obj, &key)?;
+                findings.insert(k, v);
             }
         }
-        let notes = bounded("notes", r.opt_str(&ROOT, "notes", "")?.unwrap_or_default())?;
         Ok(AuditContent {
             responses,
             findings,
-            notes,
+            notes: AuditContent::notes(r)?,
         })
+    }
+
+    /// The response under `key` of the `responses` map `obj`.
+    pub(crate) fn response(
+        r: &Reader<'_>,
+        obj: &ObjId,
+        key: &str,
+    ) -> Result<(ResponseKey, Response), SchemaError> {
+        let path = join("responses", key);
+        let parsed: ResponseKey = key
+            .parse()
+            .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
+        let item = r.map(obj, key, "responses")?;
+        Ok((parsed, Response::read(r, &item, &path)?))
+    }
+
+    /// The finding under `key` of the `findings` map `obj`.
+    pub(crate) fn finding(
+        r: &Reader<'_>,
+        obj: &ObjId,
+        key: &str,
+    ) -> Result<(ItemId, Finding), SchemaError> {
+        let path = join("findings", key);
+        let parsed: ItemId = key
+            .parse()
+            .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
+        let item = r.map(obj, key, "findings")?;
+        Ok((parsed, Finding::read(r, &item, &path)?))
+    }
+
+    /// The meeting notes.
+    pub(crate) fn notes(r: &Reader<'_>) -> Result<String, SchemaError> {
+        bounded("notes", r.opt_str(&ROOT, "notes", "")?.unwrap_or_default())
     }
 }
 

@@ -23,13 +23,13 @@ pub struct Timestamp(pub i64);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DateError {
     /// The text is not `YYYY-MM-DD`.
-    #[error("'{0}' is not a date in the form YYYY-MM-DD")]
+    #[error("'{}' is not a date in the form YYYY-MM-DD", crate::text::quote(.0))]
     Format(String),
     /// The numbers are in the right places but name no real day.
-    #[error("'{0}' is not a real calendar date")]
+    #[error("'{}' is not a real calendar date", crate::text::quote(.0))]
     OutOfRange(String),
     /// The text is not `YYYY-MM-DDTHH:MM:SS[.mmm]Z`.
-    #[error("'{0}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ")]
+    #[error("'{}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ", crate::text::quote(.0))]
     TimestampFormat(String),
 }
 

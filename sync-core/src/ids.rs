@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 /// Why an identifier or key did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{value}' is not a valid {what}: {rule}")]
+#[error("'{}' is not a valid {what}: {rule}", crate::text::quote(.value))]
 pub struct IdError {
     /// What kind of identifier was expected.
     pub what: &'static str,

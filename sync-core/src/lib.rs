@@ -9,7 +9,8 @@
 //! - [`workflow`]: lifecycles as convergent folds over appended move events,
 //!   the move tables, due dates and escalation.
 //! - [`permissions`]: who may write what; [`validate`]: whether a batch of
-//!   incoming changes may be stored; [`edit`]: the one way a device edits.
+//!   incoming changes may be stored; [`edit`]: the one way a device edits;
+//!   [`text`]: which characters text may hold, and quoting device text in messages.
 //! - [`envelope`]: the binary frame; [`engine`]: the sans-IO sync engine
 //!   (events in, effects out, time passed in).
 //! - `testing` (feature): the demo unit and a deterministic multi-peer simulation.
@@ -27,6 +28,7 @@ pub mod review;
 pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod validate;
 pub mod workflow;
 

@@ -17,6 +17,7 @@ use crate::date::Date;
 use crate::ids::{DocumentId, ProcessCode, UnitCode, UserId};
 use crate::kind::DocKind;
 use crate::schema::{Reader, SchemaError};
+use crate::text::quote;
 use crate::workflow::{AuditState, Event, Lifecycle, NcState, Who, find_move, fold};
 
 /// A unit-scoped role.
@@ -60,7 +61,7 @@ impl fmt::Display for Role {
 
 /// A name that is not a role (or team role).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("'{given}' is not a {what}: use {choices}")]
+#[error("'{}' is not a {what}: use {choices}", crate::text::quote(.given))]
 pub struct UnknownRole {
     given: String,
     what: &'static str,
@@ -141,6 +142,20 @@ impl std::str::FromStr for TeamRole {
     }
 }
 
+/// An audit on the programme, as reference data plans it: what a new audit
+/// document's header must say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedAudit {
+    /// The unit audited.
+    pub unit: UnitCode,
+    /// Its number, e.g. `IA/DEMO-I/2025-26/003`.
+    pub number: String,
+    /// The checklist template version it is pinned to.
+    pub template_version: u64,
+    /// Its lead auditor.
+    pub lead: UserId,
+}
+
 /// The author of a batch of changes, as reference data knows them now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Author {
@@ -150,6 +165,9 @@ pub struct Author {
     pub grants: Vec<RoleGrant>,
     /// Audit team assignments, by audit document id.
     pub audits: BTreeMap<DocumentId, TeamRole>,
+    /// The planned audits of those assignments, by audit document id: a new
+    /// audit must match its plan, a new NC the unit of its audit.
+    pub planned: BTreeMap<DocumentId, PlannedAudit>,
     /// Processes the user owns or deputises for.
     pub processes: BTreeSet<(UnitCode, ProcessCode)>,
     /// The Automerge actor ids registered to the user's devices.
@@ -163,6 +181,7 @@ impl Author {
             user,
             grants: Vec::new(),
             audits: BTreeMap::new(),
+            planned: BTreeMap::new(),
             processes: BTreeSet::new(),
             actors: BTreeSet::new(),
         }
@@ -275,10 +294,12 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// A refusal. Its message is scrubbed of anything unprintable: it is sent
+/// to the device and stored with the quarantined changes.
 pub(crate) fn refuse(rule: &'static str, message: impl Into<String>) -> Refusal {
     Refusal {
         rule,
-        message: message.into(),
+        message: crate::text::scrub(message.into()),
     }
 }
 
@@ -406,7 +427,10 @@ pub fn check_move<S: Lifecycle>(
     let Some(row) = find_move(mv, from) else {
         return Err(refuse(
             "move.table",
-            format!("'{mv}' is not a move that can be made from '{from}'."),
+            format!(
+                "'{}' is not a move that can be made from '{from}'.",
+                quote(mv)
+            ),
         ));
     };
     if author.is(row.who, ctx, on) {
@@ -415,8 +439,10 @@ pub fn check_move<S: Lifecycle>(
         Err(refuse(
             "move.who",
             format!(
-                "{} may not {mv} from '{from}': only {} may.",
-                author.user, row.who
+                "{} may not {} from '{from}': only {} may.",
+                author.user,
+                quote(mv),
+                row.who
             ),
         ))
     }

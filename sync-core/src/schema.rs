@@ -25,16 +25,21 @@ pub struct SchemaError {
     pub problem: String,
 }
 
+/// A schema error, scrubbed of anything unprintable (its problem may quote
+/// an error from Automerge).
 pub(crate) fn schema_error(path: &str, problem: impl Into<String>) -> SchemaError {
     SchemaError {
-        path: path.to_owned(),
-        problem: problem.into(),
+        path: crate::text::scrub(path.to_owned()),
+        problem: crate::text::scrub(problem.into()),
     }
 }
 
+/// The path of `key` below `path` (a path made by `join`, or a literal):
+/// keys come from devices, so each is quoted (escaped, cut short).
 pub(crate) fn join(path: &str, key: &str) -> String {
+    let key = crate::text::quote(key);
     if path.is_empty() {
-        key.to_owned()
+        key.to_string()
     } else {
         format!("{path}/{key}")
     }
@@ -404,8 +409,12 @@ impl<'a> Reader<'a> {
     /// The document's kind from its root `schema` field, checking the version.
     pub(crate) fn kind(&self) -> Result<DocKind, SchemaError> {
         let schema = self.str(&ROOT, "schema", "")?;
-        let kind = DocKind::from_schema(&schema)
-            .ok_or_else(|| schema_error("schema", format!("unknown schema '{schema}'")))?;
+        let kind = DocKind::from_schema(&schema).ok_or_else(|| {
+            schema_error(
+                "schema",
+                format!("unknown schema '{}'", crate::text::quote(&schema)),
+            )
+        })?;
         match self.opt_uint(&ROOT, "v", "")? {
             Some(SCHEMA_VERSION) => Ok(kind),
             Some(v) => Err(schema_error("v", format!("unsupported schema version {v}"))),

@@ -12,7 +12,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use automerge::legacy::{Key, ObjectId, OpType};
-use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, Prop, ROOT, ReadDoc};
+use automerge::{
+    ActorId, Automerge, Change, ChangeHash, ExpandedChange, ObjId, Prop, ROOT, ReadDoc,
+};
 
 use crate::audit::{Answer, AuditContent, AuditHeader};
 use crate::date::Date;
@@ -24,7 +26,10 @@ use crate::permissions::{
 };
 use crate::review::Review;
 use crate::schema::{MAX_TEXT_BYTES, Reader, SchemaError, join};
+use crate::text::{code_point, forbidden, is_multi_line, quote};
 use crate::workflow::{AuditState, Event, Lifecycle, NcState, Requirement};
+
+mod reread;
 
 /// The most changes one batch may carry.
 pub const MAX_BATCH_CHANGES: usize = 10_000;
@@ -152,7 +157,7 @@ fn check_scalar(key: &str, value: &automerge::ScalarValue, author: &Author) -> R
         if ok {
             Ok(())
         } else {
-            Err(format!("'{key}' has a value of the wrong form"))
+            Err(format!("'{}' has a value of the wrong form", quote(key)))
         }
     };
     match key {
@@ -160,10 +165,11 @@ fn check_scalar(key: &str, value: &automerge::ScalarValue, author: &Author) -> R
             parsed(matches!(value, S::Uint(_)) || matches!(value, S::Int(i) if *i >= 0))
         }
         _ => {
-            let t = text.ok_or_else(|| format!("'{key}' must be text"))?;
+            let t = text.ok_or_else(|| format!("'{}' must be text", quote(key)))?;
             if t.len() > MAX_TEXT_BYTES {
                 return Err(format!(
-                    "'{key}' is {} bytes, over the limit of {MAX_TEXT_BYTES}",
+                    "'{}' is {} bytes, over the limit of {MAX_TEXT_BYTES}",
+                    quote(key),
                     t.len()
                 ));
             }
@@ -173,8 +179,9 @@ fn check_scalar(key: &str, value: &automerge::ScalarValue, author: &Author) -> R
                         Ok(())
                     } else {
                         Err(format!(
-                            "'by' must name the author, {}, not '{t}'",
-                            author.user
+                            "'by' must name the author, {}, not '{}'",
+                            author.user,
+                            quote(t)
                         ))
                     }
                 }
@@ -198,7 +205,7 @@ fn check_scalar(key: &str, value: &automerge::ScalarValue, author: &Author) -> R
                 "schema" | "move" | "from" | "value" | "note" | "text" | "description"
                 | "correction" | "root_cause" | "justification" | "owner" | "name" | "mime"
                 | "number" | "title" | "minutes" | "inputs" | "notes" => Ok(()),
-                _ => Err(format!("'{key}' is not a known field")),
+                _ => Err(format!("'{}' is not a known field", quote(key))),
             }
         }
     }
@@ -224,7 +231,7 @@ fn check_element(list: &str, action: &OpType) -> Result<(), String> {
             Ok(())
         }
         (_, OpType::Delete) => Ok(()),
-        _ => Err(format!("an item of '{list}' has the wrong form")),
+        _ => Err(format!("an item of '{}' has the wrong form", quote(list))),
     }
 }
 
@@ -237,12 +244,15 @@ fn check_write(key: &str, action: &OpType, author: &Author) -> Result<(), String
             match t {
                 automerge::ObjType::List if want_list => Ok(()),
                 automerge::ObjType::Map if want_map => Ok(()),
-                _ => Err(format!("'{key}' cannot hold an object of that kind")),
+                _ => Err(format!(
+                    "'{}' cannot hold an object of that kind",
+                    quote(key)
+                )),
             }
         }
         OpType::Put(v) => {
             if LIST_KEYS.contains(&key) || MAP_KEYS.contains(&key) {
-                Err(format!("'{key}' must be an object, not a value"))
+                Err(format!("'{}' must be an object, not a value", quote(key)))
             } else {
                 check_scalar(key, v, author)
             }
@@ -265,6 +275,25 @@ fn required_keys(container: &str) -> &'static [&'static str] {
         "events" => &["move", "from", "by", "at"],
         _ => &[],
     }
+}
+
+/// The fields a top-level map of a document must always hold (its reader
+/// requires them), by the document's kind and the map's key.
+fn required_top(kind: DocKind, top: &str) -> &'static [&'static str] {
+    match (kind, top) {
+        (DocKind::Audit, "header") => &["unit", "number", "template", "lead", "start"],
+        _ => &[],
+    }
+}
+
+/// Fields of a top-level map that identify the document: written once, when
+/// it is created. An audit's unit, number, pinned template version and lead
+/// (no workflow move changes a lead); an NC's links and a review's unit are
+/// root fields ([`write_once`]).
+fn identity(kind: DocKind, top: &str, key: &str) -> bool {
+    kind == DocKind::Audit
+        && top == "header"
+        && matches!(key, "unit" | "number" | "template" | "lead")
 }
 
 /// Root keys a document cannot be read without (its reader requires them).
@@ -308,7 +337,7 @@ impl Place {
         at_top_object: bool,
         container: String,
     ) -> Place {
-        let path = join(&top, second.as_deref().unwrap_or(""));
+        let path = join(&join("", &top), second.as_deref().unwrap_or(""));
         Place {
             top,
             second,
@@ -332,34 +361,135 @@ impl Place {
         })
     }
 
+    /// The fields it must hold: a top-level map's by the document's kind,
+    /// an entry's or item's by its container.
+    fn required(&self, kind: DocKind) -> &'static [&'static str] {
+        if self.at_top_object {
+            required_top(kind, &self.top)
+        } else {
+            required_keys(&self.container)
+        }
+    }
+
     /// Records a write of `key` into this object (only those of the fields
-    /// its kind requires count).
-    fn wrote(&self, key: &str) {
-        if let Some(i) = required_keys(&self.container)
-            .iter()
-            .position(|r| *r == key)
-        {
+    /// it must hold count).
+    fn wrote(&self, kind: DocKind, key: &str) {
+        if let Some(i) = self.required(kind).iter().position(|r| *r == key) {
             self.written.set(self.written.get() | 1 << i);
         }
     }
 
-    /// The first field its kind requires that it does not hold.
-    fn missing(&self) -> Option<&'static str> {
+    /// The first field it must hold that it does not.
+    fn missing(&self, kind: DocKind) -> Option<&'static str> {
         let written = self.written.get();
-        required_keys(&self.container)
+        self.required(kind)
             .iter()
             .enumerate()
             .find(|(i, _)| written & (1 << i) == 0)
             .map(|(_, k)| *k)
     }
 
+    /// The path of field `key` of this object, as refusals name it.
+    fn field_path(&self, key: &str) -> String {
+        if self.at_top_object {
+            join(&join("", &self.top), key)
+        } else if !self.container.is_empty() && self.container != self.top {
+            // An item of a list inside an entry (a response's evidence).
+            join(&join(&self.path, &self.container), key)
+        } else {
+            join(&self.path, key)
+        }
+    }
+
     /// The path a write of `key` into this object is named by in errors.
     fn path_of(&self, key: Option<&str>) -> String {
         match (self.at_top_object, key) {
-            (true, key) => join(&self.top, key.unwrap_or("")),
+            (true, key) => join(&join("", &self.top), key.unwrap_or("")),
             (false, _) => self.path.clone(),
         }
     }
+}
+
+/// Refuses a write that puts a control character where a person's text
+/// goes (rule `text.control`): in a key it writes, or in a text value (a tab
+/// or line break only in text of several lines, [`crate::text::MULTI_LINE`]).
+/// `path` names the place, `field` is the key or list the value goes in.
+fn check_text(
+    path: impl Fn() -> String,
+    key: Option<&str>,
+    field: &str,
+    action: &OpType,
+) -> Result<(), Refusal> {
+    if let Some(k) = key
+        && !matches!(action, OpType::Delete)
+        && let Some(c) = forbidden(k, false)
+    {
+        return Err(refuse(
+            "text.control",
+            format!(
+                "The change writes the key '{}', which holds the control character {}; keys cannot hold control characters.",
+                path(),
+                code_point(c)
+            ),
+        ));
+    }
+    if let OpType::Put(automerge::ScalarValue::Str(s)) = action {
+        let multi_line = is_multi_line(field);
+        if let Some(c) = forbidden(s, multi_line) {
+            let message = if matches!(c, '\t' | '\n') {
+                format!(
+                    "'{}' holds a tab or line break ({}), which only notes and other text of several lines may hold.",
+                    path(),
+                    code_point(c)
+                )
+            } else {
+                format!(
+                    "'{}' holds {}, {}, which no text may hold.",
+                    path(),
+                    code_point(c),
+                    if c.is_control() {
+                        "a control character"
+                    } else {
+                        "a character Unicode reserves"
+                    }
+                )
+            };
+            return Err(refuse("text.control", message));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_text`] over every operation of a new document's first batch,
+/// before anything is read from it (every object in it is made by the batch,
+/// so each one's place follows from the operation that made it).
+fn new_texts(changes: &[ExpandedChange]) -> Result<(), Refusal> {
+    // Each object made: its path and the key it sits under.
+    let mut made: HashMap<OpKey, (String, String)> = HashMap::new();
+    for c in changes {
+        let start = c.start_op.get();
+        for (i, op) in c.operations.iter().enumerate() {
+            let (parent, own) = match &op.obj {
+                ObjectId::Root => (String::new(), String::new()),
+                ObjectId::Id(o) => match made.get(&(o.counter(), o.actor().clone())) {
+                    Some(p) => p.clone(),
+                    // Written into an object this batch did not make: the
+                    // checker names it in place.
+                    None => continue,
+                },
+            };
+            let key = key_text(&op.key);
+            let (path, field) = match key {
+                Some(k) => (join(&parent, k), k.to_owned()),
+                None => (parent, own),
+            };
+            check_text(|| path.clone(), key, &field, &op.action)?;
+            if matches!(op.action, OpType::Make(_)) {
+                made.insert((start + i as u64, c.actor_id.clone()), (path, field));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn prop_text(p: &Prop) -> String {
@@ -446,6 +576,13 @@ pub fn validate_merged(
         ));
     }
     let existed = doc.get(ROOT, "schema").ok().flatten().is_some();
+    let expanded: Vec<ExpandedChange> = ready.iter().map(Change::decode).collect();
+    if !existed {
+        // A new document's skeleton is read before its operations are
+        // checked: its text is checked first, so that a control character
+        // in it is named as such rather than as a field that does not parse.
+        new_texts(&expanded)?;
+    }
     let before =
         if existed {
             Some(DocContext::read(doc).map_err(|e| {
@@ -482,6 +619,7 @@ pub fn validate_merged(
             }
             .map_err(schema_refusal)?;
             check_create(&ctx, author, today)?;
+            check_plan(&ctx, &fork, author)?;
             ctx
         }
     };
@@ -509,13 +647,22 @@ pub fn validate_merged(
         event_fields: HashMap::new(),
         touched: Touched::default(),
     };
-    for c in &ready {
+    for c in &expanded {
         check.change(c)?;
     }
     check.complete()?;
     check.answers()?;
     check.events()?;
     let touched = std::mem::take(&mut check.touched);
+    reread::reread(&fork, ctx.kind, &touched, !existed).map_err(|e| {
+        refuse(
+            "doc.unreadable",
+            format!(
+                "After these changes the {} could no longer be read ({e}), so they were not applied.",
+                ctx.kind
+            ),
+        )
+    })?;
     Ok(Accepted {
         doc: Some(fork),
         applied: ready,
@@ -523,6 +670,70 @@ pub fn validate_merged(
         already_stored,
         touched,
     })
+}
+
+/// Checks a new audit's header against its planned audit, and a new NC's
+/// unit against its audit's (rule `audit.plan`): reference data, not the
+/// device, says which unit an audit is of, its number, its pinned checklist
+/// version and its lead.
+fn check_plan(ctx: &DocContext, doc: &Automerge, author: &Author) -> Result<(), Refusal> {
+    let Some(audit) = ctx.audit else {
+        return Ok(());
+    };
+    let plan = author.planned.get(&audit).ok_or_else(|| {
+        refuse(
+            "audit.plan",
+            format!(
+                "Audit {audit} is not on the audit programme {} knows.",
+                author.user
+            ),
+        )
+    })?;
+    if ctx.unit != plan.unit {
+        return Err(refuse(
+            "audit.plan",
+            format!(
+                "The {} names unit {}, but audit {} is planned for unit {}.",
+                ctx.kind,
+                ctx.unit,
+                quote(&plan.number),
+                plan.unit
+            ),
+        ));
+    }
+    if ctx.kind != DocKind::Audit {
+        return Ok(());
+    }
+    let header = AuditHeader::read(&Reader::now(doc)).map_err(schema_refusal)?;
+    let differs = |what: &str, has: String, planned: String| {
+        refuse(
+            "audit.plan",
+            format!(
+                "The audit's {what} is {}, but audit {} is planned with {}.",
+                quote(&has),
+                quote(&plan.number),
+                quote(&planned)
+            ),
+        )
+    };
+    if header.number != plan.number {
+        return Err(differs("number", header.number, plan.number.clone()));
+    }
+    if header.template_version != plan.template_version {
+        return Err(differs(
+            "checklist version",
+            header.template_version.to_string(),
+            plan.template_version.to_string(),
+        ));
+    }
+    if header.lead != plan.lead {
+        return Err(differs(
+            "lead",
+            header.lead.to_string(),
+            plan.lead.to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Splits changes into those whose dependencies are all present (in the document or
@@ -585,8 +796,7 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn change(&mut self, c: &Change) -> Result<(), Refusal> {
-        let expanded = c.decode();
+    fn change(&mut self, expanded: &ExpandedChange) -> Result<(), Refusal> {
         let start = expanded.start_op.get();
         for (i, op) in expanded.operations.iter().enumerate() {
             let opid = (start + i as u64, expanded.actor_id.clone());
@@ -595,6 +805,7 @@ impl Checker<'_> {
                 ObjectId::Root => {
                     let key = key_text(&op.key)
                         .ok_or_else(|| refuse("schema.root", "The document root must be a map."))?;
+                    check_text(|| join("", key), Some(key), key, &op.action)?;
                     self.root_op(key, &op.action)?;
                     self.touched.roots.insert(key.to_owned());
                     if is_make {
@@ -608,6 +819,10 @@ impl Checker<'_> {
                     let obj = (obj.counter(), obj.actor().clone());
                     let place = self.place(&obj)?;
                     let key = key_text(&op.key);
+                    match key {
+                        Some(k) => check_text(|| place.field_path(k), key, k, &op.action)?,
+                        None => check_text(|| place.path_of(None), None, &place.own, &op.action)?,
+                    }
                     self.nested_op(&place, &obj, key, op.insert, &op.action, &opid)?;
                     if place.at_top_object {
                         // A write into a top-level map or list: the entry is its key.
@@ -665,7 +880,10 @@ impl Checker<'_> {
         if matches!(action, OpType::Delete) && required_root(kind).contains(&key) {
             return Err(refuse(
                 "schema",
-                format!("The change removes '{key}', which a {kind} must keep."),
+                format!(
+                    "The change removes '{}', which a {kind} must keep.",
+                    quote(key)
+                ),
             ));
         }
         if write_once(kind, key)
@@ -675,7 +893,10 @@ impl Checker<'_> {
             if self.existed {
                 return Err(refuse(
                     "doc.write_once",
-                    format!("'{key}' is set when the {kind} is created and cannot be changed."),
+                    format!(
+                        "'{}' is set when the {kind} is created and cannot be changed.",
+                        quote(key)
+                    ),
                 ));
             }
         } else {
@@ -691,7 +912,7 @@ impl Checker<'_> {
                 None => {
                     return Err(refuse(
                         "schema.unknown_field",
-                        format!("'{key}' is not a field of a {kind}."),
+                        format!("'{}' is not a field of a {kind}.", quote(key)),
                     ));
                 }
             }
@@ -715,7 +936,11 @@ impl Checker<'_> {
                 "A change writes into an object the document does not have.",
             )
         };
-        let path: Vec<_> = self.fork.parents(&ex).map_err(|_| unknown())?.collect();
+        // Every object the batch made has its place already: this one was
+        // in the stored document, where its place is what it is in the fork
+        // (objects never move), and where a batch that deletes it and writes
+        // into it does not make Automerge look for a deleted list item.
+        let path: Vec<_> = self.doc.parents(&ex).map_err(|_| unknown())?.collect();
         let top = path.last().ok_or_else(unknown)?;
         // An entry map sits under a top-level map (responses/x); a list item under its list's key.
         let container = match (path.len(), path.first().map(|p| &p.prop)) {
@@ -776,7 +1001,7 @@ impl Checker<'_> {
                 None => {
                     return Err(refuse(
                         "schema.unknown_field",
-                        format!("'{}' is not a field of a {kind}.", place.top),
+                        format!("'{}' is not a field of a {kind}.", quote(&place.top)),
                     ));
                 }
             }
@@ -809,19 +1034,33 @@ impl Checker<'_> {
                     OpType::Make(automerge::ObjType::Map) | OpType::Delete
                 );
                 if !id_ok || !shape_ok {
-                    return Err(bad(format!("'{k}' is not a valid entry")));
+                    return Err(bad(format!("'{}' is not a valid entry", quote(k))));
                 }
             }
             Some(k) => {
-                if place.made {
-                    place.wrote(k);
-                } else if matches!(action, OpType::Delete)
-                    && required_keys(&place.container).contains(&k)
-                {
+                if self.existed && place.at_top_object && identity(kind, &place.top, k) {
+                    return Err(refuse(
+                        "doc.write_once",
+                        format!(
+                            "'{}' is set when the {kind} is created and cannot be changed.",
+                            place.field_path(k)
+                        ),
+                    ));
+                }
+                // Also in a map this batch made: a field written and then
+                // removed would count as written.
+                if matches!(action, OpType::Delete) && place.required(kind).contains(&k) {
                     return Err(refuse(
                         "schema",
-                        format!("The change removes '{k}', which {} must keep.", path()),
+                        format!(
+                            "The change removes '{}', which {} must keep.",
+                            quote(k),
+                            path()
+                        ),
                     ));
+                }
+                if place.made {
+                    place.wrote(kind, k);
                 }
                 check_write(k, action, self.author).map_err(|e| {
                     refuse(
@@ -857,7 +1096,7 @@ impl Checker<'_> {
     /// Every map the batch made holds the fields its kind requires.
     fn complete(&self) -> Result<(), Refusal> {
         for place in &self.made {
-            if let Some(missing) = place.missing() {
+            if let Some(missing) = place.missing(self.ctx.kind) {
                 return Err(refuse(
                     "schema",
                     format!(
@@ -934,7 +1173,7 @@ impl Checker<'_> {
                 if !self.met(*req, &e)? {
                     return Err(refuse(
                         "move.requirement",
-                        format!("'{}' needs {req} first.", e.mv),
+                        format!("'{}' needs {req} first.", quote(&e.mv)),
                     ));
                 }
             }
@@ -974,7 +1213,7 @@ impl Checker<'_> {
         let from: S = e.from.parse().map_err(|_| {
             refuse(
                 "move.table",
-                format!("'{}' is not a state a move can start from.", e.from),
+                format!("'{}' is not a state a move can start from.", quote(&e.from)),
             )
         })?;
         check_move(self.ctx, self.author, &e.mv, from, self.today)?;

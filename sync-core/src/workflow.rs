@@ -57,7 +57,7 @@ macro_rules! states {
 
 /// A state name that no lifecycle has.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not a known state")]
+#[error("'{}' is not a known state", crate::text::quote(.0))]
 pub struct UnknownState(pub String);
 
 states!(

@@ -440,7 +440,16 @@ fn changes_that_inflate_past_the_limit_are_refused_and_just_under_are_read() {
         .expect("a change")
         .bytes()
         .to_vec();
-    let inflated = sync_core::inflate::chunk_size(&change, usize::MAX).expect("measures");
+    let inflated = sync_core::inflate::measure(
+        &change,
+        sync_core::inflate::Bounds {
+            budget: usize::MAX,
+            ops: u64::MAX,
+            ops_per_change: u64::MAX,
+        },
+    )
+    .expect("measures")
+    .cost();
     assert!(change.len() * 20 < inflated, "the change is compressed");
     for (budget, refused) in [(inflated - 1, true), (inflated, false)] {
         let limits = Limits {

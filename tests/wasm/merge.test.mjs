@@ -82,6 +82,11 @@ function leadAuthor(hello) {
     user: "k.iyer",
     grants: [{ unit: "DEMO-I", role: "auditor", from: "2025-04-01" }],
     audits: { [hello.audit_id]: "lead" },
+    planned: {
+      [hello.audit_id]: {
+        unit: "DEMO-I", number: "IA/DEMO-I/2025-26/003", template_version: 2, lead: "k.iyer",
+      },
+    },
     actors: [hello.lead_actor],
   });
 }

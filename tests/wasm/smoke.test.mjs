@@ -36,6 +36,9 @@ test("a document made in wasm saves and loads back with the same heads", () => {
     user: "k.iyer",
     grants: [{ unit: "DEMO-I", role: "auditor", from: "2025-04-01" }],
     audits: { [id]: "lead" },
+    planned: {
+      [id]: { unit: "DEMO-I", number: "IA/DEMO-I/2025-26/009", template_version: 2, lead: "k.iyer" },
+    },
     actors: [actor],
   });
   const device = new wasm.Device(actor, author);

@@ -5,6 +5,8 @@
 //! {"user": "k.iyer",
 //!  "grants": [{"unit": "DEMO-I", "role": "auditor", "from": "2025-04-01", "until": null}],
 //!  "audits": {"<audit document id>": "lead"},
+//!  "planned": {"<audit document id>": {"unit": "DEMO-I", "number": "IA/DEMO-I/2025-26/003",
+//!              "template_version": 2, "lead": "k.iyer"}},
 //!  "processes": [["DEMO-I", "P03"]],
 //!  "actors": ["5a51010000000000000000000000001"]}
 //! ```
@@ -16,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use sync_core::automerge::ActorId;
-use sync_core::permissions::{Author, RoleGrant};
+use sync_core::permissions::{Author, PlannedAudit, RoleGrant};
 
 use crate::error::{GlueError, parse, parse_opt};
 
@@ -28,6 +30,8 @@ struct AuthorJson {
     grants: Vec<GrantJson>,
     #[serde(default)]
     audits: BTreeMap<String, String>,
+    #[serde(default)]
+    planned: BTreeMap<String, PlanJson>,
     #[serde(default)]
     processes: Vec<(String, String)>,
     #[serde(default)]
@@ -42,6 +46,16 @@ struct GrantJson {
     from: String,
     #[serde(default)]
     until: Option<String>,
+}
+
+/// A planned audit: what a new audit document must say.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanJson {
+    unit: String,
+    number: String,
+    template_version: u64,
+    lead: String,
 }
 
 /// Reads an author from its JSON text.
@@ -63,6 +77,18 @@ pub fn parse_author(json: &str) -> Result<Author, GlueError> {
         author
             .audits
             .insert(parse(&what, id)?, parse(&what, team_role)?);
+    }
+    for (id, p) in &dto.planned {
+        let what = |field: &str| format!("author planned[{id:?}].{field}");
+        author.planned.insert(
+            parse(&what("id"), id)?,
+            PlannedAudit {
+                unit: parse(&what("unit"), &p.unit)?,
+                number: p.number.clone(),
+                template_version: p.template_version,
+                lead: parse(&what("lead"), &p.lead)?,
+            },
+        );
     }
     for (i, (unit, process)) in dto.processes.iter().enumerate() {
         let what = format!("author processes[{i}]");
@@ -100,6 +126,8 @@ mod tests {
         "user": "k.iyer",
         "grants": [{"unit": "DEMO-I", "role": "auditor", "from": "2025-04-01"}],
         "audits": {"019bb4c8-0800-7303-8303-030303030303": "lead"},
+        "planned": {"019bb4c8-0800-7303-8303-030303030303": {"unit": "DEMO-I",
+            "number": "IA/DEMO-I/2025-26/003", "template_version": 2, "lead": "k.iyer"}},
         "processes": [["DEMO-I", "P03"]],
         "actors": ["5a510100000000000000000000000001"]
     }"#;
@@ -112,6 +140,10 @@ mod tests {
         assert_eq!(a.grants[0].role, Role::Auditor);
         assert_eq!(a.grants[0].until, None);
         assert_eq!(a.audits.values().next(), Some(&TeamRole::Lead));
+        assert_eq!(
+            a.planned.values().next().map(|p| p.number.as_str()),
+            Some("IA/DEMO-I/2025-26/003")
+        );
         assert_eq!(a.processes.len(), 1);
         assert_eq!(a.actors.len(), 1);
         Ok(())
@@ -131,6 +163,11 @@ mod tests {
                 "grants[0].from",
             ),
             (r#"{"user": "k", "audits": {"x": "lead"}}"#, "audits[\"x\"]"),
+            (
+                r#"{"user": "k", "planned": {"019bb4c8-0800-7303-8303-030303030303":
+                    {"unit": "demo", "number": "1", "template_version": 2, "lead": "k"}}}"#,
+                "planned[\"019bb4c8-0800-7303-8303-030303030303\"].unit",
+            ),
             (r#"{"user": "k", "actors": ["abc"]}"#, "actors[0]"),
             (
                 r#"{"user": "k", "colour": "red"}"#,

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 use sync_core::ids::{DocumentId, ProcessCode, UnitCode, UserId};
-use sync_core::permissions::TeamRole;
+use sync_core::permissions::{self, TeamRole};
 
 use super::{Db, DbError, Tx, now_ms, parse_col};
 
@@ -553,6 +553,39 @@ pub async fn teams_of_user(
             Ok((
                 parse_col("audit id", &r.try_get::<String, _>(0)?)?,
                 parse_col("team role", &r.try_get::<String, _>(1)?)?,
+            ))
+        })
+        .collect()
+}
+
+/// The planned audits on whose team a user is, as sync-core plans them:
+/// unit, number, pinned template version and lead, which a new audit
+/// document must repeat. An audit planned without a lead has no plan here
+/// (no one may create it).
+pub async fn plans_of_user(
+    db: &Db,
+    username: &str,
+) -> Result<Vec<(DocumentId, permissions::PlannedAudit)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT p.id, p.unit, p.number, p.template_version, l.username \
+         FROM audit_team t JOIN planned_audits p ON p.id = t.audit_id \
+         JOIN audit_team l ON l.audit_id = p.id AND l.team_role = 'lead' \
+         WHERE t.username = $1",
+    )
+    .bind(username)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let version: i64 = r.try_get(3)?;
+            Ok((
+                parse_col("audit id", &r.try_get::<String, _>(0)?)?,
+                permissions::PlannedAudit {
+                    unit: parse_col("unit", &r.try_get::<String, _>(1)?)?,
+                    number: r.try_get(2)?,
+                    template_version: u64::try_from(version).unwrap_or(0),
+                    lead: parse_col("lead", &r.try_get::<String, _>(4)?)?,
+                },
             ))
         })
         .collect()

@@ -31,12 +31,22 @@ struct Grant {
     until: Option<String>,
 }
 
+/// What a new audit document must say, as `pwa/sync-wasm` reads it.
+#[derive(Debug, Serialize)]
+struct PlanJson {
+    unit: String,
+    number: String,
+    template_version: u64,
+    lead: String,
+}
+
 /// The caller's rights, as `pwa/sync-wasm`'s `Device` reads them.
 #[derive(Debug, Serialize)]
 struct AuthorJson {
     user: String,
     grants: Vec<Grant>,
     audits: std::collections::BTreeMap<String, String>,
+    planned: std::collections::BTreeMap<String, PlanJson>,
     processes: Vec<(String, String)>,
     actors: Vec<String>,
 }
@@ -106,6 +116,19 @@ pub async fn bundle(
                 .audits
                 .iter()
                 .map(|(id, r)| (id.to_string(), r.to_string()))
+                .collect(),
+            planned: author
+                .planned
+                .iter()
+                .map(|(id, p)| {
+                    let plan = PlanJson {
+                        unit: p.unit.to_string(),
+                        number: p.number.clone(),
+                        template_version: p.template_version,
+                        lead: p.lead.to_string(),
+                    };
+                    (id.to_string(), plan)
+                })
                 .collect(),
             processes: author
                 .processes

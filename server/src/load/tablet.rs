@@ -217,6 +217,15 @@ fn author_of(v: &Value) -> Result<Author> {
         let role = role.as_str().context("a team role")?;
         author.audits.insert(id.parse()?, role.parse()?);
     }
+    for (id, p) in v["planned"].as_object().into_iter().flatten() {
+        let plan = sync_core::permissions::PlannedAudit {
+            unit: text(p, "unit")?.parse()?,
+            number: text(p, "number")?,
+            template_version: p["template_version"].as_u64().context("template_version")?,
+            lead: text(p, "lead")?.parse()?,
+        };
+        author.planned.insert(id.parse()?, plan);
+    }
     for p in v["processes"].as_array().into_iter().flatten() {
         let (Some(unit), Some(code)) = (p[0].as_str(), p[1].as_str()) else {
             continue;

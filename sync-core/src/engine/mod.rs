@@ -66,8 +66,17 @@ pub struct Limits {
     pub max_pending_per_peer: usize,
     /// Documents one connection may have open.
     pub max_docs_per_peer: usize,
-    /// Bytes the changes of one sync message may take once decompressed.
+    /// Bytes the changes of one sync message may take once decompressed,
+    /// each value their columns declare counted as
+    /// [`crate::inflate::ROW_WEIGHT`] bytes more (run-length encodings
+    /// declare millions of values in a few bytes; see [`crate::inflate`]).
     pub max_inflated_bytes: usize,
+    /// Operations one change may declare. The largest change the project
+    /// makes has a few hundred (see `tests/declared_ops.rs`).
+    pub max_ops_per_change: u64,
+    /// Operations the changes of one sync message may declare together; a
+    /// whole document sent at once counts all of its operations.
+    pub max_ops_per_batch: u64,
     /// Time without an answer after which a sync message is sent again (ms).
     /// On a lossy network, short; over a socket, which loses nothing while it
     /// stays up, only a safety net.
@@ -87,6 +96,8 @@ impl Default for Limits {
             max_pending_per_peer: 4096,
             max_docs_per_peer: 10_000,
             max_inflated_bytes: 64 << 20,
+            max_ops_per_change: 10_000,
+            max_ops_per_batch: 100_000,
             retry_after_ms: RETRY_AFTER_MS,
             max_retry_after_ms: RETRY_AFTER_MS,
             retry_when_peer_quiet: false,
@@ -946,6 +957,8 @@ impl Engine {
     }
 
     fn error(&mut self, peer: PeerId, doc: DocumentId, code: ErrorCode, message: String) {
+        // Some messages carry Automerge's words about a peer's bytes.
+        let message = crate::text::scrub(message);
         self.out.push(Effect::Notify(Notice::PeerError {
             peer,
             message: message.clone(),
@@ -1077,14 +1090,26 @@ impl Engine {
         let Some(have) = self.docs.get(&id).map(|d| &d.am) else {
             return;
         };
-        let extracted = match extract_changes(&msg, self.limits.max_inflated_bytes, have) {
+        let extracted = match extract_changes(&msg, &self.limits, have) {
             Ok(c) => c,
             Err(ExtractError::Malformed(e)) => {
                 return self.error(peer, id, ErrorCode::Malformed, e);
             }
             Err(ExtractError::TooLarge(budget)) => {
                 let message = format!(
-                    "The changes of that sync message would take more than {budget} bytes once decompressed; it was not used."
+                    "The changes of that sync message would take more than {budget} bytes once decompressed and expanded; it was not used."
+                );
+                return self.error(peer, id, ErrorCode::LimitExceeded, message);
+            }
+            Err(ExtractError::ChangeOps { declared, limit }) => {
+                let message = format!(
+                    "A change in that sync message declares {declared} operations, more than the {limit} one change may hold; the message was not used."
+                );
+                return self.error(peer, id, ErrorCode::LimitExceeded, message);
+            }
+            Err(ExtractError::BatchOps(limit)) => {
+                let message = format!(
+                    "The changes of that sync message declare more than {limit} operations together, more than one message may carry; it was not used."
                 );
                 return self.error(peer, id, ErrorCode::LimitExceeded, message);
             }
@@ -1231,7 +1256,7 @@ impl Engine {
         let Some(doc) = self.docs.get(&id) else {
             return;
         };
-        let changes = extract_changes(msg, self.limits.max_inflated_bytes, &doc.am)
+        let changes = extract_changes(msg, &self.limits, &doc.am)
             .map(|e| e.changes)
             .unwrap_or_default();
         let seen = self.peers.get(&peer).map(|p| &p.quarantined);

@@ -77,10 +77,9 @@ pub(super) fn missing_deps(doc: &Automerge, pending: &[Change]) -> Vec<ChangeHas
     out
 }
 
-/// The largest bundle a device sends, in bytes. A receiver counts a bundle at
-/// deflate's worst-case expansion (see [`crate::inflate`]), so this keeps one
-/// well inside the default [`super::Limits::max_inflated_bytes`]; past it the
-/// changes go one by one, as Automerge sends them.
+/// The largest bundle a device sends, in bytes: past it the changes go one
+/// by one, as Automerge sends them, so that one refused or lost message
+/// never costs a day's work again.
 pub(super) const MAX_BUNDLE_BYTES: usize = 16 << 10;
 
 /// A device's next sync message, its changes in one bundle.
@@ -136,65 +135,84 @@ pub(super) struct Extracted {
 }
 
 /// The changes carried by a sync message: a sequence of storage chunks per entry
-/// (single changes, concatenated changes, a whole document or a bundle). Their
-/// decompressed size together may not pass `budget`. `have` is the receiver's
-/// copy of the document.
+/// (single changes, concatenated changes, a whole document or a bundle). What
+/// they declare is measured before Automerge reads any of them (see
+/// [`crate::inflate`]) and held to `limits`. `have` is the receiver's copy of
+/// the document.
 pub(super) fn extract_changes(
     msg: &sync::Message,
-    budget: usize,
+    limits: &super::Limits,
     have: &Automerge,
 ) -> Result<Extracted, ExtractError> {
     let mut out = Extracted::default();
-    let mut left = budget;
-    let mut chunks = 0;
+    let mut left = inflate::Bounds {
+        budget: limits.max_inflated_bytes,
+        ops: limits.max_ops_per_batch,
+        ops_per_change: limits.max_ops_per_change,
+    };
     let mut whole = None;
+    let mut split = Vec::new();
     for entry in msg.changes.iter() {
-        for chunk in split_chunks(entry).map_err(ExtractError::Malformed)? {
-            chunks += 1;
-            let size = inflate::chunk_size(chunk, left).map_err(|e| match e {
-                inflate::InflateError::TooLarge { .. } => ExtractError::TooLarge(budget),
-                inflate::InflateError::Malformed(what) => ExtractError::Malformed(format!(
-                    "A change in that sync message is malformed: {what}."
-                )),
-            })?;
-            left -= size;
-            let unreadable = |e: &dyn std::fmt::Display| {
-                ExtractError::Malformed(format!(
-                    "A change in that sync message could not be read: {e}"
-                ))
-            };
-            match chunk.get(8) {
-                Some(1 | 2) => out
-                    .changes
-                    .push(Change::try_from(chunk).map_err(|e| unreadable(&e))?),
-                Some(0) => {
-                    let mut doc = Automerge::load(chunk).map_err(|e| unreadable(&e))?;
-                    let (common, missing) = compare(have, &doc);
-                    // Only what the receiver lacks: the rest it has.
-                    out.changes.extend(doc.get_changes(&common));
-                    // With the few changes only the receiver has, the sender's
-                    // document becomes the receiver's with the new changes applied.
-                    if missing.len() <= MAX_MERGE_BACK {
-                        let back: Vec<Change> = missing
-                            .iter()
-                            .filter_map(|h| have.get_change_by_hash(h))
-                            .collect();
-                        if back.len() == missing.len() && doc.apply_changes(back).is_ok() {
-                            whole = Some(doc);
-                        }
+        split.extend(split_chunks(entry).map_err(ExtractError::Malformed)?);
+    }
+    // Every chunk is measured before any is read: a message refused for
+    // what its last chunk declares costs no Automerge work at all.
+    for chunk in &split {
+        let m = inflate::measure(chunk, left).map_err(|e| match e {
+            inflate::InflateError::TooLarge { .. } => {
+                ExtractError::TooLarge(limits.max_inflated_bytes)
+            }
+            inflate::InflateError::ChangeOps { declared, limit } => {
+                ExtractError::ChangeOps { declared, limit }
+            }
+            inflate::InflateError::BatchOps { .. } => {
+                ExtractError::BatchOps(limits.max_ops_per_batch)
+            }
+            inflate::InflateError::Malformed(what) => ExtractError::Malformed(format!(
+                "A change in that sync message is malformed: {what}."
+            )),
+        })?;
+        left.budget -= m.cost();
+        left.ops -= m.ops;
+    }
+    let chunks = split.len();
+    for chunk in split {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            ExtractError::Malformed(format!(
+                "A change in that sync message could not be read: {e}"
+            ))
+        };
+        match chunk.get(8) {
+            Some(1 | 2) => out
+                .changes
+                .push(Change::try_from(chunk).map_err(|e| unreadable(&e))?),
+            Some(0) => {
+                let mut doc = Automerge::load(chunk).map_err(|e| unreadable(&e))?;
+                let (common, missing) = compare(have, &doc);
+                // Only what the receiver lacks: the rest it has.
+                out.changes.extend(doc.get_changes(&common));
+                // With the few changes only the receiver has, the sender's
+                // document becomes the receiver's with the new changes applied.
+                if missing.len() <= MAX_MERGE_BACK {
+                    let back: Vec<Change> = missing
+                        .iter()
+                        .filter_map(|h| have.get_change_by_hash(h))
+                        .collect();
+                    if back.len() == missing.len() && doc.apply_changes(back).is_ok() {
+                        whole = Some(doc);
                     }
                 }
-                Some(3) => out.changes.extend(
-                    automerge::Bundle::try_from(chunk)
-                        .map_err(|e| unreadable(&e))?
-                        .to_changes()
-                        .map_err(|e| unreadable(&e))?,
-                ),
-                _ => {
-                    return Err(ExtractError::Malformed(
-                        "A sync message holds data of an unknown kind.".into(),
-                    ));
-                }
+            }
+            Some(3) => out.changes.extend(
+                automerge::Bundle::try_from(chunk)
+                    .map_err(|e| unreadable(&e))?
+                    .to_changes()
+                    .map_err(|e| unreadable(&e))?,
+            ),
+            _ => {
+                return Err(ExtractError::Malformed(
+                    "A sync message holds data of an unknown kind.".into(),
+                ));
             }
         }
     }
@@ -242,6 +260,15 @@ pub(super) enum ExtractError {
     Malformed(String),
     /// Past the decompressed-size budget (the budget).
     TooLarge(usize),
+    /// A change declares more operations than one change may hold.
+    ChangeOps {
+        /// The operations it declares.
+        declared: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The changes together declare more operations than one message may carry (the limit).
+    BatchOps(u64),
 }
 
 /// Splits concatenated Automerge storage chunks (magic, checksum, type, LEB128 length, data).
@@ -317,7 +344,12 @@ mod tests {
         let mut sender = base.clone();
         demo.must(demo.audit_id, &mut sender, &demo.lead, demo.answer(10, 0));
         demo.must(demo.audit_id, &mut sender, &demo.lead, demo.finding(1));
-        let got = extract_changes(&carrying(sender.save()), 1 << 20, &receiver).expect("reads");
+        let got = extract_changes(
+            &carrying(sender.save()),
+            &crate::engine::Limits::default(),
+            &receiver,
+        )
+        .expect("reads");
         assert_eq!(
             sorted_hashes(&got.changes),
             sorted_hashes(&sender.get_changes(&base.get_heads())),
@@ -386,7 +418,7 @@ mod tests {
                 .their_capabilities
                 .is_some_and(|c| c.contains(&sync::Capability::MessageV2))
         );
-        let got = extract_changes(&msg, 64 << 20, &server).expect("reads");
+        let got = extract_changes(&msg, &crate::engine::Limits::default(), &server).expect("reads");
         assert_eq!(
             sorted_hashes(&got.changes),
             fresh,
@@ -437,8 +469,12 @@ mod tests {
     fn a_receiver_with_nothing_in_common_gets_every_change() {
         let demo = Demo::new();
         let sender = demo.realistic_audit(3, 1);
-        let got =
-            extract_changes(&carrying(sender.save()), 1 << 20, &Automerge::new()).expect("reads");
+        let got = extract_changes(
+            &carrying(sender.save()),
+            &crate::engine::Limits::default(),
+            &Automerge::new(),
+        )
+        .expect("reads");
         assert_eq!(got.changes.len(), sender.get_changes(&[]).len());
         assert!(got.merged.is_some());
     }

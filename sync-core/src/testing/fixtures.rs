@@ -9,7 +9,7 @@ use crate::date::{Date, Timestamp};
 use crate::edit::{Edit, apply_edit};
 use crate::ids::{DocumentId, ItemId, ResponseKey, UnitCode};
 use crate::nc::{Action, NcLink, Severity};
-use crate::permissions::{Author, Refusal, Role, RoleGrant, TeamRole};
+use crate::permissions::{Author, PlannedAudit, Refusal, Role, RoleGrant, TeamRole};
 
 /// A deterministic actor id for a device number.
 pub fn actor(device: u8) -> ActorId {
@@ -79,10 +79,21 @@ impl Demo {
             a.actors = BTreeSet::from([actor(device)]);
             a
         };
+        let plan = BTreeMap::from([(
+            audit_id,
+            PlannedAudit {
+                unit: unit.clone(),
+                number: "IA/DEMO-I/2025-26/003".into(),
+                template_version: 2,
+                lead: parse("k.iyer"),
+            },
+        )]);
         let mut lead = person("k.iyer", 1, &[Role::Auditor]);
         lead.audits = BTreeMap::from([(audit_id, TeamRole::Lead)]);
+        lead.planned = plan.clone();
         let mut member = person("s.khan", 2, &[Role::Auditor]);
         member.audits = BTreeMap::from([(audit_id, TeamRole::Member)]);
+        member.planned = plan;
         let mut owner = person("ac.div2", 3, &[Role::ProcessOwner]);
         owner.processes =
             BTreeSet::from([(unit.clone(), parse("P02")), (unit.clone(), parse("P03"))]);
