@@ -502,3 +502,37 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn a_nul_in_text_is_refused_and_kept_aside_and_every_later_edit_lands(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let (lead, mut iyer, ids) = lead_with_audits(&s, &["IA/DEMO-I/2025-26/006"]).await?;
+        let audit = ids[0];
+        // The lead's own actor writes meeting notes with a NUL in them, past
+        // the tablet's own checks (a raw change).
+        let change = {
+            let held = iyer.engine.doc(&audit).context("held")?;
+            // The tablet's own actor (the user may have other devices).
+            let mut doc = held.fork().with_actor(held.get_actor().clone());
+            let before = doc.get_heads();
+            doc.transact::<_, _, sync_core::automerge::AutomergeError>(|tx| {
+                sync_core::automerge::transaction::Transactable::put(tx, sync_core::automerge::ROOT, "notes", "Opening\0meeting")?;
+                Ok(())
+            })
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let new = doc.get_changes(&before);
+            new[0].raw_bytes().to_vec()
+        };
+        iyer.send_raw(carrying(audit, vec![change])?).await?;
+        let told = iyer.run_until(SETTLE, |c| rejections_with(c, "text.control") > 0).await?;
+        assert!(told, "{:?}", iyer.rejections);
+        let kept = quarantined(&s, &audit).await?;
+        assert_eq!(kept.iter().map(|k| k.0.as_str()).collect::<Vec<_>>(), ["text.control"]);
+        assert!(!kept[0].1.chars().any(char::is_control), "{}", kept[0].1);
+        // The writer goes on.
+        iyer.edit(audit, &answer("mr.held", Cpna::Conform, "Held on time.")?, &lead.author).await?;
+        stored(&s, &mut iyer, &[audit]).await?;
+        s.stop().await;
+        Ok(())
+    }
+}

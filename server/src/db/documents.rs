@@ -646,23 +646,15 @@ pub async fn quarantined_bytes(db: &Db, username: &str) -> Result<u64, DbError> 
     Ok(u64::try_from(total.unwrap_or(0)).unwrap_or(0))
 }
 
-/// Text as a database column and a message may hold it: control
-/// characters (NUL among them, which PostgreSQL's text refuses) written as
-/// `\u{..}` escapes, and at most `max_chars` characters kept.
+/// Text as a database column and a message may hold it: at most
+/// `max_chars` characters, control characters (NUL among them, which
+/// PostgreSQL's text refuses) written as `\u{..}` escapes.
 pub fn storable_text(text: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max_chars));
-    for (i, c) in text.chars().enumerate() {
-        if i == max_chars {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.push_str(&c.escape_unicode().to_string());
-        } else {
-            out.push(c);
-        }
+    let mut cut: String = text.chars().take(max_chars).collect();
+    if text.chars().nth(max_chars).is_some() {
+        cut.push('…');
     }
-    out
+    sync_core::text::scrub(cut)
 }
 
 /// The most characters of a quarantine's message kept.

@@ -790,8 +790,32 @@ impl Hub {
         }
         // The frame stays counted against its connection until handled.
         let (bytes, handled) = frame.take();
-        let fx = self.engine.handle(now(), Input::Received { peer, bytes });
+        // Automerge reads what a peer sends; should some input still make
+        // it panic (sync-core measures every chunk first, so none is known
+        // to), the sender's connection is closed and everyone else's sync
+        // goes on: the hub thread must not die with it.
+        let engine = &mut self.engine;
+        let fx = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine.handle(now(), Input::Received { peer, bytes })
+        }));
         drop(handled);
+        let Ok(fx) = fx else {
+            tracing::error!(
+                peer,
+                ?doc,
+                "a frame made the sync engine panic; closing its connection"
+            );
+            self.sync.metrics.count(
+                "sqm_sync_frames_failed_total",
+                "Frames whose handling failed inside the sync engine (their connection is closed).",
+                1,
+            );
+            return self.close(
+                peer,
+                close::UNREADABLE,
+                "A message could not be read.".into(),
+            );
+        };
         self.carry_out(fx);
         self.note_hot();
         if let Some(doc) = doc {

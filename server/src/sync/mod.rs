@@ -156,6 +156,8 @@ pub mod close {
     pub const QUEUE_FULL: u16 = 4413;
     /// The user's refused changes kept in quarantine reached their limit.
     pub const QUARANTINE_FULL: u16 = 4507;
+    /// A message the server failed to read (WebSocket's own code).
+    pub const UNREADABLE: u16 = 1007;
     /// A message over the size limit (WebSocket's own code).
     pub const TOO_BIG: u16 = 1009;
     /// The server is going away.
