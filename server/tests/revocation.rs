@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use common::{Backend, TestServer, answer};
@@ -19,15 +19,12 @@ use sync_core::ids::DocumentId;
 
 const SETTLE: Duration = Duration::from_secs(20);
 
-/// Waits for the server to close the socket; returns the code and how long it took.
-async fn wait_closed(c: &mut Client, within: Duration) -> (Option<u16>, Duration) {
-    let started = Instant::now();
-    let end = c.run_until(within, |_| false).await;
-    let code = match end {
+/// Waits for the server to close the socket (at most `within`); returns the code.
+async fn wait_closed(c: &mut Client, within: Duration) -> Option<u16> {
+    match c.run_until(within, |_| false).await {
         Err(ClientError::Closed { code, .. }) => Some(code),
         _ => None,
-    };
-    (code, started.elapsed())
+    }
 }
 
 /// The demo's audit 003 (Iyer lead, Khan member).
@@ -47,9 +44,8 @@ on_both! {
         assert!(c.settle(SETTLE).await?);
         // As `sqm user disable` does: straight in the database.
         assert!(server::db::accounts::set_disabled(&s.db, "s.khan", true).await?);
-        let (code, took) = wait_closed(&mut c, Duration::from_secs(60)).await;
+        let code = wait_closed(&mut c, Duration::from_secs(60)).await;
         assert_eq!(code, Some(close::UNAUTHORIZED));
-        assert!(took < Duration::from_secs(60), "{took:?}");
         // And cannot come back.
         t.engine = Some(c.disconnect().await);
         assert!(s.connect(&mut t).await.is_err());
@@ -111,20 +107,24 @@ on_both! {
 
 on_both! {
     async fn disabling_a_user_or_revoking_a_device_through_the_api_disconnects_at_once(backend: Backend) -> Result<()> {
-        let s = TestServer::start(backend).await?;
+        // No sweep runs within the test: "at once" means the API call itself
+        // closes the socket, before any sweep could.
+        let s = TestServer::start_configured(backend, true, |c| {
+            c.sync.sweep_interval = Duration::from_secs(24 * 3600);
+        })
+        .await?;
         let admin = s.login("sqm.admin").await?;
         let mut khan = s.tablet("s.khan").await?;
         let mut k = s.connect(&mut khan).await?;
         let (status, _) = s.post("/api/v1/admin/users/s.khan/disable", &admin, json!({})).await?;
         assert_eq!(status.as_u16(), 204);
-        let (code, took) = wait_closed(&mut k, Duration::from_secs(60)).await;
+        let code = wait_closed(&mut k, Duration::from_secs(60)).await;
         assert_eq!(code, Some(close::UNAUTHORIZED));
-        assert!(took < Duration::from_secs(5), "{took:?}");
         let mut iyer = s.tablet("k.iyer").await?;
         let mut i = s.connect(&mut iyer).await?;
         let (status, _) = s.call(Method::DELETE, &format!("/api/v1/devices/{}", iyer.device), Some(&iyer.token), None).await?;
         assert_eq!(status.as_u16(), 204);
-        let (code, _) = wait_closed(&mut i, Duration::from_secs(60)).await;
+        let code = wait_closed(&mut i, Duration::from_secs(60)).await;
         assert_eq!(code, Some(close::UNAUTHORIZED), "a revoked device is disconnected");
         s.stop().await;
         Ok(())

@@ -170,24 +170,37 @@ fn the_server_keeps_the_permitted_part_of_a_refused_batch() {
         pair.device.doc(&demo.audit_id).is_some(),
         "the device downloaded the audit"
     );
-    // Offline: two answers, then a header edit (refused on the server), then one more answer.
+    // Offline: two answers, then a start of the audit (the lead's alone: the
+    // tablet wrongly believes its user leads), then one more answer built on it.
     pair.device
         .handle(demo.now(), Input::Disconnected { peer: SERVER });
-    let stale = demo.member.clone();
+    let mut believed = demo.member.clone();
+    believed
+        .audits
+        .insert(demo.audit_id, sync_core::permissions::TeamRole::Lead);
     let now = demo.now();
+    let mut made = Vec::new();
     for edit in [
         demo.answer(0, 0),
         demo.answer(1, 1),
-        Edit::SetNotes("scope widened".into()),
+        Edit::Move {
+            mv: "start".into(),
+            note: String::new(),
+        },
+        demo.answer(2, 1),
     ] {
         let fx = pair
             .device
-            .edit(now, demo.audit_id, &edit, &stale)
+            .edit(now, demo.audit_id, &edit, &believed)
             .expect("local edit");
+        made.push(
+            pair.device
+                .unacknowledged(&demo.audit_id)
+                .last()
+                .map(|e| e.hash),
+        );
         pair.pump(fx, Vec::new());
     }
-    let before = pair.server.doc(&demo.audit_id).map(heads);
-    // Back online: everything is permitted for a member, so all lands.
     let fx = pair.device.handle(
         now,
         Input::Connected {
@@ -197,15 +210,28 @@ fn the_server_keeps_the_permitted_part_of_a_refused_batch() {
         },
     );
     pair.pump(fx, Vec::new());
-    assert!(pair.quarantined.is_empty());
-    assert_ne!(pair.server.doc(&demo.audit_id).map(heads), before);
-    assert_eq!(
-        pair.server.doc(&demo.audit_id).map(heads),
-        pair.device.doc(&demo.audit_id).map(heads)
-    );
+    // The two answers land; the start and the answer built on it are kept aside.
+    let server = pair.server.doc(&demo.audit_id).expect("held");
+    for hash in made[..2].iter().flatten() {
+        assert!(
+            server.get_change_meta_by_hash(hash).is_some(),
+            "a permitted answer was not kept"
+        );
+    }
+    for hash in made[2..].iter().flatten() {
+        assert!(
+            server.get_change_meta_by_hash(hash).is_none(),
+            "a refused change was applied"
+        );
+    }
+    let [Effect::Quarantine { rule, changes, .. }] = pair.quarantined.as_slice() else {
+        panic!("one quarantine expected: {:?}", pair.quarantined);
+    };
+    assert_eq!((rule.as_str(), changes.len()), ("move.who", 2));
     assert!(
-        pair.device.unacknowledged(&demo.audit_id).is_empty(),
-        "the server acknowledged every edit"
+        matches!(pair.rejected.as_slice(), [Notice::Rejected { changes, .. }] if changes.len() == 2),
+        "the device was told of both: {:?}",
+        pair.rejected
     );
 }
 

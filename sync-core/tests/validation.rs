@@ -1,6 +1,7 @@
-//! The validator refuses what a role may not write, whatever the device claims,
-//! and leaves the stored document unchanged; permitted edits in the same
-//! situations are accepted.
+//! The validator refuses what a role may not write, whatever the device
+//! claims, naming the rule; permitted edits in the same situations are
+//! accepted. (It reads the stored document through a shared reference, so
+//! that a refusal leaves it as it was is the compiler's guarantee, not a test's.)
 
 use automerge::{Automerge, Change, ReadDoc};
 use sync_core::audit::{Answer, AuditView, YesNo};
@@ -42,7 +43,6 @@ fn device_edit(
 fn an_auditor_cannot_write_an_ncs_root_cause_but_its_owner_can() {
     let demo = Demo::new();
     let stored = demo.nc_in(NcState::Open);
-    let heads = stored.get_heads();
     let change = forged(&stored, 2, |tx| {
         use automerge::transaction::Transactable;
         tx.put(automerge::ROOT, "root_cause", "Auditor's guess")
@@ -55,7 +55,6 @@ fn an_auditor_cannot_write_an_ncs_root_cause_but_its_owner_can() {
         err.message.contains("s.khan") && err.message.contains("process owner"),
         "{err}"
     );
-    assert_eq!(stored.get_heads(), heads);
     assert_ne!(
         Nc::read(&stored).expect("readable").root_cause,
         "Auditor's guess"
@@ -83,7 +82,6 @@ fn an_auditor_cannot_write_an_ncs_root_cause_but_its_owner_can() {
 fn a_process_owner_cannot_close_their_own_nc_but_an_independent_auditor_can() {
     let demo = Demo::new();
     let stored = demo.nc_in(NcState::Implemented);
-    let heads = stored.get_heads();
     let mut copy = stored.clone();
     let err = demo
         .edit(
@@ -118,7 +116,6 @@ fn a_process_owner_cannot_close_their_own_nc_but_an_independent_auditor_can() {
     let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today)
         .expect_err("refused");
     assert_eq!(err.rule, "move.who");
-    assert_eq!(stored.get_heads(), heads);
 
     // An auditor who also owns the process is not independent either.
     let mut both = demo.member.clone();
@@ -166,7 +163,6 @@ fn a_process_owner_cannot_close_their_own_nc_but_an_independent_auditor_can() {
 fn a_user_not_on_the_audit_team_cannot_edit_the_audit() {
     let demo = Demo::new();
     let stored = demo.realistic_audit(6, 2);
-    let heads = stored.get_heads();
     // The outsider's own device makes a well-formed answer, bypassing local checks.
     let change = forged(&stored, 5, |tx| {
         use automerge::transaction::Transactable;
@@ -192,7 +188,6 @@ fn a_user_not_on_the_audit_team_cannot_edit_the_audit() {
     .expect_err("outsider");
     assert_eq!(err.rule, "audit.content");
     assert!(err.message.contains("p.sharma"), "{err}");
-    assert_eq!(stored.get_heads(), heads);
     assert!(
         may_edit(
             &stored,
@@ -239,7 +234,6 @@ fn a_user_not_on_the_audit_team_cannot_edit_the_audit() {
 fn a_change_carrying_someone_elses_actor_id_is_refused() {
     let demo = Demo::new();
     let stored = demo.nc_in(NcState::Open);
-    let heads = stored.get_heads();
     // The owner's edit, made under the lead auditor's actor id (device 1).
     let change = forged(&stored, 1, |tx| {
         use automerge::transaction::Transactable;
@@ -255,7 +249,6 @@ fn a_change_carrying_someone_elses_actor_id_is_refused() {
     )
     .expect_err("foreign actor");
     assert_eq!(err.rule, "actor.not_registered");
-    assert_eq!(stored.get_heads(), heads);
     // The same edit under the owner's own actor is accepted.
     let own = forged(&stored, 3, |tx| {
         use automerge::transaction::Transactable;
@@ -393,7 +386,6 @@ fn the_management_review_is_the_nodal_officers_to_write() {
     assert_eq!(read.decisions, ["Train the facilitation staff."]);
     assert_eq!(read.actions.len(), 1);
     // An auditor's device, tampered, writing a decision: refused, nothing changed.
-    let heads = review.get_heads();
     let change = forged(&review, 1, |tx| {
         use automerge::transaction::Transactable;
         if let Ok(Some((_, list))) = tx.get(automerge::ROOT, "decisions") {
@@ -408,7 +400,6 @@ fn the_management_review_is_the_nodal_officers_to_write() {
         demo.today,
     );
     assert_eq!(refused.err().map(|r| r.rule), Some("review.content"));
-    assert_eq!(review.get_heads(), heads);
     // Removing the title a review is read by: refused even for its nodal officer.
     let change = forged(&review, 4, |tx| {
         use automerge::transaction::Transactable;
