@@ -166,6 +166,7 @@ fn arbitrary_documents_read_and_arbitrary_changes_get_a_verdict_never_a_panic() 
     let verdicts: std::cell::RefCell<(usize, usize)> = Default::default();
     let mut runner = TestRunner::new(Config {
         cases: 512,
+        source_file: Some(file!()),
         ..Config::default()
     });
     let cases = (

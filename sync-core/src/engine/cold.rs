@@ -162,6 +162,19 @@ impl Engine {
         if self.thaw(id) { self.doc(id) } else { None }
     }
 
+    /// A held document's heads, sorted, read without loading a cold one.
+    pub fn heads(&self, id: &DocumentId) -> Option<Vec<ChangeHash>> {
+        match (self.docs.get(id), self.cold.get(id)) {
+            (Some(d), _) => {
+                let mut h = d.am.get_heads();
+                h.sort();
+                Some(h)
+            }
+            (None, Some(c)) => Some(c.heads().to_vec()),
+            (None, None) => None,
+        }
+    }
+
     /// The loaded documents (hot), as opposed to the cold ones.
     pub fn hot_ids(&self) -> impl Iterator<Item = &DocumentId> {
         self.docs.keys()

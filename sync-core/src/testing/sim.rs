@@ -95,6 +95,15 @@ struct Packet {
     bytes: Vec<u8>,
 }
 
+/// What a run of the simulation exercised besides messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimCounts {
+    /// Stores and quarantines the server's storage confirmed after a wait.
+    pub late_confirmations: u64,
+    /// Times a server document went cold.
+    pub cooled: u64,
+}
+
 /// The simulated world.
 #[derive(Debug)]
 pub struct Sim {
@@ -113,6 +122,15 @@ pub struct Sim {
     pub sent: u64,
     /// Bytes handed to the network.
     pub bytes_sent: u64,
+    /// The server's storage confirms a store or quarantine after up to
+    /// this long (0: at once), as a real database commits later.
+    pub store_delay_ms: i64,
+    /// Documents the server keeps loaded at most: past this, each round
+    /// it keeps cold (saved) those every device is in sync with.
+    pub hot_documents: Option<usize>,
+    /// What the server's storage confirmed late, and documents gone cold.
+    pub counts: SimCounts,
+    unconfirmed: Vec<(i64, u64)>,
     packets: Vec<Packet>,
     seq: u64,
     today: Date,
@@ -163,6 +181,10 @@ impl Sim {
             quarantined: Vec::new(),
             sent: 0,
             bytes_sent: 0,
+            store_delay_ms: 0,
+            hot_documents: None,
+            counts: SimCounts::default(),
+            unconfirmed: Vec::new(),
             packets: Vec::new(),
             seq: 0,
             today,
@@ -286,16 +308,64 @@ impl Sim {
                         }
                     }
                     Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => {
-                        next.extend(self.server.handle(self.now, Input::Stored { ticket }))
+                        next.extend(self.confirm_later(ticket));
                     }
                     q @ Effect::Quarantine { ticket, .. } => {
                         self.quarantined.push(q);
-                        next.extend(self.server.handle(self.now, Input::Stored { ticket }));
+                        next.extend(self.confirm_later(ticket));
                     }
                     Effect::Notify(_) => {}
                 }
             }
             fx = next;
+        }
+    }
+
+    /// Confirms a server ticket now, or after a random wait up to
+    /// [`Sim::store_delay_ms`].
+    fn confirm_later(&mut self, ticket: u64) -> Vec<Effect> {
+        if self.store_delay_ms <= 0 {
+            return self.server.handle(self.now, Input::Stored { ticket });
+        }
+        let wait = self.rng.below(self.store_delay_ms as u64 + 1) as i64;
+        self.unconfirmed.push((self.now.0 + wait, ticket));
+        self.counts.late_confirmations += 1;
+        Vec::new()
+    }
+
+    /// Confirms the server tickets whose storage is done, in ticket order.
+    fn confirm_due(&mut self) {
+        let now = self.now.0;
+        let mut due: Vec<(i64, u64)> = Vec::new();
+        self.unconfirmed.retain(|entry| {
+            let ready = entry.0 <= now;
+            if ready {
+                due.push(*entry);
+            }
+            !ready
+        });
+        due.sort_by_key(|(_, ticket)| *ticket);
+        for (_, ticket) in due {
+            let fx = self.server.handle(self.now, Input::Stored { ticket });
+            self.server_effects(fx);
+        }
+    }
+
+    /// Past [`Sim::hot_documents`] loaded, keeps cold those that can be.
+    fn cool(&mut self) {
+        let Some(most) = self.hot_documents else {
+            return;
+        };
+        let ids: Vec<DocumentId> = self.server.hot_ids().copied().collect();
+        let mut hot = ids.len();
+        for id in ids {
+            if hot <= most {
+                return;
+            }
+            if self.server.cool(&id) {
+                self.counts.cooled += 1;
+                hot -= 1;
+            }
         }
     }
 
@@ -387,8 +457,10 @@ impl Sim {
                 }
             }
         }
+        self.confirm_due();
         self.learn_contexts();
         self.sweep_access();
+        self.cool();
         let fx = self.server.handle(self.now, Input::Tick);
         self.server_effects(fx);
         for i in 0..self.devices.len() {
@@ -397,17 +469,19 @@ impl Sim {
         }
     }
 
-    /// Whether every online device holds exactly the server's heads for every document it may read.
+    /// Whether every online device holds exactly the server's heads for
+    /// every document it may read (the server's stored, loaded or cold).
     pub fn converged(&self) -> bool {
-        self.devices.iter().filter(|d| d.online).all(|d| {
-            let readable = self.readable(&d.author);
-            readable.len() == d.engine.doc_ids().count()
-                && readable.iter().all(|id| {
-                    let server = self.server.doc(id).map(Automerge::get_heads);
-                    let device = d.engine.doc(id).map(Automerge::get_heads);
-                    server.is_some() && server == device
-                })
-        })
+        self.unconfirmed.is_empty()
+            && self.devices.iter().filter(|d| d.online).all(|d| {
+                let readable = self.readable(&d.author);
+                readable.len() == d.engine.doc_ids().count()
+                    && readable.iter().all(|id| {
+                        let server = self.server.heads(id);
+                        let device = d.engine.doc(id).map(sorted_heads);
+                        server.is_some() && server == device
+                    })
+            })
     }
 
     /// Runs rounds until converged with nothing in flight; the number of rounds, or `None` past `max_rounds`.
@@ -421,17 +495,33 @@ impl Sim {
         None
     }
 
-    /// The heads of every document, per replica (server first).
+    /// The heads of every document, per replica (server first), sorted.
     pub fn heads(&self) -> Vec<BTreeMap<DocumentId, Vec<ChangeHash>>> {
-        std::iter::once(&self.server)
-            .chain(self.devices.iter().map(|d| &d.engine))
-            .map(|e| {
-                e.doc_ids()
-                    .filter_map(|id| e.doc(id).map(|d| (*id, d.get_heads())))
+        let server = self
+            .server
+            .doc_ids()
+            .filter_map(|id| self.server.heads(id).map(|h| (*id, h)))
+            .collect();
+        std::iter::once(server)
+            .chain(self.devices.iter().map(|d| {
+                d.engine
+                    .doc_ids()
+                    .filter_map(|id| d.engine.doc(id).map(|doc| (*id, sorted_heads(doc))))
                     .collect()
-            })
+            }))
             .collect()
     }
+
+    /// The server's copy of a document, loaded again if it is cold.
+    pub fn server_doc(&mut self, id: &DocumentId) -> Option<&Automerge> {
+        self.server.hot(id)
+    }
+}
+
+fn sorted_heads(doc: &Automerge) -> Vec<ChangeHash> {
+    let mut h = doc.get_heads();
+    h.sort();
+    h
 }
 
 /// Everything derived from a document that users see, as text to compare across replicas.
