@@ -141,6 +141,35 @@ pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, D
     Ok(true)
 }
 
+/// Ends every live session of a user (an administrator signs them out everywhere).
+pub async fn revoke_all_sessions(db: &Db, username: &str, why: &str) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    revoke_sessions_of(&mut tx, username, why).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records who made an account through the API.
+pub async fn set_made_by(tx: &mut Tx, username: &str, by: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE users SET created_by = $1 WHERE username = $2")
+        .bind(by)
+        .bind(username)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Who made an account through the API (none for the command line and the demo).
+pub async fn made_by(db: &Db, username: &str) -> Result<Option<String>, DbError> {
+    Ok(
+        sqlx::query_scalar::<_, Option<String>>("SELECT created_by FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(db.pool())
+            .await?
+            .flatten(),
+    )
+}
+
 async fn revoke_sessions_of(tx: &mut Tx, username: &str, why: &str) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE sessions SET revoked_at = $1, revoked_why = $2 \

@@ -248,6 +248,11 @@ impl Db {
                     "receipts unindexed",
                     include_str!("../../../migrations/sqlite/0004_receipts_unindexed.sql"),
                 ),
+                (
+                    5,
+                    "account maker",
+                    include_str!("../../../migrations/sqlite/0005_account_maker.sql"),
+                ),
             ],
             DbKind::Postgres => &[
                 (
@@ -269,6 +274,11 @@ impl Db {
                     4,
                     "receipts unindexed",
                     include_str!("../../../migrations/postgres/0004_receipts_unindexed.sql"),
+                ),
+                (
+                    5,
+                    "account maker",
+                    include_str!("../../../migrations/postgres/0005_account_maker.sql"),
                 ),
             ],
         };
