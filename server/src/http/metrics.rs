@@ -61,6 +61,13 @@ impl Metrics {
         }
     }
 
+    /// Sets a named counter kept elsewhere (it only ever grows there).
+    pub fn set_count(&self, name: &'static str, help: &'static str, value: u64) {
+        if let Ok(mut c) = self.counters.lock() {
+            c.insert(name, (help, value));
+        }
+    }
+
     /// Moves a named gauge by `delta`.
     pub fn gauge(&self, name: &'static str, help: &'static str, delta: i64) {
         if let Ok(mut g) = self.gauges.lock() {

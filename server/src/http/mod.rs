@@ -43,12 +43,12 @@ pub struct AppState {
 
 impl AppState {
     /// The state of a server: starts sync (call inside the runtime).
-    pub fn new(db: Db, auth: Auth, config: Config) -> AppState {
+    pub fn new(db: Db, auth: impl Into<Arc<Auth>>, config: Config) -> AppState {
         let metrics: Arc<metrics::Metrics> = Arc::default();
         let sync = crate::sync::SyncHandle::start(db.clone(), config.sync.clone(), metrics.clone());
         AppState {
             db,
-            auth: Arc::new(auth),
+            auth: auth.into(),
             config: Arc::new(config),
             metrics,
             sync,
