@@ -413,3 +413,39 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn one_refresh_token_used_twice_at_once_ends_the_session_without_a_fault(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        for round in 0..6 {
+            let (_, tokens) = s.login_tokens("s.khan", PASSWORD).await?;
+            let body = json!({"refresh_token": tokens["refresh_token"]});
+            let answers = futures_util::future::join_all((0..3).map(|_| {
+                s.call(Method::POST, "/api/v1/auth/refresh", None, Some(body.clone()))
+            }))
+            .await;
+            let mut fresh = Vec::new();
+            for a in answers {
+                let (status, answer) = a?;
+                assert!(
+                    status == StatusCode::OK || status == StatusCode::UNAUTHORIZED,
+                    "round {round}: {status} {answer}"
+                );
+                if status == StatusCode::OK {
+                    fresh.push(answer);
+                }
+            }
+            assert!(fresh.len() <= 1, "round {round}: {} refreshes succeeded", fresh.len());
+            // The reuse ended the session: the first access token and any new pair are dead.
+            let access = tokens["access_token"].as_str().unwrap_or_default();
+            assert_eq!(me(&s, Some(access)).await?, StatusCode::UNAUTHORIZED, "round {round}");
+            for f in fresh {
+                let again = json!({"refresh_token": f["refresh_token"]});
+                let (status, _) = s.call(Method::POST, "/api/v1/auth/refresh", None, Some(again)).await?;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "round {round}: the winner's new token");
+            }
+        }
+        s.stop().await;
+        Ok(())
+    }
+}

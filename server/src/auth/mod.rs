@@ -197,14 +197,27 @@ impl Auth {
             .verify(token, TokenType::Refresh)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
         let mut tx = db.begin().await?;
-        match accounts::use_refresh(&mut tx, &jti_hash(&claims.jti), &claims.sid).await? {
-            RefreshState::Usable => {
-                let tokens = self.issue(&mut tx, &claims.sub, &claims.sid).await?;
-                tx.commit().await.map_err(DbError::from)?;
-                Ok(tokens)
-            }
-            RefreshState::Reused => {
-                drop(tx);
+        let state = accounts::use_refresh(&mut tx, &jti_hash(&claims.jti), &claims.sid).await?;
+        if state != RefreshState::Usable {
+            // Rolled back at once: it holds SQLite's write lock, which the
+            // revocation below needs.
+            tx.rollback().await.map_err(DbError::from)?;
+            return self.refused(db, &claims, state).await;
+        }
+        let tokens = self.issue(&mut tx, &claims.sub, &claims.sid).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(tokens)
+    }
+
+    /// The answer to a refresh token that may not be used; a reused one ends its session.
+    async fn refused(
+        &self,
+        db: &Db,
+        claims: &Claims,
+        state: RefreshState,
+    ) -> Result<Tokens, AuthError> {
+        match state {
+            RefreshState::Usable | RefreshState::Reused => {
                 accounts::revoke_session(db, &claims.sid, "refresh token reused").await?;
                 tracing::warn!(user = %claims.sub, session = %claims.sid, "refresh token reused; session revoked");
                 Err(AuthError::Reused)
