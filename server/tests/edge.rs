@@ -87,3 +87,21 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn invented_http_methods_share_one_metrics_label(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        for name in ["FOO", "BAR", "PROPFIND"] {
+            let method = reqwest::Method::from_bytes(name.as_bytes())?;
+            let res = s.client.request(method, format!("{}/healthz", s.base)).send().await?;
+            assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{name}");
+        }
+        let text = s.client.get(format!("{}/metrics", s.base)).send().await?.text().await?;
+        for name in ["FOO", "BAR", "PROPFIND"] {
+            assert!(!text.contains(&format!("method=\"{name}\"")), "{name} is a label: {text}");
+        }
+        assert!(text.contains(r#"sqm_http_requests_total{method="OTHER",route="/healthz",status="405"} 3"#), "{text}");
+        s.stop().await;
+        Ok(())
+    }
+}
