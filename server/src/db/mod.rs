@@ -186,6 +186,12 @@ impl Db {
                              PRAGMA cache_size=-512;",
                         ))
                         .await?;
+                    } else {
+                        // Durability first here too: a commit is acknowledged once
+                        // it is on disk, whatever the database's or the role's
+                        // default says (`ALTER DATABASE ... SET synchronous_commit
+                        // = off` would otherwise lose acknowledged changes in a crash).
+                        conn.execute("SET synchronous_commit = on").await?;
                     }
                     Ok(())
                 })
