@@ -105,6 +105,14 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<TrustedProxy>,
+    /// Bytes of files each user may have stored: the files they uploaded and
+    /// their unfinished uploads; past it, 507.
+    #[arg(long, env = "SQM_BLOB_QUOTA", default_value_t = 2 * 1024 * 1024 * 1024)]
+    blob_quota: u64,
+    /// Seconds an unfinished upload is kept after its last part; then it is
+    /// dropped and starts again from its first byte.
+    #[arg(long, env = "SQM_UPLOAD_TTL", default_value_t = 3 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    upload_ttl: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -296,6 +304,8 @@ async fn serve(data: &DataArgs, args: ServeArgs) -> Result<ExitCode> {
     config.login.max_failures = usize::try_from(args.login_failures)?;
     config.login.hash_queue = usize::try_from(args.hash_queue)?;
     config.trusted_proxies = args.trusted_proxies;
+    config.limits.blob_quota_bytes = args.blob_quota;
+    config.limits.upload_ttl = std::time::Duration::from_secs(args.upload_ttl);
     let auth = Auth::with_limits(&key, &config.login)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

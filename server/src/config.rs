@@ -40,6 +40,11 @@ pub struct Limits {
     pub blob_bytes: usize,
     /// Largest part of a blob sent with Content-Range, in bytes.
     pub blob_part_bytes: usize,
+    /// Bytes of files one user may have stored: the files they hold and the
+    /// sizes of their unfinished uploads.
+    pub blob_quota_bytes: u64,
+    /// How long an unfinished upload is kept after its last part.
+    pub upload_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -49,6 +54,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             blob_bytes: 20 * 1024 * 1024,
             blob_part_bytes: 4 * 1024 * 1024,
+            blob_quota_bytes: 2 * 1024 * 1024 * 1024,
+            upload_ttl: Duration::from_secs(3 * 24 * 3600),
         }
     }
 }

@@ -439,6 +439,16 @@ pub async fn live_actors(db: &Db, username: &str) -> Result<Vec<String>, DbError
         .collect()
 }
 
+/// The user an actor id is registered to (its device revoked or not).
+pub async fn user_of_actor(db: &Db, actor: &str) -> Result<Option<String>, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT username FROM device_actors WHERE actor = $1")
+            .bind(actor)
+            .fetch_optional(db.pool())
+            .await?,
+    )
+}
+
 /// Starts a login session (a refresh token family).
 pub async fn insert_session(tx: &mut Tx, username: &str) -> Result<String, DbError> {
     let id = random_id();

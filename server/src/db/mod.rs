@@ -259,6 +259,11 @@ impl Db {
                     "account maker",
                     include_str!("../../../migrations/sqlite/0005_account_maker.sql"),
                 ),
+                (
+                    6,
+                    "blob holders",
+                    include_str!("../../../migrations/sqlite/0006_blob_holders.sql"),
+                ),
             ],
             DbKind::Postgres => &[
                 (
@@ -285,6 +290,11 @@ impl Db {
                     5,
                     "account maker",
                     include_str!("../../../migrations/postgres/0005_account_maker.sql"),
+                ),
+                (
+                    6,
+                    "blob holders",
+                    include_str!("../../../migrations/postgres/0006_blob_holders.sql"),
                 ),
             ],
         };

@@ -50,7 +50,9 @@ pub enum ApiError {
     /// nothing was done, the same request may be sent again shortly.
     #[error("{0}")]
     Busy(String),
-
+    /// 507: the caller's storage quota would be exceeded.
+    #[error("{0}")]
+    OverQuota(String),
     /// 500: a fault on our side; the cause goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -79,6 +81,7 @@ impl ApiError {
             ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::OverQuota(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -2,6 +2,7 @@
 //! port 0, its routes, and the state every handler shares.
 
 pub mod admin;
+pub mod blob_access;
 pub mod blobs;
 pub mod error;
 pub mod extract;
@@ -46,6 +47,7 @@ impl AppState {
     pub fn new(db: Db, auth: impl Into<Arc<Auth>>, config: Config) -> AppState {
         let metrics: Arc<metrics::Metrics> = Arc::default();
         let sync = crate::sync::SyncHandle::start(db.clone(), config.sync.clone(), metrics.clone());
+        tokio::spawn(blobs::sweep_uploads(db.clone(), config.limits.upload_ttl));
         AppState {
             db,
             auth: auth.into(),
