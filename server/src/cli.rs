@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::Auth;
 use crate::auth::password::hash_blocking;
-use crate::config::{Config, DataArgs, signing_key};
+use crate::config::{Config, DataArgs, TrustedProxy, signing_key};
 use crate::db::Db;
 use crate::db::accounts::{self, Assignment, User, random_id};
 use crate::http::{self, AppState};
@@ -87,6 +87,32 @@ struct ServeArgs {
     /// waits (at most 5 s) until one of those loaded is in sync and goes cold.
     #[arg(long, env = "SQM_HOT_DOCUMENTS", default_value_t = crate::sync::HOT_DOCUMENTS, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     hot_documents: u64,
+    /// Failed logins allowed per account and per client address in an hour;
+    /// past it, 429. Each login counts before its password is checked (a
+    /// right password is then taken back), so concurrent guesses count too.
+    #[arg(long, env = "SQM_LOGIN_FAILURES", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    login_failures: u64,
+    /// Password hashes (logins, new passwords) that may wait for a hashing
+    /// thread; past it, 503 with Retry-After.
+    #[arg(long, env = "SQM_HASH_QUEUE", default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    hash_queue: u64,
+    /// Reverse proxies whose X-Forwarded-For names the client: addresses or
+    /// ranges (10.0.0.0/8), comma-separated. From any other peer the header
+    /// is ignored; without any, the peer's address is the client's.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SQM_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<TrustedProxy>,
+    /// Bytes of files each user may have stored: the files they uploaded and
+    /// their unfinished uploads; past it, 507.
+    #[arg(long, env = "SQM_BLOB_QUOTA", default_value_t = 2 * 1024 * 1024 * 1024)]
+    blob_quota: u64,
+    /// Seconds an unfinished upload is kept after its last part; then it is
+    /// dropped and starts again from its first byte.
+    #[arg(long, env = "SQM_UPLOAD_TTL", default_value_t = 3 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    upload_ttl: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,13 +295,18 @@ async fn serve(data: &DataArgs, args: ServeArgs) -> Result<ExitCode> {
         tracing::info!("{report}");
     }
     let key = signing_key(&data.data_dir)?;
-    let auth = Auth::new(&key)?;
     let metrics_token = std::env::var("SQM_METRICS_TOKEN").ok().map(Secret::from);
     let mut config = Config::new(args.listen);
     config.allowed_origins = args.allowed_origins;
     config.metrics_token = metrics_token;
     config.sync.cool_after = std::time::Duration::from_secs(args.cool_after);
     config.sync.hot_documents = usize::try_from(args.hot_documents)?;
+    config.login.max_failures = usize::try_from(args.login_failures)?;
+    config.login.hash_queue = usize::try_from(args.hash_queue)?;
+    config.trusted_proxies = args.trusted_proxies;
+    config.limits.blob_quota_bytes = args.blob_quota;
+    config.limits.upload_ttl = std::time::Duration::from_secs(args.upload_ttl);
+    let auth = Auth::with_limits(&key, &config.login)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -8,6 +8,7 @@ use common::{Backend, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::db::reference::{Unit, upsert_unit};
+use sync_core::permissions::Role;
 
 const UNIT: &str = "/api/v1/admin/units/DEMO-I";
 
@@ -250,6 +251,300 @@ on_both! {
         let (_, bundle) = s.get("/api/v1/reference", &t).await?;
         let actors = bundle["author"]["actors"].as_array().cloned().unwrap_or_default();
         assert!(!actors.contains(&d["actor"]) && !actors.contains(&a2["actor"]), "revoked actors are no longer the user's");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+/// A caller of the management table.
+struct Who {
+    name: &'static str,
+    /// The unit in which they try to give the auditor role.
+    unit: &'static str,
+}
+
+const CALLERS: [Who; 7] = [
+    Who {
+        name: "sqm.admin",
+        unit: "DEMO-I",
+    }, // admin of CBIC, at the top
+    Who {
+        name: "v.nair",
+        unit: "DEMO-I",
+    }, // nodal officer of DGTS, above Demo-I
+    Who {
+        name: "a.rao",
+        unit: "DEMO-I",
+    }, // nodal officer of Demo-I
+    Who {
+        name: "o.nodal",
+        unit: "OTHER",
+    }, // nodal officer of OTHER, Demo-I's sibling
+    Who {
+        name: "k.iyer",
+        unit: "DEMO-I",
+    }, // auditor
+    Who {
+        name: "ac.div2",
+        unit: "DEMO-I",
+    }, // process owner
+    Who {
+        name: "t.none",
+        unit: "DEMO-I",
+    }, // no role at all
+];
+
+/// A role a target account holds: (unit, role, first day, last day), days relative to today.
+type Held = (&'static str, Role, i32, Option<i32>);
+
+const NOW: i32 = 0;
+const LONG_AGO: i32 = -2000;
+
+/// A target account: what it holds, who made it, and which callers may
+/// manage it (the rest are refused). Written out, not computed.
+struct Target {
+    what: &'static str,
+    held: &'static [Held],
+    made_by: Option<&'static str>,
+    managers: &'static [&'static str],
+}
+
+const fn target_of(
+    what: &'static str,
+    held: &'static [Held],
+    made_by: Option<&'static str>,
+    managers: &'static [&'static str],
+) -> Target {
+    Target {
+        what,
+        held,
+        made_by,
+        managers,
+    }
+}
+
+const AUDITOR_HERE: Held = ("DEMO-I", Role::Auditor, LONG_AGO, None);
+
+const TARGETS: &[Target] = &[
+    target_of(
+        "no role, made with the command line",
+        &[],
+        None,
+        &["sqm.admin"],
+    ),
+    target_of(
+        "no role, made by a.rao",
+        &[],
+        Some("a.rao"),
+        &["sqm.admin", "a.rao"],
+    ),
+    target_of(
+        "auditor here",
+        &[AUDITOR_HERE],
+        None,
+        &["sqm.admin", "v.nair", "a.rao"],
+    ),
+    target_of(
+        "auditor in a division below",
+        &[("DEMO-I-DIV2", Role::Auditor, LONG_AGO, None)],
+        None,
+        &["sqm.admin", "v.nair", "a.rao"],
+    ),
+    target_of(
+        "auditor elsewhere",
+        &[("OTHER", Role::Auditor, LONG_AGO, None)],
+        None,
+        &["sqm.admin", "v.nair", "o.nodal"],
+    ),
+    target_of(
+        "process owner here",
+        &[("DEMO-I", Role::ProcessOwner, LONG_AGO, None)],
+        None,
+        &["sqm.admin", "v.nair", "a.rao"],
+    ),
+    target_of(
+        "nodal officer here",
+        &[("DEMO-I", Role::NodalOfficer, LONG_AGO, None)],
+        None,
+        &["sqm.admin"],
+    ),
+    target_of(
+        "admin",
+        &[("CBIC", Role::Admin, LONG_AGO, None)],
+        None,
+        &["sqm.admin"],
+    ),
+    target_of(
+        "auditor here and elsewhere",
+        &[AUDITOR_HERE, ("OTHER", Role::Auditor, LONG_AGO, None)],
+        None,
+        &["sqm.admin", "v.nair"],
+    ),
+    target_of(
+        "auditor here and admin (the take-over)",
+        &[AUDITOR_HERE, ("CBIC", Role::Admin, LONG_AGO, None)],
+        None,
+        &["sqm.admin"],
+    ),
+    target_of(
+        "auditor here, admin until yesterday",
+        &[AUDITOR_HERE, ("CBIC", Role::Admin, LONG_AGO, Some(-1))],
+        None,
+        &["sqm.admin", "v.nair", "a.rao"],
+    ),
+    target_of(
+        "auditor here, admin until today",
+        &[AUDITOR_HERE, ("CBIC", Role::Admin, LONG_AGO, Some(NOW))],
+        None,
+        &["sqm.admin"],
+    ),
+    target_of(
+        "auditor here, admin from next month",
+        &[AUDITOR_HERE, ("CBIC", Role::Admin, 30, None)],
+        None,
+        &["sqm.admin"],
+    ),
+    target_of(
+        "only an auditor role here that ended",
+        &[("DEMO-I", Role::Auditor, LONG_AGO, Some(-1))],
+        None,
+        &["sqm.admin"],
+    ),
+];
+
+/// Makes a target account straight in the database, with a live session
+/// and a registered device: (device id, session id).
+async fn target(
+    s: &TestServer,
+    username: &str,
+    hash: &str,
+    held: &[Held],
+    made_by: Option<&str>,
+) -> Result<(String, String)> {
+    use server::db::accounts::{self, Assignment, User, random_id};
+    let today = server::access::today();
+    let mut tx = s.db.begin().await?;
+    let user = User {
+        username: username.parse()?,
+        display_name: username.into(),
+        designation: String::new(),
+        disabled_at: None,
+    };
+    anyhow::ensure!(
+        accounts::insert_user(&mut tx, &user, hash).await?,
+        "{username} exists"
+    );
+    if let Some(by) = made_by {
+        accounts::set_made_by(&mut tx, username, by).await?;
+    }
+    for (unit, role, from, until) in held {
+        let a = Assignment {
+            id: random_id(),
+            username: user.username.clone(),
+            unit: unit.parse()?,
+            role: *role,
+            valid_from: today.add_days(*from),
+            valid_until: until.map(|d| today.add_days(d)),
+            office_order: "OO 9/2026".into(),
+        };
+        accounts::insert_assignment(&mut tx, &a, "test").await?;
+    }
+    let session = accounts::insert_session(&mut tx, username).await?;
+    tx.commit().await?;
+    let (device, _) = accounts::insert_device(&s.db, username, "tablet").await?;
+    Ok((device.id, session))
+}
+
+on_both! {
+    async fn accounts_are_managed_only_by_callers_who_could_give_every_role_they_hold(backend: Backend) -> Result<()> {
+        use server::db::accounts;
+        let s = TestServer::start(backend).await?;
+        let other = other_unit(&s).await?;
+        let password = server::secret::Secret::from("a password for every target".to_owned());
+        let hash = tokio::task::spawn_blocking(move || server::auth::password::hash_blocking(&password)).await??;
+        target(&s, "t.none", &hash, &[], None).await?;
+        let mut tokens = Vec::new();
+        for who in &CALLERS {
+            tokens.push(match who.name {
+                "o.nodal" => other.clone(),
+                "t.none" => {
+                    let (status, body) = s.login_tokens("t.none", "a password for every target").await?;
+                    anyhow::ensure!(status == StatusCode::OK, "{body}");
+                    body["access_token"].as_str().unwrap_or_default().to_owned()
+                }
+                name => s.login(name).await?,
+            });
+        }
+        let mut wrong = Vec::new();
+        for (ti, t) in TARGETS.iter().enumerate() {
+            let (what, held, made_by, managers) = (t.what, t.held, t.made_by, t.managers);
+            for (ci, who) in CALLERS.iter().enumerate() {
+                let user = format!("t{ti}.c{ci}");
+                let (device, session) = target(&s, &user, &hash, held, made_by).await?;
+                let allowed = managers.contains(&who.name);
+                let token = Some(tokens[ci].as_str());
+                let admin = format!("/api/v1/admin/users/{user}");
+                let calls: [(&str, Method, String, Option<Value>, StatusCode); 7] = [
+                    ("list devices", Method::GET, format!("{admin}/devices"), None, StatusCode::OK),
+                    ("revoke a device", Method::DELETE, format!("{admin}/devices/{device}"), None, StatusCode::NO_CONTENT),
+                    ("end sessions", Method::DELETE, format!("{admin}/sessions"), None, StatusCode::NO_CONTENT),
+                    ("disable", Method::POST, format!("{admin}/disable"), None, StatusCode::NO_CONTENT),
+                    ("enable", Method::POST, format!("{admin}/enable"), None, StatusCode::NO_CONTENT),
+                    ("set the password", Method::PUT, format!("{admin}/password"), Some(json!({"password": "taken over!"})), StatusCode::NO_CONTENT),
+                    ("grant auditor", Method::POST, format!("/api/v1/admin/units/{}/roles", who.unit), Some(grant(&user, "auditor")), StatusCode::CREATED),
+                ];
+                for (op, method, path, body, ok) in calls {
+                    let (status, answer) = s.call(method, &path, token, body).await?;
+                    let want = if allowed { ok } else { StatusCode::FORBIDDEN };
+                    if status != want {
+                        wrong.push(format!("{} on '{what}': {op} answered {status}, not {want}: {answer}", who.name));
+                    }
+                }
+                // A refusal changed nothing; a success did what it said.
+                let live = accounts::session_live(&s.db, &session, &user).await?;
+                let revoked = accounts::find_device(&s.db, &device).await?.is_some_and(|d| d.revoked_at.is_some());
+                let same_password = accounts::credentials(&s.db, &user).await?.is_some_and(|(h, _)| h == hash);
+                let roles = accounts::assignments_of_user(&s.db, &user).await?.len();
+                let untouched = live && !revoked && same_password && roles == held.len();
+                let done = !live && revoked && !same_password && roles == held.len() + 1;
+                if (allowed && !done) || (!allowed && !untouched) {
+                    wrong.push(format!(
+                        "{} on '{what}': session live {live}, device revoked {revoked}, same password {same_password}, {roles} roles",
+                        who.name
+                    ));
+                }
+            }
+        }
+        anyhow::ensure!(wrong.is_empty(), "{} wrong answers:\n{}", wrong.len(), wrong.join("\n"));
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn a_nodal_officer_cannot_take_an_admin_account_through_their_unit(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let rao = s.login("a.rao").await?;
+        let (status, body) = s.post(&format!("{UNIT}/roles"), &rao, grant("sqm.admin", "auditor")).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "the auditor role was given to the admin: {body}");
+        let (status, _) = s
+            .call(Method::PUT, "/api/v1/admin/users/sqm.admin/password", Some(&rao), Some(json!({"password": "now the admin is mine"})))
+            .await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "the admin's password was set");
+        assert!(s.login("sqm.admin").await.is_ok(), "the admin still signs in with their own password");
+        // An account the nodal officer makes is theirs to give a first role and a password.
+        let (status, body) = s
+            .post("/api/v1/admin/users", &rao, json!({"username": "n.new", "display_name": "N. New", "password": "long enough password"}))
+            .await?;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = s.post(&format!("{UNIT}/roles"), &rao, grant("n.new", "auditor")).await?;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        // Once an admin makes it a nodal officer, it is no longer theirs.
+        let admin = s.login("sqm.admin").await?;
+        let (status, _) = s.post(&format!("{UNIT}/roles"), &admin, grant("n.new", "nodal_officer")).await?;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = s.post("/api/v1/admin/users/n.new/disable", &rao, json!({})).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN);
         s.stop().await;
         Ok(())
     }

@@ -9,6 +9,7 @@ use common::{Backend, PASSWORD, TestServer};
 use hmac::{KeyInit, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use server::config::TrustedProxy;
 
 const KEY: &[u8] = b"test signing key, 32 bytes long!";
 
@@ -249,6 +250,201 @@ on_both! {
         assert_eq!(me(&s, Some(&iyer)).await?, StatusCode::UNAUTHORIZED);
         assert_eq!(s.login_tokens("k.iyer", PASSWORD).await?.0, StatusCode::UNAUTHORIZED);
         assert_eq!(s.login_tokens("k.iyer", "a brand new password").await?.0, StatusCode::OK);
+        s.stop().await;
+        Ok(())
+    }
+}
+
+/// The server's count of password hashes, read from `/metrics`.
+async fn hashes(s: &TestServer) -> Result<u64> {
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("sqm_password_hashes_total "))
+        .ok_or_else(|| anyhow::anyhow!("no sqm_password_hashes_total in {text}"))?;
+    Ok(line.rsplit(' ').next().unwrap_or_default().parse()?)
+}
+
+const LIMIT: usize = 5;
+
+on_both! {
+    async fn concurrent_wrong_passwords_hash_no_more_than_the_limit(backend: Backend) -> Result<()> {
+        let s = TestServer::start_configured(backend, true, |c| c.login.max_failures = LIMIT).await?;
+        let before = hashes(&s).await?;
+        let answers = futures_util::future::join_all(
+            (0..40).map(|_| s.login_tokens("p.sharma", "a wrong guess")),
+        )
+        .await;
+        let mut codes = Vec::new();
+        for a in answers {
+            codes.push(a?.0);
+        }
+        let hashed = hashes(&s).await? - before;
+        let refused = codes.iter().filter(|c| **c == StatusCode::TOO_MANY_REQUESTS).count();
+        let wrong = codes.iter().filter(|c| **c == StatusCode::UNAUTHORIZED).count();
+        assert_eq!((wrong, refused), (LIMIT, 40 - LIMIT), "{codes:?}");
+        assert_eq!(hashed, LIMIT as u64, "{hashed} passwords were hashed for a limit of {LIMIT}");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn a_right_password_within_the_limit_is_let_in_and_not_counted(backend: Backend) -> Result<()> {
+        let s = TestServer::start_configured(backend, true, |c| c.login.max_failures = 3).await?;
+        for _ in 0..2 {
+            assert_eq!(s.login_tokens("p.sharma", "a wrong guess").await?.0, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(s.login_tokens("p.sharma", PASSWORD).await?.0, StatusCode::OK, "the third try, right");
+        assert_eq!(
+            s.login_tokens("p.sharma", "a wrong guess").await?.0,
+            StatusCode::UNAUTHORIZED,
+            "the right one took no place: the third failure is still checked"
+        );
+        let (status, body) = s.login_tokens("p.sharma", PASSWORD).await?;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "three failures: {body}");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn logins_past_the_hash_queue_are_503_with_retry_after(backend: Backend) -> Result<()> {
+        let s = TestServer::start_configured(backend, true, |c| {
+            c.login.hash_threads = 1;
+            c.login.hash_queue = 2;
+        })
+        .await?;
+        let before = hashes(&s).await?;
+        let hold = s.auth.hasher().hold().await?;
+        let queued: Vec<_> = ["k.iyer", "s.khan"]
+            .into_iter()
+            .map(|user| {
+                let (client, base) = (s.client.clone(), s.base.clone());
+                tokio::spawn(async move {
+                    let body = json!({"username": user, "password": PASSWORD});
+                    client.post(format!("{base}/api/v1/auth/login")).json(&body).send().await.map(|r| r.status())
+                })
+            })
+            .collect();
+        // Wait (for an event, not a time) until both wait for the held thread.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while s.auth.hasher().waiting() < 2 {
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the logins never queued");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let res = s
+            .client
+            .post(format!("{}/api/v1/auth/login", s.base))
+            .json(&json!({"username": "a.rao", "password": PASSWORD}))
+            .send()
+            .await?;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("2"));
+        let body: Value = res.json().await?;
+        assert_eq!(body["error"], "busy", "{body}");
+        drop(hold);
+        for q in queued {
+            assert_eq!(q.await??, StatusCode::OK, "a login that waited in the queue");
+        }
+        assert_eq!(hashes(&s).await? - before, 2, "the refused login was never hashed");
+        // The refused login was not counted against a.rao: she signs in.
+        assert!(s.login("a.rao").await.is_ok());
+        s.stop().await;
+        Ok(())
+    }
+}
+
+/// A wrong-password login of `user` through a proxy naming `forwarded` as the client.
+async fn through_proxy(s: &TestServer, user: &str, forwarded: &str) -> Result<StatusCode> {
+    Ok(s.client
+        .post(format!("{}/api/v1/auth/login", s.base))
+        .header("X-Forwarded-For", forwarded)
+        .json(&json!({"username": user, "password": "a wrong guess"}))
+        .send()
+        .await?
+        .status())
+}
+
+on_both! {
+    async fn forwarded_addresses_count_only_from_a_trusted_proxy(backend: Backend) -> Result<()> {
+        // 127.0.0.1 is not trusted: every login counts against it, whatever the header says.
+        let proxy: TrustedProxy = "10.0.0.0/8".parse().map_err(anyhow::Error::msg)?;
+        let s = TestServer::start_configured(backend, true, move |c| {
+            c.login.max_failures = 2;
+            c.trusted_proxies = vec![proxy];
+        })
+        .await?;
+        let codes = [
+            through_proxy(&s, "x.one", "203.0.113.1").await?,
+            through_proxy(&s, "x.two", "203.0.113.2").await?,
+            through_proxy(&s, "x.three", "203.0.113.3").await?,
+        ];
+        assert_eq!(codes, [StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS]);
+        s.stop().await;
+
+        // 127.0.0.1 is the trusted proxy: each forwarded client has its own count.
+        let proxy: TrustedProxy = "127.0.0.1".parse().map_err(anyhow::Error::msg)?;
+        let s = TestServer::start_configured(backend, true, move |c| {
+            c.login.max_failures = 2;
+            c.trusted_proxies = vec![proxy];
+        })
+        .await?;
+        for (i, user) in ["x.one", "x.two", "x.three"].iter().enumerate() {
+            let status = through_proxy(&s, user, &format!("6.6.6.6, 203.0.113.{i}")).await?;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "client {i}");
+        }
+        let same = [
+            through_proxy(&s, "y.one", "203.0.113.9").await?,
+            through_proxy(&s, "y.two", "203.0.113.9").await?,
+            through_proxy(&s, "y.three", "7.7.7.7, 203.0.113.9").await?,
+        ];
+        assert_eq!(same, [StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS]);
+        // A remote client through the proxy is not this machine: no metrics for it.
+        let metrics = s.client.get(format!("{}/metrics", s.base)).header("X-Forwarded-For", "203.0.113.9").send().await?;
+        assert_eq!(metrics.status(), StatusCode::UNAUTHORIZED);
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn one_refresh_token_used_twice_at_once_ends_the_session_without_a_fault(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        for round in 0..6 {
+            let (_, tokens) = s.login_tokens("s.khan", PASSWORD).await?;
+            let body = json!({"refresh_token": tokens["refresh_token"]});
+            let answers = futures_util::future::join_all((0..3).map(|_| {
+                s.call(Method::POST, "/api/v1/auth/refresh", None, Some(body.clone()))
+            }))
+            .await;
+            let mut fresh = Vec::new();
+            for a in answers {
+                let (status, answer) = a?;
+                assert!(
+                    status == StatusCode::OK || status == StatusCode::UNAUTHORIZED,
+                    "round {round}: {status} {answer}"
+                );
+                if status == StatusCode::OK {
+                    fresh.push(answer);
+                }
+            }
+            assert!(fresh.len() <= 1, "round {round}: {} refreshes succeeded", fresh.len());
+            // The reuse ended the session: the first access token and any new pair are dead.
+            let access = tokens["access_token"].as_str().unwrap_or_default();
+            assert_eq!(me(&s, Some(access)).await?, StatusCode::UNAUTHORIZED, "round {round}");
+            for f in fresh {
+                let again = json!({"refresh_token": f["refresh_token"]});
+                let (status, _) = s.call(Method::POST, "/api/v1/auth/refresh", None, Some(again)).await?;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "round {round}: the winner's new token");
+            }
+        }
         s.stop().await;
         Ok(())
     }

@@ -109,7 +109,7 @@ async fn status(s: &TestServer, token: &str, sha: &str) -> Result<Value> {
     Ok(body)
 }
 
-/// What the server stores of a file: (size, received, complete), if anything.
+/// The complete file the server stores: (size, received, complete, bytes), if any.
 async fn stored(s: &TestServer, sha: &str) -> Result<Option<(i64, i64, bool, Vec<u8>)>> {
     let row: Option<(i64, i64, Option<i64>, Vec<u8>)> =
         sqlx::query_as("SELECT size, received, complete_at, data FROM blobs WHERE sha256 = $1")
@@ -117,6 +117,17 @@ async fn stored(s: &TestServer, sha: &str) -> Result<Option<(i64, i64, bool, Vec
             .fetch_optional(s.db.pool())
             .await?;
     Ok(row.map(|(size, received, done, data)| (size, received, done.is_some(), data)))
+}
+
+/// A user's unfinished upload of a file: (size, received, bytes), if any.
+async fn partial(s: &TestServer, sha: &str, user: &str) -> Result<Option<(i64, i64, Vec<u8>)>> {
+    Ok(sqlx::query_as(
+        "SELECT size, received, data FROM blob_uploads WHERE sha256 = $1 AND username = $2",
+    )
+    .bind(sha)
+    .bind(user)
+    .fetch_optional(s.db.pool())
+    .await?)
 }
 
 fn expect(what: &str, got: (StatusCode, Value), want: StatusCode) -> Result<Value> {
@@ -131,6 +142,16 @@ fn expect(what: &str, got: (StatusCode, Value), want: StatusCode) -> Result<Valu
 
 /// Plans an audit of Demo-I with K. Iyer as lead and S. Khan on the team.
 async fn plan(s: &TestServer, number: &str) -> Result<(DocumentId, AuditHeader)> {
+    plan_led(s, number, "k.iyer", &["s.khan"]).await
+}
+
+/// Plans an audit of Demo-I with this lead and team members.
+async fn plan_led(
+    s: &TestServer,
+    number: &str,
+    lead: &str,
+    members: &[&str],
+) -> Result<(DocumentId, AuditHeader)> {
     let rao = s.login("a.rao").await?;
     let (status, audit) = s
         .post(
@@ -138,7 +159,7 @@ async fn plan(s: &TestServer, number: &str) -> Result<(DocumentId, AuditHeader)>
             &rao,
             json!({
                 "number": number, "scope": ["P03", "3.4"], "planned_from": "2026-02-10",
-                "planned_to": "2026-02-11", "template_version": 2, "lead": "k.iyer", "members": ["s.khan"]
+                "planned_to": "2026-02-11", "template_version": 2, "lead": lead, "members": members
             }),
         )
         .await?;
@@ -149,8 +170,11 @@ async fn plan(s: &TestServer, number: &str) -> Result<(DocumentId, AuditHeader)>
         number: number.into(),
         scope: vec!["P03".into(), "3.4".into()],
         template_version: 2,
-        lead: "k.iyer".parse()?,
-        team: vec!["k.iyer".parse()?, "s.khan".parse()?],
+        lead: lead.parse()?,
+        team: std::iter::once(lead)
+            .chain(members.iter().copied())
+            .map(str::parse)
+            .collect::<Result<_, _>>()?,
         start: "2026-02-10".parse()?,
         end: Some("2026-02-11".parse()?),
     };
@@ -251,8 +275,8 @@ on_both! {
             let again = expect("a part again", part(&s, &khan, &file, start, end).await?, StatusCode::ACCEPTED)?;
             ensure!(again["received"] == 2_000, "{again}");
         }
-        let kept = stored(&s, &hash).await?.context("stored")?;
-        ensure!(kept.1 == 2_000 && kept.3 == file[..2_000], "a re-sent part was written again");
+        let kept = partial(&s, &hash, "s.khan").await?.context("stored")?;
+        ensure!(kept.1 == 2_000 && kept.2 == file[..2_000], "a re-sent part was written again");
         // A part that overlaps what the server has: only the new bytes are added.
         let done = expect("overlap", part(&s, &khan, &file, 1_500, 2_999).await?, StatusCode::CREATED)?;
         ensure!(done["complete"] == true, "{done}");
@@ -291,7 +315,7 @@ on_both! {
         ensure!(fields == ["error", "message", "received"], "{refused}");
         ensure!(refused["error"] == "conflict" && refused["received"] == 100, "{refused}");
         ensure!(refused["message"].as_str().is_some_and(|m| m.contains("100")), "{refused}");
-        ensure!(stored(&s, &hash).await?.context("stored")?.1 == 100);
+        ensure!(partial(&s, &hash, "k.iyer").await?.context("stored")?.1 == 100);
         // The device resumes where the server says.
         expect("part 2", part(&s, &iyer, &file, 100, 199).await?, StatusCode::ACCEPTED)?;
         expect("part 3", part(&s, &iyer, &file, 200, 299).await?, StatusCode::CREATED)?;
@@ -327,6 +351,7 @@ on_both! {
         let refused = put(&s, Some(&iyer), &claimed, range(600, 1_199), &file[600..]).await?;
         expect("part 2", refused, StatusCode::UNPROCESSABLE_ENTITY)?;
         ensure!(stored(&s, &claimed).await?.is_none(), "a wrong upload was kept");
+        ensure!(partial(&s, &claimed, "k.iyer").await?.is_none(), "a wrong upload was kept");
         let after = status(&s, &iyer, &claimed).await?;
         ensure!(after == json!({"sha256": claimed, "size": null, "received": 0, "complete": false}), "{after}");
         s.stop().await;
@@ -461,6 +486,206 @@ on_both! {
         }
         let kept = stored(&s, &hash).await?.context("stored")?;
         ensure!(kept == (40_000, 40_000, true, file.clone()), "the racing uploads did not end in the file");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+fn photo_of(hash: &str, size: u64) -> Result<Evidence> {
+    Ok(Evidence {
+        sha256: hash.parse()?,
+        name: "register-page-14.jpg".into(),
+        mime: "image/jpeg".into(),
+        size,
+        taken_at: None,
+    })
+}
+
+/// Creates a planned audit on its lead's tablet with one finding naming `evidence`.
+async fn audit_naming(
+    s: &TestServer,
+    audit: DocumentId,
+    header: AuditHeader,
+    evidence: Vec<Evidence>,
+) -> Result<()> {
+    let mut lead = s.tablet(header.lead.as_str()).await?;
+    let mut client = s.connect(&mut lead).await?;
+    let a = lead.author.clone();
+    client.edit(audit, &Edit::CreateAudit(header), &a).await?;
+    client
+        .edit(
+            audit,
+            &Edit::Move {
+                mv: "start".into(),
+                note: String::new(),
+            },
+            &a,
+        )
+        .await?;
+    client.edit(audit, &finding(evidence)?, &a).await?;
+    ensure!(
+        client.settle(SETTLE).await?,
+        "the lead's tablet did not settle"
+    );
+    lead.park(client).await;
+    Ok(())
+}
+
+on_both! {
+    async fn a_hash_named_in_ones_own_evidence_does_not_open_someone_elses_file(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let iyer = s.login("k.iyer").await?;
+        let file = content(5_000, 31);
+        let hash = sha(&file);
+        expect("upload", put(&s, Some(&iyer), &hash, None, &file).await?, StatusCode::CREATED)?;
+        // K. Iyer's audit names the photo; P. Sharma is not on its team.
+        let (audit, header) = plan(&s, "IA/DEMO-I/2025-26/011").await?;
+        audit_naming(&s, audit, header, vec![photo_of(&hash, 5_000)?]).await?;
+        let sharma = s.login("p.sharma").await?;
+        ensure!(download(&s, &sharma, &hash).await?.0 == StatusCode::NOT_FOUND, "p.sharma reads an audit not theirs");
+        // P. Sharma learns the hash and writes it into the evidence of an audit they lead.
+        let (theirs, header) = plan_led(&s, "IA/DEMO-I/2025-26/012", "p.sharma", &[]).await?;
+        audit_naming(&s, theirs, header, vec![photo_of(&hash, 5_000)?]).await?;
+        let (code, _, _) = download(&s, &sharma, &hash).await?;
+        ensure!(code == StatusCode::NOT_FOUND, "the hash alone opened the file: {code}");
+        // Those who may read K. Iyer's audit still may.
+        for user in ["k.iyer", "s.khan", "a.rao"] {
+            let token = s.login(user).await?;
+            let (code, _, bytes) = download(&s, &token, &hash).await?;
+            ensure!(code == StatusCode::OK && bytes == file, "{user}: {code}");
+        }
+        // Whoever has the content may name it: once P. Sharma sends it, their evidence counts.
+        expect("the same file from p.sharma", put(&s, Some(&sharma), &hash, None, &file).await?, StatusCode::OK)?;
+        let (code, _, bytes) = download(&s, &sharma, &hash).await?;
+        ensure!(code == StatusCode::OK && bytes == file, "after sending it: {code}");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn an_upload_in_progress_is_its_uploaders_own(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let iyer = s.login("k.iyer").await?;
+        let khan = s.login("s.khan").await?;
+        let file = content(3_000, 41);
+        let hash = sha(&file);
+        expect("k.iyer's part 1", part(&s, &iyer, &file, 0, 999).await?, StatusCode::ACCEPTED)?;
+        let theirs = status(&s, &khan, &hash).await?;
+        ensure!(theirs == json!({"sha256": hash, "size": null, "received": 0, "complete": false}), "{theirs}");
+        let refused = expect("s.khan's part 2", part(&s, &khan, &file, 1_000, 1_999).await?, StatusCode::CONFLICT)?;
+        ensure!(refused["received"] == 0, "{refused}");
+        // S. Khan starting over with another size leaves K. Iyer's upload alone.
+        let other = put(&s, Some(&khan), &hash, Some((0, 99, 5_000)), &file[..100]).await?;
+        expect("s.khan's own start", other, StatusCode::ACCEPTED)?;
+        let mine = status(&s, &iyer, &hash).await?;
+        ensure!(mine["size"] == 3_000 && mine["received"] == 1_000, "{mine}");
+        expect("k.iyer's part 2", part(&s, &iyer, &file, 1_000, 2_999).await?, StatusCode::CREATED)?;
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn a_users_files_are_held_to_their_quota_just_under_and_just_over(backend: Backend) -> Result<()> {
+        const QUOTA: u64 = 1_000;
+        let s = TestServer::start_configured(backend, true, |c| c.limits.blob_quota_bytes = QUOTA).await?;
+        let iyer = s.login("k.iyer").await?;
+        let first = content(600, 51);
+        expect("600 bytes", put(&s, Some(&iyer), &sha(&first), None, &first).await?, StatusCode::CREATED)?;
+        let second = content(400, 52);
+        expect("400 more: at the quota", put(&s, Some(&iyer), &sha(&second), None, &second).await?, StatusCode::CREATED)?;
+        let one = content(1, 53);
+        let refused = put(&s, Some(&iyer), &sha(&one), None, &one).await?;
+        ensure!(refused.0 == StatusCode::INSUFFICIENT_STORAGE, "one byte over: {} {}", refused.0, refused.1);
+        ensure!(refused.1["error"] == "quota_exceeded", "{}", refused.1);
+        ensure!(refused.1["message"].as_str().is_some_and(|m| m.contains("1000 of the 1000 bytes")), "{}", refused.1);
+        ensure!(stored(&s, &sha(&one)).await?.is_none(), "a file over the quota was kept");
+        expect("a file held, sent again", put(&s, Some(&iyer), &sha(&first), None, &first).await?, StatusCode::OK)?;
+        // Another user has a quota of their own.
+        let khan = s.login("s.khan").await?;
+        let big = content(1_000, 54);
+        expect("s.khan's 1000", put(&s, Some(&khan), &sha(&big), None, &big).await?, StatusCode::CREATED)?;
+        // An unfinished upload counts with its whole size.
+        let rao = s.login("a.rao").await?;
+        let long = content(700, 55);
+        expect("a.rao's part 1 of 700", part(&s, &rao, &long, 0, 99).await?, StatusCode::ACCEPTED)?;
+        let over = content(301, 56);
+        let refused = put(&s, Some(&rao), &sha(&over), None, &over).await?;
+        ensure!(refused.0 == StatusCode::INSUFFICIENT_STORAGE, "701 + 300: {}", refused.0);
+        let under = content(300, 57);
+        expect("700 + 300", put(&s, Some(&rao), &sha(&under), None, &under).await?, StatusCode::CREATED)?;
+        let start = put(&s, Some(&rao), &sha(&over), Some((0, 9, 301)), &over[..10]).await?;
+        ensure!(start.0 == StatusCode::INSUFFICIENT_STORAGE, "a part of a file over the quota: {}", start.0);
+        expect("a.rao finishes the 700", part(&s, &rao, &long, 100, 699).await?, StatusCode::CREATED)?;
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn unfinished_uploads_expire_after_their_age(backend: Backend) -> Result<()> {
+        let file = content(500, 61);
+        let other = content(500, 62);
+        let hash = sha(&file);
+        // Younger than the age: kept, and resumed where it stopped.
+        let s = TestServer::start_configured(backend, true, |c| c.limits.upload_ttl = Duration::from_secs(3600)).await?;
+        let iyer = s.login("k.iyer").await?;
+        expect("part 1", part(&s, &iyer, &file, 0, 99).await?, StatusCode::ACCEPTED)?;
+        expect("another upload", part(&s, &iyer, &other, 0, 99).await?, StatusCode::ACCEPTED)?;
+        ensure!(status(&s, &iyer, &hash).await?["received"] == 100);
+        expect("part 2", part(&s, &iyer, &file, 100, 499).await?, StatusCode::CREATED)?;
+        s.stop().await;
+        // Past the age (here none): the next upload's sweep drops it.
+        let s = TestServer::start_configured(backend, true, |c| c.limits.upload_ttl = Duration::ZERO).await?;
+        let iyer = s.login("k.iyer").await?;
+        expect("part 1", part(&s, &iyer, &file, 0, 99).await?, StatusCode::ACCEPTED)?;
+        expect("another upload", part(&s, &iyer, &other, 0, 99).await?, StatusCode::ACCEPTED)?;
+        ensure!(partial(&s, &hash, "k.iyer").await?.is_none(), "an expired upload was kept");
+        let after = status(&s, &iyer, &hash).await?;
+        ensure!(after["received"] == 0 && after["size"].is_null(), "{after}");
+        let refused = expect("part 2", part(&s, &iyer, &file, 100, 499).await?, StatusCode::CONFLICT)?;
+        ensure!(refused["received"] == 0, "{refused}");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn uploads_stored_before_uploads_were_per_user_upgrade_to_their_uploaders(backend: Backend) -> Result<()> {
+        let (url, dir, pg) = common::fresh_database(backend).await?;
+        let db = server::db::Db::connect(&url).await?;
+        // The schema as sqm left it before migration 6: one complete file, one half sent.
+        db.migrate_through(5).await?;
+        let (done, half) = (content(300, 71), content(300, 72));
+        let now = server::db::now_ms();
+        for (hash, received, data, complete, by) in [
+            (sha(&done), 300_i64, done.clone(), Some(now), "k.iyer"),
+            (sha(&half), 100, half[..100].to_vec(), None, "s.khan"),
+        ] {
+            sqlx::query(
+                "INSERT INTO blobs (sha256, size, received, data, complete_at, uploaded_by, created_at) \
+                 VALUES ($1, 300, $2, $3, $4, $5, $6)",
+            )
+            .bind(hash)
+            .bind(received)
+            .bind(data)
+            .bind(complete)
+            .bind(by)
+            .bind(now)
+            .execute(db.pool())
+            .await?;
+        }
+        db.close().await;
+        let s = TestServer::start_at(&url, dir, pg, true, |_| {}).await?;
+        let iyer = s.login("k.iyer").await?;
+        let khan = s.login("s.khan").await?;
+        let held = status(&s, &iyer, &sha(&done)).await?;
+        ensure!(held["complete"] == true, "the one who completed it holds it: {held}");
+        let resumed = status(&s, &khan, &sha(&half)).await?;
+        ensure!(resumed["received"] == 100 && resumed["complete"] == false, "{resumed}");
+        expect("the rest", part(&s, &khan, &half, 100, 299).await?, StatusCode::CREATED)?;
+        ensure!(stored(&s, &sha(&done)).await?.is_some_and(|b| b.3 == done));
         s.stop().await;
         Ok(())
     }

@@ -87,3 +87,55 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn invented_http_methods_share_one_metrics_label(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        for name in ["FOO", "BAR", "PROPFIND"] {
+            let method = reqwest::Method::from_bytes(name.as_bytes())?;
+            let res = s.client.request(method, format!("{}/healthz", s.base)).send().await?;
+            assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{name}");
+        }
+        let text = s.client.get(format!("{}/metrics", s.base)).send().await?.text().await?;
+        for name in ["FOO", "BAR", "PROPFIND"] {
+            assert!(!text.contains(&format!("method=\"{name}\"")), "{name} is a label: {text}");
+        }
+        assert!(text.contains(r#"sqm_http_requests_total{method="OTHER",route="/healthz",status="405"} 3"#), "{text}");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn commits_are_durable_on_every_connection_whatever_the_database_default(backend: Backend) -> Result<()> {
+        let (url, dir, pg) = common::fresh_database(backend).await?;
+        if let Some(name) = &pg {
+            // A database whose default would acknowledge commits before they are on disk.
+            let admin = server::db::Db::connect(common::PG_ADMIN).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} SET synchronous_commit = off")))
+                .execute(admin.pool())
+                .await?;
+            admin.close().await;
+        }
+        let s = TestServer::start_at(&url, dir, pg, false, |_| {}).await?;
+        // Several at once, so that more than one pooled connection is asked.
+        let answers = futures_util::future::join_all((0..4).map(|_| async {
+            let mut conn = s.db.pool().acquire().await?;
+            let setting: String = match backend {
+                Backend::Postgres => sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut *conn).await?,
+                Backend::Sqlite => {
+                    let level: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await?;
+                    if level == 2 { "on".into() } else { format!("level {level}") }
+                }
+            };
+            anyhow::Ok((setting, conn))
+        }))
+        .await;
+        for a in answers {
+            let (setting, _conn) = a?;
+            assert_eq!(setting, "on", "{backend:?}");
+        }
+        s.stop().await;
+        Ok(())
+    }
+}

@@ -753,6 +753,17 @@ async fn administration(rao: &Api<'_>, template: Value) -> Result<()> {
     let short = json!({ "password": "short" });
     rao.call("put", password, Some(short), UNPROCESSABLE)
         .await?;
+    let account = "/api/v1/admin/users/t.new";
+    let devices = rao
+        .call("get", &format!("{account}/devices"), None, OK)
+        .await?;
+    ensure!(devices == json!([]), "t.new has no devices: {devices}");
+    let nowhere = format!("{account}/devices/0123456789abcdef0123456789abcdef");
+    rao.call("delete", &nowhere, None, NOT_FOUND).await?;
+    rao.call("delete", &format!("{account}/sessions"), None, NO_CONTENT)
+        .await?;
+    let admin = "/api/v1/admin/users/sqm.admin/sessions";
+    rao.call("delete", admin, None, FORBIDDEN).await?;
     let disable = "/api/v1/admin/users/t.new/disable";
     rao.call("post", disable, None, NO_CONTENT).await?;
     let enable = "/api/v1/admin/users/t.new/enable";

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::config::LoginLimits;
 use crate::db::accounts::{self, RefreshState, hex, random_id};
 use crate::db::{Db, DbError};
 use crate::secret::Secret;
@@ -29,7 +30,7 @@ pub enum AuthError {
     /// Unknown user, wrong password or disabled account: one answer for all three.
     #[error("The username or password is not correct.")]
     BadCredentials,
-    /// Too many failed logins for this account or address.
+    /// Too many logins for this account or address in the window.
     #[error("Too many failed logins; try again later.")]
     TooManyAttempts,
     /// The token is missing, malformed, expired, of the wrong type, or revoked.
@@ -83,24 +84,35 @@ fn jti_hash(jti: &str) -> String {
 }
 
 impl Auth {
-    /// Authentication with the token signing secret.
+    /// Authentication with the token signing secret and the default limits.
     pub fn new(secret: &Secret) -> Result<Auth, PasswordError> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Auth::with_limits(secret, &LoginLimits::default())
+    }
+
+    /// Authentication with the token signing secret and these login limits.
+    pub fn with_limits(secret: &Secret, limits: &LoginLimits) -> Result<Auth, PasswordError> {
         Ok(Auth {
             keys: Keys::new(secret),
-            // Hashing is all CPU: more threads than cores would only hold
-            // more 19 MiB working memories, not hash faster.
-            hasher: Hasher::new(cores)?,
-            limiter: Limiter::default(),
+            hasher: Hasher::new(limits.hash_threads, limits.hash_queue)?,
+            limiter: Limiter::new(limits.max_failures, limits.window, limits.max_keys),
         })
     }
 
-    /// The password hasher (for accounts made through the API).
+    /// The password hasher (for accounts made through the API, and its figures).
     pub fn hasher(&self) -> &Hasher {
         &self.hasher
     }
 
+    /// The login limiter.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
     /// Checks a username and password and starts a session.
+    ///
+    /// The attempt is counted against the account and the address before the
+    /// password is hashed (so concurrent guesses cannot all slip under the
+    /// limit), and taken back if the password was right or never checked.
     pub async fn login(
         &self,
         db: &Db,
@@ -109,21 +121,33 @@ impl Auth {
         client: &str,
     ) -> Result<Tokens, AuthError> {
         let keys = [format!("user:{username}"), format!("addr:{client}")];
-        let now = Instant::now();
-        if self.limiter.blocked(&keys, now) {
+        let Some(attempt) = self.limiter.attempt(&keys, Instant::now()) else {
             return Err(AuthError::TooManyAttempts);
-        }
-        let stored = accounts::credentials(db, username).await?;
-        let (hash, disabled) = match stored {
-            Some((hash, disabled)) => (Some(hash), disabled),
-            None => (None, false),
         };
-        let ok = self.hasher.verify(password, hash).await;
-        if !ok || disabled {
-            self.limiter.failed(&keys, now);
-            return Err(AuthError::BadCredentials);
+        let checked = match accounts::credentials(db, username).await {
+            Ok(stored) => {
+                let (hash, disabled) = match stored {
+                    Some((hash, disabled)) => (Some(hash), disabled),
+                    None => (None, false),
+                };
+                self.hasher
+                    .verify(password, hash)
+                    .await
+                    .map(|ok| ok && !disabled)
+                    .map_err(AuthError::from)
+            }
+            Err(e) => Err(e.into()),
+        };
+        match checked {
+            Ok(true) => self.limiter.refund(attempt),
+            // A failure: the attempt stays counted.
+            Ok(false) => return Err(AuthError::BadCredentials),
+            Err(e) => {
+                // Nothing was checked (the queue was full, the database failed).
+                self.limiter.refund(attempt);
+                return Err(e);
+            }
         }
-        self.limiter.succeeded(&keys[0]);
         let mut tx = db.begin().await?;
         let session = accounts::insert_session(&mut tx, username).await?;
         let tokens = self.issue(&mut tx, username, &session).await?;
@@ -173,14 +197,27 @@ impl Auth {
             .verify(token, TokenType::Refresh)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
         let mut tx = db.begin().await?;
-        match accounts::use_refresh(&mut tx, &jti_hash(&claims.jti), &claims.sid).await? {
-            RefreshState::Usable => {
-                let tokens = self.issue(&mut tx, &claims.sub, &claims.sid).await?;
-                tx.commit().await.map_err(DbError::from)?;
-                Ok(tokens)
-            }
-            RefreshState::Reused => {
-                drop(tx);
+        let state = accounts::use_refresh(&mut tx, &jti_hash(&claims.jti), &claims.sid).await?;
+        if state != RefreshState::Usable {
+            // Rolled back at once: it holds SQLite's write lock, which the
+            // revocation below needs.
+            tx.rollback().await.map_err(DbError::from)?;
+            return self.refused(db, &claims, state).await;
+        }
+        let tokens = self.issue(&mut tx, &claims.sub, &claims.sid).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(tokens)
+    }
+
+    /// The answer to a refresh token that may not be used; a reused one ends its session.
+    async fn refused(
+        &self,
+        db: &Db,
+        claims: &Claims,
+        state: RefreshState,
+    ) -> Result<Tokens, AuthError> {
+        match state {
+            RefreshState::Usable | RefreshState::Reused => {
                 accounts::revoke_session(db, &claims.sid, "refresh token reused").await?;
                 tracing::warn!(user = %claims.sub, session = %claims.sid, "refresh token reused; session revoked");
                 Err(AuthError::Reused)

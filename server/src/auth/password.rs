@@ -1,9 +1,13 @@
 //! Password hashing: argon2id at OWASP's minimum (19 MiB, 2 passes, 1 lane),
 //! run on blocking threads, never on the async workers, with a bound on how
-//! many run at once (each holds 19 MiB). Unknown users are checked against a
-//! dummy hash so that a login takes the same time whether or not the user exists.
+//! many run at once (each holds 19 MiB) and on how many may wait for a thread
+//! (past it, [`PasswordError::Busy`]: a flood of logins is refused at once
+//! rather than pushing every login behind it past the request time limit).
+//! Unknown users are checked against a dummy hash so that a login takes the
+//! same time whether or not the user exists.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -29,6 +33,9 @@ pub enum PasswordError {
     /// The hasher failed or its thread was lost.
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// As many hashes as may wait for a thread are waiting already.
+    #[error("The server is busy checking other passwords; please try again in a moment.")]
+    Busy,
 }
 
 fn params() -> Params {
@@ -144,8 +151,20 @@ fn verify_in(password: &Secret, hash: &str, ws: &mut Workspace) -> bool {
 /// A job for a hashing thread.
 type Job = Box<dyn FnOnce(&mut Workspace) + Send>;
 
+/// What the hasher has done, for the metrics.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Jobs sent and not finished: running on a thread or waiting for one.
+    pending: AtomicUsize,
+    /// Hashes computed (logins checked, passwords set).
+    hashes: AtomicU64,
+    /// Hashes refused because the queue was full.
+    refused: AtomicU64,
+}
+
 /// Hashes and verifies passwords off the async threads, on a fixed set of
-/// threads of their own (so at most that many run at once).
+/// threads of their own (so at most that many run at once), with at most
+/// `queue` hashes waiting for a thread beside those running.
 ///
 /// Each thread keeps its argon2 working memory ([`Workspace`]) for the next
 /// hash, so the server's memory stays flat however many log in.
@@ -153,14 +172,35 @@ type Job = Box<dyn FnOnce(&mut Workspace) + Send>;
 pub struct Hasher {
     jobs: std::sync::mpsc::Sender<Job>,
     dummy: Arc<String>,
+    threads: usize,
+    queue: usize,
+    counts: Arc<Counts>,
+}
+
+/// Every hashing thread held busy, until this is dropped (see [`Hasher::hold`]).
+#[derive(Debug)]
+#[must_use = "the threads are released when this is dropped"]
+pub struct Hold {
+    gate: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let (open, opened) = &*self.gate;
+        if let Ok(mut open) = open.lock() {
+            *open = true;
+        }
+        opened.notify_all();
+    }
 }
 
 impl Hasher {
-    /// A hasher with `concurrent` threads.
-    pub fn new(concurrent: usize) -> Result<Hasher, PasswordError> {
+    /// A hasher with `threads` threads and at most `queue` hashes waiting.
+    pub fn new(threads: usize, queue: usize) -> Result<Hasher, PasswordError> {
+        let threads = threads.max(1);
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(std::sync::Mutex::new(rx));
-        for n in 0..concurrent.max(1) {
+        for n in 0..threads {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("sqm-hash-{n}"))
@@ -191,20 +231,42 @@ impl Hasher {
         Ok(Hasher {
             jobs: tx,
             dummy: Arc::new(dummy),
+            threads,
+            queue,
+            counts: Arc::default(),
         })
     }
 
-    /// Runs `work` on a hashing thread.
+    /// Runs `work` on a hashing thread, or refuses at once when `queue`
+    /// hashes are waiting already.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Workspace) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
+        let counts = &self.counts;
+        let most = self.threads + self.queue;
+        if counts
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < most).then_some(n + 1)
+            })
+            .is_err()
+        {
+            counts.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(PasswordError::Busy);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move |ws: &mut Workspace| {
-                let _ = tx.send(work(ws));
-            }))
-            .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        let taken = self.counts.clone();
+        let sent = self.jobs.send(Box::new(move |ws: &mut Workspace| {
+            let out = work(ws);
+            taken.hashes.fetch_add(1, Ordering::Relaxed);
+            taken.pending.fetch_sub(1, Ordering::AcqRel);
+            let _ = tx.send(out);
+        }));
+        if let Err(e) = sent {
+            counts.pending.fetch_sub(1, Ordering::AcqRel);
+            return Err(PasswordError::Hashing(e.to_string()));
+        }
         rx.await.map_err(|e| PasswordError::Hashing(e.to_string()))
     }
 
@@ -215,14 +277,71 @@ impl Hasher {
 
     /// Checks a password against a stored hash, or against the dummy hash when
     /// there is none (the answer is then always false, after the same work).
-    pub async fn verify(&self, password: Secret, hash: Option<String>) -> bool {
+    /// [`PasswordError::Busy`] when the queue is full: nothing was checked.
+    pub async fn verify(
+        &self,
+        password: Secret,
+        hash: Option<String>,
+    ) -> Result<bool, PasswordError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.as_str().to_owned());
-        let ok = self
-            .run(move |ws| verify_in(&password, &hash, ws))
-            .await
-            .unwrap_or(false);
-        ok && known
+        let ok = self.run(move |ws| verify_in(&password, &hash, ws)).await?;
+        Ok(ok && known)
+    }
+
+    /// Hashes waiting for a thread now (those asked for beyond the threads'
+    /// number; a thread takes the next as soon as it is free).
+    pub fn waiting(&self) -> usize {
+        self.counts
+            .pending
+            .load(Ordering::Acquire)
+            .saturating_sub(self.threads)
+    }
+
+    /// Hashes computed since the server started.
+    pub fn hashes(&self) -> u64 {
+        self.counts.hashes.load(Ordering::Relaxed)
+    }
+
+    /// Hashes refused because the queue was full.
+    pub fn refused(&self) -> u64 {
+        self.counts.refused.load(Ordering::Relaxed)
+    }
+
+    /// Occupies every hashing thread until the returned [`Hold`] is dropped;
+    /// hashes asked for meanwhile wait in the queue (or are refused when it is
+    /// full). For tests: they fill the queue this way without racing the hashes.
+    pub async fn hold(&self) -> Result<Hold, PasswordError> {
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let mut started = Vec::with_capacity(self.threads);
+        for _ in 0..self.threads {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let gate = gate.clone();
+            let counts = self.counts.clone();
+            // Counted as pending like a hash, so the queue's bound holds.
+            counts.pending.fetch_add(1, Ordering::AcqRel);
+            self.jobs
+                .send(Box::new(move |_: &mut Workspace| {
+                    let _ = tx.send(());
+                    let (open, opened) = &*gate;
+                    if let Ok(mut open) = open.lock() {
+                        while !*open {
+                            open = match opened.wait(open) {
+                                Ok(o) => o,
+                                Err(_) => break,
+                            };
+                        }
+                    }
+                    counts.pending.fetch_sub(1, Ordering::AcqRel);
+                }))
+                .map_err(hashing_error)?;
+            started.push(rx);
+        }
+        let hold = Hold { gate };
+        for rx in started {
+            rx.await.map_err(hashing_error)?;
+        }
+        Ok(hold)
     }
 }
 
@@ -320,12 +439,43 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_user_never_verifies() -> Result<(), PasswordError> {
-        let hasher = Hasher::new(2)?;
+        let hasher = Hasher::new(2, 4)?;
         assert!(
             !hasher
                 .verify(Secret::from("dummy password for timing".to_owned()), None)
-                .await
+                .await?
         );
+        assert_eq!(hasher.hashes(), 1);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_queue_bound_a_hash_is_refused_at_once() -> Result<(), PasswordError> {
+        let hasher = Hasher::new(1, 2)?;
+        let hold = hasher.hold().await?;
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let h = hasher.clone();
+                tokio::spawn(async move { h.verify(secret("correct horse"), None).await })
+            })
+            .collect();
+        while hasher.waiting() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            hasher.verify(secret("correct horse"), None).await,
+            Err(PasswordError::Busy)
+        ));
+        assert_eq!(hasher.refused(), 1);
+        drop(hold);
+        for w in waiting {
+            assert!(
+                matches!(w.await, Ok(Ok(false))),
+                "the two waiting were checked"
+            );
+        }
+        assert_eq!(hasher.hashes(), 2, "the refused one was never hashed");
+        assert_eq!(hasher.waiting(), 0);
         Ok(())
     }
 }

@@ -141,6 +141,35 @@ pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, D
     Ok(true)
 }
 
+/// Ends every live session of a user (an administrator signs them out everywhere).
+pub async fn revoke_all_sessions(db: &Db, username: &str, why: &str) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    revoke_sessions_of(&mut tx, username, why).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records who made an account through the API.
+pub async fn set_made_by(tx: &mut Tx, username: &str, by: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE users SET created_by = $1 WHERE username = $2")
+        .bind(by)
+        .bind(username)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Who made an account through the API (none for the command line and the demo).
+pub async fn made_by(db: &Db, username: &str) -> Result<Option<String>, DbError> {
+    Ok(
+        sqlx::query_scalar::<_, Option<String>>("SELECT created_by FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(db.pool())
+            .await?
+            .flatten(),
+    )
+}
+
 async fn revoke_sessions_of(tx: &mut Tx, username: &str, why: &str) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE sessions SET revoked_at = $1, revoked_why = $2 \
@@ -428,6 +457,16 @@ pub async fn live_actors_by_device(
         .collect()
 }
 
+/// The user an actor id is registered to (its device revoked or not).
+pub async fn user_of_actor(db: &Db, actor: &str) -> Result<Option<String>, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT username FROM device_actors WHERE actor = $1")
+            .bind(actor)
+            .fetch_optional(db.pool())
+            .await?,
+    )
+}
+
 /// Starts a login session (a refresh token family).
 pub async fn insert_session(tx: &mut Tx, username: &str) -> Result<String, DbError> {
     let id = random_id();
@@ -472,14 +511,32 @@ pub enum RefreshState {
     Revoked,
 }
 
-/// Marks a refresh token used, if it may be, in the caller's transaction.
+/// Marks a refresh token used, if it may be, in the caller's transaction
+/// (commit it only when the answer is [`RefreshState::Usable`]).
+///
+/// The write comes first. On SQLite, a transaction that has read cannot take
+/// the write lock once another writer committed after that read (SQLITE_BUSY
+/// at once, which no waiting cures), so when two requests used one token at
+/// the same moment, one of them failed with an error instead of being seen as
+/// a reuse. Writing first, a transaction waits for the lock before it reads
+/// anything, and the second use finds the token used. On PostgreSQL the
+/// second update waits for the first's row lock and then matches no row.
 pub async fn use_refresh(
     tx: &mut Tx,
     id_hash: &str,
     session: &str,
 ) -> Result<RefreshState, DbError> {
+    let done = sqlx::query(
+        "UPDATE refresh_tokens SET used_at = $1 \
+         WHERE id_hash = $2 AND session_id = $3 AND used_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(id_hash)
+    .bind(session)
+    .execute(&mut **tx)
+    .await?;
     let row = sqlx::query(
-        "SELECT t.used_at, s.revoked_at, u.disabled_at FROM refresh_tokens t \
+        "SELECT s.revoked_at, u.disabled_at FROM refresh_tokens t \
          JOIN sessions s ON s.id = t.session_id JOIN users u ON u.username = s.username \
          WHERE t.id_hash = $1 AND t.session_id = $2",
     )
@@ -490,24 +547,11 @@ pub async fn use_refresh(
     let Some(row) = row else {
         return Ok(RefreshState::Unknown);
     };
-    let used: Option<i64> = row.try_get(0)?;
-    let revoked: Option<i64> = row.try_get(1)?;
-    let disabled: Option<i64> = row.try_get(2)?;
-    if revoked.is_some() || disabled.is_some() {
-        return Ok(RefreshState::Revoked);
-    }
-    if used.is_some() {
-        return Ok(RefreshState::Reused);
-    }
-    // Conditional, so two concurrent uses of one token cannot both succeed.
-    let done = sqlx::query(
-        "UPDATE refresh_tokens SET used_at = $1 WHERE id_hash = $2 AND used_at IS NULL",
-    )
-    .bind(now_ms())
-    .bind(id_hash)
-    .execute(&mut **tx)
-    .await?;
-    Ok(if done.rows_affected() == 1 {
+    let revoked: Option<i64> = row.try_get(0)?;
+    let disabled: Option<i64> = row.try_get(1)?;
+    Ok(if revoked.is_some() || disabled.is_some() {
+        RefreshState::Revoked
+    } else if done.rows_affected() == 1 {
         RefreshState::Usable
     } else {
         RefreshState::Reused

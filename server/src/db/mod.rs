@@ -186,6 +186,12 @@ impl Db {
                              PRAGMA cache_size=-512;",
                         ))
                         .await?;
+                    } else {
+                        // Durability first here too: a commit is acknowledged once
+                        // it is on disk, whatever the database's or the role's
+                        // default says (`ALTER DATABASE ... SET synchronous_commit
+                        // = off` would otherwise lose acknowledged changes in a crash).
+                        conn.execute("SET synchronous_commit = on").await?;
                     }
                     Ok(())
                 })
@@ -248,6 +254,16 @@ impl Db {
                     "receipts unindexed",
                     include_str!("../../../migrations/sqlite/0004_receipts_unindexed.sql"),
                 ),
+                (
+                    5,
+                    "account maker",
+                    include_str!("../../../migrations/sqlite/0005_account_maker.sql"),
+                ),
+                (
+                    6,
+                    "blob holders",
+                    include_str!("../../../migrations/sqlite/0006_blob_holders.sql"),
+                ),
             ],
             DbKind::Postgres => &[
                 (
@@ -269,6 +285,16 @@ impl Db {
                     4,
                     "receipts unindexed",
                     include_str!("../../../migrations/postgres/0004_receipts_unindexed.sql"),
+                ),
+                (
+                    5,
+                    "account maker",
+                    include_str!("../../../migrations/postgres/0005_account_maker.sql"),
+                ),
+                (
+                    6,
+                    "blob holders",
+                    include_str!("../../../migrations/postgres/0006_blob_holders.sql"),
                 ),
             ],
         };

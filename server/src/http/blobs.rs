@@ -1,15 +1,25 @@
 //! Blobs (photos, scanned documents) travel outside Automerge (DESIGN §5):
 //! content-addressed by SHA-256, uploaded whole or in parts that a device can
-//! resume and re-send, refused over a size cap, and served only to those who
-//! may read a document whose evidence names them.
+//! resume and re-send, refused over a size cap and over its uploader's
+//! quota, and served only as [`super::blob_access`] says.
+//!
+//! Each user uploads a file themselves, even one the server has: an upload
+//! in progress is its uploader's own (no one else can restart or fill it),
+//! and sending the whole content is what makes a user one of the file's
+//! holders, whose evidence makes it readable. Unfinished uploads that do not
+//! move for `upload_ttl` are dropped (a sweep at start, then periodically,
+//! and before each new upload).
 //!
 //! - `PUT /api/v1/blobs/{sha256}`: the bytes, whole or one part
-//!   (`Content-Range: bytes START-END/TOTAL`). 202 while incomplete, 201 when
-//!   the last byte arrived and the content matched its hash, 200 when the
-//!   blob was already complete; 409 with `received` for a part after a gap.
-//! - `GET /api/v1/blobs/{sha256}/status`: how many bytes the server has.
+//!   (`Content-Range: bytes START-END/TOTAL`). 202 while incomplete; when the
+//!   caller's last byte arrived and the content matched its hash, 201 if the
+//!   server stored the file now and 200 if it had it already; 200 also when
+//!   the caller holds the file already; 409 with `received` for a part after
+//!   a gap; 507 over the caller's quota.
+//! - `GET /api/v1/blobs/{sha256}/status`: how many bytes of it the server
+//!   has from the caller (all of them once the caller holds it).
 //! - `GET /api/v1/blobs/{sha256}`: the content, or 404 for anyone who may
-//!   not read a referencing document (existence is not revealed).
+//!   not read it (existence is not revealed).
 //!
 //! The body is read here, not by an extractor, so the API's 64 KiB JSON limit
 //! does not apply: a part may be `blob_part_bytes` long, a whole blob sent in
@@ -26,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sync_core::ids::{DocumentId, Sha256Hex};
+use sync_core::ids::Sha256Hex;
 
 use super::AppState;
 use super::error::ApiError;
@@ -34,9 +44,9 @@ use super::extract::parse_field;
 use crate::access;
 use crate::auth::Caller;
 use crate::db::accounts::hex;
-use crate::db::{DbError, blobs, documents};
+use crate::db::{Db, DbError, Tx, blobs, now_ms};
 
-/// How far the upload of a blob has come (every success of PUT and of status).
+/// How far the caller's upload of a blob has come (every success of PUT and of status).
 #[derive(Debug, Serialize)]
 pub struct BlobStatus {
     sha256: String,
@@ -272,7 +282,7 @@ pub async fn upload(
     store(&state, &caller, &sha256, range, &bytes).await
 }
 
-/// Applies one part to the stored upload, verifying the content when it is whole.
+/// Applies one part to the caller's upload, verifying the content when it is whole.
 async fn store(
     state: &AppState,
     caller: &Caller,
@@ -281,29 +291,39 @@ async fn store(
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     let db = &state.db;
-    let key = sha256.as_str();
+    let (key, user) = (sha256.as_str(), caller.username.as_str());
     let (start, end, total) = (as_i64(part.start), as_i64(part.end), as_i64(part.total));
+    let now = blobs::state_for(db.pool(), key, user).await?;
+    if now.is_some_and(|s| s.complete) {
+        return Ok(BlobStatus::of(sha256, now).answer(StatusCode::OK));
+    }
+    if part.start == 0 && part.len() == part.total {
+        return whole(state, caller, sha256, bytes).await;
+    }
     for _ in 0..ATTEMPTS {
-        let now = blobs::state(db.pool(), key).await?;
+        let now = blobs::upload(db.pool(), key, user).await?;
+        if now.is_none() {
+            expire_uploads(db, state.config.limits.upload_ttl).await?;
+        }
         let mut tx = db.begin().await?;
         let moved = match now {
-            Some(s) if s.complete => {
-                return Ok(BlobStatus::of(sha256, now).answer(StatusCode::OK));
-            }
             None if start > 0 => {
                 return Ok(gap(
                     format!(
-                        "The server has no bytes of this file yet; send it from byte 0, not \
-                         byte {start}."
+                        "The server has no bytes of this file from you yet; send it from byte \
+                         0, not byte {start}."
                     ),
                     0,
                 ));
             }
-            None => blobs::start(&mut tx, key, total, bytes, &caller.username).await?,
+            None => {
+                tx = reserve(state, tx, user, key, total).await?;
+                blobs::start(&mut tx, key, user, total, bytes).await?
+            }
             Some(s) if s.size != total && start > 0 => {
                 return Ok(gap(
                     format!(
-                        "The upload in progress is of a file of {} bytes, not {total}: the \
+                        "Your upload in progress is of a file of {} bytes, not {total}: the \
                          content cannot match its hash both ways. Send the file from byte 0 \
                          to start over.",
                         s.size
@@ -312,7 +332,8 @@ async fn store(
                 ));
             }
             Some(s) if s.size != total => {
-                blobs::restart(&mut tx, key, s.received, total, bytes, &caller.username).await?
+                tx = reserve(state, tx, user, key, total).await?;
+                blobs::restart(&mut tx, key, user, s.received, total, bytes).await?
             }
             Some(s) if end < s.received => {
                 // A part the server has: accepted again, nothing rewritten.
@@ -331,50 +352,132 @@ async fn store(
             Some(s) => {
                 let skip = usize::try_from(s.received - start).unwrap_or(usize::MAX);
                 let tail = bytes.get(skip..).unwrap_or_default();
-                blobs::append(&mut tx, db.kind(), key, s.received, tail).await?
+                blobs::append(&mut tx, db.kind(), key, user, s.received, tail).await?
             }
         };
         if !moved {
-            // Another upload of the same file wrote first: read its state again.
+            // Another request of the same user wrote first: read its state again.
             tx.rollback().await.map_err(DbError::from)?;
             continue;
         }
-        let after = blobs::state(&mut *tx, key).await?;
+        let after = blobs::upload(&mut *tx, key, user).await?;
         let Some(after) = after.filter(|a| a.received == a.size) else {
             tx.commit().await.map_err(DbError::from)?;
             return Ok(BlobStatus::of(sha256, after).answer(StatusCode::ACCEPTED));
         };
-        let content = blobs::content(&mut tx, key).await?;
+        let content = blobs::upload_content(&mut tx, key, user).await?;
         let actual = hex(&Sha256::digest(&content));
         if actual != key {
-            blobs::discard(&mut tx, key).await?;
+            blobs::discard(&mut tx, key, user).await?;
             tx.commit().await.map_err(DbError::from)?;
-            return Err(ApiError::Unprocessable(format!(
-                "The content does not match its hash: its SHA-256 is {actual}, not {key}. The \
-                 upload was discarded; send the file again from byte 0."
-            )));
+            return Err(mismatch(&actual, key));
         }
-        blobs::complete(&mut tx, key).await?;
+        let stored = blobs::complete(&mut tx, key, user, &content).await?;
         tx.commit().await.map_err(DbError::from)?;
-        let done = blobs::BlobState {
-            complete: true,
-            ..after
-        };
-        return Ok(BlobStatus::of(sha256, Some(done)).answer(StatusCode::CREATED));
+        return Ok(held(sha256, after.size, stored));
     }
-    let received = blobs::state(db.pool(), key)
+    let received = blobs::upload(db.pool(), key, user)
         .await?
         .map_or(0, |s| s.received);
     Ok(gap(
         format!(
-            "Other uploads of this file kept changing it while this part was stored. The server \
-             has the first {received} bytes; resume from there."
+            "Other uploads of this file from you kept changing it while this part was stored. \
+             The server has the first {received} bytes; resume from there."
         ),
         received,
     ))
 }
 
-/// `GET /api/v1/blobs/{sha256}/status`: how many bytes the server has.
+/// The whole file in one request: checked in memory, then stored (or, if the
+/// server has it, only the caller recorded as a holder).
+async fn whole(
+    state: &AppState,
+    caller: &Caller,
+    sha256: &Sha256Hex,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
+    let (key, user) = (sha256.as_str(), caller.username.as_str());
+    let actual = hex(&Sha256::digest(bytes));
+    if actual != key {
+        return Err(mismatch(&actual, key));
+    }
+    let tx = state.db.begin().await?;
+    let mut tx = reserve(state, tx, user, key, as_i64(bytes.len() as u64)).await?;
+    let stored = blobs::complete(&mut tx, key, user, bytes).await?;
+    tx.commit().await.map_err(DbError::from)?;
+    Ok(held(sha256, as_i64(bytes.len() as u64), stored))
+}
+
+/// The answer once the caller holds the file: 201 if it was stored now.
+fn held(sha256: &Sha256Hex, size: i64, stored: bool) -> Response {
+    let done = blobs::BlobState {
+        size,
+        received: size,
+        complete: true,
+    };
+    let status = if stored {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    BlobStatus::of(sha256, Some(done)).answer(status)
+}
+
+fn mismatch(actual: &str, key: &str) -> ApiError {
+    ApiError::Unprocessable(format!(
+        "The content does not match its hash: its SHA-256 is {actual}, not {key}. The upload \
+         was discarded; send the file again from byte 0."
+    ))
+}
+
+/// Locks the caller's uploads (first thing in `tx`) and refuses, rolling
+/// `tx` back, a file of `size` bytes that would take them past their quota.
+/// Their upload of this same file is not counted: it is being replaced.
+async fn reserve(
+    state: &AppState,
+    mut tx: Tx,
+    user: &str,
+    key: &str,
+    size: i64,
+) -> Result<Tx, ApiError> {
+    blobs::lock_user(&mut tx, user).await?;
+    let used = blobs::used_bytes(&mut tx, user, key).await?;
+    let quota = i64::try_from(state.config.limits.blob_quota_bytes).unwrap_or(i64::MAX);
+    if used.saturating_add(size) <= quota {
+        return Ok(tx);
+    }
+    tx.rollback().await.map_err(DbError::from)?;
+    Err(ApiError::OverQuota(format!(
+        "Your files on the server take {used} of the {quota} bytes you may store; this file of \
+         {size} bytes would go over. Ask an administrator to raise your limit."
+    )))
+}
+
+/// Drops the unfinished uploads that have not moved for `ttl`.
+pub async fn expire_uploads(db: &Db, ttl: std::time::Duration) -> Result<u64, DbError> {
+    let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let dropped = blobs::expire_uploads(db.pool(), now_ms().saturating_sub(ttl)).await?;
+    if dropped > 0 {
+        tracing::info!(dropped, "unfinished uploads expired");
+    }
+    Ok(dropped)
+}
+
+/// Expires unfinished uploads now and then, while the pool is open.
+pub async fn sweep_uploads(db: Db, ttl: std::time::Duration) {
+    let every = (ttl / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(3600),
+    );
+    while !db.pool().is_closed() {
+        if let Err(e) = expire_uploads(&db, ttl).await {
+            tracing::warn!(cause = %e, "expiring unfinished uploads failed");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// `GET /api/v1/blobs/{sha256}/status`: how many bytes of it the server has from the caller.
 pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
@@ -382,7 +485,7 @@ pub async fn status(
 ) -> Result<Response, ApiError> {
     let sha256: Sha256Hex = parse_field("sha256", &sha256)?;
     may_upload(&state, &caller).await?;
-    let now = blobs::state(state.db.pool(), sha256.as_str()).await?;
+    let now = blobs::state_for(state.db.pool(), sha256.as_str(), &caller.username).await?;
     Ok(BlobStatus::of(&sha256, now).answer(StatusCode::OK))
 }
 
@@ -400,8 +503,8 @@ fn media_type(mime: &str) -> Option<HeaderValue> {
         .flatten()
 }
 
-/// `GET /api/v1/blobs/{sha256}`: the content, for a caller who may read a
-/// document whose evidence names it.
+/// `GET /api/v1/blobs/{sha256}`: the content, for a caller who may read it
+/// ([`super::blob_access`]).
 pub async fn download(
     State(state): State<AppState>,
     caller: Caller,
@@ -409,22 +512,9 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     let sha256: Sha256Hex = parse_field("sha256", &sha256)?;
     let hidden = || ApiError::NotFound("There is no such file, or none you may see.".into());
-    let author = access::author_of(&state.db, &caller.username).await?;
-    let today = access::today();
-    let mut mime = None;
-    for (doc, given) in blobs::referencing(state.db.pool(), sha256.as_str()).await? {
-        let Ok(id) = doc.parse::<DocumentId>() else {
-            continue;
-        };
-        let Some(meta) = documents::meta(&state.db, &id).await? else {
-            continue;
-        };
-        if author.may_read(&meta.context()?, today) {
-            mime = Some(given);
-            break;
-        }
-    }
-    let mime = mime.ok_or_else(hidden)?;
+    let mime = super::blob_access::readable(&state, &caller, sha256.as_str())
+        .await?
+        .ok_or_else(hidden)?;
     let content = blobs::complete_content(state.db.pool(), sha256.as_str())
         .await?
         .ok_or_else(hidden)?;

@@ -46,10 +46,20 @@ pub enum ApiError {
     /// 503: a dependency (the database) is down.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: too much work is waiting (password hashes);
+    /// nothing was done, the same request may be sent again shortly.
+    #[error("{0}")]
+    Busy(String),
+    /// 507: the caller's storage quota would be exceeded.
+    #[error("{0}")]
+    OverQuota(String),
     /// 500: a fault on our side; the cause goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// Seconds a client told [`ApiError::Busy`] waits before it tries again.
+pub const BUSY_RETRY_AFTER: &str = "2";
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -70,6 +80,8 @@ impl ApiError {
             ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::OverQuota(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -109,6 +121,12 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(RETRY_AFTER, axum::http::HeaderValue::from_static("3600"));
             }
+            _ if code == "busy" => {
+                response.headers_mut().insert(
+                    RETRY_AFTER,
+                    axum::http::HeaderValue::from_static(BUSY_RETRY_AFTER),
+                );
+            }
             _ => {}
         }
         response
@@ -126,6 +144,7 @@ impl From<PasswordError> for ApiError {
         match e {
             PasswordError::Length => ApiError::Unprocessable(e.to_string()),
             PasswordError::Hashing(cause) => ApiError::Internal(cause),
+            PasswordError::Busy => ApiError::Busy(e.to_string()),
         }
     }
 }

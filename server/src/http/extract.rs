@@ -1,7 +1,7 @@
 //! Extractors that turn every way a request can be wrong into an [`ApiError`]
 //! with a clear message: JSON bodies, path values and the bearer token.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::Caller;
+use crate::config::TrustedProxy;
 
 /// A JSON body; bad JSON is 400, a body of the wrong shape 422, too big 413.
 #[derive(Debug)]
@@ -79,22 +80,74 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The client's address (for login limits).
+/// The client's address (for login limits and the metrics' loopback check):
+/// the peer's, or, when the peer is a configured trusted proxy, the address
+/// that proxy puts in `X-Forwarded-For`. Read from the right, the first
+/// address that is not a trusted proxy is the client's (a client can put
+/// anything on the left, nothing to the right of what the proxy appends).
+/// From any other peer the header is ignored.
 #[derive(Clone, Debug)]
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip().to_canonical());
+        let Some(peer) = peer else {
+            return Ok(ClientAddr("unknown".into()));
+        };
         Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(a)| a.ip().to_string())
-                .unwrap_or_else(|| "unknown".into()),
+            client_of(peer, &parts.headers, &state.config.trusted_proxies).to_string(),
         ))
     }
+}
+
+/// The client behind `peer`, believing `X-Forwarded-For` only from `trusted` proxies.
+pub fn client_of(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[TrustedProxy],
+) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|t| t.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut hops: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        hops.extend(text.split(',').map(str::trim));
+    }
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        // A proxy that passed on something unreadable: keep the last address known.
+        let Some(ip) = parse_hop(hop) else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry: an address, `[v6]:port` or `v4:port`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    hop.parse::<SocketAddr>()
+        .ok()
+        .map(|a| a.ip().to_canonical())
 }
 
 /// Parses a path or body value with its type's `FromStr`, as a 422 naming the field.
@@ -105,4 +158,64 @@ where
 {
     text.parse()
         .map_err(|e| ApiError::Unprocessable(format!("{field}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.append("x-forwarded-for", v);
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies_and_read_from_the_right() {
+        let trusted: Vec<TrustedProxy> = ["10.0.0.0/8"]
+            .iter()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        let h = forwarded(&["6.6.6.6, 203.0.113.9"]);
+        assert_eq!(
+            client_of(ip("192.0.2.1"), &h, &trusted),
+            ip("192.0.2.1"),
+            "an untrusted peer"
+        );
+        assert_eq!(
+            client_of(ip("10.0.0.2"), &h, &trusted),
+            ip("203.0.113.9"),
+            "the proxy's entry, not the client's own"
+        );
+        let chain = forwarded(&["6.6.6.6", "203.0.113.9, 10.0.0.7"]);
+        assert_eq!(
+            client_of(ip("10.0.0.2"), &chain, &trusted),
+            ip("203.0.113.9"),
+            "through two proxies"
+        );
+        assert_eq!(
+            client_of(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2"),
+            "no header"
+        );
+        let garbage = forwarded(&["203.0.113.9, not-an-address"]);
+        assert_eq!(
+            client_of(ip("10.0.0.2"), &garbage, &trusted),
+            ip("10.0.0.2")
+        );
+        let ported = forwarded(&["[2001:db8::1]:4711"]);
+        assert_eq!(
+            client_of(ip("10.0.0.2"), &ported, &trusted),
+            ip("2001:db8::1")
+        );
+    }
 }

@@ -74,6 +74,16 @@ pub struct DeviceView {
     revoked: bool,
 }
 
+impl From<accounts::Device> for DeviceView {
+    fn from(d: accounts::Device) -> DeviceView {
+        DeviceView {
+            id: d.id,
+            name: d.name,
+            revoked: d.revoked_at.is_some(),
+        }
+    }
+}
+
 /// `GET /api/v1/devices`: the caller's devices.
 pub async fn devices(
     State(state): State<AppState>,
@@ -81,14 +91,7 @@ pub async fn devices(
 ) -> Result<axum::Json<Vec<DeviceView>>, ApiError> {
     let devices = accounts::devices_of(&state.db, &caller.username).await?;
     Ok(axum::Json(
-        devices
-            .into_iter()
-            .map(|d| DeviceView {
-                id: d.id,
-                name: d.name,
-                revoked: d.revoked_at.is_some(),
-            })
-            .collect(),
+        devices.into_iter().map(DeviceView::from).collect(),
     ))
 }
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -58,6 +59,13 @@ impl Metrics {
     pub fn count(&self, name: &'static str, help: &'static str, by: u64) {
         if let Ok(mut c) = self.counters.lock() {
             c.entry(name).or_insert((help, 0)).1 += by;
+        }
+    }
+
+    /// Sets a named counter kept elsewhere (it only ever grows there).
+    pub fn set_count(&self, name: &'static str, help: &'static str, value: u64) {
+        if let Ok(mut c) = self.counters.lock() {
+            c.insert(name, (help, value));
         }
     }
 
@@ -149,22 +157,61 @@ impl Metrics {
     }
 }
 
-/// Middleware: counts and times every request by its route pattern (never the raw path).
+/// The method as a label: the standard ones by name, any other as `OTHER`
+/// (HTTP lets a client invent methods, and each would be a series of its own).
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    const NAMES: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .position(|m| m == method)
+        .map_or("OTHER", |i| NAMES[i])
+}
+
+/// Middleware: counts and times every request by its route pattern (never
+/// the raw path) and its method (never an invented one).
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = Instant::now();
     state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let response = next.run(req).await;
     state.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
     state.metrics.record(
-        &method,
+        method,
         &route,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::TRACE), "TRACE");
+        for name in ["FOO", "get", "PROPFIND"] {
+            let m = Method::from_bytes(name.as_bytes()).unwrap_or(Method::GET);
+            assert_eq!(method_label(&m), "OTHER", "{name}");
+        }
+    }
 }

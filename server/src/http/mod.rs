@@ -2,6 +2,7 @@
 //! port 0, its routes, and the state every handler shares.
 
 pub mod admin;
+pub mod blob_access;
 pub mod blobs;
 pub mod error;
 pub mod extract;
@@ -43,12 +44,13 @@ pub struct AppState {
 
 impl AppState {
     /// The state of a server: starts sync (call inside the runtime).
-    pub fn new(db: Db, auth: Auth, config: Config) -> AppState {
+    pub fn new(db: Db, auth: impl Into<Arc<Auth>>, config: Config) -> AppState {
         let metrics: Arc<metrics::Metrics> = Arc::default();
         let sync = crate::sync::SyncHandle::start(db.clone(), config.sync.clone(), metrics.clone());
+        tokio::spawn(blobs::sweep_uploads(db.clone(), config.limits.upload_ttl));
         AppState {
             db,
-            auth: Arc::new(auth),
+            auth: auth.into(),
             config: Arc::new(config),
             metrics,
             sync,
@@ -91,6 +93,9 @@ routes! {
     post "/api/v1/admin/users/{username}/disable" => admin::users::disable,
     post "/api/v1/admin/users/{username}/enable" => admin::users::enable,
     put "/api/v1/admin/users/{username}/password" => admin::users::set_password,
+    delete "/api/v1/admin/users/{username}/sessions" => admin::devices::end_sessions,
+    get "/api/v1/admin/users/{username}/devices" => admin::devices::list,
+    delete "/api/v1/admin/users/{username}/devices/{device}" => admin::devices::revoke,
     get "/api/v1/admin/units/{unit}/roles" => admin::roles::list,
     post "/api/v1/admin/units/{unit}/roles" => admin::roles::grant,
     delete "/api/v1/admin/units/{unit}/roles/{id}" => admin::roles::end,

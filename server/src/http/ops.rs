@@ -42,6 +42,22 @@ pub async fn metrics(
             "Metrics are served to this machine, or with the metrics token.".into(),
         ));
     }
+    let hasher = state.auth.hasher();
+    state.metrics.set_count(
+        "sqm_password_hashes_total",
+        "Password hashes computed (logins checked, passwords set).",
+        hasher.hashes(),
+    );
+    state.metrics.set_count(
+        "sqm_password_hashes_refused_total",
+        "Password hashes refused because the hashing queue was full (503).",
+        hasher.refused(),
+    );
+    state.metrics.set_gauge(
+        "sqm_password_hashes_waiting",
+        "Password hashes waiting for a hashing thread now.",
+        i64::try_from(hasher.waiting()).unwrap_or(i64::MAX),
+    );
     Ok((
         [(
             CONTENT_TYPE,

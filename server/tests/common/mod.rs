@@ -88,6 +88,8 @@ pub struct TestServer {
     pub base: String,
     pub addr: SocketAddr,
     pub db: Db,
+    /// The server's authentication (its hasher's figures, holding its threads).
+    pub auth: std::sync::Arc<Auth>,
     pub client: reqwest::Client,
     pub dir: PathBuf,
     sync: server::sync::SyncHandle,
@@ -131,12 +133,15 @@ impl TestServer {
         if demo {
             server::seed::demo(&db).await?;
         }
-        let auth = Auth::new(&Secret::new(b"test signing key, 32 bytes long!".to_vec()))?;
         let mut config = Config::new("127.0.0.1:0".parse()?);
         configure(&mut config);
+        let auth = std::sync::Arc::new(Auth::with_limits(
+            &Secret::new(b"test signing key, 32 bytes long!".to_vec()),
+            &config.login,
+        )?);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let state = AppState::new(db.clone(), auth, config);
+        let state = AppState::new(db.clone(), auth.clone(), config);
         let sync = state.sync.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, state, async {
@@ -146,6 +151,7 @@ impl TestServer {
             base: format!("http://{addr}"),
             addr,
             db,
+            auth,
             client: reqwest::Client::new(),
             dir,
             sync,

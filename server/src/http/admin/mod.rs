@@ -4,6 +4,8 @@
 //! another unit sees nothing of this one.
 
 pub mod audits;
+pub mod devices;
+pub mod manage;
 pub mod processes;
 pub mod roles;
 pub mod users;
@@ -42,6 +44,23 @@ impl Steward {
         })
     }
 
+    /// A steward with these grants (tests of the rules).
+    #[cfg(test)]
+    pub(crate) fn with(username: &str, grants: Vec<RoleGrant>, today: Date) -> Steward {
+        Steward {
+            username: username.to_owned(),
+            grants,
+            today,
+        }
+    }
+
+    /// Whether the caller could give (or end) `role` in `unit` today: the
+    /// auditor and process owner roles take a nodal officer or admin there,
+    /// the nodal officer and admin roles an admin.
+    pub fn may_grant(&self, unit: &UnitCode, role: Role) -> bool {
+        self.holds(unit, granters_of(role))
+    }
+
     /// Whether the caller holds one of `roles` in `unit` today.
     pub fn holds(&self, unit: &UnitCode, roles: &[Role]) -> bool {
         access::holds(&self.grants, unit, roles, self.today)
@@ -65,6 +84,14 @@ impl Steward {
                 names.join(" or ")
             )))
         }
+    }
+}
+
+/// The roles that may give `role`.
+pub fn granters_of(role: Role) -> &'static [Role] {
+    match role {
+        Role::Auditor | Role::ProcessOwner => STEWARDS,
+        Role::NodalOfficer | Role::Admin => &[Role::Admin],
     }
 }
 

@@ -1,5 +1,6 @@
 //! Role assignments of a unit. Admins grant any role; nodal officers grant
-//! the auditor and process owner roles.
+//! the auditor and process owner roles, and only to accounts they may
+//! manage ([`super::manage`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,7 +9,7 @@ use sync_core::date::Date;
 use sync_core::ids::UnitCode;
 use sync_core::permissions::Role;
 
-use super::{STEWARDS, Steward, unit_of};
+use super::{STEWARDS, Steward, granters_of, manage, unit_of};
 use crate::auth::Caller;
 use crate::db::accounts::{self, Assignment, random_id};
 use crate::http::AppState;
@@ -57,11 +58,11 @@ pub async fn list(
 
 /// Which roles the caller may give or end in a unit.
 fn may_grant(steward: &Steward, unit: &UnitCode, role: Role) -> Result<(), ApiError> {
-    let needs: &[Role] = match role {
-        Role::Auditor | Role::ProcessOwner => STEWARDS,
-        Role::NodalOfficer | Role::Admin => &[Role::Admin],
-    };
-    steward.require(unit, needs, &format!("give or end the {role} role"))
+    steward.require(
+        unit,
+        granters_of(role),
+        &format!("give or end the {role} role"),
+    )
 }
 
 /// `POST /api/v1/admin/units/{unit}/roles`.
@@ -93,6 +94,9 @@ pub async fn grant(
             "username: there is no account named {username}."
         )));
     }
+    // A role makes its giver a manager of the account (if it was the only
+    // obstacle): never give one to an account the caller may not manage.
+    manage::require_found(&state, &steward, username.as_str()).await?;
     let valid_from: Date = parse_field("valid_from", &body.valid_from)?;
     let valid_until: Option<Date> = body
         .valid_until

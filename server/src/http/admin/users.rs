@@ -5,9 +5,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sync_core::ids::UserId;
-use sync_core::permissions::Role;
 
-use super::{STEWARDS, Steward, unit_of};
+use super::{STEWARDS, Steward, manage, unit_of};
 use crate::auth::Caller;
 use crate::db::accounts::{self, User};
 use crate::http::AppState;
@@ -114,40 +113,11 @@ pub async fn create(
             user.username
         )));
     }
+    // Its maker may manage it while it holds no role (see `manage`).
+    accounts::set_made_by(&mut tx, user.username.as_str(), &caller.username).await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
     tracing::info!(by = %caller.username, user = %user.username, "account created");
     Ok((StatusCode::CREATED, axum::Json(UserView::from(user))))
-}
-
-/// 403 unless the caller is a nodal officer or admin; then 404 if there is no
-/// such user; then 403 unless the caller stewards a unit where the user holds
-/// a role (an account with no role: admins only).
-async fn may_manage(state: &AppState, caller: &Caller, username: &str) -> Result<(), ApiError> {
-    let steward = Steward::of(state, caller).await?;
-    // Only those who manage accounts learn whether one exists.
-    if !steward.holds_anywhere(STEWARDS) {
-        return Err(ApiError::Forbidden(
-            "Only nodal officers and admins may manage accounts.".into(),
-        ));
-    }
-    if accounts::find_user(&state.db, username).await?.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "There is no account named {username}."
-        )));
-    }
-    let assignments = accounts::assignments_of_user(&state.db, username).await?;
-    let allowed = if assignments.is_empty() {
-        steward.holds_anywhere(&[Role::Admin])
-    } else {
-        assignments.iter().any(|a| steward.holds(&a.unit, STEWARDS))
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "You may not manage {username}: they hold no role in a unit you administer."
-        )))
-    }
 }
 
 async fn switch(
@@ -156,12 +126,17 @@ async fn switch(
     username: String,
     disabled: bool,
 ) -> Result<StatusCode, ApiError> {
-    may_manage(&state, &caller, &username).await?;
-    if disabled && username == caller.username {
+    // Said before the rule, which would refuse a nodal officer their own
+    // account: the reason that matters here is that it is their own.
+    if disabled
+        && username == caller.username
+        && Steward::of(&state, &caller).await?.holds_anywhere(STEWARDS)
+    {
         return Err(ApiError::Conflict(
             "You cannot disable your own account.".into(),
         ));
     }
+    manage::require(&state, &caller, &username).await?;
     accounts::set_disabled(&state.db, &username, disabled).await?;
     tracing::info!(by = %caller.username, user = %username, disabled, "account switched");
     state.sync.refresh_all();
@@ -200,7 +175,7 @@ pub async fn set_password(
     Path(username): Path<String>,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> Result<StatusCode, ApiError> {
-    may_manage(&state, &caller, &username).await?;
+    manage::require(&state, &caller, &username).await?;
     let hash = state.auth.hasher().hash(body.password).await?;
     accounts::set_password(&state.db, &username, &hash).await?;
     tracing::info!(by = %caller.username, user = %username, "password set");
