@@ -660,12 +660,16 @@ pub fn storable_text(text: &str, max_chars: usize) -> String {
 /// The most characters of a quarantine's message kept.
 const MAX_QUARANTINE_MESSAGE: usize = 2000;
 
-/// Keeps a refused batch (its message made storable first: it may quote
-/// what a device sent, or a database's error).
+/// Keeps a refused batch, once (its message made storable first: it may
+/// quote what a device sent, or a database's error).
 pub async fn quarantine(tx: &mut Tx, q: &Quarantined) -> Result<(), DbError> {
+    // Kept once: a commit whose reply was lost is committed again, and the
+    // same refused changes from the same device under the same rule are
+    // already here.
     sqlx::query(
         "INSERT INTO quarantine (doc_id, username, device_id, rule, message, bytes, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM quarantine \
+         WHERE doc_id = $1 AND device_id = $3 AND rule = $4 AND bytes = $6)",
     )
     .bind(&q.doc)
     .bind(&q.origin.username)

@@ -46,6 +46,10 @@ pub enum DbError {
     /// have kept out (the transaction is rolled back and may be retried).
     #[error("concurrent write: {0}")]
     Raced(String),
+    /// A fault a test put in the writer's way (see
+    /// [`crate::sync::writer::CommitFaults`]).
+    #[error("injected fault: {0}")]
+    Injected(String),
 }
 
 /// Which database is behind the pool.

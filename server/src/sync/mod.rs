@@ -97,6 +97,8 @@ pub struct SyncConfig {
     /// more refused changes are not kept: the connection is closed
     /// ([`close::QUARANTINE_FULL`]) and the device keeps them.
     pub quarantine_bytes_per_user: u64,
+    /// Faults put in the writer's commits by tests; `None` in a server.
+    pub faults: Option<Arc<dyn writer::CommitFaults>>,
 }
 
 impl Default for SyncConfig {
@@ -119,6 +121,7 @@ impl Default for SyncConfig {
             deferred_bytes: 64 << 20,
             inbound_bytes: 16 << 20,
             quarantine_bytes_per_user: 64 << 20,
+            faults: None,
         }
     }
 }
@@ -272,6 +275,7 @@ impl SyncHandle {
             hub_tx.clone(),
             metrics.clone(),
             handle.id.clone(),
+            handle.config.faults.clone(),
         );
         hub::start(handle.clone(), hub_rx, writer);
         let ticker = hub_tx.clone();

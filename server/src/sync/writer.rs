@@ -114,6 +114,7 @@ struct Writer {
     tip: Option<ChainTip>,
     /// Documents with a store set aside that the hub has not reset yet.
     broken: HashSet<DocumentId>,
+    faults: Option<Arc<dyn CommitFaults>>,
 }
 
 /// Starts the writer task; returns where to send it jobs.
@@ -122,6 +123,7 @@ pub fn start(
     hub: mpsc::UnboundedSender<HubMsg>,
     metrics: Arc<Metrics>,
     server_id: Arc<str>,
+    faults: Option<Arc<dyn CommitFaults>>,
 ) -> mpsc::UnboundedSender<WriterJob> {
     let (tx, mut rx) = mpsc::unbounded_channel::<WriterJob>();
     tokio::spawn(async move {
@@ -132,6 +134,7 @@ pub fn start(
             known: HashSet::new(),
             tip: None,
             broken: HashSet::new(),
+            faults,
         };
         while let Some(first) = rx.recv().await {
             let mut jobs = vec![first];
@@ -271,6 +274,11 @@ impl Writer {
 
     /// Whether the database commits a transaction that writes nothing.
     async fn db_commits(&self) -> bool {
+        if let Some(f) = &self.faults
+            && f.before(0).await.is_err()
+        {
+            return false;
+        }
         match self.db.begin().await {
             Ok(tx) => tx.commit().await.is_ok(),
             Err(_) => false,
@@ -313,15 +321,22 @@ impl Writer {
 
     /// One transaction; the writer's memory follows what it committed.
     async fn commit(&mut self, jobs: &[&WriterJob]) -> Result<usize, DbError> {
-        match commit(
+        if let Some(f) = &self.faults {
+            f.before(jobs.len()).await.map_err(DbError::Injected)?;
+        }
+        let done = commit(
             &self.db,
             jobs,
             &self.server_id,
             &self.known,
             self.tip.as_ref(),
         )
-        .await
-        {
+        .await;
+        let done = match (done, &self.faults) {
+            (Ok(ok), Some(f)) => f.after(jobs.len()).map(|()| ok).map_err(DbError::Injected),
+            (other, _) => other,
+        };
+        match done {
             Ok((stored, chain)) => {
                 if chain.is_some() {
                     self.tip = chain;
@@ -342,6 +357,19 @@ impl Writer {
             }
         }
     }
+}
+
+/// A seam in the writer's commits for the tests of the acknowledgement
+/// order (DESIGN §4, §5: nothing is acknowledged that is not committed):
+/// they hold a commit open, fail it, or lose its reply. A server sets none.
+pub trait CommitFaults: Send + Sync + std::fmt::Debug {
+    /// Awaited before each commit of `jobs` jobs (0: the writer's probe of
+    /// whether the database commits at all). An error stands for the
+    /// database refusing the commit.
+    fn before(&self, jobs: usize) -> futures_util::future::BoxFuture<'_, Result<(), String>>;
+    /// Called once a commit of `jobs` jobs has succeeded. An error stands
+    /// for its reply being lost: the commit stands, the writer cannot know.
+    fn after(&self, jobs: usize) -> Result<(), String>;
 }
 
 /// Why a store built on one set aside is set aside too.
