@@ -1,6 +1,9 @@
 //! Durability: `sqm serve` is killed with SIGKILL 20 times while 8 tablets
-//! sync. After every restart, each change any tablet saw acknowledged (the
-//! server's heads covered it) is in the database, and `sqm verify` passes.
+//! sync. Each tablet records an acknowledgement (the server's heads covering
+//! its change) the moment the frame carrying it is read. After every kill,
+//! once every tablet has seen its socket die and before the server starts
+//! again (so no tablet can upload anything again), each change any tablet
+//! saw acknowledged is in the database, and `sqm verify` passes.
 
 mod common;
 
@@ -115,6 +118,9 @@ struct Tally {
     acked: Arc<Mutex<HashSet<String>>>,
     /// Changes made in all.
     made: Arc<AtomicU64>,
+    /// Tablets connected now (a tablet counts itself out once it has read
+    /// everything its dead socket delivered).
+    online: Arc<AtomicU64>,
 }
 
 /// One tablet's loop: edit, sync, reconnect whenever the server dies.
@@ -131,6 +137,7 @@ async fn tablet(t: Tablet, engine: Engine, tally: Tally) -> Result<()> {
         stop,
         acked,
         made: made_count,
+        online,
     } = tally;
     let mut made: Vec<sync_core::automerge::ChangeHash> = Vec::new();
     let mut i = 0u64;
@@ -142,6 +149,7 @@ async fn tablet(t: Tablet, engine: Engine, tally: Tally) -> Result<()> {
             continue;
         };
         let mut c = Client::attach(socket, engine.take().context("the engine")?).await;
+        online.fetch_add(1, Ordering::SeqCst);
         while !stop.load(Ordering::Relaxed) {
             i += 1;
             let key = format!("sd.item_{}@P0{}", n, 2 + i % 3);
@@ -160,33 +168,52 @@ async fn tablet(t: Tablet, engine: Engine, tally: Tally) -> Result<()> {
                 made.push(e.hash);
                 made_count.fetch_add(1, Ordering::Relaxed);
             }
+            // Every frame read is looked at at once: what it acknowledged
+            // is recorded before anything else happens.
             let alive = match sent {
                 Ok(()) => c
-                    .run_until(Duration::from_millis(30), |_| false)
+                    .run_until(Duration::from_millis(30), |c| {
+                        record_acks(c, &audit, &mut made, &acked);
+                        false
+                    })
                     .await
                     .is_ok(),
                 Err(_) => false,
             };
-            // Acknowledged: made here, and no longer waiting for the server's heads.
-            let waiting: HashSet<_> = c
-                .engine
-                .unacknowledged(&audit)
-                .iter()
-                .map(|e| e.hash)
-                .collect();
-            if let Ok(mut set) = acked.lock() {
-                for h in made.iter().filter(|h| !waiting.contains(h)) {
-                    set.insert(h.to_string());
-                }
-            }
-            made.retain(|h| waiting.contains(h));
+            record_acks(&c, &audit, &mut made, &acked);
             if !alive {
                 break;
             }
         }
         engine = Some(c.disconnect().await);
+        online.fetch_sub(1, Ordering::SeqCst);
     }
     Ok(())
+}
+
+/// Records as acknowledged the changes made here that no longer wait for
+/// the server's heads.
+fn record_acks(
+    c: &Client,
+    audit: &DocumentId,
+    made: &mut Vec<sync_core::automerge::ChangeHash>,
+    acked: &Mutex<HashSet<String>>,
+) {
+    let waiting: HashSet<_> = c
+        .engine
+        .unacknowledged(audit)
+        .iter()
+        .map(|e| e.hash)
+        .collect();
+    if made.iter().all(|h| waiting.contains(h)) {
+        return;
+    }
+    if let Ok(mut set) = acked.lock() {
+        for h in made.iter().filter(|h| !waiting.contains(h)) {
+            set.insert(h.to_string());
+        }
+    }
+    made.retain(|h| waiting.contains(h));
 }
 
 async fn run(backend: Backend) -> Result<()> {
@@ -321,21 +348,30 @@ async fn run(backend: Backend) -> Result<()> {
     }
     for kill in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(300 + (kill as u64 * 137) % 500)).await;
-        let before: HashSet<String> = tally.acked.lock().map(|s| s.clone()).unwrap_or_default();
         server.kill()?;
-        // Every change acknowledged before the kill is in the database.
+        // Every tablet reads what its dead socket still held, and so has
+        // recorded every acknowledgement the server ever sent it; with the
+        // server down, nothing can be uploaded again.
+        let mut waited = 0;
+        while tally.online.load(Ordering::SeqCst) > 0 {
+            anyhow::ensure!(waited < 600, "a tablet never noticed the server died");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += 1;
+        }
+        let acked: HashSet<String> = tally.acked.lock().map(|s| s.clone()).unwrap_or_default();
         let stored: HashSet<String> = sqlx::query_scalar::<_, String>("SELECT hash FROM changes")
             .fetch_all(db.pool())
             .await?
             .into_iter()
             .collect();
-        let missing: Vec<&String> = before.difference(&stored).collect();
+        let missing: Vec<&String> = acked.difference(&stored).collect();
         assert!(
             missing.is_empty(),
             "after kill {}: {} acknowledged changes lost",
             kill + 1,
             missing.len()
         );
+        verify(&url, &dir, kill + 1)?;
         server.start()?;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -358,18 +394,24 @@ async fn run(backend: Backend) -> Result<()> {
         tally.made.load(Ordering::Relaxed)
     );
     db.close().await;
+    verify(&url, &dir, KILLS + 1)?;
+    drop_database(&dir, pg.as_deref()).await;
+    Ok(())
+}
+
+/// `sqm verify` on the database, with no server running.
+fn verify(url: &str, dir: &std::path::Path, after: usize) -> Result<()> {
     let verify = Command::new(env!("CARGO_BIN_EXE_sqm"))
-        .args(["--db", &url, "--data-dir"])
-        .arg(&dir)
+        .args(["--db", url, "--data-dir"])
+        .arg(dir)
         .arg("verify")
         .env("SQM_LOG", "error")
         .output()?;
-    assert!(
+    anyhow::ensure!(
         verify.status.success(),
-        "{}",
+        "verify after stop {after}: {}",
         String::from_utf8_lossy(&verify.stdout)
     );
-    drop_database(&dir, pg.as_deref()).await;
     Ok(())
 }
 
