@@ -102,3 +102,125 @@ async fn a_change_stored_by_one_server_reaches_devices_on_the_other() -> Result<
     drop_database(&dir, pg.as_deref()).await;
     Ok(())
 }
+
+/// The heads of a document a tablet holds, sorted.
+fn heads_of(c: &server::client::Client, doc: &DocumentId) -> Vec<sync_core::automerge::ChangeHash> {
+    let mut h = c.engine.doc(doc).map(|d| d.get_heads()).unwrap_or_default();
+    h.sort();
+    h
+}
+
+/// Ends the servers' LISTEN connections and waits until they are gone.
+async fn drop_listeners(db: &server::db::Db) -> Result<()> {
+    let sql = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+               AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()";
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()) t",
+    )
+    .fetch_one(db.pool())
+    .await?;
+    anyhow::ensure!(ended == 2, "{ended} LISTEN connections were found");
+    for _ in 0..100 {
+        let left: i64 = sqlx::query_scalar(sql).fetch_one(db.pool()).await?;
+        if left == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("the LISTEN connections did not end")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_writing_at_once_through_a_dropped_listen_keep_one_chain_and_lose_nothing()
+-> Result<()> {
+    let (url, dir, pg) = fresh_database(Backend::Postgres).await?;
+    let a = TestServer::start_at(&url, dir.clone(), None, true, |_| {}).await?;
+    let b = TestServer::start_at(&url, dir.clone(), None, false, |_| {}).await?;
+    let audit: DocumentId = sqlx::query_scalar::<_, String>(
+        "SELECT id FROM planned_audits WHERE number = 'IA/DEMO-I/2025-26/003'",
+    )
+    .fetch_one(a.db.pool())
+    .await?
+    .parse()?;
+    let mut iyer = a.tablet("k.iyer").await?;
+    let mut khan = b.tablet("s.khan").await?;
+    let mut on_a = a.connect(&mut iyer).await?;
+    let mut on_b = b.connect(&mut khan).await?;
+    for c in [&mut on_a, &mut on_b] {
+        let ok = c
+            .run_until(SETTLE, |c| c.engine.doc(&audit).is_some() && c.in_sync())
+            .await?;
+        assert!(ok, "the tablet downloaded audit 003");
+    }
+    let (ia, ka) = (iyer.author.clone(), khan.author.clone());
+    // Both write at once, each through its own server, twenty answers each.
+    let (left, right) = tokio::join!(
+        async {
+            for i in 0..20 {
+                let e = answer(
+                    &format!("sd.item_{}@P03", i % 8 + 1),
+                    Cpna::Conform,
+                    &format!("A {i}"),
+                )?;
+                on_a.edit(audit, &e, &ia).await?;
+                on_a.run_until(Duration::from_millis(20), |_| false).await?;
+            }
+            anyhow::Ok(())
+        },
+        async {
+            for i in 0..20 {
+                let e = answer(
+                    &format!("sd.item_{}@P02", i % 8 + 1),
+                    Cpna::Partly,
+                    &format!("B {i}"),
+                )?;
+                on_b.edit(audit, &e, &ka).await?;
+                on_b.run_until(Duration::from_millis(20), |_| false).await?;
+            }
+            anyhow::Ok(())
+        }
+    );
+    left?;
+    right?;
+    // Neither server hears the other for a moment; server A stores an edit then.
+    drop_listeners(&a.db).await?;
+    let e = answer("mr.held", Cpna::NotConform, "while nobody listened")?;
+    on_a.edit(audit, &e, &ia).await?;
+    assert!(on_a.settle(SETTLE).await?, "A's tablet did not settle");
+    // Once listening again, server B brings it in: both tablets converge.
+    let want = heads_of(&on_a, &audit);
+    let reached = on_b
+        .run_until(SETTLE, |c| heads_of(c, &audit) == want)
+        .await?;
+    assert!(
+        reached,
+        "the edit stored while nobody listened never reached the other server's tablet"
+    );
+    assert!(on_b.settle(SETTLE).await?, "B's tablet did not settle");
+    let stored = server::db::documents::load(&a.db, &audit)
+        .await?
+        .context("stored")?;
+    let mut stored_heads = stored.get_heads();
+    stored_heads.sort();
+    assert_eq!(
+        stored_heads, want,
+        "the database holds what both tablets hold"
+    );
+    for c in [&on_a, &on_b] {
+        let doc = c.engine.doc(&audit).context("held")?;
+        for change in doc.get_changes(&[]) {
+            assert!(
+                stored.get_change_meta_by_hash(&change.hash()).is_some(),
+                "a change was lost"
+            );
+        }
+    }
+    let report = server::verify::verify(&a.db).await?;
+    assert!(report.ok(), "the receipt chain is not one line: {report}");
+    drop((on_a, on_b));
+    a.stop().await;
+    b.stop().await;
+    drop_database(&dir, pg.as_deref()).await;
+    Ok(())
+}

@@ -635,6 +635,15 @@ pub struct Quarantined {
     pub bytes: Vec<u8>,
 }
 
+/// The documents whose changes were stored at or after `from` (ms).
+pub async fn updated_since(db: &Db, from: i64) -> Result<Vec<DocumentId>, DbError> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM documents WHERE updated_at >= $1")
+        .bind(from)
+        .fetch_all(db.pool())
+        .await?;
+    ids.iter().map(|id| parse_col("document id", id)).collect()
+}
+
 /// Bytes of refused changes kept in quarantine for a user.
 pub async fn quarantined_bytes(db: &Db, username: &str) -> Result<u64, DbError> {
     let total: Option<i64> = sqlx::query_scalar(

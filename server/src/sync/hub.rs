@@ -101,6 +101,12 @@ pub enum HubMsg {
         /// The document.
         doc: DocumentId,
     },
+    /// Documents stored while this process heard no notices from the
+    /// others: those it holds bring in what they lack.
+    CatchUp {
+        /// The documents stored meanwhile (held here or not).
+        docs: Vec<DocumentId>,
+    },
     /// What another server process stored that this one lacks.
     ExternalChanges {
         /// The document.
@@ -396,6 +402,13 @@ impl Hub {
                 }
             }
             HubMsg::External { doc } => self.ensure(doc, Waiting::External),
+            HubMsg::CatchUp { docs } => {
+                for doc in docs {
+                    if self.engine.holds(&doc) {
+                        self.ensure(doc, Waiting::External);
+                    }
+                }
+            }
             HubMsg::ExternalChanges { doc, changes } => {
                 let fx = self.engine.handle(now(), Input::External { doc, changes });
                 self.carry_out(fx);
