@@ -10,6 +10,7 @@ use crate::date::{Date, Timestamp};
 use crate::ids::{ClauseKey, DocumentId, ItemId, ProcessCode, ResponseKey, UnitCode};
 use crate::nc::{self, Action, DueKind, Extension, NcLink};
 use crate::permissions::{Author, Refusal, refuse};
+use crate::rules::Rule;
 use crate::schema::{Reader, WriteExt};
 use crate::validate::validate_merged;
 use crate::workflow::{AuditState, Event, NcState, fold};
@@ -110,7 +111,7 @@ pub enum Edit {
 }
 
 fn failed(e: AutomergeError) -> Refusal {
-    refuse("edit.failed", format!("The edit could not be made: {e}"))
+    refuse(Rule::EditFailed, format!("The edit could not be made: {e}"))
 }
 
 /// Makes an edit as `author` at `now`, validating it as the server will.
@@ -127,7 +128,7 @@ pub fn apply_edit(
         Some(
             Reader::now(&work)
                 .kind()
-                .map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?,
+                .map_err(|e| refuse(Rule::Schema, format!("The document cannot be read: {e}")))?,
         )
     } else {
         None
@@ -146,7 +147,7 @@ pub fn apply_edit(
     .map_err(|f| f.error)?;
     let change = work
         .get_last_local_change()
-        .ok_or_else(|| refuse("edit.failed", "The edit made no change."))?;
+        .ok_or_else(|| refuse(Rule::EditFailed, "The edit made no change."))?;
     // The working copy is the document with exactly this change: the
     // validator checks it in place instead of applying the change again.
     let accepted = validate_merged(
@@ -158,7 +159,7 @@ pub fn apply_edit(
         Date::in_offices(now),
     )?;
     let (Some(new), Some(change)) = (accepted.doc, accepted.applied.into_iter().next()) else {
-        return Err(refuse("edit.failed", "The edit made no change."));
+        return Err(refuse(Rule::EditFailed, "The edit made no change."));
     };
     *doc = new;
     Ok(change)
@@ -166,17 +167,17 @@ pub fn apply_edit(
 
 fn events(doc: &Automerge) -> Result<Vec<Event>, Refusal> {
     Event::read_all(&Reader::now(doc))
-        .map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))
+        .map_err(|e| refuse(Rule::Schema, format!("The document cannot be read: {e}")))
 }
 
 fn need(kind: Option<DocKind>, want: DocKind) -> Result<(), Refusal> {
     match kind {
         Some(k) if k == want => Ok(()),
         Some(k) => Err(refuse(
-            "edit.kind",
+            Rule::EditKind,
             format!("This edit is for a {want}, not a {k}."),
         )),
-        None => Err(refuse("edit.kind", "The document does not exist yet.")),
+        None => Err(refuse(Rule::EditKind, "The document does not exist yet.")),
     }
 }
 
@@ -184,7 +185,7 @@ fn new_doc(kind: Option<DocKind>) -> Result<(), Refusal> {
     match kind {
         None => Ok(()),
         Some(k) => Err(refuse(
-            "edit.kind",
+            Rule::EditKind,
             format!("This document is already a {k}."),
         )),
     }
@@ -193,7 +194,10 @@ fn new_doc(kind: Option<DocKind>) -> Result<(), Refusal> {
 fn container(tx: &Transaction<'_>, key: &str) -> Result<automerge::ObjId, Refusal> {
     match tx.get(ROOT, key) {
         Ok(Some((automerge::Value::Object(_), obj))) => Ok(obj),
-        _ => Err(refuse("schema", format!("The document has no '{key}'."))),
+        _ => Err(refuse(
+            Rule::Schema,
+            format!("The document has no '{key}'."),
+        )),
     }
 }
 
@@ -307,7 +311,7 @@ fn write(
         Edit::Move { mv, note } => {
             if !matches!(kind, Some(DocKind::Audit | DocKind::Nc)) {
                 return Err(refuse(
-                    "move.table",
+                    Rule::MoveTable,
                     "Only audits and NCs have lifecycle moves.",
                 ));
             }

@@ -25,6 +25,7 @@ pub mod kind;
 pub mod nc;
 pub mod permissions;
 pub mod review;
+pub mod rules;
 pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;

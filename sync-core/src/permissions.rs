@@ -16,6 +16,7 @@ use automerge::{ActorId, Automerge, ROOT};
 use crate::date::Date;
 use crate::ids::{DocumentId, ProcessCode, UnitCode, UserId};
 use crate::kind::DocKind;
+use crate::rules::Rule;
 use crate::schema::{Reader, SchemaError};
 use crate::text::quote;
 use crate::workflow::{AuditState, Event, Lifecycle, NcState, Who, find_move, fold};
@@ -288,7 +289,8 @@ impl DocContext {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Refusal {
-    /// A stable code naming the rule, e.g. `nc.owner_fields`.
+    /// A stable code naming the rule, e.g. `nc.owner_fields` (the code of
+    /// a [`Rule`]).
     pub rule: &'static str,
     /// What happened, in plain English.
     pub message: String,
@@ -296,9 +298,9 @@ pub struct Refusal {
 
 /// A refusal. Its message is scrubbed of anything unprintable: it is sent
 /// to the device and stored with the quarantined changes.
-pub(crate) fn refuse(rule: &'static str, message: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(rule: Rule, message: impl Into<String>) -> Refusal {
     Refusal {
-        rule,
+        rule: rule.code(),
         message: crate::text::scrub(message.into()),
     }
 }
@@ -334,15 +336,15 @@ impl Field {
         }
     }
 
-    fn rule(self) -> &'static str {
+    fn rule(self) -> Rule {
         match self {
-            Field::AuditHeader => "audit.header",
-            Field::AuditContent => "audit.content",
-            Field::NcDescription => "nc.description",
-            Field::NcOwnerFields => "nc.owner_fields",
-            Field::NcVerification => "nc.verification",
-            Field::NcExtension => "nc.extension",
-            Field::ReviewContent => "review.content",
+            Field::AuditHeader => Rule::AuditHeader,
+            Field::AuditContent => Rule::AuditContent,
+            Field::NcDescription => Rule::NcDescription,
+            Field::NcOwnerFields => Rule::NcOwnerFields,
+            Field::NcVerification => Rule::NcVerification,
+            Field::NcExtension => Rule::NcExtension,
+            Field::ReviewContent => Rule::ReviewContent,
         }
     }
 
@@ -407,7 +409,7 @@ pub fn check_create(ctx: &DocContext, author: &Author, on: Date) -> Result<(), R
         Ok(())
     } else {
         Err(refuse(
-            "doc.create",
+            Rule::DocCreate,
             format!(
                 "{} may not create this {}: only {who} may.",
                 author.user, ctx.kind
@@ -426,7 +428,7 @@ pub fn check_move<S: Lifecycle>(
 ) -> Result<(), Refusal> {
     let Some(row) = find_move(mv, from) else {
         return Err(refuse(
-            "move.table",
+            Rule::MoveTable,
             format!(
                 "'{}' is not a move that can be made from '{from}'.",
                 quote(mv)
@@ -437,7 +439,7 @@ pub fn check_move<S: Lifecycle>(
         Ok(())
     } else {
         Err(refuse(
-            "move.who",
+            Rule::MoveWho,
             format!(
                 "{} may not {} from '{from}': only {} may.",
                 author.user,
@@ -466,9 +468,9 @@ pub fn may_edit(
     today: Date,
 ) -> Result<(), Refusal> {
     let ctx = DocContext::read(doc)
-        .map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?;
+        .map_err(|e| refuse(Rule::Schema, format!("The document cannot be read: {e}")))?;
     let events = Event::read_all(&Reader::now(doc))
-        .map_err(|e| refuse("schema", format!("The document cannot be read: {e}")))?;
+        .map_err(|e| refuse(Rule::Schema, format!("The document cannot be read: {e}")))?;
     match target {
         Target::Field(field) => {
             check_field(&ctx, author, field, today)?;
@@ -477,7 +479,7 @@ pub fn may_edit(
                 && fold::<AuditState>(&events).state.is_locked()
             {
                 return Err(refuse(
-                    "audit.locked",
+                    Rule::AuditLocked,
                     "The audit is locked for review: edits are kept as late edits for the lead auditor.",
                 ));
             }
@@ -489,7 +491,7 @@ pub fn may_edit(
             }
             DocKind::Nc => check_move(&ctx, author, mv, fold::<NcState>(&events).state, today),
             DocKind::Review => Err(refuse(
-                "move.table",
+                Rule::MoveTable,
                 "Management reviews have no lifecycle moves.",
             )),
         },

@@ -25,6 +25,7 @@ use crate::permissions::{
     Author, DocContext, Field, Refusal, check_create, check_field, check_move, refuse,
 };
 use crate::review::Review;
+use crate::rules::Rule;
 use crate::schema::{MAX_TEXT_BYTES, Reader, SchemaError, join};
 use crate::text::{code_point, forbidden, is_multi_line, quote};
 use crate::workflow::{AuditState, Event, Lifecycle, NcState, Requirement};
@@ -425,7 +426,7 @@ fn check_text(
         && let Some(c) = forbidden(k, false)
     {
         return Err(refuse(
-            "text.control",
+            Rule::TextControl,
             format!(
                 "The change writes the key '{}', which holds the control character {}; keys cannot hold control characters.",
                 path(),
@@ -454,7 +455,7 @@ fn check_text(
                     }
                 )
             };
-            return Err(refuse("text.control", message));
+            return Err(refuse(Rule::TextControl, message));
         }
     }
     Ok(())
@@ -508,7 +509,7 @@ fn key_text(k: &Key) -> Option<&str> {
 
 fn schema_refusal(e: SchemaError) -> Refusal {
     refuse(
-        "schema",
+        Rule::Schema,
         format!("The change does not match the schema: {e}"),
     )
 }
@@ -538,7 +539,7 @@ pub fn validate_merged(
 ) -> Result<Accepted, Refusal> {
     if changes.len() > MAX_BATCH_CHANGES {
         return Err(refuse(
-            "batch.size",
+            Rule::BatchSize,
             format!(
                 "A batch of {} changes is over the limit of {MAX_BATCH_CHANGES}.",
                 changes.len()
@@ -567,7 +568,7 @@ pub fn validate_merged(
     }
     if let Some(c) = ready.iter().find(|c| !author.actors.contains(c.actor_id())) {
         return Err(refuse(
-            "actor.not_registered",
+            Rule::ActorNotRegistered,
             format!(
                 "A change was made under actor {} which is not registered to {}'s devices.",
                 c.actor_id(),
@@ -583,21 +584,23 @@ pub fn validate_merged(
         // in it is named as such rather than as a field that does not parse.
         new_texts(&expanded)?;
     }
-    let before =
-        if existed {
-            Some(DocContext::read(doc).map_err(|e| {
-                refuse("schema", format!("The stored document cannot be read: {e}"))
-            })?)
-        } else {
-            None
-        };
+    let before = if existed {
+        Some(DocContext::read(doc).map_err(|e| {
+            refuse(
+                Rule::Schema,
+                format!("The stored document cannot be read: {e}"),
+            )
+        })?)
+    } else {
+        None
+    };
     let fork = match merged {
         Some(m) if pending.is_empty() && is_merge_of(&m, doc, &ready) => m,
         _ => {
             let mut fork = doc.clone();
             fork.apply_changes(ready.iter().cloned()).map_err(|e| {
                 refuse(
-                    "change.malformed",
+                    Rule::ChangeMalformed,
                     format!("The changes could not be applied: {e}"),
                 )
             })?;
@@ -625,7 +628,7 @@ pub fn validate_merged(
     };
     if ctx.id != id {
         return Err(refuse(
-            "doc.id",
+            Rule::DocId,
             format!(
                 "The changes claim document {} but were sent for {id}.",
                 ctx.id
@@ -656,7 +659,7 @@ pub fn validate_merged(
     let touched = std::mem::take(&mut check.touched);
     reread::reread(&fork, ctx.kind, &touched, !existed).map_err(|e| {
         refuse(
-            "doc.unreadable",
+            Rule::DocUnreadable,
             format!(
                 "After these changes the {} could no longer be read ({e}), so they were not applied.",
                 ctx.kind
@@ -682,7 +685,7 @@ fn check_plan(ctx: &DocContext, doc: &Automerge, author: &Author) -> Result<(), 
     };
     let plan = author.planned.get(&audit).ok_or_else(|| {
         refuse(
-            "audit.plan",
+            Rule::AuditPlan,
             format!(
                 "Audit {audit} is not on the audit programme {} knows.",
                 author.user
@@ -691,7 +694,7 @@ fn check_plan(ctx: &DocContext, doc: &Automerge, author: &Author) -> Result<(), 
     })?;
     if ctx.unit != plan.unit {
         return Err(refuse(
-            "audit.plan",
+            Rule::AuditPlan,
             format!(
                 "The {} names unit {}, but audit {} is planned for unit {}.",
                 ctx.kind,
@@ -707,7 +710,7 @@ fn check_plan(ctx: &DocContext, doc: &Automerge, author: &Author) -> Result<(), 
     let header = AuditHeader::read(&Reader::now(doc)).map_err(schema_refusal)?;
     let differs = |what: &str, has: String, planned: String| {
         refuse(
-            "audit.plan",
+            Rule::AuditPlan,
             format!(
                 "The audit's {what} is {}, but audit {} is planned with {}.",
                 quote(&has),
@@ -803,8 +806,9 @@ impl Checker<'_> {
             let is_make = matches!(op.action, OpType::Make(_));
             match &op.obj {
                 ObjectId::Root => {
-                    let key = key_text(&op.key)
-                        .ok_or_else(|| refuse("schema.root", "The document root must be a map."))?;
+                    let key = key_text(&op.key).ok_or_else(|| {
+                        refuse(Rule::SchemaRoot, "The document root must be a map.")
+                    })?;
                     check_text(|| join("", key), Some(key), key, &op.action)?;
                     self.root_op(key, &op.action)?;
                     self.touched.roots.insert(key.to_owned());
@@ -879,7 +883,7 @@ impl Checker<'_> {
         let is_make = matches!(action, OpType::Make(_));
         if matches!(action, OpType::Delete) && required_root(kind).contains(&key) {
             return Err(refuse(
-                "schema",
+                Rule::Schema,
                 format!(
                     "The change removes '{}', which a {kind} must keep.",
                     quote(key)
@@ -892,7 +896,7 @@ impl Checker<'_> {
         {
             if self.existed {
                 return Err(refuse(
-                    "doc.write_once",
+                    Rule::DocWriteOnce,
                     format!(
                         "'{}' is set when the {kind} is created and cannot be changed.",
                         quote(key)
@@ -903,7 +907,7 @@ impl Checker<'_> {
             match Field::of(kind, key) {
                 Some(Field::NcExtension) if self.existed => {
                     return Err(refuse(
-                        "nc.extension.append_only",
+                        Rule::NcExtensionAppendOnly,
                         "Extensions can only be added, never changed.",
                     ));
                 }
@@ -911,7 +915,7 @@ impl Checker<'_> {
                 Some(_) => {}
                 None => {
                     return Err(refuse(
-                        "schema.unknown_field",
+                        Rule::SchemaUnknownField,
                         format!("'{}' is not a field of a {kind}.", quote(key)),
                     ));
                 }
@@ -919,7 +923,7 @@ impl Checker<'_> {
         }
         check_write(key, action, self.author).map_err(|e| {
             refuse(
-                "schema",
+                Rule::Schema,
                 format!("The change does not match the schema: {e}."),
             )
         })
@@ -932,7 +936,7 @@ impl Checker<'_> {
         let ex = ObjId::Id(obj.0, obj.1.clone(), usize::MAX);
         let unknown = || {
             refuse(
-                "change.unknown_object",
+                Rule::ChangeUnknownObject,
                 "A change writes into an object the document does not have.",
             )
         };
@@ -984,7 +988,7 @@ impl Checker<'_> {
             };
             if !ok {
                 return Err(refuse(
-                    "events.append_only",
+                    Rule::EventsAppendOnly,
                     format!(
                         "The {} of a {kind} can only be appended to, never changed or removed.",
                         place.top
@@ -1000,7 +1004,7 @@ impl Checker<'_> {
                 Some(field) => self.entitled(field)?,
                 None => {
                     return Err(refuse(
-                        "schema.unknown_field",
+                        Rule::SchemaUnknownField,
                         format!("'{}' is not a field of a {kind}.", quote(&place.top)),
                     ));
                 }
@@ -1018,7 +1022,7 @@ impl Checker<'_> {
         let path = || place.path_of(key);
         let bad = |e: String| {
             refuse(
-                "schema",
+                Rule::Schema,
                 format!("The change does not match the schema: {}: {e}.", path()),
             )
         };
@@ -1040,7 +1044,7 @@ impl Checker<'_> {
             Some(k) => {
                 if self.existed && place.at_top_object && identity(kind, &place.top, k) {
                     return Err(refuse(
-                        "doc.write_once",
+                        Rule::DocWriteOnce,
                         format!(
                             "'{}' is set when the {kind} is created and cannot be changed.",
                             place.field_path(k)
@@ -1051,7 +1055,7 @@ impl Checker<'_> {
                 // removed would count as written.
                 if matches!(action, OpType::Delete) && place.required(kind).contains(&k) {
                     return Err(refuse(
-                        "schema",
+                        Rule::Schema,
                         format!(
                             "The change removes '{}', which {} must keep.",
                             quote(k),
@@ -1064,7 +1068,7 @@ impl Checker<'_> {
                 }
                 check_write(k, action, self.author).map_err(|e| {
                     refuse(
-                        "schema",
+                        Rule::Schema,
                         format!(
                             "The change does not match the schema: {}: {e}.",
                             join(&path(), k)
@@ -1098,7 +1102,7 @@ impl Checker<'_> {
         for place in &self.made {
             if let Some(missing) = place.missing(self.ctx.kind) {
                 return Err(refuse(
-                    "schema",
+                    Rule::Schema,
                     format!(
                         "The change does not match the schema: {} has no '{missing}'.",
                         place.path
@@ -1145,7 +1149,7 @@ impl Checker<'_> {
             let mut e = self.new_event(opid)?;
             if e.by != self.author.user {
                 return Err(refuse(
-                    "move.by",
+                    Rule::MoveBy,
                     format!(
                         "A move is recorded as made by {} but was sent by {}.",
                         e.by, self.author.user
@@ -1157,7 +1161,7 @@ impl Checker<'_> {
                 DocKind::Audit => self.allowed::<AuditState>(&e)?,
                 DocKind::Review => {
                     return Err(refuse(
-                        "move.table",
+                        Rule::MoveTable,
                         "Management reviews have no lifecycle moves.",
                     ));
                 }
@@ -1172,7 +1176,7 @@ impl Checker<'_> {
             for req in requires {
                 if !self.met(*req, &e)? {
                     return Err(refuse(
-                        "move.requirement",
+                        Rule::MoveRequirement,
                         format!("'{}' needs {req} first.", quote(&e.mv)),
                     ));
                 }
@@ -1190,11 +1194,11 @@ impl Checker<'_> {
         let field = |k: &str| -> Result<String, Refusal> {
             f.get(k)
                 .cloned()
-                .ok_or_else(|| refuse("schema", format!("A lifecycle event has no '{k}'.")))
+                .ok_or_else(|| refuse(Rule::Schema, format!("A lifecycle event has no '{k}'.")))
         };
         let bad = |k: &str| {
             refuse(
-                "schema",
+                Rule::Schema,
                 format!("A lifecycle event's '{k}' has the wrong form."),
             )
         };
@@ -1212,14 +1216,14 @@ impl Checker<'_> {
     fn allowed<S: Lifecycle>(&self, e: &Event) -> Result<&'static [Requirement], Refusal> {
         let from: S = e.from.parse().map_err(|_| {
             refuse(
-                "move.table",
+                Rule::MoveTable,
                 format!("'{}' is not a state a move can start from.", quote(&e.from)),
             )
         })?;
         check_move(self.ctx, self.author, &e.mv, from, self.today)?;
         crate::workflow::find_move(&e.mv, from)
             .map(|row| row.requires)
-            .ok_or_else(|| refuse("move.table", "unknown move"))
+            .ok_or_else(|| refuse(Rule::MoveTable, "unknown move"))
     }
 
     /// Whether one requirement holds in the document with the batch applied (reads only what it needs).

@@ -44,7 +44,7 @@ pub const COMPACT_AFTER: usize = 2000;
 const ATTEMPTS_ALONE: u32 = 3;
 
 /// The rule of changes set aside because the database refused to store them.
-pub const STORE_FAILED: &str = "store.failed";
+pub const STORE_FAILED: &str = sync_core::rules::Rule::StoreFailed.code();
 
 /// Accepted changes of one document.
 #[derive(Debug)]

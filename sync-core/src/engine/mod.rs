@@ -35,6 +35,7 @@ use crate::edit::{Edit, apply_edit};
 use crate::envelope::{Body, Envelope, ErrorCode};
 use crate::ids::DocumentId;
 use crate::permissions::{Author, Refusal, refuse};
+use crate::rules::Rule;
 use crate::validate::Touched;
 
 mod cold;
@@ -516,7 +517,7 @@ impl Engine {
     ) -> Result<Vec<Effect>, Refusal> {
         let Side::Device(actor) = &self.side else {
             return Err(refuse(
-                "engine.side",
+                Rule::EngineSide,
                 "Only a device engine makes local edits.",
             ));
         };
@@ -1148,7 +1149,7 @@ impl Engine {
                     Some(a) => salvage::judge(id, &doc.am, batch, merged, a, today),
                     None => salvage::Verdict::refuse_all(
                         batch,
-                        refuse("auth", "This connection has no authenticated user."),
+                        refuse(Rule::Auth, "This connection has no authenticated user."),
                     ),
                 }
             } else {
@@ -1308,7 +1309,7 @@ impl Engine {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.quarantined.extend(fresh.iter().map(Change::hash));
         }
-        let refusal = refuse("doc.not_permitted", message.clone());
+        let refusal = refuse(Rule::DocNotPermitted, message.clone());
         let mut then = vec![Body::Rejection {
             rule: refusal.rule.into(),
             message: message.clone(),
@@ -1400,7 +1401,7 @@ fn trust(
             let mut fork = doc.clone();
             if let Err(e) = fork.apply_changes(ready.iter().cloned()) {
                 let refusal = refuse(
-                    "change.malformed",
+                    Rule::ChangeMalformed,
                     format!("The server's changes could not be applied: {e}"),
                 );
                 return Err((refusal, ready));

@@ -14,6 +14,7 @@ use crate::date::Timestamp;
 use crate::edit::{Edit, apply_edit};
 use crate::ids::DocumentId;
 use crate::permissions::{Author, Refusal, refuse};
+use crate::rules::Rule;
 
 /// Edits the server refused twice are not made a third time.
 const MAX_REPLAYS: u8 = 1;
@@ -119,19 +120,19 @@ impl Engine {
     ) -> Result<Recovery, Refusal> {
         if !matches!(self.side, Side::Device(_)) {
             return Err(refuse(
-                "engine.side",
+                Rule::EngineSide,
                 "Only a device recovers from a refusal.",
             ));
         }
         if !author.actors.contains(&fresh) {
             return Err(refuse(
-                "actor.not_registered",
+                Rule::ActorNotRegistered,
                 format!("{fresh} is not registered to {}'s devices.", author.user),
             ));
         }
         let Some(doc) = self.docs.get(&id) else {
             return Err(refuse(
-                "edit.kind",
+                Rule::EditKind,
                 format!("There is no document {id} here."),
             ));
         };
@@ -151,7 +152,7 @@ impl Engine {
         let mut rebuilt = Automerge::new().with_actor(fresh.clone());
         rebuilt.apply_changes(keep).map_err(|e| {
             refuse(
-                "recover.rebuild",
+                Rule::RecoverRebuild,
                 format!("The document could not be rebuilt without the refused changes: {e}"),
             )
         })?;
