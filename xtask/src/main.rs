@@ -3,6 +3,7 @@
 
 mod bench;
 mod cmd;
+mod mutants;
 mod postgres;
 mod steps;
 mod wasm;
@@ -24,6 +25,8 @@ commands:
                                        (default: --target web --out <target dir>/wasm-web)
   bench [ARGS...]                      run the benchmarks of sync-core and the server (ARGS go to `cargo bench`)
   run [SQM SERVE ARGS...]              run the server on SQLite with the demo unit loaded
+  mutants [GROUP...]                   mutation testing (cargo-mutants) of the validator, permissions,
+                                       workflow, envelope, writer and hub acknowledgement (docs/testing.md)
 ";
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         }
         "bench" => bench::run(&Workspace::new()?, rest),
         "run" => run(&Workspace::new()?, rest),
+        "mutants" => mutants::run(&Workspace::new()?, rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
