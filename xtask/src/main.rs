@@ -3,6 +3,7 @@
 
 mod bench;
 mod cmd;
+mod fuzz;
 mod postgres;
 mod steps;
 mod wasm;
@@ -24,6 +25,8 @@ commands:
                                        (default: --target web --out <target dir>/wasm-web)
   bench [ARGS...]                      run the benchmarks of sync-core and the server (ARGS go to `cargo bench`)
   run [SQM SERVE ARGS...]              run the server on SQLite with the demo unit loaded
+  fuzz [--seconds N] [TARGET...]       run the cargo-fuzz targets of fuzz/ for N seconds each (default 60;
+                                       nightly; installs cargo-fuzz if missing) and report what libFuzzer measured
 ";
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         }
         "bench" => bench::run(&Workspace::new()?, rest),
         "run" => run(&Workspace::new()?, rest),
+        "fuzz" => fuzz::run(&Workspace::new()?, &fuzz::Options::parse(rest)?),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
