@@ -12,7 +12,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use automerge::legacy::{Key, ObjectId, OpType};
-use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, Prop, ROOT, ReadDoc};
+use automerge::{
+    ActorId, Automerge, Change, ChangeHash, ExpandedChange, ObjId, Prop, ROOT, ReadDoc,
+};
 
 use crate::audit::{Answer, AuditContent, AuditHeader};
 use crate::date::Date;
@@ -445,6 +447,9 @@ pub fn validate_merged(
             ),
         ));
     }
+    // Decoded once: checked before Automerge applies them, judged after.
+    let expanded: Vec<ExpandedChange> = ready.iter().map(Change::decode).collect();
+    objects_known(doc, &expanded)?;
     let existed = doc.get(ROOT, "schema").ok().flatten().is_some();
     let before =
         if existed {
@@ -509,7 +514,7 @@ pub fn validate_merged(
         event_fields: HashMap::new(),
         touched: Touched::default(),
     };
-    for c in &ready {
+    for c in &expanded {
         check.change(c)?;
     }
     check.complete()?;
@@ -553,6 +558,49 @@ pub(crate) fn split_ready(doc: &Automerge, mut rest: Vec<Change>) -> (Vec<Change
 
 type OpKey = (u64, ActorId);
 
+fn unknown_object() -> Refusal {
+    refuse(
+        "change.unknown_object",
+        "A change writes into an object the document does not have.",
+    )
+}
+
+/// Refuses a batch with an operation into an object that neither the stored
+/// document nor an operation of the batch makes. Automerge 0.12 panics
+/// applying one ("Missing from Index", `op_set2/change/batch.rs`), and a
+/// peer can send one (no change Automerge makes has it), so it is refused
+/// before the batch is applied.
+fn objects_known(doc: &Automerge, changes: &[ExpandedChange]) -> Result<(), Refusal> {
+    let mut known: HashSet<OpKey> = changes
+        .iter()
+        .flat_map(|c| {
+            let start = c.start_op.get();
+            c.operations
+                .iter()
+                .enumerate()
+                .filter(|(_, op)| matches!(op.action, OpType::Make(_)))
+                .map(move |(i, _)| (start + i as u64, c.actor_id.clone()))
+        })
+        .collect();
+    for op in changes.iter().flat_map(|c| &c.operations) {
+        let ObjectId::Id(obj) = &op.obj else {
+            continue;
+        };
+        let key = (obj.counter(), obj.actor().clone());
+        if known.contains(&key) {
+            continue;
+        }
+        if doc
+            .object_type(ObjId::Id(key.0, key.1.clone(), usize::MAX))
+            .is_err()
+        {
+            return Err(unknown_object());
+        }
+        known.insert(key);
+    }
+    Ok(())
+}
+
 /// A response's answer as written by the batch: its type and value, if written.
 #[derive(Default)]
 struct AnswerWrite {
@@ -585,8 +633,7 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn change(&mut self, c: &Change) -> Result<(), Refusal> {
-        let expanded = c.decode();
+    fn change(&mut self, expanded: &ExpandedChange) -> Result<(), Refusal> {
         let start = expanded.start_op.get();
         for (i, op) in expanded.operations.iter().enumerate() {
             let opid = (start + i as u64, expanded.actor_id.clone());
@@ -709,14 +756,16 @@ impl Checker<'_> {
             return Ok(Rc::clone(p));
         }
         let ex = ObjId::Id(obj.0, obj.1.clone(), usize::MAX);
-        let unknown = || {
-            refuse(
-                "change.unknown_object",
-                "A change writes into an object the document does not have.",
-            )
-        };
-        let path: Vec<_> = self.fork.parents(&ex).map_err(|_| unknown())?.collect();
-        let top = path.last().ok_or_else(unknown)?;
+        // An object this batch did not make sits where it sat before the
+        // batch (objects never move), so its place is read from the stored
+        // document. In the batch's result its list item may be deleted, and
+        // there Automerge 0.12's debug build asserts (`seek_list_opid`).
+        let path: Vec<_> = self
+            .doc
+            .parents(&ex)
+            .map_err(|_| unknown_object())?
+            .collect();
+        let top = path.last().ok_or_else(unknown_object)?;
         // An entry map sits under a top-level map (responses/x); a list item under its list's key.
         let container = match (path.len(), path.first().map(|p| &p.prop)) {
             (2, Some(Prop::Map(_))) => prop_text(&top.prop),
