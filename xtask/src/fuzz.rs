@@ -179,10 +179,15 @@ fn run_target(ws: &Workspace, out: &Path, target: &'static str, seconds: u64) ->
         for line in BufReader::new(stderr).lines() {
             let line = line.context("reading libFuzzer's output")?;
             writeln!(log, "{line}")?;
-            // libFuzzer prints a line per new input; show only its pulses,
-            // its last word and everything that is not such a line.
-            if !line.starts_with('#')
-                || ["INITED", "pulse", "DONE"].iter().any(|w| line.contains(w))
+            // libFuzzer prints a line per new input and per new function it
+            // reaches, and at the end a dictionary it recommends: of these
+            // show only the start, the pulses and the last word; show
+            // everything else.
+            let progress = line.starts_with('#');
+            let noise = line.starts_with("\tNEW_FUNC")
+                || (line.starts_with('"') && line.contains("# Uses:"));
+            if (!progress && !noise)
+                || (progress && ["INITED", "pulse", "DONE"].iter().any(|w| line.contains(w)))
             {
                 eprintln!("{line}");
             }
