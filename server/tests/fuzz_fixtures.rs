@@ -34,16 +34,21 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Runs every saved input of `target` through `body`; the seed corpus must not be empty.
+/// Runs every saved input of `target` through `body`, each to its end, and
+/// fails naming every input that panicked; the seed corpus must not be empty.
 fn replay(target: &str, body: fn(&[u8])) {
     let seeds = files(&root().join("fuzz/corpus").join(target));
     assert!(!seeds.is_empty(), "no seed corpus for {target}");
     let found = files(&root().join("tests/fixtures/fuzz").join(target));
+    let mut failed = Vec::new();
     for path in seeds.iter().chain(&found) {
         let bytes = std::fs::read(path).expect("a saved input reads");
         eprintln!("{target}: {} ({} bytes)", path.display(), bytes.len());
-        body(&bytes);
+        if std::panic::catch_unwind(|| body(&bytes)).is_err() {
+            failed.push(path.display().to_string());
+        }
     }
+    assert!(failed.is_empty(), "{target}: these inputs fail: {failed:#?}");
 }
 
 #[test]
