@@ -544,8 +544,9 @@ fn hostile_change(actor: &[u8]) -> Vec<u8> {
 
 /// Writes the hand-made hostile frame: a sync message about the demo audit
 /// carrying [`hostile_change`]. Reading it costs Automerge four million
-/// operations' work; the replay takes about a second until sync-core
-/// refuses such changes before reading them.
+/// operations' work, and the validator expands them all before applying
+/// them: its replay takes seconds until sync-core refuses such changes
+/// before reading them.
 #[test]
 #[ignore = "writes tests/fixtures/fuzz/engine_frame; run by hand to regenerate it"]
 fn write_hostile_frame() {
