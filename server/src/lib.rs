@@ -20,6 +20,8 @@ pub mod client;
 pub mod compact;
 pub mod config;
 pub mod db;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod load;
 pub mod projection;

@@ -576,8 +576,10 @@ pub fn validate_merged(
             ),
         ));
     }
-    let existed = doc.get(ROOT, "schema").ok().flatten().is_some();
+    // Decoded once: checked before Automerge applies them, judged after.
     let expanded: Vec<ExpandedChange> = ready.iter().map(Change::decode).collect();
+    objects_known(doc, &expanded)?;
+    let existed = doc.get(ROOT, "schema").ok().flatten().is_some();
     if !existed {
         // A new document's skeleton is read before its operations are
         // checked: its text is checked first, so that a control character
@@ -767,6 +769,49 @@ pub(crate) fn split_ready(doc: &Automerge, mut rest: Vec<Change>) -> (Vec<Change
 
 type OpKey = (u64, ActorId);
 
+fn unknown_object() -> Refusal {
+    refuse(
+        Rule::ChangeUnknownObject,
+        "A change writes into an object the document does not have.",
+    )
+}
+
+/// Refuses a batch with an operation into an object that neither the stored
+/// document nor an operation of the batch makes. Automerge 0.12 panics
+/// applying one ("Missing from Index", `op_set2/change/batch.rs`), and a
+/// peer can send one (no change Automerge makes has it), so it is refused
+/// before the batch is applied.
+fn objects_known(doc: &Automerge, changes: &[ExpandedChange]) -> Result<(), Refusal> {
+    let mut known: HashSet<OpKey> = changes
+        .iter()
+        .flat_map(|c| {
+            let start = c.start_op.get();
+            c.operations
+                .iter()
+                .enumerate()
+                .filter(|(_, op)| matches!(op.action, OpType::Make(_)))
+                .map(move |(i, _)| (start + i as u64, c.actor_id.clone()))
+        })
+        .collect();
+    for op in changes.iter().flat_map(|c| &c.operations) {
+        let ObjectId::Id(obj) = &op.obj else {
+            continue;
+        };
+        let key = (obj.counter(), obj.actor().clone());
+        if known.contains(&key) {
+            continue;
+        }
+        if doc
+            .object_type(ObjId::Id(key.0, key.1.clone(), usize::MAX))
+            .is_err()
+        {
+            return Err(unknown_object());
+        }
+        known.insert(key);
+    }
+    Ok(())
+}
+
 /// A response's answer as written by the batch: its type and value, if written.
 #[derive(Default)]
 struct AnswerWrite {
@@ -934,12 +979,7 @@ impl Checker<'_> {
             return Ok(Rc::clone(p));
         }
         let ex = ObjId::Id(obj.0, obj.1.clone(), usize::MAX);
-        let unknown = || {
-            refuse(
-                Rule::ChangeUnknownObject,
-                "A change writes into an object the document does not have.",
-            )
-        };
+        let unknown = unknown_object;
         // Every object the batch made has its place already: this one was
         // in the stored document, where its place is what it is in the fork
         // (objects never move), and where a batch that deletes it and writes

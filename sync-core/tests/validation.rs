@@ -533,3 +533,60 @@ fn a_lock_is_accepted_only_when_the_server_holds_the_version_it_names() {
     let view = AuditView::read(&accepted.doc.expect("applied")).expect("reads");
     assert!(view.state.is_locked());
 }
+
+/// The lead's answer as a device sends it, rewritten to write into an object
+/// no document has (counter 100 of the lead's actor). The engine_frame
+/// fuzzer made such a change out of a day's answers sent as one bundle by
+/// changing two bytes (tests/fixtures/fuzz/engine_frame/write-into-missing-object).
+fn into_a_missing_object(demo: &Demo, stored: &Automerge) -> Change {
+    let change = device_edit(demo, stored, demo.audit_id, &demo.lead, demo.answer(9, 1));
+    let mut expanded = change.decode();
+    let missing = automerge::legacy::OpId::new(100, &actor(1));
+    for op in &mut expanded.operations {
+        if op.obj != automerge::legacy::ObjectId::Root {
+            op.obj = automerge::legacy::ObjectId::Id(missing.clone());
+        }
+    }
+    Change::from(expanded)
+}
+
+#[test]
+fn a_write_into_an_object_the_document_lacks_is_refused_before_automerge_applies_it() {
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(4, 2);
+    let heads = stored.get_heads();
+    // Automerge 0.12 panics applying this change ("Missing from Index").
+    let change = into_a_missing_object(&demo, &stored);
+    let err = validate_batch(demo.audit_id, &stored, vec![change], &demo.lead, demo.today)
+        .expect_err("no such object");
+    assert_eq!(err.rule, "change.unknown_object");
+    assert_eq!(stored.get_heads(), heads);
+}
+
+#[test]
+fn a_write_into_an_event_the_same_change_deletes_gets_a_verdict() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let stored = demo.nc_in(NcState::Open);
+    let (_, events) = stored
+        .get(automerge::ROOT, "events")
+        .ok()
+        .flatten()
+        .expect("an NC has events");
+    let (_, first) = stored
+        .get(&events, 0)
+        .ok()
+        .flatten()
+        .expect("an open NC was raised");
+    // Found by the validate fuzzer (tests/fixtures/fuzz/validate/
+    // write-into-deleted-event): the event's place was asked of the document
+    // with the batch applied, where its list item is gone, and Automerge's
+    // debug build asserted.
+    let change = forged(&stored, 3, |tx| {
+        tx.put(&first, "note", "rewritten").expect("put");
+        tx.delete(&events, 0).expect("delete");
+    });
+    let err = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today)
+        .expect_err("history cannot be rewritten");
+    assert!(!err.rule.is_empty(), "{err}");
+}

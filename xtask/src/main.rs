@@ -3,6 +3,7 @@
 
 mod bench;
 mod cmd;
+mod fuzz;
 mod mutants;
 mod postgres;
 mod steps;
@@ -27,6 +28,8 @@ commands:
   run [SQM SERVE ARGS...]              run the server on SQLite with the demo unit loaded
   mutants [GROUP...]                   mutation testing (cargo-mutants) of the validator, permissions,
                                        workflow, envelope, writer and hub acknowledgement (docs/testing.md)
+  fuzz [--seconds N] [TARGET...]       run the cargo-fuzz targets of fuzz/ for N seconds each (default 60;
+                                       nightly; installs cargo-fuzz if missing) and report what libFuzzer measured
 ";
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         "bench" => bench::run(&Workspace::new()?, rest),
         "run" => run(&Workspace::new()?, rest),
         "mutants" => mutants::run(&Workspace::new()?, rest),
+        "fuzz" => fuzz::run(&Workspace::new()?, &fuzz::Options::parse(rest)?),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

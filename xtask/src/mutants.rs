@@ -147,6 +147,7 @@ pub(crate) fn run(ws: &Workspace, args: &[String]) -> Result<()> {
     let out = ws.target_dir()?.join("mutants");
     for g in chosen {
         let dir = out.join(g.name);
+        std::fs::create_dir_all(&dir)?;
         let mut command = ws.cargo(&["mutants", "--package", g.package, "--no-shuffle"]);
         command.arg("--output").arg(&dir);
         for f in g.files {

@@ -33,6 +33,11 @@ impl Workspace {
         Ok(Self { root, cargo })
     }
 
+    /// The workspace root.
+    pub(crate) fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     /// A command run in the workspace root.
     pub(crate) fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut command = Command::new(program);

@@ -23,33 +23,38 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::BadRequest(format!(
-                "The request body is not valid JSON: {}",
-                e.body_text()
-                    .trim_start_matches("Failed to parse the request body as JSON: ")
-            ))),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Unprocessable(format!(
-                "The request body does not have the expected fields: {}",
-                e.body_text().trim_start_matches(
-                    "Failed to deserialize the JSON body into the target type: "
-                )
-            ))),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest(
-                "Send the body as JSON, with the header Content-Type: application/json.".into(),
-            )),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::TooLarge(format!(
-                    "The request body is larger than the limit of {} bytes.",
-                    state.config.limits.json_body_bytes
-                )))
-            }
-            Err(e) => Err(ApiError::BadRequest(format!(
-                "The request body could not be read: {}",
-                e.body_text()
-            ))),
-        }
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(value)| ApiJson(value))
+            .map_err(|e| json_error(&e, state.config.limits.json_body_bytes))
+    }
+}
+
+/// What a JSON body that could not be taken is answered with (`limit`: the
+/// body limit in bytes). The fuzz target of the login body maps its errors
+/// here too, so it checks what a client is really told.
+pub(crate) fn json_error(rejection: &JsonRejection, limit: usize) -> ApiError {
+    match rejection {
+        JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(format!(
+            "The request body is not valid JSON: {}",
+            e.body_text()
+                .trim_start_matches("Failed to parse the request body as JSON: ")
+        )),
+        JsonRejection::JsonDataError(e) => ApiError::Unprocessable(format!(
+            "The request body does not have the expected fields: {}",
+            e.body_text()
+                .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+        )),
+        JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
+            "Send the body as JSON, with the header Content-Type: application/json.".into(),
+        ),
+        e if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(format!(
+            "The request body is larger than the limit of {limit} bytes."
+        )),
+        e => ApiError::BadRequest(format!(
+            "The request body could not be read: {}",
+            e.body_text()
+        )),
     }
 }
 

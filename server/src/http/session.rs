@@ -14,8 +14,21 @@ use crate::secret::Secret;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
-    username: String,
-    password: Secret,
+    pub(crate) username: String,
+    pub(crate) password: Secret,
+}
+
+impl Login {
+    /// The body with a username that could exist; any other is answered as
+    /// bad credentials, without asking the database.
+    pub(crate) fn plausible(self) -> Result<Login, ApiError> {
+        if self.username.is_empty() || self.username.len() > 64 {
+            return Err(ApiError::Unauthorized(
+                crate::auth::AuthError::BadCredentials.to_string(),
+            ));
+        }
+        Ok(self)
+    }
 }
 
 /// Checks the password and starts a session.
@@ -24,11 +37,7 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<axum::Json<Tokens>, ApiError> {
-    if body.username.is_empty() || body.username.len() > 64 {
-        return Err(ApiError::Unauthorized(
-            crate::auth::AuthError::BadCredentials.to_string(),
-        ));
-    }
+    let body = body.plausible()?;
     let tokens = state
         .auth
         .login(&state.db, &body.username, body.password, &client)

@@ -41,7 +41,8 @@ use crate::validate::Touched;
 mod cold;
 mod recover;
 mod salvage;
-mod wire;
+// Crate-visible so the `load` fuzz target splits chunks as the engine does.
+pub(crate) mod wire;
 
 pub use cold::Saved;
 pub use recover::{LocalEdit, Recovery, RefusedEdit};

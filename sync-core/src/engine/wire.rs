@@ -272,7 +272,7 @@ pub(super) enum ExtractError {
 }
 
 /// Splits concatenated Automerge storage chunks (magic, checksum, type, LEB128 length, data).
-fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
+pub(crate) fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
     const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
     let bad = || "A sync message holds a malformed change.".to_string();
     let mut out = Vec::new();
