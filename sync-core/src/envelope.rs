@@ -549,7 +549,25 @@ mod tests {
     }
 
     #[test]
+    fn the_document_is_read_from_the_header_alone_and_only_from_an_envelope() {
+        let bytes = env(Body::Withdrawn).encode().expect("encodes");
+        assert_eq!(Envelope::peek_doc(&bytes), Some(doc()));
+        let mut other_magic = bytes.clone();
+        other_magic[0] ^= 1;
+        assert_eq!(Envelope::peek_doc(&other_magic), None);
+        let mut other_version = bytes.clone();
+        other_version[1] ^= 1;
+        assert_eq!(Envelope::peek_doc(&other_version), None);
+        assert_eq!(Envelope::peek_doc(&bytes[..HEADER_BYTES - 1]), None);
+    }
+
+    #[test]
     fn frame_is_accepted_at_8_mib_and_refused_one_byte_over() {
+        assert_eq!(
+            MAX_ENVELOPE_BYTES,
+            8 << 20,
+            "the limit the server and README state"
+        );
         let ok = env(Body::Sync(vec![0; MAX_SYNC_BYTES]));
         let bytes = ok.encode().expect("at the limit");
         assert_eq!(bytes.len(), MAX_ENVELOPE_BYTES);
