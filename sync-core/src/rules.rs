@@ -75,8 +75,10 @@ rules! {
     ReviewContent = "review.content",
     /// Lifecycle events are only ever appended.
     EventsAppendOnly = "events.append_only",
-    /// A move's `by` must name its author.
+    /// A move's `by` must name its sender.
     MoveBy = "move.by",
+    /// An entry's `by` (an answer, a finding, an extension ...) must name its sender.
+    EntryBy = "entry.by",
     /// No such move from the state it names.
     MoveTable = "move.table",
     /// The author may not make that move.
@@ -89,12 +91,11 @@ rules! {
     StoreFailed = "store.failed",
     /// An edit of the wrong kind for the document (the tablet's own check).
     EditKind = "edit.kind",
-    /// An edit Automerge could not make (the tablet's own check).
+    /// An edit Automerge could not make, or a refused document the tablet
+    /// could not rebuild without its refused changes (the tablet's own check).
     EditFailed = "edit.failed",
     /// A device's operation asked of a server engine.
     EngineSide = "engine.side",
-    /// A refused document could not be rebuilt on the tablet.
-    RecoverRebuild = "recover.rebuild",
 }
 
 #[cfg(test)]

@@ -777,7 +777,7 @@ fn unknown_object() -> Refusal {
 }
 
 /// Refuses a batch with an operation into an object that neither the stored
-/// document nor an operation of the batch makes. Automerge 0.12 panics
+/// document nor an operation of the batch makes, or into the root as a list. Automerge 0.12 panics
 /// applying one ("Missing from Index", `op_set2/change/batch.rs`), and a
 /// peer can send one (no change Automerge makes has it), so it is refused
 /// before the batch is applied.
@@ -795,6 +795,14 @@ fn objects_known(doc: &Automerge, changes: &[ExpandedChange]) -> Result<(), Refu
         .collect();
     for op in changes.iter().flat_map(|c| &c.operations) {
         let ObjectId::Id(obj) = &op.obj else {
+            // The root is a map: a write to it as a list makes Automerge
+            // 0.12 panic applying it too (a debug assertion).
+            if op.insert || matches!(op.key, Key::Seq(_)) {
+                return Err(refuse(
+                    Rule::SchemaRoot,
+                    "A change writes to the document's root as a list; the root is a map.",
+                ));
+            }
             continue;
         };
         let key = (obj.counter(), obj.actor().clone());
@@ -1105,6 +1113,25 @@ impl Checker<'_> {
                 }
                 if place.made {
                     place.wrote(kind, k);
+                }
+                if k == "by"
+                    && let OpType::Put(automerge::ScalarValue::Str(by)) = action
+                    && by.as_str() != self.author.user.as_str()
+                {
+                    // Who made an entry or a move is its sender, always.
+                    let (rule, what) = if place.container == "events" {
+                        (Rule::MoveBy, "A move")
+                    } else {
+                        (Rule::EntryBy, "An entry")
+                    };
+                    return Err(refuse(
+                        rule,
+                        format!(
+                            "{what} is recorded as made by '{}' but was sent by {}.",
+                            quote(by),
+                            self.author.user
+                        ),
+                    ));
                 }
                 check_write(k, action, self.author).map_err(|e| {
                     refuse(

@@ -664,15 +664,9 @@ impl Engine {
             && let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&doc))
         {
             pd.refused.extend(hashes.iter().copied());
-            self.send(
-                peer,
-                doc,
-                Body::Rejection {
-                    rule,
-                    message,
-                    changes: hashes,
-                },
-            );
+            for body in rejections(&rule, &message, &hashes) {
+                self.send(peer, doc, body);
+            }
         }
         if self.docs.contains_key(&doc) || self.cold.contains_key(&doc) {
             self.drop_doc(&doc);
@@ -1187,12 +1181,8 @@ impl Engine {
             pd.refused.extend(hashes.iter().copied());
             pd.refused_deps
                 .extend(batch.iter().map(|c| (c.hash(), c.deps().to_vec())));
-            let tell = Body::Rejection {
-                rule: refusal.rule.to_owned(),
-                message: refusal.message.clone(),
-                changes: hashes,
-            };
-            self.quarantine(peer, id, &refusal, &batch, vec![tell]);
+            let tell = rejections(refusal.rule, &refusal.message, &hashes);
+            self.quarantine(peer, id, &refusal, &batch, tell);
         }
         if overflow {
             let message = format!(
@@ -1311,11 +1301,8 @@ impl Engine {
             p.quarantined.extend(fresh.iter().map(Change::hash));
         }
         let refusal = refuse(Rule::DocNotPermitted, message.clone());
-        let mut then = vec![Body::Rejection {
-            rule: refusal.rule.into(),
-            message: message.clone(),
-            changes: fresh.iter().map(Change::hash).collect(),
-        }];
+        let hashes: Vec<ChangeHash> = fresh.iter().map(Change::hash).collect();
+        let mut then = rejections(refusal.rule, &message, &hashes);
         // Those they build on, still on the device: asked for before it
         // stops offering the document.
         then.extend(ask.map(Body::Sync));
@@ -1353,6 +1340,21 @@ impl Engine {
             })),
         }
     }
+}
+
+/// The rejections telling a peer its changes were refused: as many frames
+/// as it takes, each naming at most [`MAX_REJECTED_CHANGES`] of them.
+///
+/// [`MAX_REJECTED_CHANGES`]: crate::envelope::MAX_REJECTED_CHANGES
+fn rejections(rule: &str, message: &str, hashes: &[ChangeHash]) -> Vec<Body> {
+    hashes
+        .chunks(crate::envelope::MAX_REJECTED_CHANGES)
+        .map(|part| Body::Rejection {
+            rule: rule.to_owned(),
+            message: message.to_owned(),
+            changes: part.to_vec(),
+        })
+        .collect()
 }
 
 /// A peer's heads with each refused change replaced by what it was built

@@ -152,7 +152,7 @@ impl Engine {
         let mut rebuilt = Automerge::new().with_actor(fresh.clone());
         rebuilt.apply_changes(keep).map_err(|e| {
             refuse(
-                Rule::RecoverRebuild,
+                Rule::EditFailed,
                 format!("The document could not be rebuilt without the refused changes: {e}"),
             )
         })?;
