@@ -497,3 +497,45 @@ pub fn may_edit(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::fixtures::Demo;
+
+    #[test]
+    fn roles_and_team_roles_are_spelled_as_stored_and_read_back() {
+        let spelled: Vec<(String, String)> = Role::ALL
+            .iter()
+            .map(|r| (r.as_str().to_owned(), r.to_string()))
+            .collect();
+        let want = ["auditor", "process_owner", "nodal_officer", "admin"];
+        assert_eq!(spelled, want.map(|w| (w.to_owned(), w.to_owned())).to_vec());
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+        }
+        assert!("auditors".parse::<Role>().is_err());
+        for (t, name) in [(TeamRole::Lead, "lead"), (TeamRole::Member, "member")] {
+            assert_eq!((t.as_str(), t.to_string()), (name, name.to_owned()));
+            assert_eq!(name.parse::<TeamRole>(), Ok(t));
+        }
+        assert!("leader".parse::<TeamRole>().is_err());
+    }
+
+    #[test]
+    fn a_process_owner_owns_only_their_processes_and_only_while_their_role_is_in_force() {
+        let demo = Demo::new();
+        let nc = crate::permissions::DocContext::read(&demo.nc()).expect("reads");
+        assert!(demo.owner.is(Who::ProcessOwner, &nc, demo.today));
+        // Another process's owner in the same unit.
+        let mut other = demo.owner.clone();
+        other.processes = [(demo.unit.clone(), "P04".parse().expect("code"))].into();
+        assert!(!other.is(Who::ProcessOwner, &nc, demo.today));
+        // The process still listed, the role ended.
+        let mut ended = demo.owner.clone();
+        for g in &mut ended.grants {
+            g.until = Some("2025-12-31".parse().expect("date"));
+        }
+        assert!(!ended.is(Who::ProcessOwner, &nc, demo.today));
+    }
+}

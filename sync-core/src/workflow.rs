@@ -341,11 +341,6 @@ pub fn find_move<S: Lifecycle>(name: &str, from: S) -> Option<&'static Move<S>> 
     S::MOVES.iter().find(|m| m.name == name && m.from == from)
 }
 
-/// Whether any row of the table has this move name.
-pub fn is_known_move<S: Lifecycle>(name: &str) -> bool {
-    S::MOVES.iter().any(|m| m.name == name)
-}
-
 /// One lifecycle event as stored in a document's `events` list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -509,6 +504,15 @@ mod tests {
             note: String::new(),
             heads: Vec::new(),
         }
+    }
+
+    #[test]
+    fn escalation_levels_are_named_as_the_sqm_names_them() {
+        let names: Vec<String> = [Level::L1, Level::L2, Level::L3]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["L1", "L2", "L3"]);
     }
 
     #[test]
