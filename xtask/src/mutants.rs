@@ -21,8 +21,8 @@ struct Group {
     /// Only mutants whose name matches (cargo-mutants `--re`), if any.
     only: Option<&'static str>,
     features: Option<&'static str>,
-    /// Arguments for `cargo test` after `--`.
-    tests: &'static [&'static str],
+    /// Arguments for `cargo test` after `--`, separated by spaces.
+    tests: &'static str,
 }
 
 const GROUPS: &[Group] = &[
@@ -32,25 +32,9 @@ const GROUPS: &[Group] = &[
         files: &["sync-core/src/validate.rs", "sync-core/src/validate/*.rs"],
         only: None,
         features: Some("testing"),
-        tests: &[
-            "--lib",
-            "--test",
-            "validation",
-            "--test",
-            "integrity",
-            "--test",
-            "text_control",
-            "--test",
-            "refusal",
-            "--test",
-            "robustness",
-            "--test",
-            "nc_moves",
-            "--test",
-            "audit_moves",
-            "--test",
-            "declared_ops",
-        ],
+        tests: "--lib --test validation --test integrity --test text_control --test refusal \
+                --test robustness --test nc_moves --test audit_moves --test declared_ops \
+                --test store_outcomes --test rights",
     },
     Group {
         name: "permissions",
@@ -58,19 +42,8 @@ const GROUPS: &[Group] = &[
         files: &["sync-core/src/permissions.rs"],
         only: None,
         features: Some("testing"),
-        tests: &[
-            "--lib",
-            "--test",
-            "validation",
-            "--test",
-            "integrity",
-            "--test",
-            "refusal",
-            "--test",
-            "nc_moves",
-            "--test",
-            "audit_moves",
-        ],
+        tests: "--lib --test validation --test integrity --test refusal --test nc_moves \
+                --test audit_moves --test rights --test device_rules",
     },
     Group {
         name: "workflow",
@@ -78,19 +51,8 @@ const GROUPS: &[Group] = &[
         files: &["sync-core/src/workflow.rs"],
         only: None,
         features: Some("testing"),
-        tests: &[
-            "--lib",
-            "--test",
-            "nc_moves",
-            "--test",
-            "audit_moves",
-            "--test",
-            "validation",
-            "--test",
-            "integrity",
-            "--test",
-            "merged",
-        ],
+        tests: "--lib --test nc_moves --test audit_moves --test validation --test integrity \
+                --test merged",
     },
     Group {
         name: "envelope",
@@ -98,7 +60,7 @@ const GROUPS: &[Group] = &[
         files: &["sync-core/src/envelope.rs"],
         only: None,
         features: Some("testing"),
-        tests: &["--lib", "--test", "envelope_props", "--test", "refusal"],
+        tests: "--lib --test envelope_props --test refusal",
     },
     Group {
         name: "writer",
@@ -106,16 +68,7 @@ const GROUPS: &[Group] = &[
         files: &["server/src/sync/writer.rs"],
         only: None,
         features: None,
-        tests: &[
-            "--test",
-            "writer_faults",
-            "--test",
-            "sync_hardening",
-            "--test",
-            "durability",
-            "--test",
-            "receipt_chain",
-        ],
+        tests: "--test writer_faults --test sync_hardening --test durability --test receipt_chain",
     },
     Group {
         name: "hub-acknowledgement",
@@ -123,7 +76,7 @@ const GROUPS: &[Group] = &[
         files: &["server/src/sync/hub.rs"],
         only: Some("Hub::(store|set_aside|carry_out|handle)"),
         features: None,
-        tests: &["--test", "writer_faults", "--test", "sync_hardening"],
+        tests: "--test writer_faults --test sync_hardening",
     },
 ];
 
@@ -159,7 +112,7 @@ pub(crate) fn run(ws: &Workspace, args: &[String]) -> Result<()> {
         if let Some(features) = g.features {
             command.args(["--features", features]);
         }
-        command.arg("--").args(g.tests);
+        command.arg("--").args(g.tests.split_whitespace());
         // A group's survivors are the result, not a failure of this command.
         if let Err(e) = cmd::run(&mut command) {
             eprintln!("{}: {e:#}", g.name);
