@@ -590,3 +590,41 @@ fn a_write_into_an_event_the_same_change_deletes_gets_a_verdict() {
         .expect_err("history cannot be rewritten");
     assert!(!err.rule.is_empty(), "{err}");
 }
+
+/// The lead writes `text` as the audit's notes and as a new item of its scope.
+fn lead_writes_text(demo: &Demo, stored: &Automerge, text: &str) -> [Change; 2] {
+    use automerge::transaction::Transactable;
+    let notes = forged(stored, 1, |tx| {
+        tx.put(automerge::ROOT, "notes", text).expect("put");
+    });
+    let scope = forged(stored, 1, |tx| {
+        let header = match tx.get(automerge::ROOT, "header").expect("get") {
+            Some((_, id)) => id,
+            None => panic!("no header"),
+        };
+        let scope = match tx.get(&header, "scope").expect("get") {
+            Some((_, id)) => id,
+            None => panic!("no scope"),
+        };
+        tx.insert(&scope, 0, text).expect("insert");
+    });
+    [notes, scope]
+}
+
+#[test]
+fn a_text_may_be_as_long_as_the_limit_and_not_one_byte_longer() {
+    use sync_core::schema::MAX_TEXT_BYTES;
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(3, 0);
+    let at_limit = "a".repeat(MAX_TEXT_BYTES);
+    for change in lead_writes_text(&demo, &stored, &at_limit) {
+        validate_batch(demo.audit_id, &stored, vec![change], &demo.lead, demo.today)
+            .expect("a text of exactly the limit is kept");
+    }
+    let over = "a".repeat(MAX_TEXT_BYTES + 1);
+    for change in lead_writes_text(&demo, &stored, &over) {
+        let err = validate_batch(demo.audit_id, &stored, vec![change], &demo.lead, demo.today)
+            .expect_err("one byte over the limit");
+        assert_eq!(err.rule, "schema", "{err}");
+    }
+}

@@ -34,7 +34,7 @@ const GROUPS: &[Group] = &[
         features: Some("testing"),
         tests: "--lib --test validation --test integrity --test text_control --test refusal \
                 --test robustness --test nc_moves --test audit_moves --test declared_ops \
-                --test store_outcomes --test rights",
+                --test store_outcomes --test rights --test merged",
     },
     Group {
         name: "permissions",
