@@ -394,11 +394,18 @@ impl Place {
     fn field_path(&self, key: &str) -> String {
         if self.at_top_object {
             join(&join("", &self.top), key)
-        } else if !self.container.is_empty() && self.container != self.top {
-            // An item of a list inside an entry (a response's evidence).
-            join(&join(&self.path, &self.container), key)
         } else {
-            join(&self.path, key)
+            join(&self.object_path(), key)
+        }
+    }
+
+    /// The path of this object below a top-level one, as refusals name it.
+    fn object_path(&self) -> String {
+        if !self.container.is_empty() && self.container != self.top {
+            // An item of a list inside an entry (a response's evidence).
+            join(&self.path, &self.container)
+        } else {
+            self.path.clone()
         }
     }
 
@@ -1172,7 +1179,11 @@ impl Checker<'_> {
                     Rule::Schema,
                     format!(
                         "The change does not match the schema: {} has no '{missing}'.",
-                        place.path
+                        if place.at_top_object {
+                            place.path.clone()
+                        } else {
+                            place.object_path()
+                        }
                     ),
                 ));
             }

@@ -130,3 +130,39 @@ fn what_a_batch_wrote_is_reported_by_part() {
     assert!(t.any("events") && !t.whole("events"));
     assert!(!t.any("header") && !t.any("notes"));
 }
+
+#[test]
+fn unknown_writes_mean_every_part_is_read_again_and_batches_add_up() {
+    use sync_core::validate::Touched;
+    let unknown = Touched::unknown();
+    assert!(unknown.everything);
+    for top in ["header", "responses", "events", "notes"] {
+        assert!(unknown.any(top) && unknown.whole(top), "{top}");
+    }
+
+    let part = |roots: &[&str], below: &[&str], entries: &[(&str, &str)]| Touched {
+        everything: false,
+        roots: roots.iter().map(|s| s.to_string()).collect(),
+        below: below.iter().map(|s| s.to_string()).collect(),
+        entries: entries
+            .iter()
+            .map(|(t, e)| (t.to_string(), e.to_string()))
+            .collect(),
+    };
+    let mut sum = part(&["notes"], &["responses"], &[("responses", "r-1")]);
+    sum.merge(part(
+        &[],
+        &["findings"],
+        &[("findings", "f-01"), ("responses", "r-2")],
+    ));
+    assert!(!sum.everything);
+    assert!(sum.whole("notes") && !sum.whole("findings") && sum.any("findings"));
+    assert_eq!(
+        sum.entries_of("responses").collect::<Vec<_>>(),
+        ["r-1", "r-2"]
+    );
+    assert_eq!(sum.entries_of("findings").collect::<Vec<_>>(), ["f-01"]);
+    assert!(!sum.any("header"));
+    sum.merge(Touched::unknown());
+    assert!(sum.everything && sum.whole("header"));
+}

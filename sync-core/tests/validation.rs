@@ -592,7 +592,7 @@ fn a_write_into_an_event_the_same_change_deletes_gets_a_verdict() {
 }
 
 /// The lead writes `text` as the audit's notes and as a new item of its scope.
-fn lead_writes_text(demo: &Demo, stored: &Automerge, text: &str) -> [Change; 2] {
+fn lead_writes_text(stored: &Automerge, text: &str) -> [Change; 2] {
     use automerge::transaction::Transactable;
     let notes = forged(stored, 1, |tx| {
         tx.put(automerge::ROOT, "notes", text).expect("put");
@@ -617,14 +617,375 @@ fn a_text_may_be_as_long_as_the_limit_and_not_one_byte_longer() {
     let demo = Demo::new();
     let stored = demo.realistic_audit(3, 0);
     let at_limit = "a".repeat(MAX_TEXT_BYTES);
-    for change in lead_writes_text(&demo, &stored, &at_limit) {
+    for change in lead_writes_text(&stored, &at_limit) {
         validate_batch(demo.audit_id, &stored, vec![change], &demo.lead, demo.today)
             .expect("a text of exactly the limit is kept");
     }
     let over = "a".repeat(MAX_TEXT_BYTES + 1);
-    for change in lead_writes_text(&demo, &stored, &over) {
+    for change in lead_writes_text(&stored, &over) {
         let err = validate_batch(demo.audit_id, &stored, vec![change], &demo.lead, demo.today)
             .expect_err("one byte over the limit");
         assert_eq!(err.rule, "schema", "{err}");
     }
+}
+
+/// A value to put in a hand-built map.
+enum V {
+    Text(String),
+    Count(u64),
+}
+
+/// Writes `fields` (leaving out `skip`) into `obj`.
+fn put_fields(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    obj: &automerge::ObjId,
+    fields: &[(&str, V)],
+    skip: &str,
+) {
+    use automerge::transaction::Transactable;
+    for (k, v) in fields.iter().filter(|(k, _)| *k != skip) {
+        match v {
+            V::Text(t) => tx.put(obj, *k, t.as_str()).expect("put"),
+            V::Count(n) => tx.put(obj, *k, *n).expect("put"),
+        }
+    }
+}
+
+fn root_obj(tx: &automerge::transaction::Transaction<'_>, key: &str) -> automerge::ObjId {
+    match tx.get(automerge::ROOT, key).expect("get") {
+        Some((_, id)) => id,
+        None => panic!("no {key}"),
+    }
+}
+
+fn text(s: &str) -> V {
+    V::Text(s.to_string())
+}
+
+#[test]
+fn an_action_an_extension_an_event_or_evidence_without_a_field_it_needs_is_refused_naming_it() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let now = demo.now().to_string();
+    let open_nc = demo.nc_in(NcState::Open);
+    let audit = demo.realistic_audit(2, 0);
+
+    let action = |skip: &str| {
+        forged(&open_nc, 3, |tx| {
+            let actions = root_obj(tx, "actions");
+            let a = tx
+                .put_object(&actions, "a-9", automerge::ObjType::Map)
+                .expect("put");
+            let fields = [
+                ("text", text("Register updated daily")),
+                ("owner", text("Supdt Div-II")),
+                ("target", text("2026-02-15")),
+            ];
+            put_fields(tx, &a, &fields, skip);
+        })
+    };
+    let extension = |skip: &str| {
+        forged(&open_nc, 4, |tx| {
+            let list = root_obj(tx, "extensions");
+            let at = tx.length(&list);
+            let e = tx
+                .insert_object(&list, at, automerge::ObjType::Map)
+                .expect("insert");
+            let fields = [
+                ("of", text("response")),
+                ("due", text("2026-01-31")),
+                ("justification", text("Officer on training")),
+                ("by", text(demo.nodal.user.as_str())),
+                ("at", text(&now)),
+            ];
+            put_fields(tx, &e, &fields, skip);
+        })
+    };
+    let event = |skip: &str| {
+        forged(&audit, 1, |tx| {
+            let list = root_obj(tx, "events");
+            let at = tx.length(&list);
+            let e = tx
+                .insert_object(&list, at, automerge::ObjType::Map)
+                .expect("insert");
+            let fields = [
+                ("move", text("start")),
+                ("from", text("planned")),
+                ("by", text("k.iyer")),
+                ("at", text(&now)),
+                ("note", text("")),
+            ];
+            put_fields(tx, &e, &fields, skip);
+            tx.put_object(&e, "heads", automerge::ObjType::List)
+                .expect("put");
+        })
+    };
+    let evidence = |skip: &str| {
+        forged(&audit, 2, |tx| {
+            let findings = root_obj(tx, "findings");
+            let f = tx
+                .put_object(&findings, "f-09", automerge::ObjType::Map)
+                .expect("put");
+            let fields = [
+                ("class", text("minor")),
+                ("clause", text("3.2.4")),
+                ("text", text("Register of documents not kept up to date")),
+                ("by", text("s.khan")),
+                ("at", text(&now)),
+            ];
+            put_fields(tx, &f, &fields, "");
+            let list = tx
+                .put_object(&f, "evidence", automerge::ObjType::List)
+                .expect("put");
+            let e = tx
+                .insert_object(&list, 0, automerge::ObjType::Map)
+                .expect("insert");
+            let fields = [
+                ("sha256", text(&"ab".repeat(32))),
+                ("name", text("register.jpg")),
+                ("mime", text("image/jpeg")),
+                ("size", V::Count(48_213)),
+            ];
+            put_fields(tx, &e, &fields, skip);
+        })
+    };
+
+    type Make<'a> = &'a dyn Fn(&str) -> Change;
+    let cases: [(
+        &str,
+        Make<'_>,
+        &Automerge,
+        sync_core::ids::DocumentId,
+        &Author,
+        &str,
+    ); 4] = [
+        (
+            "actions/a-9",
+            &action,
+            &open_nc,
+            demo.nc_id,
+            &demo.owner,
+            "owner",
+        ),
+        (
+            "extensions/",
+            &extension,
+            &open_nc,
+            demo.nc_id,
+            &demo.nodal,
+            "justification",
+        ),
+        ("events/", &event, &audit, demo.audit_id, &demo.lead, "from"),
+        (
+            "findings/f-09/evidence",
+            &evidence,
+            &audit,
+            demo.audit_id,
+            &demo.member,
+            "mime",
+        ),
+    ];
+    for (path, make, stored, id, who, needed) in cases {
+        validate_batch(id, stored, vec![make("")], who, demo.today)
+            .unwrap_or_else(|e| panic!("{path} whole: {e}"));
+        let err = validate_batch(id, stored, vec![make(needed)], who, demo.today)
+            .expect_err("a field is missing");
+        assert_eq!(err.rule, "schema", "{path}: {err}");
+        assert!(
+            err.message.contains(path) && err.message.contains(&format!("no '{needed}'")),
+            "{path}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_field_written_twice_in_the_change_that_makes_its_entry_counts_once() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(2, 0);
+    let change = forged(&stored, 2, |tx| {
+        let findings = root_obj(tx, "findings");
+        let f = tx
+            .put_object(&findings, "f-09", automerge::ObjType::Map)
+            .expect("put");
+        tx.put(&f, "text", "first wording").expect("put");
+        let fields = [
+            ("class", text("minor")),
+            ("clause", text("3.2.4")),
+            ("text", text("second wording")),
+            ("by", text("s.khan")),
+            ("at", text(&demo.now().to_string())),
+        ];
+        put_fields(tx, &f, &fields, "");
+    });
+    let accepted = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![change],
+        &demo.member,
+        demo.today,
+    )
+    .expect("a whole finding");
+    let view = AuditView::read(&accepted.doc.expect("applied")).expect("reads");
+    assert!(
+        view.content
+            .findings
+            .values()
+            .any(|f| f.text == "second wording")
+    );
+}
+
+#[test]
+fn lists_hold_items_of_their_own_form_and_lose_them_by_deletion() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(2, 0);
+    let in_header =
+        |doc: &Automerge,
+         list: &str,
+         f: &dyn Fn(&mut automerge::transaction::Transaction<'_>, &automerge::ObjId)| {
+            forged(doc, 1, |tx| {
+                let header = root_obj(tx, "header");
+                let obj = match tx.get(&header, list).expect("get") {
+                    Some((_, id)) => id,
+                    None => panic!("no {list}"),
+                };
+                f(tx, &obj);
+            })
+        };
+    // A team names users by their login; a name that is no login is refused.
+    let bad_member = in_header(&stored, "team", &|tx, team| {
+        let at = tx.length(team);
+        tx.insert(team, at, "Not A Login!").expect("insert");
+    });
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![bad_member],
+        &demo.lead,
+        demo.today,
+    )
+    .expect_err("not a login");
+    assert_eq!(err.rule, "schema", "{err}");
+    assert!(err.message.contains("an item of 'team'"), "{err}");
+
+    // The lead adds a scope item, then removes it again.
+    let added = in_header(&stored, "scope", &|tx, scope| {
+        tx.insert(scope, 0, "Registration of new taxpayers")
+            .expect("insert");
+    });
+    let with_item = validate_batch(demo.audit_id, &stored, vec![added], &demo.lead, demo.today)
+        .expect("a scope item")
+        .doc
+        .expect("applied");
+    let removed = in_header(&with_item, "scope", &|tx, scope| {
+        tx.delete(scope, 0).expect("delete");
+    });
+    validate_batch(
+        demo.audit_id,
+        &with_item,
+        vec![removed],
+        &demo.lead,
+        demo.today,
+    )
+    .expect("removing a scope item");
+}
+
+#[test]
+fn objects_and_values_go_only_where_their_kind_belongs() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(2, 0);
+    // A new finding whose `text` is an object, or whose `evidence` is a value.
+    let finding =
+        |shape: &dyn Fn(&mut automerge::transaction::Transaction<'_>, &automerge::ObjId)| {
+            forged(&stored, 2, |tx| {
+                let findings = root_obj(tx, "findings");
+                let f = tx
+                    .put_object(&findings, "f-09", automerge::ObjType::Map)
+                    .expect("put");
+                let fields = [
+                    ("class", text("minor")),
+                    ("clause", text("3.2.4")),
+                    ("by", text("s.khan")),
+                    ("at", text(&demo.now().to_string())),
+                ];
+                put_fields(tx, &f, &fields, "");
+                shape(tx, &f);
+            })
+        };
+    let cases: [(&str, Change, &str); 3] = [
+        (
+            "text as a list",
+            finding(&|tx, f| {
+                tx.put_object(f, "text", automerge::ObjType::List)
+                    .expect("put");
+            }),
+            "'text' cannot hold an object",
+        ),
+        (
+            "text as a map",
+            finding(&|tx, f| {
+                tx.put_object(f, "text", automerge::ObjType::Map)
+                    .expect("put");
+            }),
+            "'text' cannot hold an object",
+        ),
+        (
+            "evidence as text",
+            finding(&|tx, f| {
+                tx.put(f, "text", "Register not kept").expect("put");
+                tx.put(f, "evidence", "none").expect("put");
+            }),
+            "'evidence' must be an object, not a value",
+        ),
+    ];
+    for (what, change, says) in cases {
+        let err = validate_batch(
+            demo.audit_id,
+            &stored,
+            vec![change],
+            &demo.member,
+            demo.today,
+        )
+        .expect_err(what);
+        assert_eq!(err.rule, "schema", "{what}: {err}");
+        assert!(err.message.contains(says), "{what}: {err}");
+    }
+}
+
+#[test]
+fn a_lock_naming_a_version_that_is_no_change_hash_is_refused_by_its_form() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let mut stored = demo.realistic_audit(2, 0);
+    demo.must(
+        demo.audit_id,
+        &mut stored,
+        &demo.lead,
+        Edit::Move {
+            mv: "start".into(),
+            note: String::new(),
+        },
+    );
+    let lock = forged(&stored, 1, |tx| {
+        let events = root_obj(tx, "events");
+        let at = tx.length(&events);
+        let e = tx
+            .insert_object(&events, at, automerge::ObjType::Map)
+            .expect("insert");
+        tx.put(&e, "move", "submit_for_review").expect("put");
+        tx.put(&e, "from", "in_progress").expect("put");
+        tx.put(&e, "by", "k.iyer").expect("put");
+        tx.put(&e, "at", demo.now().to_string()).expect("put");
+        tx.put(&e, "note", "").expect("put");
+        let list = tx
+            .put_object(&e, "heads", automerge::ObjType::List)
+            .expect("put");
+        tx.insert(&list, 0, "yesterday's version").expect("insert");
+    });
+    let err = validate_batch(demo.audit_id, &stored, vec![lock], &demo.lead, demo.today)
+        .expect_err("not a hash");
+    assert_eq!(err.rule, "schema", "{err}");
+    assert!(err.message.contains("an item of 'heads'"), "{err}");
 }

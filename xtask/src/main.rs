@@ -26,8 +26,9 @@ commands:
                                        (default: --target web --out <target dir>/wasm-web)
   bench [ARGS...]                      run the benchmarks of sync-core and the server (ARGS go to `cargo bench`)
   run [SQM SERVE ARGS...]              run the server on SQLite with the demo unit loaded
-  mutants [GROUP...]                   mutation testing (cargo-mutants) of the validator, permissions,
-                                       workflow, envelope, writer and hub acknowledgement (docs/testing.md)
+  mutants [--iterate] [GROUP...]       mutation testing (cargo-mutants) of the validator, permissions,
+                                       workflow, envelope, writer and hub acknowledgement (docs/testing.md);
+                                       --iterate tries again only what earlier runs did not catch
   fuzz [--seconds N] [TARGET...]       run the cargo-fuzz targets of fuzz/ for N seconds each (default 60;
                                        nightly; installs cargo-fuzz if missing) and report what libFuzzer measured
 ";

@@ -1,9 +1,11 @@
-//! `cargo xtask mutants [GROUP...]`: mutation testing with cargo-mutants
+//! `cargo xtask mutants [--iterate] [GROUP...]`: mutation testing with cargo-mutants
 //! (installed if missing) on the code whose rules the tests must defend:
 //! sync-core's validator, permissions, workflow and envelope, and the
 //! server's writer and the hub's acknowledgement path. Each group runs the
 //! tests that judge its code, not the whole suite: on two cores a mutant of
-//! sync-core costs about a minute, one of the server several.
+//! sync-core costs about 15 s, one of the server a minute or two (the
+//! durability test, which kills the server twenty times, is left to `cargo
+//! xtask test`: the writer's acknowledgement order is judged by writer_faults).
 //!
 //! Every mutant that survives is either killed by a new test or listed in
 //! docs/testing.md with why it is equivalent. Not part of `cargo xtask test`.
@@ -32,7 +34,7 @@ const GROUPS: &[Group] = &[
         files: &["sync-core/src/validate.rs", "sync-core/src/validate/*.rs"],
         only: None,
         features: Some("testing"),
-        tests: "--lib --test validation --test integrity --test text_control --test refusal \
+        tests: "--test validation --test integrity --test text_control --test refusal \
                 --test robustness --test nc_moves --test audit_moves --test declared_ops \
                 --test store_outcomes --test rights --test merged",
     },
@@ -68,7 +70,7 @@ const GROUPS: &[Group] = &[
         files: &["server/src/sync/writer.rs"],
         only: None,
         features: None,
-        tests: "--test writer_faults --test sync_hardening --test durability --test receipt_chain",
+        tests: "--test writer_faults --test sync_hardening --test receipt_chain",
     },
     Group {
         name: "hub-acknowledgement",
@@ -81,12 +83,16 @@ const GROUPS: &[Group] = &[
 ];
 
 pub(crate) fn run(ws: &Workspace, args: &[String]) -> Result<()> {
+    // `--iterate`: test again only what earlier runs of the group did not
+    // catch (cargo-mutants keeps their lists in the group's output folder).
+    let iterate = args.iter().any(|a| a == "--iterate");
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--iterate").collect();
     let chosen: Vec<&Group> = if args.is_empty() {
         GROUPS.iter().collect()
     } else {
         let mut chosen = Vec::new();
         for a in args {
-            match GROUPS.iter().find(|g| g.name == a) {
+            match GROUPS.iter().find(|g| g.name == a.as_str()) {
                 Some(g) => chosen.push(g),
                 None => bail!(
                     "no mutation group `{a}`: use {}",
@@ -103,6 +109,12 @@ pub(crate) fn run(ws: &Workspace, args: &[String]) -> Result<()> {
         std::fs::create_dir_all(&dir)?;
         let mut command = ws.cargo(&["mutants", "--package", g.package, "--no-shuffle"]);
         command.arg("--output").arg(&dir);
+        // Without debug info each mutant links in a fraction of the time;
+        // what is judged is the same.
+        command.env("CARGO_PROFILE_DEV_DEBUG", "0");
+        if iterate {
+            command.arg("--iterate");
+        }
         for f in g.files {
             command.args(["--file", f]);
         }
@@ -143,6 +155,7 @@ fn summarise(name: &str, out: &std::path::Path) {
         count("timeout.txt"),
         count("unviable.txt"),
     );
+    let earlier = count("previously_caught.txt");
     let viable = caught + missed + timeout;
     let score = if viable == 0 {
         0.0
@@ -153,4 +166,9 @@ fn summarise(name: &str, out: &std::path::Path) {
         "mutants {name}: caught {caught}, missed {missed}, timeout {timeout}, unviable {unviable}: {score:.1} % of viable mutants caught (missed: {})",
         out.join("missed.txt").display()
     );
+    if earlier > 0 {
+        eprintln!(
+            "mutants {name}: {earlier} more were caught or unviable in earlier runs and not tried again (--iterate)"
+        );
+    }
 }
