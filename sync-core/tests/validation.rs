@@ -989,3 +989,38 @@ fn a_lock_naming_a_version_that_is_no_change_hash_is_refused_by_its_form() {
     assert_eq!(err.rule, "schema", "{err}");
     assert!(err.message.contains("an item of 'heads'"), "{err}");
 }
+
+#[test]
+fn a_batch_may_hold_as_many_changes_as_the_limit_and_not_one_more() {
+    use automerge::transaction::Transactable;
+    use sync_core::validate::MAX_BATCH_CHANGES;
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(1, 0);
+    let mut device = stored.clone();
+    device.set_actor(actor(1));
+    for i in 0..=MAX_BATCH_CHANGES {
+        let mut tx = device.transaction();
+        tx.put(
+            automerge::ROOT,
+            "notes",
+            format!("Opening meeting, draft {i}"),
+        )
+        .expect("put");
+        tx.commit();
+    }
+    let mut batch = device.get_changes(&stored.get_heads());
+    assert_eq!(batch.len(), MAX_BATCH_CHANGES + 1);
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        batch.clone(),
+        &demo.lead,
+        demo.today,
+    )
+    .expect_err("one over the limit");
+    assert_eq!(err.rule, "batch.size", "{err}");
+    batch.pop();
+    let accepted = validate_batch(demo.audit_id, &stored, batch, &demo.lead, demo.today)
+        .expect("exactly the limit");
+    assert_eq!(accepted.applied.len(), MAX_BATCH_CHANGES);
+}
