@@ -1024,3 +1024,376 @@ fn a_batch_may_hold_as_many_changes_as_the_limit_and_not_one_more() {
         .expect("exactly the limit");
     assert_eq!(accepted.applied.len(), MAX_BATCH_CHANGES);
 }
+
+/// The object under `path` (map keys from the root).
+fn obj_at(tx: &automerge::transaction::Transaction<'_>, path: &[&str]) -> automerge::ObjId {
+    let mut obj = automerge::ROOT;
+    for key in path {
+        obj = match tx.get(&obj, *key).expect("get") {
+            Some((_, id)) => id,
+            None => panic!("no {key} in {path:?}"),
+        };
+    }
+    obj
+}
+
+#[test]
+fn a_field_an_existing_entry_or_item_must_keep_cannot_be_removed() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let mut stored = demo.realistic_audit(2, 0);
+    demo.must(
+        demo.audit_id,
+        &mut stored,
+        &demo.member,
+        Edit::SetResponse {
+            key: "sd.item_1@P02".parse().expect("a key"),
+            answer: Answer::YesNo(YesNo::Yes),
+            note: "Register seen".into(),
+            evidence: vec![sync_core::audit::Evidence {
+                sha256: "ab".repeat(32).parse().expect("a hash"),
+                name: "register.jpg".into(),
+                mime: "image/jpeg".into(),
+                size: 48_213,
+                taken_at: None,
+            }],
+        },
+    );
+    let removes_by = forged(&stored, 2, |tx| {
+        let r = obj_at(tx, &["responses", "sd.item_1@P02"]);
+        tx.delete(&r, "by").expect("delete");
+    });
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![removes_by],
+        &demo.member,
+        demo.today,
+    )
+    .expect_err("a response keeps its author");
+    assert_eq!(err.rule, "schema", "{err}");
+    assert!(err.message.contains("removes 'by'"), "{err}");
+
+    let removes_mime = forged(&stored, 2, |tx| {
+        let list = obj_at(tx, &["responses", "sd.item_1@P02", "evidence"]);
+        let item = match tx.get(&list, 0).expect("get") {
+            Some((_, id)) => id,
+            None => panic!("no evidence"),
+        };
+        tx.delete(&item, "mime").expect("delete");
+    });
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![removes_mime],
+        &demo.member,
+        demo.today,
+    )
+    .expect_err("evidence keeps its media type");
+    assert_eq!(err.rule, "schema", "{err}");
+    assert!(err.message.contains("removes 'mime'"), "{err}");
+
+    // What an entry need not hold can go.
+    let removes_note = forged(&stored, 2, |tx| {
+        let r = obj_at(tx, &["responses", "sd.item_1@P02"]);
+        tx.delete(&r, "note").expect("delete");
+    });
+    validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![removes_note],
+        &demo.member,
+        demo.today,
+    )
+    .expect("a note is optional");
+}
+
+#[test]
+fn an_answer_must_suit_its_type_whichever_of_the_two_the_batch_wrote() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(2, 0);
+    let now = demo.now().to_string();
+    let new_response = |value: &str| {
+        forged(&stored, 2, |tx| {
+            let responses = obj_at(tx, &["responses"]);
+            let r = tx
+                .put_object(&responses, "sd.item_1@P02", automerge::ObjType::Map)
+                .expect("put");
+            let fields = [
+                ("type", text("yn")),
+                ("value", text(value)),
+                ("by", text("s.khan")),
+                ("at", text(&now)),
+            ];
+            put_fields(tx, &r, &fields, "");
+        })
+    };
+    validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![new_response("no")],
+        &demo.member,
+        demo.today,
+    )
+    .expect("a yes-no answer");
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![new_response("partly")],
+        &demo.member,
+        demo.today,
+    )
+    .expect_err("'partly' is no yes-no answer");
+    assert_eq!(err.rule, "schema", "{err}");
+    assert!(err.message.contains("sd.item_1@P02"), "{err}");
+
+    // Only the value of an existing conform/partly/not answer: its stored type judges it.
+    let value_only = |value: &str| {
+        forged(&stored, 2, |tx| {
+            let r = obj_at(tx, &["responses", "sd.item_0@P03"]);
+            tx.put(&r, "value", value).expect("put");
+        })
+    };
+    validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![value_only("partly")],
+        &demo.member,
+        demo.today,
+    )
+    .expect("another conformity answer");
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![value_only("yes")],
+        &demo.member,
+        demo.today,
+    )
+    .expect_err("'yes' does not answer conform/partly/not");
+    assert_eq!(err.rule, "schema", "{err}");
+}
+
+#[test]
+fn entries_are_maps_under_ids_and_history_lists_only_grow() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let mut audit = demo.realistic_audit(2, 0);
+    demo.must(
+        demo.audit_id,
+        &mut audit,
+        &demo.lead,
+        Edit::Move {
+            mv: "start".into(),
+            note: String::new(),
+        },
+    );
+    // A finding under a good id, but as text rather than a map.
+    let flat = forged(&audit, 2, |tx| {
+        let findings = obj_at(tx, &["findings"]);
+        tx.put(&findings, "f-09", "Register not kept").expect("put");
+    });
+    let err = validate_batch(demo.audit_id, &audit, vec![flat], &demo.member, demo.today)
+        .expect_err("an entry is a map");
+    assert_eq!(err.rule, "schema", "{err}");
+    assert!(err.message.contains("'f-09' is not a valid entry"), "{err}");
+
+    // An existing event replaced in place by a new one.
+    let replaced = forged(&audit, 1, |tx| {
+        let events = obj_at(tx, &["events"]);
+        let e = tx
+            .put_object(&events, 0, automerge::ObjType::Map)
+            .expect("put");
+        tx.put(&e, "move", "start").expect("put");
+    });
+    let err = validate_batch(
+        demo.audit_id,
+        &audit,
+        vec![replaced],
+        &demo.lead,
+        demo.today,
+    )
+    .expect_err("history is appended to");
+    assert_eq!(err.rule, "events.append_only", "{err}");
+
+    // An NC's extensions: an existing one is never changed, the list never removed.
+    let mut nc = demo.nc_in(NcState::Open);
+    demo.must(
+        demo.nc_id,
+        &mut nc,
+        &demo.nodal,
+        Edit::Extend {
+            of: DueKind::Response,
+            due: "2026-01-31".parse().expect("date"),
+            justification: "Officer on training".into(),
+        },
+    );
+    let redated = forged(&nc, 4, |tx| {
+        let list = obj_at(tx, &["extensions"]);
+        let e = match tx.get(&list, 0).expect("get") {
+            Some((_, id)) => id,
+            None => panic!("no extension"),
+        };
+        tx.put(&e, "due", "2026-03-31").expect("put");
+    });
+    let err = validate_batch(demo.nc_id, &nc, vec![redated], &demo.nodal, demo.today)
+        .expect_err("an extension is never changed");
+    assert_eq!(err.rule, "events.append_only", "{err}");
+    let removed = forged(&nc, 4, |tx| {
+        tx.delete(automerge::ROOT, "extensions").expect("delete");
+    });
+    let err = validate_batch(demo.nc_id, &nc, vec![removed], &demo.nodal, demo.today)
+        .expect_err("extensions are never removed");
+    assert_eq!(err.rule, "nc.extension.append_only", "{err}");
+}
+
+#[test]
+fn an_entry_or_a_move_is_recorded_as_made_by_its_sender() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(2, 0);
+    let now = demo.now().to_string();
+    let finding_by = |by: &str| {
+        forged(&stored, 2, |tx| {
+            let findings = obj_at(tx, &["findings"]);
+            let f = tx
+                .put_object(&findings, "f-09", automerge::ObjType::Map)
+                .expect("put");
+            let fields = [
+                ("class", text("minor")),
+                ("clause", text("3.2.4")),
+                ("text", text("Register not kept")),
+                ("by", text(by)),
+                ("at", text(&now)),
+            ];
+            put_fields(tx, &f, &fields, "");
+        })
+    };
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![finding_by("k.iyer")],
+        &demo.member,
+        demo.today,
+    )
+    .expect_err("the lead did not write it");
+    assert_eq!(err.rule, "entry.by", "{err}");
+    let start_by = |by: &str| {
+        forged(&stored, 1, |tx| {
+            let events = obj_at(tx, &["events"]);
+            let at = tx.length(&events);
+            let e = tx
+                .insert_object(&events, at, automerge::ObjType::Map)
+                .expect("insert");
+            let fields = [
+                ("move", text("start")),
+                ("from", text("planned")),
+                ("by", text(by)),
+                ("at", text(&now)),
+                ("note", text("")),
+            ];
+            put_fields(tx, &e, &fields, "");
+            tx.put_object(&e, "heads", automerge::ObjType::List)
+                .expect("put");
+        })
+    };
+    validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![start_by("k.iyer")],
+        &demo.lead,
+        demo.today,
+    )
+    .expect("the lead starts the audit");
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![start_by("s.khan")],
+        &demo.lead,
+        demo.today,
+    )
+    .expect_err("the member did not start it");
+    assert_eq!(err.rule, "move.by", "{err}");
+}
+
+#[test]
+fn a_response_is_submitted_only_with_a_whole_action_plan() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let planned = demo.nc_in(NcState::Open);
+    let submit = |doc: &Automerge| {
+        forged(doc, 3, |tx| {
+            let events = obj_at(tx, &["events"]);
+            let at = tx.length(&events);
+            let e = tx
+                .insert_object(&events, at, automerge::ObjType::Map)
+                .expect("insert");
+            let fields = [
+                ("move", text("submit_response")),
+                ("from", text("open")),
+                ("by", text(demo.owner.user.as_str())),
+                ("at", text(&demo.now().to_string())),
+                ("note", text("")),
+            ];
+            put_fields(tx, &e, &fields, "");
+        })
+    };
+    validate_batch(
+        demo.nc_id,
+        &planned,
+        vec![submit(&planned)],
+        &demo.owner,
+        demo.today,
+    )
+    .expect("actions with owners and targets, none done yet");
+    let mut unowned = planned.clone();
+    demo.must(
+        demo.nc_id,
+        &mut unowned,
+        &demo.owner,
+        Edit::PutAction {
+            id: "a-9".parse().expect("an id"),
+            action: sync_core::nc::Action {
+                text: "Train the dealing staff".into(),
+                owner: "  ".into(),
+                target: demo.today,
+                done_on: None,
+            },
+        },
+    );
+    let err = validate_batch(
+        demo.nc_id,
+        &unowned,
+        vec![submit(&unowned)],
+        &demo.owner,
+        demo.today,
+    )
+    .expect_err("an action without an owner");
+    assert_eq!(err.rule, "move.requirement", "{err}");
+}
+
+#[test]
+fn the_root_is_written_only_as_a_map() {
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(1, 0);
+    // The lead's notes, rewritten to put them at a list position of the root.
+    let change = forged(&stored, 1, |tx| {
+        use automerge::transaction::Transactable;
+        tx.put(automerge::ROOT, "notes", "Opening meeting held")
+            .expect("put");
+    });
+    let mut expanded = change.decode();
+    for op in &mut expanded.operations {
+        op.key = automerge::legacy::Key::Seq(automerge::legacy::ElementId::Head);
+        op.insert = false;
+    }
+    let err = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![Change::from(expanded)],
+        &demo.lead,
+        demo.today,
+    )
+    .expect_err("the root is a map");
+    assert_eq!(err.rule, "schema.root", "{err}");
+}
