@@ -1338,29 +1338,35 @@ fn a_response_is_submitted_only_with_a_whole_action_plan() {
             put_fields(tx, &e, &fields, "");
         })
     };
+    // A plan is actions with owners and targets, none of them done yet.
+    let with_action = |owner: &str| {
+        let mut doc = planned.clone();
+        demo.must(
+            demo.nc_id,
+            &mut doc,
+            &demo.owner,
+            Edit::PutAction {
+                id: "a-9".parse().expect("an id"),
+                action: sync_core::nc::Action {
+                    text: "Train the dealing staff".into(),
+                    owner: owner.into(),
+                    target: demo.today,
+                    done_on: None,
+                },
+            },
+        );
+        doc
+    };
+    let owned = with_action("Supdt Div-II");
     validate_batch(
         demo.nc_id,
-        &planned,
-        vec![submit(&planned)],
+        &owned,
+        vec![submit(&owned)],
         &demo.owner,
         demo.today,
     )
-    .expect("actions with owners and targets, none done yet");
-    let mut unowned = planned.clone();
-    demo.must(
-        demo.nc_id,
-        &mut unowned,
-        &demo.owner,
-        Edit::PutAction {
-            id: "a-9".parse().expect("an id"),
-            action: sync_core::nc::Action {
-                text: "Train the dealing staff".into(),
-                owner: "  ".into(),
-                target: demo.today,
-                done_on: None,
-            },
-        },
-    );
+    .expect("a plan of actions not yet done");
+    let unowned = with_action("  ");
     let err = validate_batch(
         demo.nc_id,
         &unowned,
