@@ -3,9 +3,9 @@
 //! sync-core's validator, permissions, workflow and envelope, and the
 //! server's writer and the hub's acknowledgement path. Each group runs the
 //! tests that judge its code, not the whole suite: on two cores a mutant of
-//! sync-core costs about 15 s, one of the server a minute or two (the
-//! durability test, which kills the server twenty times, is left to `cargo
-//! xtask test`: the writer's acknowledgement order is judged by writer_faults).
+//! sync-core costs 5 to 15 s, one of the server more (the durability test,
+//! which kills the server twenty times, is left to `cargo xtask test`: the
+//! writer's acknowledgement order is judged by writer_faults).
 //!
 //! Every mutant that survives is either killed by a new test or listed in
 //! docs/testing.md with why it is equivalent. Not part of `cargo xtask test`.
