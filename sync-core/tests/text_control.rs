@@ -11,20 +11,9 @@ use sync_core::edit::{Edit, apply_edit};
 use sync_core::ids::DocumentId;
 use sync_core::nc::Action;
 use sync_core::permissions::{Author, Refusal};
-use sync_core::testing::fixtures::{Demo, actor};
+use sync_core::testing::fixtures::{Demo, actor, forged};
 use sync_core::validate::validate_batch;
 use sync_core::workflow::NcState;
-
-/// A change made on a copy of `doc` without the device's own checks, as a
-/// tampered client would send it.
-fn forged(doc: &Automerge, device: u8, f: impl FnOnce(&mut Transaction<'_>)) -> Change {
-    let mut copy = doc.clone();
-    copy.set_actor(actor(device));
-    let mut tx = copy.transaction();
-    f(&mut tx);
-    tx.commit();
-    copy.get_last_local_change().expect("a change was made")
-}
 
 fn obj(tx: &Transaction<'_>, parent: &ObjId, key: &str) -> ObjId {
     match tx.get(parent, key) {

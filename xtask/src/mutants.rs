@@ -36,7 +36,7 @@ const GROUPS: &[Group] = &[
         features: Some("testing"),
         tests: "--test validation --test integrity --test text_control --test refusal \
                 --test robustness --test nc_moves --test audit_moves --test declared_ops \
-                --test store_outcomes --test rights --test merged",
+                --test store_outcomes --test rights --test merged --test raw_writes",
     },
     Group {
         name: "permissions",

@@ -18,6 +18,37 @@ pub fn actor(device: u8) -> ActorId {
     ])
 }
 
+/// A change made on a copy of `doc` under device `device`'s actor without
+/// the device's own checks, as a tampered or out-of-date client would send it.
+pub fn forged(
+    doc: &Automerge,
+    device: u8,
+    f: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+) -> automerge::Change {
+    let mut copy = doc.clone();
+    copy.set_actor(actor(device));
+    let mut tx = copy.transaction();
+    f(&mut tx);
+    tx.commit();
+    match copy.get_last_local_change() {
+        Some(change) => change,
+        None => panic!("the forged edit made no change"),
+    }
+}
+
+/// The object under `path` (map keys from the root) in a transaction.
+pub fn obj_at(tx: &automerge::transaction::Transaction<'_>, path: &[&str]) -> automerge::ObjId {
+    use automerge::ReadDoc;
+    let mut obj = automerge::ROOT;
+    for key in path {
+        obj = match tx.get(&obj, *key) {
+            Ok(Some((_, id))) => id,
+            _ => panic!("no {key} in {path:?}"),
+        };
+    }
+    obj
+}
+
 fn parse<T: std::str::FromStr>(s: &str) -> T
 where
     T::Err: std::fmt::Debug,
