@@ -6,53 +6,10 @@
 //! The ignored test writes the seed corpus again
 //! (`cargo test -p server --test fuzz_fixtures -- --ignored`).
 
-use std::path::{Path, PathBuf};
-
 use server::auth::jwt::{AUDIENCE, Claims, ISSUER, Keys, TokenType};
 use server::fuzzing;
 use server::secret::Secret;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-/// The files of a folder, sorted; none if it does not exist.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-/// Runs every saved input of `target` through `body`, each to its end, and
-/// fails naming every input that panicked; the seed corpus must not be empty.
-fn replay(target: &str, body: fn(&[u8])) {
-    let seeds = files(&root().join("fuzz/corpus").join(target));
-    assert!(!seeds.is_empty(), "no seed corpus for {target}");
-    let found = files(&root().join("tests/fixtures/fuzz").join(target));
-    let mut failed = Vec::new();
-    for path in seeds.iter().chain(&found) {
-        let bytes = std::fs::read(path).expect("a saved input reads");
-        eprintln!("{target}: {} ({} bytes)", path.display(), bytes.len());
-        if std::panic::catch_unwind(|| body(&bytes)).is_err() {
-            failed.push(path.display().to_string());
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{target}: these inputs fail: {failed:#?}"
-    );
-}
+use sync_core::testing::fuzz::saved::{replay, root, write};
 
 #[test]
 fn saved_login_bodies_replay_without_a_finding() {
@@ -62,12 +19,6 @@ fn saved_login_bodies_replay_without_a_finding() {
 #[test]
 fn saved_tokens_replay_and_none_is_accepted() {
     replay("jwt", fuzzing::jwt);
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) {
-    std::fs::create_dir_all(dir).expect("the folder is made");
-    std::fs::write(dir.join(name), bytes).expect("the file is written");
-    eprintln!("wrote {} ({} bytes)", dir.join(name).display(), bytes.len());
 }
 
 /// Base64url without padding, as JWTs are written.

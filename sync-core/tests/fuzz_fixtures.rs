@@ -7,7 +7,6 @@
 //! (`cargo test -p sync-core --test fuzz_fixtures -- --ignored`).
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use sync_core::automerge::sync;
@@ -19,48 +18,7 @@ use sync_core::ids::DocumentId;
 use sync_core::kind::DocKind;
 use sync_core::testing::fixtures::{Demo, actor};
 use sync_core::testing::fuzz;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-/// The files of a folder, sorted; none if it does not exist.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-/// Runs every saved input of `target` through `body`, each to its end, and
-/// fails naming every input that panicked; the seed corpus must not be empty.
-fn replay(target: &str, body: fn(&[u8])) {
-    let seeds = files(&root().join("fuzz/corpus").join(target));
-    assert!(!seeds.is_empty(), "no seed corpus for {target}");
-    let found = files(&root().join("tests/fixtures/fuzz").join(target));
-    let mut failed = Vec::new();
-    for path in seeds.iter().chain(&found) {
-        let bytes = std::fs::read(path).expect("a saved input reads");
-        eprintln!("{target}: {} ({} bytes)", path.display(), bytes.len());
-        if std::panic::catch_unwind(|| body(&bytes)).is_err() {
-            failed.push(path.display().to_string());
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{target}: these inputs fail: {failed:#?}"
-    );
-}
+use sync_core::testing::fuzz::saved::{replay, root, write};
 
 #[test]
 fn saved_envelope_inputs_replay_without_a_finding() {
@@ -80,12 +38,6 @@ fn saved_validate_programs_replay_without_a_finding() {
 #[test]
 fn saved_documents_load_without_a_finding() {
     replay("load", fuzz::load);
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) {
-    std::fs::create_dir_all(dir).expect("the folder is made");
-    std::fs::write(dir.join(name), bytes).expect("the file is written");
-    eprintln!("wrote {} ({} bytes)", dir.join(name).display(), bytes.len());
 }
 
 /// A server engine and a device engine of the lead auditor, both holding the

@@ -26,6 +26,7 @@ use crate::validate::validate_batch;
 use crate::workflow::NcState;
 
 mod program;
+pub mod saved;
 
 pub use program::{KEYS, MAX_WRITES, WORDS};
 use program::{Program, write};
