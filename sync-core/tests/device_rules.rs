@@ -193,17 +193,7 @@ fn a_server_engine_makes_no_edits_and_recovers_from_no_refusal() {
 fn a_locked_audits_content_is_not_offered_for_editing_but_its_late_edits_are_made() {
     let demo = Demo::new();
     let mut doc = demo.audit();
-    for mv in ["start", "submit_for_review"] {
-        demo.must(
-            demo.audit_id,
-            &mut doc,
-            &demo.lead,
-            Edit::Move {
-                mv: mv.into(),
-                note: String::new(),
-            },
-        );
-    }
+    demo.lock(&mut doc);
     let today = demo.today;
     let content = Target::Field(sync_core::permissions::Field::AuditContent);
     for who in [&demo.lead, &demo.member] {

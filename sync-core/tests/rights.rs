@@ -5,8 +5,6 @@
 //! owned by `owner`; `lead` and `member` are the audit's team.
 
 use sync_core::DocKind;
-use sync_core::edit::Edit;
-use sync_core::ids::DocumentId;
 use sync_core::permissions::{
     Author, DocContext, Field, Target, check_create, check_field, may_edit,
 };
@@ -173,27 +171,11 @@ fn each_field_is_written_by_exactly_the_people_the_design_names_and_refusals_nam
     }
 }
 
-/// The lead's audit, locked for review.
-fn locked_audit(demo: &Demo) -> (DocumentId, sync_core::automerge::Automerge) {
-    let mut doc = demo.audit();
-    for mv in ["start", "submit_for_review"] {
-        demo.must(
-            demo.audit_id,
-            &mut doc,
-            &demo.lead,
-            Edit::Move {
-                mv: mv.into(),
-                note: String::new(),
-            },
-        );
-    }
-    (demo.audit_id, doc)
-}
-
 #[test]
 fn a_locked_audit_offers_its_content_to_nobody_and_its_header_to_its_lead() {
     let demo = Demo::new();
-    let (_, doc) = locked_audit(&demo);
+    let mut doc = demo.audit();
+    demo.lock(&mut doc);
     for name in ["lead", "member"] {
         let r = may_edit(
             &doc,

@@ -221,6 +221,22 @@ impl Demo {
         doc
     }
 
+    /// Moves the demo audit `doc` (planned) to in review, which locks it:
+    /// the lead starts it and submits it for review.
+    pub fn lock(&self, doc: &mut Automerge) {
+        for mv in ["start", "submit_for_review"] {
+            self.must(
+                self.audit_id,
+                doc,
+                &self.lead,
+                Edit::Move {
+                    mv: mv.into(),
+                    note: String::new(),
+                },
+            );
+        }
+    }
+
     /// The `i`-th checklist answer edit, with one of three answers.
     pub fn answer(&self, i: usize, variant: usize) -> Edit {
         let key: ResponseKey = parse(&format!("sd.item_{}@P0{}", i / 3, 2 + i % 3));
