@@ -424,71 +424,161 @@ pub(crate) fn write_new<T: Transactable>(
     Ok(())
 }
 
+/// An entry of an audit that people can write concurrently: a response or
+/// a finding, written whole, with its writer and evidence.
+pub(crate) trait Entry: Clone + Sized {
+    fn read(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Self, SchemaError>;
+    fn evidence(&self) -> &[Evidence];
+    fn evidence_mut(&mut self) -> &mut Vec<Evidence>;
+}
+
+impl Entry for Response {
+    fn read(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Self, SchemaError> {
+        Response::read(r, obj, path)
+    }
+    fn evidence(&self) -> &[Evidence] {
+        &self.evidence
+    }
+    fn evidence_mut(&mut self) -> &mut Vec<Evidence> {
+        &mut self.evidence
+    }
+}
+
+impl Entry for Finding {
+    fn read(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<Self, SchemaError> {
+        Finding::read(r, obj, path)
+    }
+    fn evidence(&self) -> &[Evidence] {
+        &self.evidence
+    }
+    fn evidence_mut(&mut self) -> &mut Vec<Evidence> {
+        &mut self.evidence
+    }
+}
+
+/// The entry under `key` of the section map `obj` (`responses`,
+/// `findings`): the value shown, and every concurrent value when people
+/// wrote it without seeing each other's (empty when there is one value).
+///
+/// Nothing is hidden (DESIGN §3): the value shown is the one Automerge
+/// picks, and it carries the evidence of every concurrent value (evidence
+/// lists merge, they never conflict); the concurrent values are shown
+/// beside it, each with its writer and time, until the lead auditor writes
+/// a value that supersedes them all.
+pub(crate) fn read_entry<T: Entry>(
+    r: &Reader<'_>,
+    obj: &ObjId,
+    key: &str,
+    section: &str,
+) -> Result<(T, Vec<T>), SchemaError> {
+    let path = join(section, key);
+    let shown_obj = r.map(obj, key, section)?;
+    let mut shown = T::read(r, &shown_obj, &path)?;
+    if !r.is_contested(obj, key) {
+        return Ok((shown, Vec::new()));
+    }
+    let all = r.all_maps(obj, key, section)?;
+    let fresh = r.fresh();
+    let mut values = Vec::with_capacity(all.len());
+    for o in &all {
+        values.push(if *o == shown_obj {
+            shown.clone()
+        } else {
+            T::read(&fresh, o, &path)?
+        });
+    }
+    for e in values.iter().flat_map(|v| v.evidence()) {
+        if !shown.evidence().iter().any(|h| h.sha256 == e.sha256) {
+            shown.evidence_mut().push(e.clone());
+        }
+    }
+    Ok((shown, values))
+}
+
 /// An audit's content read at one version of the document.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditContent {
-    /// Checklist responses by key.
+    /// Checklist responses by key: for a contested one, the value Automerge
+    /// shows, holding the evidence of every concurrent value.
     pub responses: BTreeMap<ResponseKey, Response>,
-    /// Findings by id.
+    /// Findings by id (for a contested one, as for responses).
     pub findings: BTreeMap<ItemId, Finding>,
     /// Meeting notes.
     pub notes: String,
+    /// Responses that auditors wrote concurrently, none seeing the others':
+    /// every value, in the same order on every replica, until the lead
+    /// auditor settles them.
+    pub contested_responses: BTreeMap<ResponseKey, Vec<Response>>,
+    /// Findings written concurrently (as for responses).
+    pub contested_findings: BTreeMap<ItemId, Vec<Finding>>,
 }
 
 impl AuditContent {
     pub(crate) fn read(r: &Reader<'_>) -> Result<AuditContent, SchemaError> {
-        let mut responses = BTreeMap::new();
+        let mut content = AuditContent {
+            responses: BTreeMap::new(),
+            findings: BTreeMap::new(),
+            notes: AuditContent::notes(r)?,
+            contested_responses: BTreeMap::new(),
+            contested_findings: BTreeMap::new(),
+        };
         if let Some(obj) = r.opt_map(&ROOT, "responses", "")? {
             for key in r.keys(&obj) {
-                let (k, v) = AuditContent::response(r, &obj, &key)?;
-                responses.insert(k, v);
+                let (k, v, all) = AuditContent::response(r, &obj, &key)?;
+                if !all.is_empty() {
+                    content.contested_responses.insert(k.clone(), all);
+                }
+                content.responses.insert(k, v);
             }
         }
-        let mut findings = BTreeMap::new();
         if let Some(obj) = r.opt_map(&ROOT, "findings", "")? {
             for key in r.keys(&obj) {
-                let (k, v) = AuditContent::finding(r, &obj, &key)?;
-                findings.insert(k, v);
+                let (k, v, all) = AuditContent::finding(r, &obj, &key)?;
+                if !all.is_empty() {
+                    content.contested_findings.insert(k.clone(), all);
+                }
+                content.findings.insert(k, v);
             }
         }
-        Ok(AuditContent {
-            responses,
-            findings,
-            notes: AuditContent::notes(r)?,
-        })
+        Ok(content)
     }
 
-    /// The response under `key` of the `responses` map `obj`.
+    /// The response under `key` of the `responses` map `obj`, and its
+    /// concurrent values if it is contested (see [`read_entry`]).
     pub(crate) fn response(
         r: &Reader<'_>,
         obj: &ObjId,
         key: &str,
-    ) -> Result<(ResponseKey, Response), SchemaError> {
-        let path = join("responses", key);
+    ) -> Result<(ResponseKey, Response, Vec<Response>), SchemaError> {
         let parsed: ResponseKey = key
             .parse()
-            .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
-        let item = r.map(obj, key, "responses")?;
-        Ok((parsed, Response::read(r, &item, &path)?))
+            .map_err(|e: IdError| schema_error(&join("responses", key), e.to_string()))?;
+        let (shown, all) = read_entry(r, obj, key, "responses")?;
+        Ok((parsed, shown, all))
     }
 
-    /// The finding under `key` of the `findings` map `obj`.
+    /// The finding under `key` of the `findings` map `obj`, and its
+    /// concurrent values if it is contested.
     pub(crate) fn finding(
         r: &Reader<'_>,
         obj: &ObjId,
         key: &str,
-    ) -> Result<(ItemId, Finding), SchemaError> {
-        let path = join("findings", key);
+    ) -> Result<(ItemId, Finding, Vec<Finding>), SchemaError> {
         let parsed: ItemId = key
             .parse()
-            .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
-        let item = r.map(obj, key, "findings")?;
-        Ok((parsed, Finding::read(r, &item, &path)?))
+            .map_err(|e: IdError| schema_error(&join("findings", key), e.to_string()))?;
+        let (shown, all) = read_entry(r, obj, key, "findings")?;
+        Ok((parsed, shown, all))
     }
 
     /// The meeting notes.
     pub(crate) fn notes(r: &Reader<'_>) -> Result<String, SchemaError> {
         bounded("notes", r.opt_str(&ROOT, "notes", "")?.unwrap_or_default())
+    }
+
+    /// How many responses and findings hold concurrent values.
+    pub fn contested(&self) -> usize {
+        self.contested_responses.len() + self.contested_findings.len()
     }
 }
 
@@ -598,6 +688,63 @@ impl AuditView {
 /// A blob an entry names: its hash and media type.
 pub type BlobRef = (Sha256Hex, String);
 
+/// One of the concurrent values of a contested response or finding, as a
+/// report row shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ContestedValue {
+    /// Where: `responses/<key>` or `findings/<id>`.
+    pub place: String,
+    /// Who wrote it.
+    pub by: UserId,
+    /// When, by the writer's device.
+    pub at: Timestamp,
+    /// The value in words: an answer (`partly: 19 days`) or a finding
+    /// (`minor: register not kept`).
+    pub value: String,
+}
+
+impl ContestedValue {
+    fn of_response(key: &ResponseKey, r: &Response) -> ContestedValue {
+        let (_, answer) = r.answer.encode();
+        let answer = if matches!(r.answer, Answer::Photo) {
+            "photo".to_owned()
+        } else {
+            answer
+        };
+        ContestedValue {
+            place: format!("responses/{key}"),
+            by: r.by.clone(),
+            at: r.at,
+            value: if r.note.is_empty() {
+                answer
+            } else {
+                format!("{answer}: {}", r.note)
+            },
+        }
+    }
+
+    fn of_finding(id: &ItemId, f: &Finding) -> ContestedValue {
+        ContestedValue {
+            place: format!("findings/{id}"),
+            by: f.by.clone(),
+            at: f.at,
+            value: format!("{}: {}", f.class, f.text),
+        }
+    }
+
+    /// Every concurrent value of a content's contested responses and findings.
+    pub fn all_of(content: &AuditContent) -> Vec<ContestedValue> {
+        let mut out = Vec::new();
+        for (key, values) in &content.contested_responses {
+            out.extend(values.iter().map(|r| ContestedValue::of_response(key, r)));
+        }
+        for (id, values) in &content.contested_findings {
+            out.extend(values.iter().map(|f| ContestedValue::of_finding(id, f)));
+        }
+        out
+    }
+}
+
 /// One response as [`LiveAudit`] keeps it: a fingerprint of the whole (to
 /// tell late edits) and the blobs it names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -628,10 +775,16 @@ struct Kept {
     responses: BTreeMap<ResponseKey, ResponsePrint>,
     findings: BTreeMap<ItemId, Finding>,
     notes: String,
+    /// The concurrent values of each contested entry, by place.
+    contested: BTreeMap<String, Vec<ContestedValue>>,
 }
 
 impl Kept {
     fn of(c: &AuditContent) -> Kept {
+        let mut contested: BTreeMap<String, Vec<ContestedValue>> = BTreeMap::new();
+        for v in ContestedValue::all_of(c) {
+            contested.entry(v.place.clone()).or_default().push(v);
+        }
         Kept {
             responses: c
                 .responses
@@ -640,6 +793,16 @@ impl Kept {
                 .collect(),
             findings: c.findings.clone(),
             notes: c.notes.clone(),
+            contested,
+        }
+    }
+
+    /// Records the concurrent values of the entry at `place` (none: it is not contested).
+    fn contest(&mut self, place: String, values: Vec<ContestedValue>) {
+        if values.is_empty() {
+            self.contested.remove(&place);
+        } else {
+            self.contested.insert(place, values);
         }
     }
 
@@ -714,6 +877,12 @@ impl LiveAudit {
     /// The findings in force.
     pub fn findings(&self) -> &BTreeMap<ItemId, Finding> {
         &self.in_force.findings
+    }
+
+    /// The concurrent values of the contested responses and findings in
+    /// force, by place (as [`ContestedValue::all_of`] gives them).
+    pub fn contested(&self) -> impl Iterator<Item = &ContestedValue> {
+        self.in_force.contested.values().flatten()
     }
 
     /// The responses and findings that differ from those in force (late
@@ -804,9 +973,18 @@ impl LiveAudit {
         };
         if touched.whole("responses") {
             current.responses.clear();
+            current
+                .contested
+                .retain(|place, _| !place.starts_with("responses/"));
             for key in parts.response_keys()? {
-                if let Some(r) = parts.response(&key)? {
-                    current.responses.insert(key, ResponsePrint::of(&r));
+                if let Some((r, all)) = parts.response(&key)? {
+                    current.responses.insert(key.clone(), ResponsePrint::of(&r));
+                    current.contest(
+                        format!("responses/{key}"),
+                        all.iter()
+                            .map(|v| ContestedValue::of_response(&key, v))
+                            .collect(),
+                    );
                 }
             }
         } else {
@@ -819,16 +997,37 @@ impl LiveAudit {
                     }
                     Err(_) => continue,
                 };
+                let place = format!("responses/{key}");
                 match parts.response(&key)? {
-                    Some(r) => current.responses.insert(key, ResponsePrint::of(&r)),
-                    None => current.responses.remove(&key),
-                };
+                    Some((r, all)) => {
+                        current.contest(
+                            place,
+                            all.iter()
+                                .map(|v| ContestedValue::of_response(&key, v))
+                                .collect(),
+                        );
+                        current.responses.insert(key, ResponsePrint::of(&r));
+                    }
+                    None => {
+                        current.contested.remove(&place);
+                        current.responses.remove(&key);
+                    }
+                }
             }
         }
         if touched.whole("findings") {
             current.findings.clear();
+            current
+                .contested
+                .retain(|place, _| !place.starts_with("findings/"));
             for id in parts.finding_ids()? {
-                if let Some(f) = parts.finding(&id)? {
+                if let Some((f, all)) = parts.finding(&id)? {
+                    current.contest(
+                        format!("findings/{id}"),
+                        all.iter()
+                            .map(|v| ContestedValue::of_finding(&id, v))
+                            .collect(),
+                    );
                     current.findings.insert(id, f);
                 }
             }
@@ -841,10 +1040,22 @@ impl LiveAudit {
                     }
                     Err(_) => continue,
                 };
+                let place = format!("findings/{id}");
                 match parts.finding(&id)? {
-                    Some(f) => current.findings.insert(id, f),
-                    None => current.findings.remove(&id),
-                };
+                    Some((f, all)) => {
+                        current.contest(
+                            place,
+                            all.iter()
+                                .map(|v| ContestedValue::of_finding(&id, v))
+                                .collect(),
+                        );
+                        current.findings.insert(id, f);
+                    }
+                    None => {
+                        current.contested.remove(&place);
+                        current.findings.remove(&id);
+                    }
+                }
             }
         }
         if touched.any("notes") {
@@ -920,14 +1131,6 @@ impl<'a> AuditParts<'a> {
         })
     }
 
-    /// The entry map `section/key`, if there is one.
-    fn entry(&self, section: &str, key: &str) -> Result<Option<ObjId>, SchemaError> {
-        match self.r.opt_map(&ROOT, section, "")? {
-            Some(obj) => self.r.opt_map(&obj, key, section),
-            None => Ok(None),
-        }
-    }
-
     /// The meeting notes.
     pub fn notes(&self) -> Result<String, SchemaError> {
         bounded(
@@ -952,12 +1155,26 @@ impl<'a> AuditParts<'a> {
             .collect()
     }
 
-    /// One response (`None`: there is none under that key).
-    pub fn response(&self, key: &ResponseKey) -> Result<Option<Response>, SchemaError> {
-        let key = key.to_string();
-        match self.entry("responses", &key)? {
-            Some(obj) => Response::read(&self.r, &obj, &join("responses", &key)).map(Some),
-            None => Ok(None),
+    /// One response and its concurrent values, if contested (`None`:
+    /// there is none under that key).
+    pub fn response(
+        &self,
+        key: &ResponseKey,
+    ) -> Result<Option<(Response, Vec<Response>)>, SchemaError> {
+        self.entry_values("responses", &key.to_string())
+    }
+
+    /// The entry `section/key` as [`read_entry`] reads it, if there is one.
+    fn entry_values<T: Entry>(
+        &self,
+        section: &str,
+        key: &str,
+    ) -> Result<Option<(T, Vec<T>)>, SchemaError> {
+        match self.r.opt_map(&ROOT, section, "")? {
+            Some(obj) if self.r.opt_map(&obj, key, section)?.is_some() => {
+                read_entry(&self.r, &obj, key, section).map(Some)
+            }
+            _ => Ok(None),
         }
     }
 
@@ -972,12 +1189,10 @@ impl<'a> AuditParts<'a> {
             .collect()
     }
 
-    /// One finding (`None`: there is none with that id).
-    pub fn finding(&self, id: &ItemId) -> Result<Option<Finding>, SchemaError> {
-        match self.entry("findings", id.as_str())? {
-            Some(obj) => Finding::read(&self.r, &obj, &join("findings", id.as_str())).map(Some),
-            None => Ok(None),
-        }
+    /// One finding and its concurrent values, if contested (`None`: there
+    /// is none with that id).
+    pub fn finding(&self, id: &ItemId) -> Result<Option<(Finding, Vec<Finding>)>, SchemaError> {
+        self.entry_values("findings", id.as_str())
     }
 }
 

@@ -5,7 +5,9 @@
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{Automerge, AutomergeError, ChangeHash, ObjType, ROOT, ReadDoc};
 
-use crate::audit::{self, Answer, AuditHeader, Evidence, Finding, FindingClass, Response};
+use crate::audit::{
+    self, Answer, AuditContent, AuditHeader, Evidence, Finding, FindingClass, Response,
+};
 use crate::date::{Date, Timestamp};
 use crate::ids::{ClauseKey, DocumentId, ItemId, ProcessCode, ResponseKey, UnitCode};
 use crate::nc::{self, Action, DueKind, Extension, NcLink};
@@ -188,6 +190,38 @@ fn new_doc(kind: Option<DocKind>) -> Result<(), Refusal> {
             Rule::EditKind,
             format!("This document is already a {k}."),
         )),
+    }
+}
+
+impl Edit {
+    /// The edit by which the lead auditor settles a contested response on
+    /// its `pick`-th concurrent value (see [`AuditContent::contested_responses`]):
+    /// that value's answer and note, with the evidence of every concurrent
+    /// value, so that nothing attached is lost. To settle on a new answer,
+    /// make a [`Edit::SetResponse`] with it instead. `None`: the response
+    /// is not contested or has no such value.
+    pub fn settle_response(content: &AuditContent, key: &ResponseKey, pick: usize) -> Option<Edit> {
+        let chosen = content.contested_responses.get(key)?.get(pick)?;
+        Some(Edit::SetResponse {
+            key: key.clone(),
+            answer: chosen.answer.clone(),
+            note: chosen.note.clone(),
+            evidence: content.responses.get(key)?.evidence.clone(),
+        })
+    }
+
+    /// The edit by which the lead auditor settles a contested finding on
+    /// its `pick-th` concurrent value, keeping every value's evidence.
+    pub fn settle_finding(content: &AuditContent, id: &ItemId, pick: usize) -> Option<Edit> {
+        let chosen = content.contested_findings.get(id)?.get(pick)?;
+        Some(Edit::PutFinding {
+            id: id.clone(),
+            class: chosen.class,
+            clause: chosen.clause.clone(),
+            process: chosen.process.clone(),
+            text: chosen.text.clone(),
+            evidence: content.findings.get(id)?.evidence.clone(),
+        })
     }
 }
 

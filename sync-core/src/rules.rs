@@ -57,6 +57,8 @@ rules! {
     AuditHeader = "audit.header",
     /// An audit's answers, findings, evidence and notes: its team's.
     AuditContent = "audit.content",
+    /// A write that settles concurrent answers or findings: the lead auditor's.
+    AuditSettle = "audit.settle",
     /// A write to an audit locked for review, other than a late edit.
     AuditLocked = "audit.locked",
     /// A new audit or NC that does not match its planned audit.

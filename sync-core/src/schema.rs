@@ -57,6 +57,9 @@ pub(crate) struct Reader<'a> {
     pub(crate) heads: Option<&'a [ChangeHash]>,
     maps: RefCell<HashMap<ObjId, Fields>>,
     lists: RefCell<HashMap<ObjId, Rc<[Raw]>>>,
+    /// Map keys that hold concurrent values (Automerge shows one, the
+    /// winner; [`Reader::all_maps`] reads them all), by object.
+    contested: RefCell<HashMap<ObjId, Vec<String>>>,
     /// Every non-empty object is in the caches (see [`Reader::whole`]).
     complete: bool,
 }
@@ -89,11 +92,17 @@ fn raw_of(value: ValueRef<'_>, id: impl FnOnce() -> ObjId) -> Raw {
 
 impl<'a> Reader<'a> {
     pub(crate) fn now(doc: &'a Automerge) -> Self {
+        Reader::lazy(doc, None)
+    }
+
+    /// A reader that reads each object when first asked for.
+    fn lazy(doc: &'a Automerge, heads: Option<&'a [ChangeHash]>) -> Self {
         Reader {
             doc,
-            heads: None,
+            heads,
             maps: RefCell::default(),
             lists: RefCell::default(),
+            contested: RefCell::default(),
             complete: false,
         }
     }
@@ -102,15 +111,10 @@ impl<'a> Reader<'a> {
     /// one pass: for reading most of it, one pass is cheaper than one range
     /// per object.
     pub(crate) fn whole(doc: &'a Automerge, heads: Option<&'a [ChangeHash]>) -> Self {
-        let mut reader = Reader {
-            doc,
-            heads,
-            maps: RefCell::default(),
-            lists: RefCell::default(),
-            complete: false,
-        };
+        let mut reader = Reader::lazy(doc, heads);
         {
             let (mut maps, mut lists) = (reader.maps.borrow_mut(), reader.lists.borrow_mut());
+            let mut contested = reader.contested.borrow_mut();
             let mut map_run: Vec<(String, Raw)> = Vec::new();
             let mut list_run: Vec<Raw> = Vec::new();
             let mut current: Option<std::sync::Arc<ObjId>> = None;
@@ -134,6 +138,12 @@ impl<'a> Reader<'a> {
                 match item.item {
                     automerge::iter::DocItem::Map(m) => {
                         let raw = raw_of(m.value.clone(), || m.id());
+                        if m.conflict {
+                            contested
+                                .entry((*item.obj).clone())
+                                .or_default()
+                                .push(m.key.to_string());
+                        }
                         map_run.push((m.key.into_owned(), raw));
                     }
                     automerge::iter::DocItem::List(l) => {
@@ -164,14 +174,64 @@ impl<'a> Reader<'a> {
             None => self.doc.map_range(obj, ..),
             Some(h) => self.doc.map_range_at(obj, .., h),
         };
+        let mut contested = Vec::new();
         let entries: Fields = range
             .map(|m| {
                 let raw = raw_of(m.value.clone(), || m.id());
+                if m.conflict {
+                    contested.push(m.key.to_string());
+                }
                 (m.key.into_owned(), raw)
             })
             .collect();
+        if !contested.is_empty() {
+            self.contested.borrow_mut().insert(obj.clone(), contested);
+        }
         self.maps.borrow_mut().insert(obj.clone(), entries.clone());
         entries
+    }
+
+    /// Whether `key` of the map `obj` holds concurrent values.
+    pub(crate) fn is_contested(&self, obj: &ObjId, key: &str) -> bool {
+        self.map_entries(obj);
+        self.contested
+            .borrow()
+            .get(obj)
+            .is_some_and(|keys| keys.iter().any(|k| k == key))
+    }
+
+    /// Every concurrent value of `key` in the map `obj` that is a map, in
+    /// Automerge's order (the same on every replica; the value Automerge
+    /// shows comes last), each with a reader for it: one value (the one
+    /// [`Reader::map`] gives) unless writers wrote the key concurrently.
+    /// Values that are not maps are an error, as [`Reader::map`] makes them.
+    pub(crate) fn all_maps(
+        &self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Vec<ObjId>, SchemaError> {
+        if !self.is_contested(obj, key) {
+            return Ok(vec![self.map(obj, key, path)?]);
+        }
+        let all = match self.heads {
+            None => self.doc.get_all(obj, key),
+            Some(h) => self.doc.get_all_at(obj, key, h),
+        }
+        .map_err(|e| schema_error(&join(path, key), format!("cannot be read ({e})")))?;
+        all.into_iter()
+            .map(|(value, id)| match value {
+                automerge::Value::Object(ObjType::Map) => Ok(id),
+                _ => Err(schema_error(&join(path, key), "expected a map")),
+            })
+            .collect()
+    }
+
+    /// A reader of the same version of the document that reads each object
+    /// when asked: the values [`Reader::all_maps`] gives besides the one
+    /// Automerge shows are not in a [`Reader::whole`]'s caches.
+    pub(crate) fn fresh(&self) -> Reader<'a> {
+        Reader::lazy(self.doc, self.heads)
     }
 
     /// The items of a list object (empty if it is not a list).

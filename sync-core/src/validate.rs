@@ -28,7 +28,7 @@ use crate::review::Review;
 use crate::rules::Rule;
 use crate::schema::{MAX_TEXT_BYTES, Reader, SchemaError, join};
 use crate::text::{code_point, forbidden, is_multi_line, quote};
-use crate::workflow::{AuditState, Event, Lifecycle, NcState, Requirement};
+use crate::workflow::{AuditState, Event, Lifecycle, NcState, Requirement, Who};
 
 mod reread;
 
@@ -887,6 +887,9 @@ impl Checker<'_> {
                         Some(k) => check_text(|| place.field_path(k), key, k, &op.action)?,
                         None => check_text(|| place.path_of(None), None, &place.own, &op.action)?,
                     }
+                    if op.pred.len() > 1 {
+                        self.settles(&place, key, op.pred.iter())?;
+                    }
                     self.nested_op(&place, &obj, key, op.insert, &op.action, &opid)?;
                     if place.at_top_object {
                         // A write into a top-level map or list: the entry is its key.
@@ -925,6 +928,44 @@ impl Checker<'_> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Checks a write that supersedes several concurrent values at once
+    /// (its operation has more than one predecessor): settling a contested
+    /// response or finding is the lead auditor's (DESIGN §3). Elsewhere
+    /// whoever may write the field may settle it, and anyone may settle
+    /// values that are all their own (written on two of their devices).
+    fn settles(
+        &self,
+        place: &Place,
+        key: Option<&str>,
+        mut superseded: std::slice::Iter<'_, automerge::legacy::OpId>,
+    ) -> Result<(), Refusal> {
+        let entry = self.ctx.kind == DocKind::Audit
+            && place.at_top_object
+            && matches!(place.top.as_str(), "responses" | "findings");
+        if !entry || self.author.is(Who::AuditLead, self.ctx, self.today) {
+            return Ok(());
+        }
+        let own = superseded.all(|p| {
+            let value = ObjId::Id(p.counter(), p.actor().clone(), usize::MAX);
+            matches!(
+                self.fork.get(&value, "by"),
+                Ok(Some((automerge::Value::Scalar(by), _)))
+                    if by.as_str() == Some(self.author.user.as_str())
+            )
+        });
+        if !own {
+            return Err(refuse(
+                Rule::AuditSettle,
+                format!(
+                    "{} wrote {} over answers given at the same time by different auditors; only the lead auditor may settle them.",
+                    self.author.user,
+                    join(&place.top, key.unwrap_or("")),
+                ),
+            ));
         }
         Ok(())
     }
