@@ -165,9 +165,36 @@ test("wasm and native edits, made apart, merge into one state on both sides", as
     "sd.timeliness@P03",
   ]);
   assert.equal(view.findings["f-01"].class, "minor");
-  // The concurrent answers to one item: one wins, the same one on both sides.
+  // The concurrent answers to one item: both shown, with their writers, the same on both sides.
+  const contest = view.contested_responses["sd.timeliness@P03"];
+  assert.deepEqual(
+    contest.map((r) => `${r.by}: ${r.note}`).sort(),
+    ["k.iyer: wasm: 19 days", "s.khan: native: 22 days"],
+  );
   const winner = view.responses["sd.timeliness@P03"].note;
   assert.ok(["wasm: 19 days", "native: 22 days"].includes(winner), winner);
+
+  // The lead settles it on the member's value; the contest is gone on both sides.
+  const members = contest.find((r) => r.by === "s.khan");
+  device.edit(
+    audit,
+    JSON.stringify({
+      edit: "set_response",
+      key: "sd.timeliness@P03",
+      answer: members.answer,
+      note: members.note,
+      evidence: view.responses["sd.timeliness@P03"].evidence,
+    }),
+    now(),
+  );
+  await exchange(device, peer, now, device.outgoing(), []);
+  state = await peer.call({ cmd: "state", doc: audit });
+  assert.equal(state.quarantined, 0, "the lead's settlement is accepted");
+  assert.deepEqual(state.member_heads, device.heads(audit));
+  assert.equal(state.member_view, device.audit_view(audit));
+  const settled = JSON.parse(device.audit_view(audit));
+  assert.deepEqual(settled.contested_responses, {});
+  assert.equal(settled.responses["sd.timeliness@P03"].note, "native: 22 days");
 });
 
 test("the wasm device refuses what its user may not write, as the server would", () => {

@@ -60,6 +60,18 @@ pub fn audit_json(doc: &Automerge) -> Result<String, GlueError> {
             .map(|(k, f)| (k.to_string(), FindingJson::of(f)))
             .collect(),
         notes: v.content.notes.clone(),
+        contested_responses: v
+            .content
+            .contested_responses
+            .iter()
+            .map(|(k, all)| (k.to_string(), all.iter().map(ResponseJson::of).collect()))
+            .collect(),
+        contested_findings: v
+            .content
+            .contested_findings
+            .iter()
+            .map(|(k, all)| (k.to_string(), all.iter().map(FindingJson::of).collect()))
+            .collect(),
         late_edits: v.late_edits.iter().map(LateEditJson::of).collect(),
         locked_at: v
             .locked_at
@@ -138,6 +150,13 @@ struct AuditJson {
     responses: BTreeMap<String, ResponseJson>,
     findings: BTreeMap<String, FindingJson>,
     notes: String,
+    /// Items answered concurrently by auditors who had not seen each
+    /// other's answer: every value, with its writer and time, until the
+    /// lead settles them with a `set_response` (the value shown in
+    /// `responses` holds every value's evidence, to keep in the settlement).
+    contested_responses: BTreeMap<String, Vec<ResponseJson>>,
+    /// Findings written concurrently (as for responses; `put_finding` settles).
+    contested_findings: BTreeMap<String, Vec<FindingJson>>,
     late_edits: Vec<LateEditJson>,
     locked_at: Option<Vec<String>>,
     events: Vec<EventJson>,
