@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use sync_core::DocKind;
-use sync_core::audit::{AuditHeader, AuditView, Finding, LiveAudit};
+use sync_core::audit::{AuditHeader, AuditView, ContestedValue, Finding, LiveAudit};
 use sync_core::automerge::{Automerge, ChangeHash};
 use sync_core::ids::{DocumentId, ItemId};
 use sync_core::nc::{DueRules, Nc};
@@ -23,6 +23,9 @@ pub enum Projection {
         audit: AuditRow,
         /// One row per finding.
         findings: Vec<FindingRow>,
+        /// One row per concurrent value of each contested response or
+        /// finding (`contested_values` rows), by place.
+        contested: Vec<ContestedRow>,
         /// The blobs its evidence names (`blob_refs` rows).
         evidence: Vec<EvidenceRef>,
     },
@@ -57,6 +60,33 @@ pub struct FindingRow {
     pub text: String,
 }
 
+/// `contested_values` row: one of the values auditors wrote concurrently to
+/// one response or finding, awaiting the lead's settlement.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ContestedRow {
+    /// `responses/<key>` or `findings/<id>`.
+    pub place: String,
+    pub by_user: String,
+    /// The writer's device time, ISO 8601.
+    pub at: String,
+    /// The value in words (`partly: 19 days`, `minor: register not kept`).
+    pub value: String,
+}
+
+fn contested_rows<'a>(values: impl Iterator<Item = &'a ContestedValue>) -> Vec<ContestedRow> {
+    let mut rows: Vec<ContestedRow> = values
+        .map(|v| ContestedRow {
+            place: v.place.clone(),
+            by_user: v.by.to_string(),
+            at: v.at.to_string(),
+            value: v.value.clone(),
+        })
+        .collect();
+    // Each place's values stay in Automerge's order, the same on every replica.
+    rows.sort_by(|a, b| a.place.cmp(&b.place));
+    rows
+}
+
 /// `blob_refs` row: a blob the document's evidence names.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EvidenceRef {
@@ -70,7 +100,7 @@ pub struct EvidenceRef {
 pub struct Parts {
     /// The document's own row (`audits` or `ncs`).
     pub row: bool,
-    /// An audit's `findings` rows.
+    /// An audit's `findings` and `contested_values` rows.
     pub findings: bool,
     /// Its `blob_refs` rows.
     pub evidence: bool,
@@ -91,16 +121,18 @@ impl Parts {
                 Some(Projection::Audit {
                     audit: a,
                     findings: f,
+                    contested: c,
                     evidence: e,
                 }),
                 Projection::Audit {
                     audit,
                     findings,
+                    contested,
                     evidence,
                 },
             ) => Parts {
                 row: a != audit,
-                findings: f != findings,
+                findings: f != findings || c != contested,
                 evidence: e != evidence,
             },
             (Some(Projection::Nc(a)), Projection::Nc(b)) => Parts {
@@ -248,7 +280,7 @@ struct Digest {
     kind: u8,
     /// The document's own row.
     row: [u8; 32],
-    /// An audit's findings.
+    /// An audit's findings and contested values.
     findings: [u8; 32],
     /// The evidence references.
     evidence: [u8; 32],
@@ -281,11 +313,12 @@ impl Digest {
             Projection::Audit {
                 audit,
                 findings,
+                contested,
                 evidence,
             } => Digest {
                 kind: 0,
                 row: sha(audit),
-                findings: sha(findings),
+                findings: sha(&(findings, contested)),
                 evidence: sha(evidence),
             },
             Projection::Nc(nc) => Digest {
@@ -423,6 +456,7 @@ fn live_projection(live: &LiveAudit) -> Projection {
             .iter()
             .map(|(id, f)| finding_row(id, f))
             .collect(),
+        contested: contested_rows(live.contested()),
         evidence: evidence
             .into_iter()
             .map(|(sha256, mime)| EvidenceRef { sha256, mime })
@@ -445,6 +479,7 @@ fn audit_projection(v: &AuditView) -> Projection {
             .iter()
             .map(|(id, f)| finding_row(id, f))
             .collect(),
+        contested: contested_rows(ContestedValue::all_of(&v.content).iter()),
         evidence: evidence_of(v),
     }
 }
@@ -672,6 +707,7 @@ mod tests {
         let rows_of = |audit: &AuditRow, findings: Vec<FindingRow>| Projection::Audit {
             audit: audit.clone(),
             findings,
+            contested: Vec::new(),
             evidence: evidence.clone(),
         };
         let findings = vec![

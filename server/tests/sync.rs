@@ -237,6 +237,79 @@ async fn two_auditors(backend: Backend, khan_first: bool) -> Result<()> {
         "{:?}",
         va.state
     );
+
+    // The item both answered: both values shown on both tablets and in the
+    // server's rows, each with its auditor, until the lead settles it.
+    let item: sync_core::ids::ResponseKey = "sd.timeliness@P03".parse()?;
+    let notes = |c: &Client| -> Result<Vec<String>> {
+        let v = AuditView::read(c.engine.doc(&audit).context("audit")?)?;
+        let mut n: Vec<String> = v
+            .content
+            .contested_responses
+            .get(&item)
+            .map(|all| {
+                all.iter()
+                    .map(|r| format!("{}: {}", r.by, r.note))
+                    .collect()
+            })
+            .unwrap_or_default();
+        n.sort();
+        Ok(n)
+    };
+    let both = [
+        "k.iyer: iyer: 1 of 10 late".to_owned(),
+        "s.khan: khan: 2 of 10 late".to_owned(),
+    ];
+    assert_eq!(notes(&a)?, both, "first tablet shows both answers");
+    assert_eq!(notes(&b)?, both, "second tablet shows both answers");
+    let rows = || async {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT place, by_user, value FROM contested_values WHERE audit_id = $1 \
+             ORDER BY by_user",
+        )
+        .bind(audit.to_string())
+        .fetch_all(s.db.pool())
+        .await?;
+        anyhow::Ok(rows)
+    };
+    assert_eq!(
+        rows().await?,
+        [
+            (
+                "responses/sd.timeliness@P03".to_owned(),
+                "k.iyer".to_owned(),
+                "partly: iyer: 1 of 10 late".to_owned()
+            ),
+            (
+                "responses/sd.timeliness@P03".to_owned(),
+                "s.khan".to_owned(),
+                "not_conform: khan: 2 of 10 late".to_owned()
+            ),
+        ],
+        "the server's rows hold both"
+    );
+    // The lead settles on the member's answer; the contest is gone everywhere.
+    let (iyer, khan) = if khan_first {
+        (&mut b, &mut a)
+    } else {
+        (&mut a, &mut b)
+    };
+    let content = AuditView::read(iyer.engine.doc(&audit).context("audit")?)?.content;
+    let pick = content.contested_responses[&item]
+        .iter()
+        .position(|r| r.by.as_str() == "s.khan")
+        .context("the member's answer")?;
+    let settle = Edit::settle_response(&content, &item, pick).context("contested")?;
+    iyer.edit(audit, &settle, &lead.author).await?;
+    anyhow::ensure!(iyer.settle(SETTLE).await?, "the settlement was not stored");
+    holds(&s, khan, &[audit]).await?;
+    assert!(
+        notes(iyer)?.is_empty() && notes(khan)?.is_empty(),
+        "no contest left"
+    );
+    assert!(rows().await?.is_empty(), "no contested rows left");
+    let v = AuditView::read(khan.engine.doc(&audit).context("audit")?)?;
+    assert_eq!(v.content.responses[&item].note, "khan: 2 of 10 late");
     s.stop().await;
     Ok(())
 }

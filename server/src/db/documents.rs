@@ -12,7 +12,7 @@ use sync_core::permissions::DocContext;
 
 use super::accounts::hex;
 use super::{Db, DbError, Params, Tx, now_ms, parse_col};
-use crate::projection::{Parts, Projection};
+use crate::projection::{ContestedRow, Parts, Projection};
 
 /// The receipt before the first one.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -484,13 +484,14 @@ pub async fn write_projections(
             Projection::Audit {
                 audit,
                 findings: rows,
+                contested,
                 ..
             } => {
                 if parts.row {
                     audits.push((id.clone(), audit));
                 }
                 if parts.findings {
-                    findings.push((id.clone(), rows.as_slice()));
+                    findings.push((id.clone(), rows.as_slice(), contested.as_slice()));
                 }
             }
             Projection::Nc(nc) if parts.row => write_nc_row(tx, &id, nc, now).await?,
@@ -546,24 +547,27 @@ async fn write_audit_rows(
     Ok(())
 }
 
-/// Replaces the findings rows of each audit given.
+/// Replaces the findings and contested-values rows of each audit given.
 async fn write_findings(
     tx: &mut Tx,
-    audits: &[(String, &[crate::projection::FindingRow])],
+    audits: &[(String, &[crate::projection::FindingRow], &[ContestedRow])],
 ) -> Result<(), DbError> {
-    for chunk in audits.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from("DELETE FROM findings WHERE audit_id IN (");
-        Params::of(tx).list(&mut sql, chunk.len());
-        sql.push(')');
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
-        for (id, _) in chunk {
-            q = q.bind(id.as_str());
+    for table in ["findings", "contested_values"] {
+        for chunk in audits.chunks(ROWS_PER_INSERT) {
+            let mut sql = format!("DELETE FROM {table} WHERE audit_id IN (");
+            Params::of(tx).list(&mut sql, chunk.len());
+            sql.push(')');
+            let mut q =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+            for (id, ..) in chunk {
+                q = q.bind(id.as_str());
+            }
+            q.execute(&mut **tx).await?;
         }
-        q.execute(&mut **tx).await?;
     }
     let rows: Vec<(&str, &crate::projection::FindingRow)> = audits
         .iter()
-        .flat_map(|(id, rows)| rows.iter().map(move |f| (id.as_str(), f)))
+        .flat_map(|(id, rows, _)| rows.iter().map(move |f| (id.as_str(), f)))
         .collect();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
@@ -579,6 +583,32 @@ async fn write_findings(
                 .bind(f.clause.as_str())
                 .bind(f.process.as_deref())
                 .bind(f.text.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let values: Vec<(&str, i64, &ContestedRow)> = audits
+        .iter()
+        .flat_map(|(id, _, values)| {
+            values
+                .iter()
+                .enumerate()
+                .map(move |(i, v)| (id.as_str(), i64::try_from(i).unwrap_or(i64::MAX), v))
+        })
+        .collect();
+    for chunk in values.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO contested_values (audit_id, place, seq, by_user, at, value) VALUES ",
+        );
+        Params::of(tx).rows(&mut sql, chunk.len(), 6);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+        for (id, seq, v) in chunk {
+            q = q
+                .bind(*id)
+                .bind(v.place.as_str())
+                .bind(*seq)
+                .bind(v.by_user.as_str())
+                .bind(v.at.as_str())
+                .bind(v.value.as_str());
         }
         q.execute(&mut **tx).await?;
     }

@@ -268,6 +268,11 @@ impl Db {
                     "blob holders",
                     include_str!("../../../migrations/sqlite/0006_blob_holders.sql"),
                 ),
+                (
+                    7,
+                    "contested values",
+                    include_str!("../../../migrations/sqlite/0007_contested_values.sql"),
+                ),
             ],
             DbKind::Postgres => &[
                 (
@@ -299,6 +304,11 @@ impl Db {
                     6,
                     "blob holders",
                     include_str!("../../../migrations/postgres/0006_blob_holders.sql"),
+                ),
+                (
+                    7,
+                    "contested values",
+                    include_str!("../../../migrations/postgres/0007_contested_values.sql"),
                 ),
             ],
         };
