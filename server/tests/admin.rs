@@ -549,3 +549,42 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn an_auditor_is_never_on_the_team_of_an_audit_of_a_process_they_own_or_deputise(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let t = s.login("a.rao").await?;
+        // P. Sharma, an auditor of the unit, becomes deputy owner of P01.
+        let (status, processes) = s.get(&format!("{UNIT}/processes"), &t).await?;
+        assert_eq!(status, StatusCode::OK, "{processes}");
+        let p01 = processes.as_array().and_then(|p| p.iter().find(|p| p["code"] == "P01").cloned()).unwrap_or_default();
+        let body = json!({"clause": p01["clause"], "name": p01["name"], "standard": p01["standard"], "owner": p01["owner"], "deputy": "p.sharma"});
+        let (status, p) = s.call(Method::PUT, &format!("{UNIT}/processes/P01"), Some(&t), Some(body)).await?;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        // An audit covering P01: not as lead, not as member.
+        for (lead, members) in [("p.sharma", vec![]), ("k.iyer", vec!["p.sharma"])] {
+            let (status, body) = s.post(&format!("{UNIT}/audits"), &t, plan("IA/DEMO-I/2025-26/006", lead, &members)).await?;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            let m = body["message"].as_str().unwrap_or_default();
+            assert!(m.contains("p.sharma owns or deputises for process P01"), "{m}");
+        }
+        // An audit of other processes may have them.
+        let mut other = plan("IA/DEMO-I/2025-26/007", "k.iyer", &["p.sharma"]);
+        other["scope"] = json!(["P04"]);
+        let (status, audit) = s.post(&format!("{UNIT}/audits"), &t, other).await?;
+        assert_eq!(status, StatusCode::CREATED, "{audit}");
+        // Nor may a team change bring them onto an audit of P01 (named by its clause here).
+        let mut by_clause = plan("IA/DEMO-I/2025-26/008", "k.iyer", &[]);
+        by_clause["scope"] = json!([p01["clause"]]);
+        let (status, audit) = s.post(&format!("{UNIT}/audits"), &t, by_clause).await?;
+        assert_eq!(status, StatusCode::CREATED, "{audit}");
+        let id = audit["id"].as_str().unwrap_or_default();
+        let (status, body) = s
+            .call(Method::PUT, &format!("{UNIT}/audits/{id}/team"), Some(&t), Some(json!({"lead": "k.iyer", "members": ["p.sharma"]})))
+            .await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("may not audit their own process")), "{body}");
+        s.stop().await;
+        Ok(())
+    }
+}

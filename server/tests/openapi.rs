@@ -720,7 +720,7 @@ async fn administration(rao: &Api<'_>, template: Value) -> Result<()> {
     let audits = "/api/v1/admin/units/DEMO-I/audits";
     let audit = json!({
         "number": "IA/DEMO-I/TEST/001",
-        "scope": ["P99", "3.4"],
+        "scope": ["P04", "3.4"],
         "planned_from": "2030-01-01",
         "planned_to": "2030-01-02",
         "template_version": template,

@@ -71,6 +71,8 @@ rules! {
     NcVerification = "nc.verification",
     /// A due-date extension of an NC: a nodal officer's.
     NcExtension = "nc.extension",
+    /// An extension must be justified and move its due date later.
+    NcExtensionTerms = "nc.extension.terms",
     /// Extensions are only ever added.
     NcExtensionAppendOnly = "nc.extension.append_only",
     /// A management review: its unit's nodal officers'.

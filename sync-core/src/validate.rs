@@ -35,6 +35,10 @@ mod reread;
 /// The most changes one batch may carry.
 pub const MAX_BATCH_CHANGES: usize = 10_000;
 
+/// The fewest characters an extension's justification has, not counting
+/// spaces at either end.
+pub const MIN_JUSTIFICATION: usize = 15;
+
 /// A batch that may be stored.
 #[derive(Debug)]
 pub struct Accepted {
@@ -655,6 +659,7 @@ pub fn validate_merged(
         made: Vec::new(),
         entitled: Vec::new(),
         new_events: Vec::new(),
+        new_extensions: Vec::new(),
         answers: HashMap::new(),
         event_fields: HashMap::new(),
         touched: Touched::default(),
@@ -664,6 +669,7 @@ pub fn validate_merged(
     }
     check.complete()?;
     check.answers()?;
+    check.extensions()?;
     check.events()?;
     let touched = std::mem::take(&mut check.touched);
     reread::reread(&fork, ctx.kind, &touched, !existed).map_err(|e| {
@@ -850,6 +856,8 @@ struct Checker<'a> {
     entitled: Vec<Field>,
     /// Event maps inserted by this batch, in order.
     new_events: Vec<OpKey>,
+    /// Extension maps of an NC inserted by this batch.
+    new_extensions: Vec<OpKey>,
     /// Responses whose type or value the batch wrote.
     answers: HashMap<OpKey, AnswerWrite>,
     /// The text fields the batch wrote into each new event map.
@@ -1094,6 +1102,9 @@ impl Checker<'_> {
             if place.at_top_object && place.top == "events" {
                 self.new_events.push(opid.clone());
             }
+            if place.at_top_object && place.top == "extensions" {
+                self.new_extensions.push(opid.clone());
+            }
         }
         if place.top != "events" {
             match Field::of(kind, &place.top) {
@@ -1227,6 +1238,63 @@ impl Checker<'_> {
                         }
                     ),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each extension the batch adds to an NC must give its reasons (at
+    /// least [`MIN_JUSTIFICATION`] characters besides spaces at either end)
+    /// and move its due date later than the one in force before it (the
+    /// rule's date, or the last extension of that date before it in the
+    /// list), hence never before the NC was raised (rule `nc.extension.terms`).
+    /// The rule's dates are sync-core's defaults until units' own reach the
+    /// validator.
+    fn extensions(&self) -> Result<(), Refusal> {
+        if self.new_extensions.is_empty() || self.ctx.kind != DocKind::Nc {
+            return Ok(());
+        }
+        let nc = Nc::read(self.fork).map_err(schema_refusal)?;
+        let r = Reader::now(self.fork);
+        let list = r
+            .opt_list(&ROOT, "extensions", "")
+            .map_err(schema_refusal)?
+            .ok_or_else(unknown_object)?;
+        let rules = crate::nc::DueRules::default();
+        for (i, e) in nc.extensions.iter().enumerate() {
+            let obj = r.map_at(&list, i, "extensions").map_err(schema_refusal)?;
+            if !self
+                .new_extensions
+                .iter()
+                .any(|k| obj == ObjId::Id(k.0, k.1.clone(), usize::MAX))
+            {
+                continue;
+            }
+            let before = Nc {
+                extensions: nc.extensions[..i].to_vec(),
+                ..nc.clone()
+            };
+            let current = match e.of {
+                crate::nc::DueKind::Response => before.response_due(&rules),
+                crate::nc::DueKind::Action => before.action_due(&rules),
+            };
+            let terms = |why: String| {
+                refuse(
+                    Rule::NcExtensionTerms,
+                    format!("The extension of the {} due date {why}", e.of),
+                )
+            };
+            if e.justification.trim().chars().count() < MIN_JUSTIFICATION {
+                return Err(terms(format!(
+                    "needs a justification of at least {MIN_JUSTIFICATION} characters."
+                )));
+            }
+            if e.due <= current {
+                return Err(terms(format!(
+                    "must give a date after the one in force, {}; {} is not.",
+                    current.display(),
+                    e.due.display()
+                )));
             }
         }
         Ok(())

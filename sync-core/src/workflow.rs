@@ -222,14 +222,14 @@ pub const NC_MOVES: &[Move<NcState>] = {
             name: "accept_plan",
             from: ResponseSubmitted,
             to: PlanAccepted,
-            who: Who::AuditTeam,
+            who: Who::IndependentAuditor,
             requires: &[],
         },
         Move {
             name: "reject_plan",
             from: ResponseSubmitted,
             to: Open,
-            who: Who::AuditTeam,
+            who: Who::IndependentAuditor,
             requires: &[R::Reason],
         },
         Move {

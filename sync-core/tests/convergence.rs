@@ -229,7 +229,7 @@ fn run(
                 &Edit::Extend {
                     of: DueKind::Response,
                     due: demo.today.add_days(days as i32),
-                    justification: "Staff on leave".into(),
+                    justification: "Staff on leave this fortnight".into(),
                 },
             ),
             Op::Toggle { device } if device < devices => {

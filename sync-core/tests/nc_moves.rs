@@ -5,7 +5,7 @@
 
 use sync_core::edit::Edit;
 use sync_core::nc::{DueRules, Nc};
-use sync_core::permissions::Author;
+use sync_core::permissions::{Author, Role, RoleGrant};
 use sync_core::testing::fixtures::Demo;
 use sync_core::workflow::NcState;
 
@@ -13,14 +13,22 @@ use sync_core::workflow::NcState;
 /// written out by hand (never read from `NC_MOVES`, the table under test):
 /// move, from, to, and which of the demo people may make it. The demo NC is
 /// on process P03, owned by `owner`; `lead` and `member` are its audit's
-/// team and own no process; `nodal` is the unit's nodal officer.
+/// team and own no process; `nodal` is the unit's nodal officer;
+/// `team_owner` is on the team and also owns P03 (assigned before they
+/// became its owner): they answer for the process, and may never accept,
+/// reject or verify their own response (SQM: independence of the auditor).
 const EXPECTED: &[(&str, NcState, NcState, &[&str])] = {
     use NcState::*;
     &[
-        ("raise", Draft, Open, &["lead", "member"]),
+        ("raise", Draft, Open, &["lead", "member", "team_owner"]),
         ("withdraw", Draft, Withdrawn, &["lead"]),
         ("withdraw", Open, Withdrawn, &["lead"]),
-        ("submit_response", Open, ResponseSubmitted, &["owner"]),
+        (
+            "submit_response",
+            Open,
+            ResponseSubmitted,
+            &["owner", "team_owner"],
+        ),
         (
             "accept_plan",
             ResponseSubmitted,
@@ -28,7 +36,12 @@ const EXPECTED: &[(&str, NcState, NcState, &[&str])] = {
             &["lead", "member"],
         ),
         ("reject_plan", ResponseSubmitted, Open, &["lead", "member"]),
-        ("mark_implemented", PlanAccepted, Implemented, &["owner"]),
+        (
+            "mark_implemented",
+            PlanAccepted,
+            Implemented,
+            &["owner", "team_owner"],
+        ),
         ("verify_effective", Implemented, Closed, &["lead", "member"]),
         (
             "verify_not_effective",
@@ -40,13 +53,28 @@ const EXPECTED: &[(&str, NcState, NcState, &[&str])] = {
     ]
 };
 
-fn people(demo: &Demo) -> [(&'static str, &Author); 5] {
+/// The member, made owner of P03 as well.
+fn team_owner(demo: &Demo) -> Author {
+    let mut a = demo.member.clone();
+    a.grants.push(RoleGrant {
+        unit: demo.unit.clone(),
+        role: Role::ProcessOwner,
+        from: "2025-04-01".parse().expect("a date"),
+        until: None,
+    });
+    a.processes
+        .insert((demo.unit.clone(), "P03".parse().expect("a process")));
+    a
+}
+
+fn people<'a>(demo: &'a Demo, team_owner: &'a Author) -> [(&'static str, &'a Author); 6] {
     [
         ("lead", &demo.lead),
         ("member", &demo.member),
         ("owner", &demo.owner),
         ("nodal", &demo.nodal),
         ("outsider", &demo.outsider),
+        ("team_owner", team_owner),
     ]
 }
 
@@ -63,12 +91,13 @@ fn state(doc: &automerge::Automerge, demo: &Demo) -> NcState {
 #[test]
 fn every_nc_move_from_every_state_by_every_person_is_decided_as_the_lifecycle_says() {
     let demo = Demo::new();
+    let both = team_owner(&demo);
     let names: std::collections::BTreeSet<&str> = EXPECTED.iter().map(|e| e.0).collect();
     let mut accepted = 0;
     for from in NcState::ALL {
         for name in &names {
             let row = EXPECTED.iter().find(|e| e.0 == *name && e.1 == *from);
-            for (person, author) in people(&demo) {
+            for (person, author) in people(&demo, &both) {
                 let mut doc = demo.nc_in(*from);
                 let heads_before = doc.get_heads();
                 let result = demo.edit(

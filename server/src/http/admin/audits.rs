@@ -45,11 +45,14 @@ pub struct Team {
 }
 
 /// Checks a team: real users holding the auditor role in the unit, the lead
-/// not repeated, at most [`MAX_TEAM`].
+/// not repeated, at most [`MAX_TEAM`], and none auditing a process they
+/// own or deputise for (a process of the unit whose code or clause is in
+/// the audit's `scope`): an auditor is independent of what they audit.
 async fn team_of(
     state: &AppState,
     unit: &UnitCode,
     team: &Team,
+    scope: &[String],
     on: Date,
 ) -> Result<Vec<TeamMember>, ApiError> {
     let mut out = vec![TeamMember {
@@ -80,6 +83,20 @@ async fn team_of(
             return Err(ApiError::Unprocessable(format!(
                 "team: {user} does not hold the auditor role in {unit} on {}.",
                 on.display()
+            )));
+        }
+    }
+    let processes = reference::processes_of_unit(&state.db, unit.as_str()).await?;
+    for m in &out {
+        let own = processes.iter().find(|p| {
+            (p.owner == m.username || p.deputy.as_deref() == Some(m.username.as_str()))
+                && scope.iter().any(|s| *s == p.code || *s == p.clause)
+        });
+        if let Some(p) = own {
+            return Err(ApiError::Unprocessable(format!(
+                "team: {} owns or deputises for process {} ({}), which this audit covers; \
+                 an auditor may not audit their own process.",
+                m.username, p.code, p.name
             )));
         }
     }
@@ -148,7 +165,7 @@ pub async fn plan(
         lead: body.lead,
         members: body.members,
     };
-    let team = team_of(&state, &unit, &team, steward.today.max(from)).await?;
+    let team = team_of(&state, &unit, &team, &body.scope, steward.today.max(from)).await?;
     let mut random = [0u8; 10];
     fill_random(&mut random);
     let audit = PlannedAudit {
@@ -190,7 +207,7 @@ pub async fn set_team(
             "There is no planned audit {id} in {unit}."
         )));
     };
-    audit.team = team_of(&state, &unit, &body, steward.today).await?;
+    audit.team = team_of(&state, &unit, &body, &audit.scope, steward.today).await?;
     let mut tx = state.db.begin().await?;
     reference::set_team(&mut tx, &audit.id, &audit.team).await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
