@@ -174,6 +174,29 @@ test("wasm and native edits, made apart, merge into one state on both sides", as
   const winner = view.responses["sd.timeliness@P03"].note;
   assert.ok(["wasm: 19 days", "native: 22 days"].includes(winner), winner);
 
+  // A member's tablet (wasm too) offers no settlement: it refuses it as the server would.
+  const memberActor = "5a510200000000000000000000000009";
+  const memberTablet = new wasm.Device(
+    memberActor,
+    JSON.stringify({
+      user: "s.khan",
+      grants: [{ unit: "DEMO-I", role: "auditor", from: "2025-04-01" }],
+      audits: { [audit]: "member" },
+      actors: [memberActor],
+    }),
+  );
+  memberTablet.load(audit, device.save(audit));
+  assert.throws(
+    () =>
+      memberTablet.edit(
+        audit,
+        answer("sd.timeliness@P03", "partly", "khan settles it himself"),
+        now(),
+      ),
+    /audit\.settle/,
+  );
+  assert.deepEqual(memberTablet.heads(audit), device.heads(audit), "the refusal left no trace");
+
   // The lead settles it on the member's value; the contest is gone on both sides.
   const members = contest.find((r) => r.by === "s.khan");
   device.edit(
