@@ -9,17 +9,18 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use common::sync_help::{SETTLE, holds, plan, stored};
+use common::sync_help::{SETTLE, holds, metric_or_zero, plan, stored};
 use common::{Backend, Tablet, TestServer, answer};
 use futures_util::future::BoxFuture;
 use server::client::Client;
 use server::sync::writer::CommitFaults;
 use sync_core::audit::Cpna;
 use sync_core::edit::Edit;
+use sync_core::engine::Notice;
 use sync_core::ids::DocumentId;
 use tokio::sync::watch;
 
@@ -35,6 +36,11 @@ struct Faults {
     waiting: AtomicUsize,
     /// Commits of at least one job that succeeded (reply lost or not).
     committed: AtomicUsize,
+    /// While set, the database commits nothing at all, not even the
+    /// writer's empty probe: it is away.
+    down: AtomicBool,
+    /// Commits of at least one job tried.
+    attempts: AtomicUsize,
 }
 
 impl Faults {
@@ -45,6 +51,8 @@ impl Faults {
             lose_after: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             committed: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            attempts: AtomicUsize::new(0),
         })
     }
 
@@ -66,9 +74,15 @@ fn take_one(n: &AtomicUsize) -> bool {
 impl CommitFaults for Faults {
     fn before(&self, jobs: usize) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
+            if self.down.load(Ordering::SeqCst) {
+                self.attempts
+                    .fetch_add(usize::from(jobs > 0), Ordering::SeqCst);
+                return Err("the database is away".into());
+            }
             if jobs == 0 {
                 return Ok(());
             }
+            self.attempts.fetch_add(1, Ordering::SeqCst);
             self.waiting.fetch_add(1, Ordering::SeqCst);
             let mut open = self.open.subscribe();
             let _ = open.wait_for(|o| *o).await;
@@ -207,6 +221,142 @@ on_both! {
         assert_eq!((changes, receipts), (unique, unique), "a change or receipt was stored twice");
         let report = server::verify::verify(&s.db).await?;
         assert!(report.ok(), "{report}");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+/// The writer's counters: changes stored, commits, stores set aside, and
+/// changes the hub accepted (queued for the writer).
+async fn counters(s: &TestServer) -> Result<[i64; 4]> {
+    Ok([
+        metric_or_zero(s, "sqm_sync_changes_stored_total").await?,
+        metric_or_zero(s, "sqm_sync_commits_total").await?,
+        metric_or_zero(s, "sqm_sync_stores_set_aside_total").await?,
+        metric_or_zero(s, "sqm_sync_changes_accepted_total").await?,
+    ])
+}
+
+/// Waits until the hub has accepted `n` more changes than `before` (they
+/// are queued for the writer once accepted).
+async fn accepted(s: &TestServer, c: &mut Client, before: i64, n: i64) -> Result<()> {
+    let deadline = std::time::Instant::now() + SETTLE;
+    while std::time::Instant::now() < deadline {
+        if counters(s).await?[3] >= before + n {
+            return Ok(());
+        }
+        c.run_until(Duration::from_millis(20), |_| false).await?;
+    }
+    anyhow::bail!("the hub never accepted {n} more changes")
+}
+
+fn rejections_with(c: &Client, rule: &str) -> usize {
+    c.rejections
+        .iter()
+        .filter(|n| matches!(n, Notice::Rejected { rule: r, .. } if r == rule))
+        .count()
+}
+
+on_both! {
+    async fn jobs_that_queue_behind_a_held_commit_are_committed_together_and_counted(backend: Backend) -> Result<()> {
+        let faults = Faults::new();
+        let (s, audit, lead, mut iyer, mut khan) = setup(backend, faults.clone()).await?;
+        let member = server::access::author_of(&s.db, "s.khan").await?;
+        let [stored0, commits0, _, accepted0] = counters(&s).await?;
+        let committed = faults.committed.load(Ordering::SeqCst);
+        faults.shut();
+        iyer.edit(audit, &answer("mr.held", Cpna::Conform, "Held.")?, &lead.author).await?;
+        let at_gate = iyer.run_until(SETTLE, |_| faults.waiting.load(Ordering::SeqCst) > 0).await?;
+        assert!(at_gate, "the writer never reached the commit");
+        // Two more stores queue behind the held one.
+        khan.edit(audit, &answer("mr.inputs", Cpna::Partly, "Two of five.")?, &member).await?;
+        iyer.edit(audit, &answer("sd.timeliness@P03", Cpna::Conform, "All in time.")?, &lead.author).await?;
+        accepted(&s, &mut khan, accepted0, 3).await?;
+        faults.reopen();
+        for c in [&mut iyer, &mut khan] {
+            let acked = c.run_until(SETTLE, |c| c.engine.unacknowledged(&audit).is_empty()).await?;
+            assert!(acked, "not acknowledged");
+        }
+        assert_eq!(
+            faults.committed.load(Ordering::SeqCst) - committed,
+            2,
+            "the held store, then the two queued behind it in one commit"
+        );
+        let [stored1, commits1, set_aside, _] = counters(&s).await?;
+        assert_eq!((stored1 - stored0, commits1 - commits0, set_aside), (3, 2, 0));
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn a_store_that_fails_alone_once_is_tried_again_and_never_set_aside(backend: Backend) -> Result<()> {
+        let faults = Faults::new();
+        let (s, audit, lead, mut iyer, _khan) = setup(backend, faults.clone()).await?;
+        let [stored0, commits0, _, _] = counters(&s).await?;
+        // The batch's two tries fail, then the store's first try alone.
+        faults.fail_before.store(3, Ordering::SeqCst);
+        iyer.edit(audit, &answer("mr.held", Cpna::Conform, "Held.")?, &lead.author).await?;
+        let acked = iyer.run_until(SETTLE, |c| c.engine.unacknowledged(&audit).is_empty()).await?;
+        assert!(acked, "never acknowledged");
+        assert_eq!(faults.fail_before.load(Ordering::SeqCst), 0, "every failure was met");
+        assert!(iyer.rejections.is_empty(), "{:?}", iyer.rejections);
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM quarantine").await?, 0, "set aside");
+        let [stored1, commits1, set_aside, _] = counters(&s).await?;
+        assert_eq!((stored1 - stored0, commits1 - commits0, set_aside), (1, 1, 0));
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn while_the_database_commits_nothing_a_store_waits_and_is_never_set_aside(backend: Backend) -> Result<()> {
+        let faults = Faults::new();
+        let (s, audit, lead, mut iyer, _khan) = setup(backend, faults.clone()).await?;
+        faults.down.store(true, Ordering::SeqCst);
+        iyer.edit(audit, &answer("mr.held", Cpna::Conform, "Held.")?, &lead.author).await?;
+        // Well past the tries after which a store the database refuses alone is set aside.
+        let tried = iyer.run_until(SETTLE, |_| faults.attempts.load(Ordering::SeqCst) >= 8).await?;
+        assert!(tried, "the writer stopped trying");
+        assert_eq!(iyer.engine.unacknowledged(&audit).len(), 1, "acknowledged while the database was away");
+        faults.down.store(false, Ordering::SeqCst);
+        let acked = iyer.run_until(SETTLE, |c| c.engine.unacknowledged(&audit).is_empty()).await?;
+        assert!(acked, "never acknowledged once the database was back");
+        assert!(iyer.rejections.is_empty(), "{:?}", iyer.rejections);
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM quarantine").await?, 0, "set aside");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn a_store_queued_behind_one_set_aside_is_set_aside_with_it(backend: Backend) -> Result<()> {
+        let faults = Faults::new();
+        let (s, audit, lead, mut iyer, _khan) = setup(backend, faults.clone()).await?;
+        let [_, _, set_aside0, accepted0] = counters(&s).await?;
+        faults.shut();
+        iyer.edit(audit, &answer("mr.held", Cpna::Conform, "Held.")?, &lead.author).await?;
+        let at_gate = iyer.run_until(SETTLE, |_| faults.waiting.load(Ordering::SeqCst) > 0).await?;
+        assert!(at_gate, "the writer never reached the commit");
+        // A second store of the same document, made on the first, queues behind it.
+        iyer.edit(audit, &answer("mr.inputs", Cpna::Partly, "Two of five.")?, &lead.author).await?;
+        accepted(&s, &mut iyer, accepted0, 2).await?;
+        // The first is refused in its batch and alone: set aside. The
+        // second, which depends on it, must not be stored after it.
+        faults.fail_before.store(2 + 3, Ordering::SeqCst);
+        faults.reopen();
+        // The sender is told once (its tablet starts again from what the
+        // server holds and makes both edits anew); both stores are kept aside.
+        let told = iyer.run_until(SETTLE, |c| rejections_with(c, "store.failed") > 0).await?;
+        assert!(told, "the sender was never told");
+        let both = "SELECT COUNT(*) FROM quarantine WHERE rule = 'store.failed'";
+        let deadline = std::time::Instant::now() + SETTLE;
+        while count(&s, both).await? < 2 && std::time::Instant::now() < deadline {
+            iyer.run_until(Duration::from_millis(50), |_| false).await?;
+        }
+        assert_eq!(count(&s, both).await?, 2, "the second store was not kept aside with the first");
+        let [_, _, set_aside, _] = counters(&s).await?;
+        assert_eq!(set_aside - set_aside0, 2, "both counted");
         s.stop().await;
         Ok(())
     }
