@@ -171,3 +171,34 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn a_document_folds_into_a_snapshot_by_itself_once_enough_changes_are_stored(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let (audit, header) = common::sync_help::plan(&s, "IA/DEMO-I/2025-26/009").await?;
+        let mut lead = s.tablet("k.iyer").await?;
+        // A long day offline: the audit and enough answers to pass the bound.
+        lead.edit_offline(audit, Edit::CreateAudit(header))?;
+        let n = server::sync::writer::COMPACT_AFTER;
+        for i in 0..n {
+            let cpna = [sync_core::audit::Cpna::Conform, sync_core::audit::Cpna::Partly][i % 2];
+            lead.edit_offline(audit, common::answer(&format!("sd.item_{}@P03", i % 40), cpna, &format!("take {i}"))?)?;
+        }
+        let mut iyer = s.connect(&mut lead).await?;
+        anyhow::ensure!(iyer.settle(common::sync_help::SETTLE).await?, "the tablet did not settle");
+        let folded = "SELECT COUNT(*) FROM documents WHERE id = $1 AND snapshot IS NOT NULL";
+        let deadline = std::time::Instant::now() + common::sync_help::SETTLE;
+        let mut snapshots = 0i64;
+        while std::time::Instant::now() < deadline {
+            snapshots = sqlx::query_scalar(folded).bind(audit.to_string()).fetch_one(s.db.pool()).await?;
+            if snapshots == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(snapshots, 1, "the audit was never compacted");
+        assert_eq!(heads(&s, &audit).await?, common::sync_help::heads(&iyer.engine, &audit));
+        s.stop().await;
+        Ok(())
+    }
+}

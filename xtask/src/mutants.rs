@@ -70,7 +70,7 @@ const GROUPS: &[Group] = &[
         files: &["server/src/sync/writer.rs"],
         only: None,
         features: None,
-        tests: "--test writer_faults --test sync_hardening --test receipt_chain",
+        tests: "--test writer_faults --test sync_hardening --test receipt_chain --test compact",
     },
     Group {
         name: "hub-acknowledgement",
