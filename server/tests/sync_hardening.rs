@@ -13,7 +13,9 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::sync_help::{SETTLE, holds, metric_or_zero, plan, stored, stored_heads};
+use common::sync_help::{
+    SETTLE, holds, metric_or_zero, plan, rejections_with, stored, stored_heads,
+};
 use common::{Backend, Tablet, TestServer, answer};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -89,13 +91,6 @@ async fn refuse_changes_of(s: &TestServer, doc: &DocumentId, refuse: bool) -> Re
             .await?;
     }
     Ok(())
-}
-
-fn rejections_with(c: &Client, rule: &str) -> usize {
-    c.rejections
-        .iter()
-        .filter(|n| matches!(n, Notice::Rejected { rule: r, .. } if r == rule))
-        .count()
 }
 
 on_both! {

@@ -13,14 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use common::sync_help::{SETTLE, holds, metric_or_zero, plan, stored};
+use common::sync_help::{SETTLE, holds, metric_or_zero, plan, rejections_with, stored};
 use common::{Backend, Tablet, TestServer, answer};
 use futures_util::future::BoxFuture;
 use server::client::Client;
 use server::sync::writer::CommitFaults;
 use sync_core::audit::Cpna;
 use sync_core::edit::Edit;
-use sync_core::engine::Notice;
 use sync_core::ids::DocumentId;
 use tokio::sync::watch;
 
@@ -248,13 +247,6 @@ async fn accepted(s: &TestServer, c: &mut Client, before: i64, n: i64) -> Result
         c.run_until(Duration::from_millis(20), |_| false).await?;
     }
     anyhow::bail!("the hub never accepted {n} more changes")
-}
-
-fn rejections_with(c: &Client, rule: &str) -> usize {
-    c.rejections
-        .iter()
-        .filter(|n| matches!(n, Notice::Rejected { rule: r, .. } if r == rule))
-        .count()
 }
 
 on_both! {

@@ -116,3 +116,11 @@ pub async fn stored(s: &TestServer, c: &mut Client, docs: &[DocumentId]) -> Resu
     }
     anyhow::bail!("the database never held the tablet's {docs:?}")
 }
+
+/// How many refusals under `rule` the tablet has been told of.
+pub fn rejections_with(c: &Client, rule: &str) -> usize {
+    c.rejections
+        .iter()
+        .filter(|n| matches!(n, sync_core::engine::Notice::Rejected { rule: r, .. } if r == rule))
+        .count()
+}
