@@ -7,12 +7,13 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use common::sync_help::finding;
 use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sync_core::audit::{AuditHeader, Evidence, FindingClass};
+use sync_core::audit::{AuditHeader, Evidence};
 use sync_core::edit::Edit;
 use sync_core::ids::DocumentId;
 
@@ -179,17 +180,6 @@ async fn plan_led(
         end: Some("2026-02-11".parse()?),
     };
     Ok((id, header))
-}
-
-fn finding(evidence: Vec<Evidence>) -> Result<Edit> {
-    Ok(Edit::PutFinding {
-        id: "f-01".parse()?,
-        class: FindingClass::Minor,
-        clause: "3.2.1.3".parse()?,
-        process: Some("P03".parse()?),
-        text: "An amendment took 19 days.".into(),
-        evidence,
-    })
 }
 
 on_both! {

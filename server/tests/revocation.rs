@@ -105,6 +105,49 @@ on_both! {
     }
 }
 
+/// Documents the server holds in memory, loaded or saved (cold), once
+/// `want` holds of their number (the gauges are set on the hub's tick), or
+/// as last read after a few seconds.
+async fn held_in_memory(s: &TestServer, k: &mut Client, want: impl Fn(i64) -> bool) -> Result<i64> {
+    let mut held = 0;
+    for _ in 0..100 {
+        held = common::sync_help::metric_or_zero(s, "sqm_sync_loaded_documents").await?
+            + common::sync_help::metric_or_zero(s, "sqm_sync_cold_documents").await?;
+        if want(held) {
+            break;
+        }
+        k.run_until(Duration::from_millis(50), |_| false).await?;
+    }
+    Ok(held)
+}
+
+on_both! {
+    async fn documents_withdrawn_from_the_only_tablet_that_had_them_open_leave_the_servers_memory(backend: Backend) -> Result<()> {
+        // The tablet stays connected: what it opened when it connected is
+        // not kept for it once its rights to it have ended.
+        let s = TestServer::start_configured(backend, true, |c| {
+            c.sync.tick_interval = Duration::from_millis(50);
+            c.sync.sweep_interval = Duration::from_secs(24 * 3600);
+        })
+        .await?;
+        let audit = audit_003(&s).await?;
+        let mut khan = s.tablet("s.khan").await?;
+        let mut k = s.connect(&mut khan).await?;
+        let ok = k.run_until(SETTLE, |c| c.engine.is_shared(server::client::SERVER, &audit) && c.in_sync()).await?;
+        assert!(ok, "Khan's tablet has audit 003");
+        assert!(held_in_memory(&s, &mut k, |n| n > 0).await? > 0, "the server holds what the tablet opened");
+        let rao = s.login("a.rao").await?;
+        let (status, _) = s.call(Method::DELETE, "/api/v1/admin/units/DEMO-I/roles/demo-s.khan-auditor", Some(&rao), None).await?;
+        assert_eq!(status.as_u16(), 204);
+        let gone = k.run_until(SETTLE, |c| !c.engine.is_shared(server::client::SERVER, &audit)).await?;
+        assert!(gone, "audit 003 withdrawn from Khan's tablet");
+        let held = held_in_memory(&s, &mut k, |n| n == 0).await?;
+        assert_eq!(held, 0, "documents no connection may read are still held");
+        s.stop().await;
+        Ok(())
+    }
+}
+
 on_both! {
     async fn disabling_a_user_or_revoking_a_device_through_the_api_disconnects_at_once(backend: Backend) -> Result<()> {
         // No sweep runs within the test: "at once" means the API call itself

@@ -7,42 +7,17 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::sync_help::{SETTLE, gauge, heads, holds, metric_or_zero, plan, stored_heads};
+use common::sync_help::{
+    SETTLE, finding, gauge, heads, holds, metric_or_zero, nc_link, new_id, plan, stored_heads,
+};
 use common::{Backend, Tablet, TestServer, answer};
 use serde_json::json;
 use server::client::Client;
-use sync_core::audit::{AuditHeader, AuditView, Cpna, Evidence, FindingClass};
+use sync_core::audit::{AuditHeader, AuditView, Cpna, Evidence};
 use sync_core::edit::Edit;
 use sync_core::ids::DocumentId;
-use sync_core::nc::{Action, Nc, NcLink, Severity};
+use sync_core::nc::{Action, Nc};
 use sync_core::workflow::NcState;
-
-fn finding(evidence: Vec<Evidence>) -> Result<Edit> {
-    Ok(Edit::PutFinding {
-        id: "f-01".parse()?,
-        class: FindingClass::Minor,
-        clause: "3.2.1.3".parse()?,
-        process: Some("P03".parse()?),
-        text: "An amendment took 19 days.".into(),
-        evidence,
-    })
-}
-
-fn nc_link(audit: DocumentId) -> Result<NcLink> {
-    Ok(NcLink {
-        unit: "DEMO-I".parse()?,
-        audit,
-        finding: "f-01".parse()?,
-        process: "P03".parse()?,
-        clause: "3.2.1.3".parse()?,
-        class: Severity::Minor,
-        raised_on: "2026-02-11".parse()?,
-    })
-}
-
-fn new_id(tag: u8) -> DocumentId {
-    DocumentId::new_v7(server::db::now_ms(), [tag; 10])
-}
 
 /// The lead makes the audit with a finding, and raises its NC; returns the NC's id.
 async fn audit_with_nc(

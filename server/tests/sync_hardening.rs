@@ -385,38 +385,50 @@ fn heads_of(c: &Client, doc: &DocumentId) -> Vec<sync_core::automerge::ChangeHas
     common::sync_help::heads(&c.engine, doc)
 }
 
-/// The member's offline start of the audit (the lead's alone) is refused;
-/// returns the quarantine rows and the close code, if the connection closed.
+/// The member's offline start of each of `audits` audits (the lead's
+/// alone) is refused; returns the quarantine rows of all of them, the close
+/// code if the connection closed, and the bytes of each refused start.
 async fn member_refused_with_quarantine_bound(
     backend: Backend,
     bound: Option<u64>,
-) -> Result<(Vec<(String, String)>, Option<u16>, u64)> {
+    audits: usize,
+) -> Result<(Vec<(String, String)>, Option<u16>, Vec<u64>)> {
     let s = TestServer::start_configured(backend, true, |c| {
         if let Some(b) = bound {
             c.sync.quarantine_bytes_per_user = b;
         }
     })
     .await?;
-    let (_lead, iyer, ids) = lead_with_audits(&s, &["IA/DEMO-I/2025-26/006"]).await?;
+    let numbers = ["IA/DEMO-I/2025-26/006", "IA/DEMO-I/2025-26/007"];
+    let (_lead, iyer, ids) = lead_with_audits(&s, &numbers[..audits]).await?;
     drop(iyer.disconnect().await);
-    let audit = ids[0];
     let mut member = s.tablet("s.khan").await?;
     let mut khan = s.connect(&mut member).await?;
-    holds(&s, &mut khan, &[audit]).await?;
+    holds(&s, &mut khan, &ids).await?;
     member.park(khan).await;
-    start_as_if_lead(&mut member, audit)?;
-    let size = {
-        let doc = member.offline().doc(&audit).context("held")?;
-        let stored = server::db::documents::load(&s.db, &audit)
+    let mut sizes = Vec::new();
+    for audit in &ids {
+        start_as_if_lead(&mut member, *audit)?;
+        let doc = member.offline().doc(audit).context("held")?;
+        let stored = server::db::documents::load(&s.db, audit)
             .await?
             .context("stored")?;
-        doc.get_changes(&stored.get_heads())
-            .iter()
-            .map(|c| c.raw_bytes().len() as u64)
-            .sum()
-    };
+        sizes.push(
+            doc.get_changes(&stored.get_heads())
+                .iter()
+                .map(|c| c.raw_bytes().len() as u64)
+                .sum(),
+        );
+    }
     let mut khan = s.connect(&mut member).await?;
-    let outcome = khan.run_until(SETTLE, |c| !c.rejections.is_empty()).await;
+    let told_of_all = |c: &Client| {
+        ids.iter().all(|d| {
+            c.rejections
+                .iter()
+                .any(|n| matches!(n, Notice::Rejected { doc, .. } if doc == d))
+        })
+    };
+    let outcome = khan.run_until(SETTLE, told_of_all).await;
     let code = match outcome {
         Ok(true) => None,
         Ok(false) => anyhow::bail!("neither told nor closed"),
@@ -425,20 +437,37 @@ async fn member_refused_with_quarantine_bound(
     };
     // The writer commits the quarantine before the tablet is told; a close
     // leaves nothing to wait for.
-    let rows = quarantined(&s, &audit).await?;
+    let mut rows = Vec::new();
+    for audit in &ids {
+        rows.extend(quarantined(&s, audit).await?);
+    }
     s.stop().await;
-    Ok((rows, code, size))
+    Ok((rows, code, sizes))
 }
 
 on_both! {
     async fn refused_changes_past_a_users_quarantine_bound_are_not_kept_and_stay_on_the_tablet(backend: Backend) -> Result<()> {
-        let (rows, code, size) = member_refused_with_quarantine_bound(backend, None).await?;
+        let (rows, code, size) = member_refused_with_quarantine_bound(backend, None, 1).await?;
         assert_eq!((rows.len(), code), (1, None), "kept under the default bound");
-        let (rows, code, _) = member_refused_with_quarantine_bound(backend, Some(size)).await?;
+        let (rows, code, _) = member_refused_with_quarantine_bound(backend, Some(size[0]), 1).await?;
         assert_eq!((rows.len(), code), (1, None), "kept at exactly the bound");
-        let (rows, code, _) = member_refused_with_quarantine_bound(backend, Some(size - 1)).await?;
+        let (rows, code, _) = member_refused_with_quarantine_bound(backend, Some(size[0] - 1), 1).await?;
         assert_eq!(code, Some(close::QUARANTINE_FULL), "one byte over closes");
         assert!(rows.is_empty(), "nothing kept past the bound: {rows:?}");
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn the_quarantine_bound_counts_every_refusal_a_user_has_had_kept(backend: Backend) -> Result<()> {
+        // Two refusals, each well under the bound, that reach it together.
+        let (_, _, sizes) = member_refused_with_quarantine_bound(backend, None, 2).await?;
+        let both: u64 = sizes.iter().sum();
+        let (rows, code, _) = member_refused_with_quarantine_bound(backend, Some(both), 2).await?;
+        assert_eq!((rows.len(), code), (2, None), "both kept at exactly the bound");
+        let (rows, code, _) = member_refused_with_quarantine_bound(backend, Some(both - 1), 2).await?;
+        assert_eq!(code, Some(close::QUARANTINE_FULL), "the second, one byte over, closes");
+        assert_eq!(rows.len(), 1, "the first kept, the second not: {rows:?}");
         Ok(())
     }
 }

@@ -4,7 +4,9 @@
 //! device hears of it; a failed commit is retried with nothing acknowledged
 //! before it lands; a commit whose reply was lost is committed again with no
 //! duplicate change, receipt or quarantine row, and the receipt chain
-//! verifies.
+//! verifies; a new document is announced to the other tablets that may read
+//! it only once its first store is committed, each of several queued
+//! together, and also while another store is being set aside.
 
 mod common;
 
@@ -13,7 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use common::sync_help::{SETTLE, holds, metric_or_zero, plan, rejections_with, stored};
+use common::sync_help::{
+    SETTLE, finding, holds, metric_or_zero, nc_link, new_id, plan, rejections_with, stored,
+};
 use common::{Backend, Tablet, TestServer, answer};
 use futures_util::future::BoxFuture;
 use server::client::Client;
@@ -113,6 +117,7 @@ async fn setup(
 ) -> Result<(TestServer, DocumentId, Tablet, Client, Client)> {
     let s = TestServer::start_configured(backend, true, |c| {
         c.sync.faults = Some(faults.clone());
+        c.sync.sweep_interval = Duration::from_secs(24 * 3600);
     })
     .await?;
     let (audit, header) = plan(&s, "IA/DEMO-I/2025-26/006").await?;
@@ -325,7 +330,8 @@ on_both! {
     async fn a_store_queued_behind_one_set_aside_is_set_aside_with_it(backend: Backend) -> Result<()> {
         let faults = Faults::new();
         let (s, audit, lead, mut iyer, _khan) = setup(backend, faults.clone()).await?;
-        let [_, _, set_aside0, accepted0] = counters(&s).await?;
+        let [_, commits0, set_aside0, accepted0] = counters(&s).await?;
+        let committed0 = faults.committed.load(Ordering::SeqCst);
         faults.shut();
         iyer.edit(audit, &answer("mr.held", Cpna::Conform, "Held.")?, &lead.author).await?;
         let at_gate = iyer.run_until(SETTLE, |_| faults.waiting.load(Ordering::SeqCst) > 0).await?;
@@ -349,6 +355,94 @@ on_both! {
         assert_eq!(count(&s, both).await?, 2, "the second store was not kept aside with the first");
         let [_, _, set_aside, _] = counters(&s).await?;
         assert_eq!(set_aside - set_aside0, 2, "both counted");
+        // Keeping a store aside is a commit, and it is counted like any
+        // other: the counter comes to show every commit the database made.
+        let made = || faults.committed.load(Ordering::SeqCst) - committed0;
+        let deadline = std::time::Instant::now() + SETTLE;
+        while counters(&s).await?[1] - commits0 != made() as i64 && std::time::Instant::now() < deadline {
+            iyer.run_until(Duration::from_millis(50), |_| false).await?;
+        }
+        assert!(made() >= 2, "the two stores kept aside were not committed");
+        assert_eq!(counters(&s).await?[1] - commits0, made() as i64, "commits counted");
+        s.stop().await;
+        Ok(())
+    }
+}
+
+/// Starts the audit and writes its finding `f-01`, from which NCs are raised.
+async fn with_finding(iyer: &mut Client, audit: DocumentId, lead: &Tablet) -> Result<()> {
+    let start = Edit::Move {
+        mv: "start".into(),
+        note: String::new(),
+    };
+    iyer.edit(audit, &start, &lead.author).await?;
+    iyer.edit(audit, &finding(Vec::new())?, &lead.author)
+        .await?;
+    anyhow::ensure!(iyer.settle(SETTLE).await?, "the lead did not settle");
+    Ok(())
+}
+
+/// The lead raises a new NC on finding `f-01`; returns its id.
+async fn raise(iyer: &mut Client, audit: DocumentId, lead: &Tablet, tag: u8) -> Result<DocumentId> {
+    let nc = new_id(tag);
+    let create = Edit::CreateNc {
+        link: nc_link(audit)?,
+        description: "Amendment beyond 15 days.".into(),
+    };
+    iyer.edit(nc, &create, &lead.author).await?;
+    Ok(nc)
+}
+
+// In the next two tests the rights sweep never runs after the start
+// (`setup` sets it to a day): a connected reader can learn of a new
+// document only from the hub's announcement once its first store is
+// committed.
+
+on_both! {
+    async fn documents_created_behind_a_held_commit_each_reach_a_connected_reader_once_stored(backend: Backend) -> Result<()> {
+        let faults = Faults::new();
+        let (s, audit, lead, mut iyer, mut khan) = setup(backend, faults.clone()).await?;
+        with_finding(&mut iyer, audit, &lead).await?;
+        let [_, _, _, accepted0] = counters(&s).await?;
+        faults.shut();
+        let first = raise(&mut iyer, audit, &lead, 0x61).await?;
+        let at_gate = iyer.run_until(SETTLE, |_| faults.waiting.load(Ordering::SeqCst) > 0).await?;
+        assert!(at_gate, "the writer never reached the commit");
+        // The second NC's first store queues behind the first's.
+        let second = raise(&mut iyer, audit, &lead, 0x62).await?;
+        accepted(&s, &mut iyer, accepted0, 2).await?;
+        khan.run_until(Duration::from_millis(300), |_| false).await?;
+        assert!(khan.engine.doc(&first).is_none(), "announced before its first store was committed");
+        faults.reopen();
+        anyhow::ensure!(iyer.settle(SETTLE).await?, "the lead did not settle");
+        holds(&s, &mut khan, &[first, second]).await?;
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn a_document_created_while_another_store_is_set_aside_still_reaches_a_connected_reader(backend: Backend) -> Result<()> {
+        let faults = Faults::new();
+        let (s, audit, lead, mut iyer, mut khan) = setup(backend, faults.clone()).await?;
+        with_finding(&mut iyer, audit, &lead).await?;
+        let [_, _, _, accepted0] = counters(&s).await?;
+        faults.shut();
+        iyer.edit(audit, &answer("mr.held", Cpna::Conform, "Held.")?, &lead.author).await?;
+        let at_gate = iyer.run_until(SETTLE, |_| faults.waiting.load(Ordering::SeqCst) > 0).await?;
+        assert!(at_gate, "the writer never reached the commit");
+        // A new NC's first store queues behind the audit's, which is then
+        // refused in its batch and alone, set aside, and the audit dropped
+        // from memory while the NC's store waits.
+        let nc = raise(&mut iyer, audit, &lead, 0x63).await?;
+        accepted(&s, &mut iyer, accepted0, 2).await?;
+        faults.fail_before.store(2 + 3, Ordering::SeqCst);
+        faults.reopen();
+        let told = iyer.run_until(SETTLE, |c| rejections_with(c, "store.failed") > 0).await?;
+        assert!(told, "the sender was never told");
+        let acked = iyer.run_until(SETTLE, |c| c.engine.unacknowledged(&nc).is_empty()).await?;
+        assert!(acked, "the NC was never stored");
+        holds(&s, &mut khan, &[nc]).await?;
         s.stop().await;
         Ok(())
     }

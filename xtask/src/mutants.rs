@@ -78,7 +78,7 @@ const GROUPS: &[Group] = &[
         files: &["server/src/sync/hub.rs"],
         only: Some("Hub::(store|set_aside|carry_out|handle)"),
         features: None,
-        tests: "--test writer_faults --test sync_hardening --test sync --test sync_limits",
+        tests: "--test writer_faults --test sync_hardening --test sync --test sync_limits --test revocation",
     },
 ];
 

@@ -6,11 +6,43 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::json;
 use server::client::Client;
-use sync_core::audit::AuditHeader;
+use sync_core::audit::{AuditHeader, Evidence, FindingClass};
 use sync_core::automerge::ChangeHash;
+use sync_core::edit::Edit;
 use sync_core::ids::DocumentId;
+use sync_core::nc::{NcLink, Severity};
 
 use super::TestServer;
+
+/// The minor finding `f-01` on P03 (clause 3.2.1.3) with its evidence.
+pub fn finding(evidence: Vec<Evidence>) -> Result<Edit> {
+    Ok(Edit::PutFinding {
+        id: "f-01".parse()?,
+        class: FindingClass::Minor,
+        clause: "3.2.1.3".parse()?,
+        process: Some("P03".parse()?),
+        text: "An amendment took 19 days.".into(),
+        evidence,
+    })
+}
+
+/// The link of an NC raised from finding `f-01` of `audit`.
+pub fn nc_link(audit: DocumentId) -> Result<NcLink> {
+    Ok(NcLink {
+        unit: "DEMO-I".parse()?,
+        audit,
+        finding: "f-01".parse()?,
+        process: "P03".parse()?,
+        clause: "3.2.1.3".parse()?,
+        class: Severity::Minor,
+        raised_on: "2026-02-11".parse()?,
+    })
+}
+
+/// A fresh document id, told apart from others by `tag`.
+pub fn new_id(tag: u8) -> DocumentId {
+    DocumentId::new_v7(server::db::now_ms(), [tag; 10])
+}
 
 /// How long a tablet is given to settle.
 pub const SETTLE: Duration = Duration::from_secs(20);
