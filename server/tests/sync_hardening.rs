@@ -435,11 +435,20 @@ async fn member_refused_with_quarantine_bound(
         Err(ClientError::Closed { code, .. }) => Some(code),
         Err(e) => return Err(e.into()),
     };
-    // The writer commits the quarantine before the tablet is told; a close
-    // leaves nothing to wait for.
+    // The writer commits the quarantine before the tablet is told; after a
+    // close, a refusal kept before it may still be committing: its row is
+    // waited for (never longer than a tablet is given to settle).
+    let deadline = std::time::Instant::now() + SETTLE;
     let mut rows = Vec::new();
-    for audit in &ids {
-        rows.extend(quarantined(&s, audit).await?);
+    loop {
+        rows.clear();
+        for audit in &ids {
+            rows.extend(quarantined(&s, audit).await?);
+        }
+        if code.is_none() || rows.len() >= audits - 1 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     s.stop().await;
     Ok((rows, code, sizes))
