@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use sync_core::DocKind;
-use sync_core::audit::{AuditHeader, AuditView, ContestedValue, Finding, LiveAudit};
+use sync_core::audit::{AuditHeader, AuditView, ContestedValue, Evidence, Finding, LiveAudit};
 use sync_core::automerge::{Automerge, ChangeHash};
 use sync_core::ids::{DocumentId, ItemId};
 use sync_core::nc::{DueRules, Nc};
@@ -30,7 +30,12 @@ pub enum Projection {
         evidence: Vec<EvidenceRef>,
     },
     /// An NC.
-    Nc(NcRow),
+    Nc {
+        /// The `ncs` row.
+        nc: NcRow,
+        /// The blobs its implementation and verification evidence names.
+        evidence: Vec<EvidenceRef>,
+    },
     /// A management review (no rows yet).
     Review,
 }
@@ -135,11 +140,13 @@ impl Parts {
                 findings: f != findings || c != contested,
                 evidence: e != evidence,
             },
-            (Some(Projection::Nc(a)), Projection::Nc(b)) => Parts {
-                row: a != b,
-                findings: false,
-                evidence: false,
-            },
+            (Some(Projection::Nc { nc: a, evidence: e }), Projection::Nc { nc, evidence }) => {
+                Parts {
+                    row: a != nc,
+                    findings: false,
+                    evidence: e != evidence,
+                }
+            }
             (Some(Projection::Review), Projection::Review) => Parts {
                 row: false,
                 findings: false,
@@ -165,11 +172,11 @@ impl Parts {
 }
 
 impl Projection {
-    /// The blobs the document's evidence names (NCs and reviews have none).
+    /// The blobs the document's evidence names (reviews have none).
     pub fn evidence(&self) -> &[EvidenceRef] {
         match self {
-            Projection::Audit { evidence, .. } => evidence,
-            Projection::Nc(_) | Projection::Review => &[],
+            Projection::Audit { evidence, .. } | Projection::Nc { evidence, .. } => evidence,
+            Projection::Review => &[],
         }
     }
 }
@@ -189,6 +196,10 @@ pub struct NcRow {
     pub action_due: String,
     pub closed_on: Option<String>,
     pub conflicts: i64,
+    /// The raising tablet's number (`search_terms`).
+    pub provisional: String,
+    /// The description (`search_terms`).
+    pub words: String,
 }
 
 fn count(n: usize) -> i64 {
@@ -205,15 +216,21 @@ fn evidence_of(v: &AuditView) -> Vec<EvidenceRef> {
         LateEdit::Finding { late, .. } => late.iter().flat_map(|f| &f.evidence).collect(),
         LateEdit::Notes { .. } => Vec::new(),
     });
+    refs(
+        v.content
+            .responses
+            .values()
+            .flat_map(|r| &r.evidence)
+            .chain(v.content.findings.values().flat_map(|f| &f.evidence))
+            .chain(late),
+    )
+}
+
+/// One row per hash named, with the first media type given for it, in
+/// hash order.
+fn refs<'a>(files: impl Iterator<Item = &'a Evidence>) -> Vec<EvidenceRef> {
     let mut seen = std::collections::BTreeMap::new();
-    for e in v
-        .content
-        .responses
-        .values()
-        .flat_map(|r| &r.evidence)
-        .chain(v.content.findings.values().flat_map(|f| &f.evidence))
-        .chain(late)
-    {
+    for e in files {
         seen.entry(e.sha256.to_string())
             .or_insert_with(|| e.mime.clone());
     }
@@ -321,11 +338,11 @@ impl Digest {
                 findings: sha(&(findings, contested)),
                 evidence: sha(evidence),
             },
-            Projection::Nc(nc) => Digest {
+            Projection::Nc { nc, evidence } => Digest {
                 kind: 1,
                 row: sha(nc),
                 findings: [0; 32],
-                evidence: [0; 32],
+                evidence: sha(evidence),
             },
             Projection::Review => Digest {
                 kind: 2,
@@ -504,20 +521,31 @@ pub fn project(doc: &Automerge, rules: &DueRules) -> Result<Projection, SchemaEr
                         .map(|e| sync_core::date::Date::in_offices(e.at).to_string())
                 })
                 .flatten();
-            Projection::Nc(NcRow {
-                unit: nc.link.unit.to_string(),
-                audit_id: nc.link.audit.to_string(),
-                finding_id: nc.link.finding.to_string(),
-                process: nc.link.process.to_string(),
-                clause: nc.link.clause.to_string(),
-                class: nc.link.class.to_string(),
-                state: folded.state.to_string(),
-                raised_on: nc.link.raised_on.to_string(),
-                response_due: nc.response_due(rules).to_string(),
-                action_due: nc.action_due(rules).to_string(),
-                closed_on,
-                conflicts: count(folded.conflicts.len()),
-            })
+            let evidence = refs(
+                nc.implementation_evidence
+                    .iter()
+                    .chain(&nc.verification_evidence)
+                    .map(|e| &e.file),
+            );
+            Projection::Nc {
+                evidence,
+                nc: NcRow {
+                    unit: nc.link.unit.to_string(),
+                    audit_id: nc.link.audit.to_string(),
+                    finding_id: nc.link.finding.to_string(),
+                    process: nc.link.process.to_string(),
+                    clause: nc.link.clause.to_string(),
+                    class: nc.link.class.to_string(),
+                    state: folded.state.to_string(),
+                    raised_on: nc.link.raised_on.to_string(),
+                    response_due: nc.response_due(rules).to_string(),
+                    action_due: nc.action_due(rules).to_string(),
+                    closed_on,
+                    conflicts: count(folded.conflicts.len()),
+                    provisional: nc.provisional.clone(),
+                    words: nc.description.clone(),
+                },
+            }
         }
         DocKind::Review => Projection::Review,
     })

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use common::sync_help::finding;
+use common::sync_help::{finding, holds, nc_link, new_id};
 use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG};
@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use sync_core::audit::{AuditHeader, Evidence};
 use sync_core::edit::Edit;
 use sync_core::ids::DocumentId;
+use sync_core::nc::EvidenceOf;
 
 const SETTLE: Duration = Duration::from_secs(20);
 
@@ -245,6 +246,61 @@ on_both! {
         let (code, _, _) = download(&s, &rao, &hash).await?;
         ensure!(code == StatusCode::NOT_FOUND, "after the evidence was removed: {code}");
         lead.park(client).await;
+        s.stop().await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn a_file_the_process_owner_attaches_to_an_nc_is_served_to_every_reader_of_the_nc(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        // The lead raises an NC on P03 from a finding.
+        let (audit, header) = plan(&s, "IA/DEMO-I/2025-26/007").await?;
+        let mut lead = s.tablet("k.iyer").await?;
+        let mut iyer = s.connect(&mut lead).await?;
+        let a = lead.author.clone();
+        iyer.edit(audit, &Edit::CreateAudit(header), &a).await?;
+        iyer.edit(audit, &Edit::Move { mv: "start".into(), note: String::new() }, &a).await?;
+        iyer.edit(audit, &finding(Vec::new())?, &a).await?;
+        let nc = new_id(0x52);
+        let create = Edit::CreateNc { link: nc_link(audit)?, description: "Amendment beyond 15 days.".into(), provisional: String::new() };
+        iyer.edit(nc, &create, &a).await?;
+        iyer.edit(nc, &Edit::Move { mv: "raise".into(), note: String::new() }, &a).await?;
+        ensure!(iyer.settle(SETTLE).await?, "the lead's tablet did not settle");
+        lead.park(iyer).await;
+
+        // P03's owner uploads a scan and attaches it as implementation evidence.
+        let div2 = s.login("ac.div2").await?;
+        let file = content(6_000, 91);
+        let hash = sha(&file);
+        expect("upload", put(&s, Some(&div2), &hash, None, &file).await?, StatusCode::CREATED)?;
+        let mut owner = s.tablet("ac.div2").await?;
+        let mut client = s.connect(&mut owner).await?;
+        holds(&s, &mut client, &[nc]).await?;
+        let scan = Evidence {
+            sha256: hash.parse()?,
+            name: "register-updated.pdf".into(),
+            mime: "application/pdf".into(),
+            size: 6_000,
+            taken_at: None,
+        };
+        let attach = Edit::AttachNcEvidence { of: EvidenceOf::Implementation, file: scan };
+        client.edit(nc, &attach, &owner.author).await?;
+        ensure!(client.settle(SETTLE).await?, "the owner's tablet did not settle");
+
+        // Every reader of the NC may download it: its owner, the audit's
+        // team and the nodal officer; an auditor off the team may not.
+        for user in ["ac.div2", "k.iyer", "s.khan", "a.rao"] {
+            let token = s.login(user).await?;
+            let (code, kind, bytes) = download(&s, &token, &hash).await?;
+            ensure!(code == StatusCode::OK, "{user}: {code}");
+            ensure!(kind == "application/pdf", "{user}: Content-Type {kind}");
+            ensure!(bytes == file, "{user}: the bytes differ");
+        }
+        let sharma = s.login("p.sharma").await?;
+        let (code, _, _) = download(&s, &sharma, &hash).await?;
+        ensure!(code == StatusCode::NOT_FOUND, "p.sharma: {code}");
+        owner.park(client).await;
         s.stop().await;
         Ok(())
     }
@@ -580,18 +636,19 @@ on_both! {
     async fn a_users_files_are_held_to_their_quota_just_under_and_just_over(backend: Backend) -> Result<()> {
         const QUOTA: u64 = 1_000;
         let s = TestServer::start_configured(backend, true, |c| c.limits.blob_quota_bytes = QUOTA).await?;
-        let iyer = s.login("k.iyer").await?;
+        // P. Sharma holds none of the demo's files (they count like any other).
+        let sharma = s.login("p.sharma").await?;
         let first = content(600, 51);
-        expect("600 bytes", put(&s, Some(&iyer), &sha(&first), None, &first).await?, StatusCode::CREATED)?;
+        expect("600 bytes", put(&s, Some(&sharma), &sha(&first), None, &first).await?, StatusCode::CREATED)?;
         let second = content(400, 52);
-        expect("400 more: at the quota", put(&s, Some(&iyer), &sha(&second), None, &second).await?, StatusCode::CREATED)?;
+        expect("400 more: at the quota", put(&s, Some(&sharma), &sha(&second), None, &second).await?, StatusCode::CREATED)?;
         let one = content(1, 53);
-        let refused = put(&s, Some(&iyer), &sha(&one), None, &one).await?;
+        let refused = put(&s, Some(&sharma), &sha(&one), None, &one).await?;
         ensure!(refused.0 == StatusCode::INSUFFICIENT_STORAGE, "one byte over: {} {}", refused.0, refused.1);
         ensure!(refused.1["error"] == "quota_exceeded", "{}", refused.1);
         ensure!(refused.1["message"].as_str().is_some_and(|m| m.contains("1000 of the 1000 bytes")), "{}", refused.1);
         ensure!(stored(&s, &sha(&one)).await?.is_none(), "a file over the quota was kept");
-        expect("a file held, sent again", put(&s, Some(&iyer), &sha(&first), None, &first).await?, StatusCode::OK)?;
+        expect("a file held, sent again", put(&s, Some(&sharma), &sha(&first), None, &first).await?, StatusCode::OK)?;
         // Another user has a quota of their own.
         let khan = s.login("s.khan").await?;
         let big = content(1_000, 54);

@@ -74,6 +74,7 @@ async fn a_change_stored_by_one_server_reaches_devices_on_the_other() -> Result<
         &Edit::CreateNc {
             link,
             description: "Grievances analysed quarterly.".into(),
+            provisional: String::new(),
         },
         &author,
     )

@@ -583,6 +583,12 @@ async fn signed_in_calls(server: &TestServer, spec: &Value) -> Result<()> {
     ensure!(again.text().await?.is_empty(), "a 304 with a body");
     conforms(spec, "get", "/api/v1/reference", status, &Value::Null)?;
 
+    let found = rao.call("get", "/api/v1/search?q=NC-0", None, OK).await?;
+    ensure!(
+        found["results"].as_array().is_some_and(|r| !r.is_empty()),
+        "the demo's NCs are found: {found}"
+    );
+    rao.call("get", "/api/v1/search", None, BAD_REQUEST).await?;
     rao.call("get", "/api/v1/admin/users?unit=DEMO-I", None, OK)
         .await?;
     rao.call("get", "/api/v1/admin/users?unit=demo", None, UNPROCESSABLE)

@@ -144,13 +144,26 @@ on_both! {
         // The schema as sqm left it before migration 4, with the demo unit's
         // changes and receipts in it.
         db.migrate_through(3).await?;
-        // Today's seeder writes today's projection rows: the table a later
-        // migration adds for them is made for it, and dropped again before
-        // the upgrade meets the schema of migration 3 (it holds no receipts).
-        let later = include_str!("../../migrations/sqlite/0007_contested_values.sql");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(later)).execute(db.pool()).await?;
+        // Today's seeder writes today's projection rows and the holders of
+        // the demo's files: the tables later migrations add for them are
+        // made for it, and dropped again before the upgrade meets the
+        // schema of migration 3 (they hold no receipts; migration 6 makes
+        // the holders again from the files).
+        let holders = match db.kind() {
+            server::db::DbKind::Sqlite => include_str!("../../migrations/sqlite/0006_blob_holders.sql"),
+            server::db::DbKind::Postgres => include_str!("../../migrations/postgres/0006_blob_holders.sql"),
+        };
+        for later in [
+            holders,
+            include_str!("../../migrations/sqlite/0007_contested_values.sql"),
+            include_str!("../../migrations/sqlite/0008_search.sql"),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(later)).execute(db.pool()).await?;
+        }
         server::seed::demo(&db).await?;
-        sqlx::query("DROP TABLE contested_values").execute(db.pool()).await?;
+        for table in ["blob_uploads", "blob_holders", "contested_values", "search_terms"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}"))).execute(db.pool()).await?;
+        }
         let before: Vec<(i64, String, String)> =
             sqlx::query_as("SELECT seq, prev, hash FROM receipts ORDER BY seq")
                 .fetch_all(db.pool())

@@ -45,6 +45,7 @@ async fn audit_with_nc(
         &Edit::CreateNc {
             link: nc_link(audit)?,
             description: "Amendment beyond 15 days.".into(),
+            provisional: String::new(),
         },
         a,
     )

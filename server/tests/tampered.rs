@@ -106,7 +106,9 @@ type Write = fn(&mut Transaction<'_>, &Ctx) -> Result<()>;
 /// review's link fields; answers, findings and notes the team's (`audit.content`); the NC's
 /// description the team's (`nc.description`); correction, root cause and
 /// actions the process owner's (`nc.owner_fields`); verification an
-/// independent auditor's (`nc.verification`); extensions a nodal
+/// independent auditor's (`nc.verification`), and so are the files attached
+/// as verification evidence, while implementation evidence is the process
+/// owner's (`nc.owner_fields`); extensions a nodal
 /// officer's (`nc.extension`); a review its unit's nodal officers'; moves as
 /// the move table says (`move.who`); a document one may not read refused as
 /// such (`doc.not_permitted`), whatever is written.
@@ -125,6 +127,8 @@ const GRID: &[(&str, Which, Write, [&str; 8])] = &[
     ("nc actions",                        Which::Nc,     nc_action,            [OF, OF, S,  OF, NP, NP, NP, NP]),
     ("nc verification",                   Which::Nc,     verification,         [S,  S,  NV, NV, NP, NP, NP, NP]),
     ("nc extensions",                     Which::Nc,     extension,            [NE, NE, NE, S,  NP, NP, NP, NP]),
+    ("nc implementation_evidence",        Which::Nc,     implementation_file,  [OF, OF, S,  OF, NP, NP, NP, NP]),
+    ("nc verification_evidence",          Which::Nc,     verification_file,    [S,  S,  NV, NV, NP, NP, NP, NP]),
     ("nc events: submit_response",        Which::Nc,     submit_response,      [MW, MW, S,  MW, NP, NP, NP, NP]),
     ("nc link: process",                  Which::Nc,     nc_process,           [WO, WO, WO, WO, NP, NP, NP, NP]),
     ("review title",                      Which::Review, review_title,         [NP, NP, NP, S,  NP, NP, NP, NP]),
@@ -282,6 +286,28 @@ fn extension_by(tx: &mut Transaction<'_>, c: &Ctx, by: &str) -> Result<()> {
 
 fn extension(tx: &mut Transaction<'_>, c: &Ctx) -> Result<()> {
     extension_by(tx, c, &c.who)
+}
+
+/// Appends a file to one of the NC's evidence lists, attached by the writer.
+fn file_in(tx: &mut Transaction<'_>, c: &Ctx, list: &str) -> Result<()> {
+    let list = child(tx, &ROOT, list)?;
+    let at = tx.length(&list);
+    let e = tx.insert_object(&list, at, ObjType::Map)?;
+    tx.put(&e, "sha256", format!("{:064x}", c.n))?;
+    tx.put(&e, "name", format!("scan-{}.pdf", c.n))?;
+    tx.put(&e, "mime", "application/pdf")?;
+    tx.put(&e, "size", 48_213_u64)?;
+    tx.put(&e, "by", c.who.as_str())?;
+    tx.put(&e, "at", c.now.as_str())?;
+    Ok(())
+}
+
+fn implementation_file(tx: &mut Transaction<'_>, c: &Ctx) -> Result<()> {
+    file_in(tx, c, "implementation_evidence")
+}
+
+fn verification_file(tx: &mut Transaction<'_>, c: &Ctx) -> Result<()> {
+    file_in(tx, c, "verification_evidence")
 }
 
 fn submit_response(tx: &mut Transaction<'_>, c: &Ctx) -> Result<()> {
@@ -651,6 +677,7 @@ async fn set_up(s: &TestServer) -> Result<(Vec<Person>, Docs)> {
                     raised_on: today,
                 },
                 description: "Amendment approved in 19 days against 15.".into(),
+                provisional: String::new(),
             },
         ),
         (
@@ -757,6 +784,8 @@ fn new_nc(tx: &mut Transaction<'_>, id: DocumentId, audit: DocumentId, today: Da
     tx.put_object(ROOT, "actions", ObjType::Map)?;
     tx.put_object(ROOT, "extensions", ObjType::List)?;
     tx.put_object(ROOT, "verification", ObjType::Map)?;
+    tx.put_object(ROOT, "implementation_evidence", ObjType::List)?;
+    tx.put_object(ROOT, "verification_evidence", ObjType::List)?;
     tx.put_object(ROOT, "events", ObjType::List)?;
     Ok(())
 }

@@ -388,6 +388,7 @@ async fn raise(iyer: &mut Client, audit: DocumentId, lead: &Tablet, tag: u8) -> 
     let create = Edit::CreateNc {
         link: nc_link(audit)?,
         description: "Amendment beyond 15 days.".into(),
+        provisional: String::new(),
     };
     iyer.edit(nc, &create, &lead.author).await?;
     Ok(nc)

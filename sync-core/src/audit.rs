@@ -68,14 +68,25 @@ impl Evidence {
     ) -> Result<(), AutomergeError> {
         let list = tx.put_object(obj, "evidence", ObjType::List)?;
         for (i, e) in items.iter().enumerate() {
-            let m = tx.insert_object(&list, i, ObjType::Map)?;
-            tx.put_str(&m, "sha256", &e.sha256)?;
-            tx.put_str(&m, "name", &e.name)?;
-            tx.put_str(&m, "mime", &e.mime)?;
-            tx.put(&m, "size", e.size)?;
-            tx.put_opt_str(&m, "taken_at", e.taken_at)?;
+            Evidence::write_item(tx, &list, i, e)?;
         }
         Ok(())
+    }
+
+    /// Inserts one file's map at `index` of a list; returns the map.
+    pub(crate) fn write_item<T: Transactable>(
+        tx: &mut T,
+        list: &ObjId,
+        index: usize,
+        e: &Evidence,
+    ) -> Result<ObjId, AutomergeError> {
+        let m = tx.insert_object(list, index, ObjType::Map)?;
+        tx.put_str(&m, "sha256", &e.sha256)?;
+        tx.put_str(&m, "name", &e.name)?;
+        tx.put_str(&m, "mime", &e.mime)?;
+        tx.put(&m, "size", e.size)?;
+        tx.put_opt_str(&m, "taken_at", e.taken_at)?;
+        Ok(m)
     }
 }
 

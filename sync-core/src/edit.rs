@@ -10,7 +10,7 @@ use crate::audit::{
 };
 use crate::date::{Date, Timestamp};
 use crate::ids::{ClauseKey, DocumentId, ItemId, ProcessCode, ResponseKey, UnitCode};
-use crate::nc::{self, Action, DueKind, Extension, NcLink};
+use crate::nc::{self, Action, DueKind, EvidenceOf, Extension, NcEvidence, NcLink};
 use crate::permissions::{Author, Refusal, refuse};
 use crate::rules::Rule;
 use crate::schema::{Reader, WriteExt};
@@ -59,6 +59,9 @@ pub enum Edit {
         link: NcLink,
         /// The description.
         description: String,
+        /// The number the device shows until the server's arrives (at most
+        /// [`nc::MAX_PROVISIONAL`] characters; empty for none).
+        provisional: String,
     },
     /// Set the NC description (audit team).
     SetDescription(String),
@@ -89,6 +92,15 @@ pub enum Edit {
         note: String,
         /// When.
         on: Date,
+    },
+    /// Attach a file to an NC: implementation evidence (process owner) or
+    /// verification evidence (an independent auditor). Attached files are
+    /// never removed; what two devices attach concurrently is all kept.
+    AttachNcEvidence {
+        /// Which list.
+        of: EvidenceOf,
+        /// The file (uploaded as a blob).
+        file: Evidence,
     },
     /// Make a lifecycle move from the current state.
     Move {
@@ -299,9 +311,13 @@ fn write(
             need(kind, DocKind::Audit)?;
             tx.put(ROOT, "notes", notes.as_str()).map_err(failed)
         }
-        Edit::CreateNc { link, description } => {
+        Edit::CreateNc {
+            link,
+            description,
+            provisional,
+        } => {
             new_doc(kind)?;
-            nc::write_new(tx, id, link, description).map_err(failed)
+            nc::write_new(tx, id, link, description, provisional).map_err(failed)
         }
         Edit::SetDescription(text) | Edit::SetCorrection(text) | Edit::SetRootCause(text) => {
             need(kind, DocKind::Nc)?;
@@ -341,6 +357,16 @@ fn write(
             tx.put_str(&v, "note", note).map_err(failed)?;
             tx.put_str(&v, "by", &by).map_err(failed)?;
             tx.put_str(&v, "on", on).map_err(failed)
+        }
+        Edit::AttachNcEvidence { of, file } => {
+            need(kind, DocKind::Nc)?;
+            let list = container(tx, of.key())?;
+            let e = NcEvidence {
+                file: file.clone(),
+                by,
+                at: now,
+            };
+            nc::write_evidence(tx, &list, &e).map_err(failed)
         }
         Edit::Move { mv, note } => {
             if !matches!(kind, Some(DocKind::Audit | DocKind::Nc)) {

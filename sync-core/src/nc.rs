@@ -1,9 +1,14 @@
 //! The `nc` document: one non-conformance, its answer and its workflow.
 //!
 //! Layout (root map): `schema`, `v`, `id`, link fields written once at creation
-//! (`unit`, `audit`, `finding`, `process`, `clause`, `class`, `raised_on`),
+//! (`unit`, `audit`, `finding`, `process`, `clause`, `class`, `raised_on`,
+//! and the device's `provisional` number), the server's `number`,
 //! `description`, owner fields (`correction`, `root_cause`, `actions{..}`),
-//! `extensions[..]` (nodal officer), `verification{..}` (auditors), `events[..]`.
+//! `extensions[..]` (nodal officer), `verification{..}` (auditors),
+//! `implementation_evidence[..]` (owner) and `verification_evidence[..]`
+//! (the verifying auditor): files attached, each with who and when, lists
+//! appended to and never changed, so what two devices attach concurrently
+//! merges; `events[..]`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,7 +17,7 @@ use std::str::FromStr;
 use automerge::transaction::Transactable;
 use automerge::{Automerge, AutomergeError, ObjId, ObjType, ROOT};
 
-use crate::audit::FindingClass;
+use crate::audit::{Evidence, FindingClass};
 use crate::date::{Date, Timestamp};
 use crate::ids::{ClauseKey, DocumentId, IdError, ItemId, ProcessCode, UnitCode, UserId};
 use crate::kind::DocKind;
@@ -31,7 +36,42 @@ pub const LINK_FIELDS: &[&str] = &[
     "clause",
     "class",
     "raised_on",
+    "provisional",
 ];
+
+/// The root key of the number the server gives an NC when it first stores
+/// it (`NC-<n>`), written by the server alone, in a change of its own that
+/// reaches every device holding the NC.
+pub const SERVER_NUMBER: &str = "number";
+
+/// The actor of the server's own changes (the NC numbers it gives).
+pub const SERVER_ACTOR: [u8; 16] = *b"sqm-server-numbr";
+
+/// The server's change giving a new NC its number: made on the NC as the
+/// changes of its first store leave it (they start from its creation),
+/// under [`SERVER_ACTOR`], timed as the latest of them. The same changes
+/// and number always make the same change, so a commit tried again stores
+/// it once.
+pub fn number_change(
+    first_store: &[automerge::Change],
+    number: &str,
+) -> Result<automerge::Change, AutomergeError> {
+    let mut doc = Automerge::new();
+    doc.apply_changes(first_store.iter().cloned())?;
+    doc.set_actor(automerge::ActorId::from(SERVER_ACTOR.as_slice()));
+    let time = first_store
+        .iter()
+        .map(automerge::Change::timestamp)
+        .max()
+        .unwrap_or(0);
+    let opts = automerge::transaction::CommitOptions::default().with_time(time);
+    doc.transact_with(|_| opts, |tx| tx.put(ROOT, SERVER_NUMBER, number))
+        .map_err(|f| f.error)?;
+    doc.get_last_local_change().ok_or(AutomergeError::Fail)
+}
+
+/// The longest provisional number a device may give an NC, in characters.
+pub const MAX_PROVISIONAL: usize = 32;
 
 /// NC severity (the finding's class).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -211,6 +251,90 @@ impl Extension {
     }
 }
 
+/// Which of an NC's evidence lists a file is attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvidenceOf {
+    /// The process owner's proof that the actions were carried out.
+    Implementation,
+    /// What the verifying auditor saw.
+    Verification,
+}
+
+impl EvidenceOf {
+    /// The root key of the list.
+    pub fn key(self) -> &'static str {
+        match self {
+            EvidenceOf::Implementation => "implementation_evidence",
+            EvidenceOf::Verification => "verification_evidence",
+        }
+    }
+}
+
+impl fmt::Display for EvidenceOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EvidenceOf::Implementation => "implementation",
+            EvidenceOf::Verification => "verification",
+        })
+    }
+}
+
+impl FromStr for EvidenceOf {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "implementation" => Ok(EvidenceOf::Implementation),
+            "verification" => Ok(EvidenceOf::Verification),
+            _ => Err(IdError {
+                what: "evidence list",
+                value: s.chars().take(64).collect(),
+                rule: "use implementation or verification",
+            }),
+        }
+    }
+}
+
+/// A file attached to an NC: the blob reference, who attached it and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NcEvidence {
+    /// The file.
+    pub file: Evidence,
+    /// Who attached it.
+    pub by: UserId,
+    /// When (the device's clock).
+    pub at: Timestamp,
+}
+
+fn read_evidence(r: &Reader<'_>, of: EvidenceOf) -> Result<Vec<NcEvidence>, SchemaError> {
+    let key = of.key();
+    let Some(list) = r.opt_list(&ROOT, key, "")? else {
+        return Ok(Vec::new());
+    };
+    (0..r.len(&list))
+        .map(|i| {
+            let path = format!("{key}/{i}");
+            let obj = r.map_at(&list, i, key)?;
+            Ok(NcEvidence {
+                file: Evidence::read(r, &obj, &path)?,
+                by: r.parse(&obj, "by", &path)?,
+                at: r.parse(&obj, "at", &path)?,
+            })
+        })
+        .collect()
+}
+
+/// Appends a file to one of an NC's evidence lists.
+pub(crate) fn write_evidence<T: Transactable>(
+    tx: &mut T,
+    list: &ObjId,
+    e: &NcEvidence,
+) -> Result<(), AutomergeError> {
+    let at = tx.length(list);
+    let obj = Evidence::write_item(tx, list, at, &e.file)?;
+    tx.put_str(&obj, "by", &e.by)?;
+    tx.put_str(&obj, "at", e.at)
+}
+
 /// The result of verifying the actions' effectiveness.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verification {
@@ -253,6 +377,11 @@ pub struct Nc {
     pub id: DocumentId,
     /// What it is about.
     pub link: NcLink,
+    /// The number the server gave it (`NC-<n>`), once the device has heard.
+    pub number: Option<String>,
+    /// The number the device that raised it gave it until the server's
+    /// arrives (e.g. `D-IYER-01`); empty if it gave none.
+    pub provisional: String,
     /// The auditor's description of the non-conformance.
     pub description: String,
     /// The owner's immediate correction.
@@ -265,6 +394,10 @@ pub struct Nc {
     pub extensions: Vec<Extension>,
     /// The auditor's verification, once written.
     pub verification: Option<Verification>,
+    /// The owner's evidence that the actions were carried out, in order.
+    pub implementation_evidence: Vec<NcEvidence>,
+    /// The verifying auditor's evidence, in order.
+    pub verification_evidence: Vec<NcEvidence>,
     /// Lifecycle events, in order.
     pub events: Vec<Event>,
 }
@@ -306,12 +439,16 @@ impl Nc {
         Ok(Nc {
             id: r.parse(root, "id", "")?,
             link,
+            number: r.opt_str(root, SERVER_NUMBER, "")?,
+            provisional: text("provisional")?,
             description: text("description")?,
             correction: text("correction")?,
             root_cause: text("root_cause")?,
             actions,
             extensions,
             verification,
+            implementation_evidence: read_evidence(&r, EvidenceOf::Implementation)?,
+            verification_evidence: read_evidence(&r, EvidenceOf::Verification)?,
             events: Event::read_all(&r)?,
         })
     }
@@ -386,6 +523,7 @@ pub(crate) fn write_new<T: Transactable>(
     id: DocumentId,
     link: &NcLink,
     description: &str,
+    provisional: &str,
 ) -> Result<(), AutomergeError> {
     tx.put(ROOT, "schema", DocKind::Nc.schema())?;
     tx.put(ROOT, "v", SCHEMA_VERSION)?;
@@ -397,12 +535,17 @@ pub(crate) fn write_new<T: Transactable>(
     tx.put_str(&ROOT, "clause", &link.clause)?;
     tx.put_str(&ROOT, "class", link.class)?;
     tx.put_str(&ROOT, "raised_on", link.raised_on)?;
+    if !provisional.is_empty() {
+        tx.put(ROOT, "provisional", provisional)?;
+    }
     tx.put(ROOT, "description", description)?;
     tx.put(ROOT, "correction", "")?;
     tx.put(ROOT, "root_cause", "")?;
     tx.put_object(ROOT, "actions", ObjType::Map)?;
     tx.put_object(ROOT, "extensions", ObjType::List)?;
     tx.put_object(ROOT, "verification", ObjType::Map)?;
+    tx.put_object(ROOT, EvidenceOf::Implementation.key(), ObjType::List)?;
+    tx.put_object(ROOT, EvidenceOf::Verification.key(), ObjType::List)?;
     tx.put_object(ROOT, "events", ObjType::List)?;
     Ok(())
 }

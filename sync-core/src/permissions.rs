@@ -320,6 +320,10 @@ pub enum Field {
     NcVerification,
     /// A due-date extension of an NC.
     NcExtension,
+    /// The files an NC's process owner attaches to show the actions done.
+    NcImplementationEvidence,
+    /// The files the verifying auditor attaches to an NC.
+    NcVerificationEvidence,
     /// Anything in a management review.
     ReviewContent,
 }
@@ -330,8 +334,8 @@ impl Field {
         match self {
             Field::AuditHeader => Who::AuditLead,
             Field::AuditContent | Field::NcDescription => Who::AuditTeam,
-            Field::NcOwnerFields => Who::ProcessOwner,
-            Field::NcVerification => Who::IndependentAuditor,
+            Field::NcOwnerFields | Field::NcImplementationEvidence => Who::ProcessOwner,
+            Field::NcVerification | Field::NcVerificationEvidence => Who::IndependentAuditor,
             Field::NcExtension | Field::ReviewContent => Who::NodalOfficer,
         }
     }
@@ -341,8 +345,8 @@ impl Field {
             Field::AuditHeader => Rule::AuditHeader,
             Field::AuditContent => Rule::AuditContent,
             Field::NcDescription => Rule::NcDescription,
-            Field::NcOwnerFields => Rule::NcOwnerFields,
-            Field::NcVerification => Rule::NcVerification,
+            Field::NcOwnerFields | Field::NcImplementationEvidence => Rule::NcOwnerFields,
+            Field::NcVerification | Field::NcVerificationEvidence => Rule::NcVerification,
             Field::NcExtension => Rule::NcExtension,
             Field::ReviewContent => Rule::ReviewContent,
         }
@@ -357,6 +361,8 @@ impl Field {
             (DocKind::Nc, "correction" | "root_cause" | "actions") => Some(Field::NcOwnerFields),
             (DocKind::Nc, "verification") => Some(Field::NcVerification),
             (DocKind::Nc, "extensions") => Some(Field::NcExtension),
+            (DocKind::Nc, "implementation_evidence") => Some(Field::NcImplementationEvidence),
+            (DocKind::Nc, "verification_evidence") => Some(Field::NcVerificationEvidence),
             (
                 DocKind::Review,
                 "title" | "held_on" | "inputs" | "decisions" | "actions" | "minutes",
@@ -375,6 +381,8 @@ impl fmt::Display for Field {
             Field::NcOwnerFields => "the correction, root cause and actions",
             Field::NcVerification => "the verification",
             Field::NcExtension => "due-date extensions",
+            Field::NcImplementationEvidence => "the implementation evidence",
+            Field::NcVerificationEvidence => "the verification evidence",
             Field::ReviewContent => "the management review",
         })
     }

@@ -141,6 +141,8 @@ const LIST_KEYS: &[&str] = &[
     "events",
     "extensions",
     "evidence",
+    "implementation_evidence",
+    "verification_evidence",
     "scope",
     "team",
     "heads",
@@ -210,6 +212,16 @@ fn check_scalar(key: &str, value: &automerge::ScalarValue, author: &Author) -> R
                 "schema" | "move" | "from" | "value" | "note" | "text" | "description"
                 | "correction" | "root_cause" | "justification" | "owner" | "name" | "mime"
                 | "number" | "title" | "minutes" | "inputs" | "notes" => Ok(()),
+                "provisional" => {
+                    if t.chars().count() <= crate::nc::MAX_PROVISIONAL {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "'provisional' is longer than {} characters",
+                            crate::nc::MAX_PROVISIONAL
+                        ))
+                    }
+                }
                 _ => Err(format!("'{}' is not a known field", quote(key))),
             }
         }
@@ -219,7 +231,14 @@ fn check_scalar(key: &str, value: &automerge::ScalarValue, author: &Author) -> R
 /// The format of an element of a list, by the list's key.
 fn check_element(list: &str, action: &OpType) -> Result<(), String> {
     match (list, action) {
-        ("events" | "extensions" | "evidence", OpType::Make(automerge::ObjType::Map)) => Ok(()),
+        (
+            "events"
+            | "extensions"
+            | "evidence"
+            | "implementation_evidence"
+            | "verification_evidence",
+            OpType::Make(automerge::ObjType::Map),
+        ) => Ok(()),
         ("scope" | "decisions", OpType::Put(automerge::ScalarValue::Str(s)))
             if s.len() <= MAX_TEXT_BYTES =>
         {
@@ -276,6 +295,9 @@ fn required_keys(container: &str) -> &'static [&'static str] {
         "findings" => &["class", "clause", "text", "by", "at"],
         "actions" => &["text", "owner", "target"],
         "evidence" => &["sha256", "name", "mime", "size"],
+        "implementation_evidence" | "verification_evidence" => {
+            &["sha256", "name", "mime", "size", "by", "at"]
+        }
         "extensions" => &["of", "due", "justification", "by", "at"],
         "events" => &["move", "from", "by", "at"],
         _ => &[],
@@ -999,6 +1021,12 @@ impl Checker<'_> {
                 ),
             ));
         }
+        if kind == DocKind::Nc && key == crate::nc::SERVER_NUMBER {
+            return Err(refuse(
+                Rule::DocWriteOnce,
+                "An NC's number is given by the server when it first stores the NC.",
+            ));
+        }
         if write_once(kind, key)
             || key == "events"
             || (is_make && self.doc.get(ROOT, key).ok().flatten().is_some())
@@ -1018,6 +1046,14 @@ impl Checker<'_> {
                     return Err(refuse(
                         Rule::NcExtensionAppendOnly,
                         "Extensions can only be added, never changed.",
+                    ));
+                }
+                Some(field @ (Field::NcImplementationEvidence | Field::NcVerificationEvidence))
+                    if self.existed =>
+                {
+                    return Err(refuse(
+                        Rule::EventsAppendOnly,
+                        format!("Files can only be added to {field}, never replaced or removed."),
                     ));
                 }
                 Some(field) if self.existed => self.entitled(field)?,
@@ -1082,8 +1118,12 @@ impl Checker<'_> {
         opid: &OpKey,
     ) -> Result<(), Refusal> {
         let kind = self.ctx.kind;
-        let append_only =
-            place.top == "events" || (kind == DocKind::Nc && place.top == "extensions");
+        let append_only = place.top == "events"
+            || (kind == DocKind::Nc
+                && matches!(
+                    place.top.as_str(),
+                    "extensions" | "implementation_evidence" | "verification_evidence"
+                ));
         if append_only {
             let ok = if place.at_top_object {
                 insert && matches!(action, OpType::Make(automerge::ObjType::Map))
@@ -1436,6 +1476,10 @@ impl Checker<'_> {
                         _ => a.done_on.is_some(),
                     })
             }
+            Requirement::ImplementationEvidence => r
+                .opt_list(&ROOT, crate::nc::EvidenceOf::Implementation.key(), "")
+                .map_err(schema_refusal)?
+                .is_some_and(|list| r.len(&list) > 0),
             Requirement::VerificationNote => match r
                 .opt_map(&ROOT, "verification", "")
                 .map_err(schema_refusal)?

@@ -148,6 +148,8 @@ pub enum Requirement {
     ActionPlan,
     /// Every action of the NC is marked done.
     ActionsDone,
+    /// The process owner attached at least one file showing the actions done.
+    ImplementationEvidence,
     /// The NC has a verification note.
     VerificationNote,
     /// The event records the document heads it applies to (audit locks).
@@ -163,6 +165,7 @@ impl fmt::Display for Requirement {
             Requirement::RootCause => "a root cause",
             Requirement::ActionPlan => "at least one action, each with an owner and a target date",
             Requirement::ActionsDone => "every action marked done",
+            Requirement::ImplementationEvidence => "at least one piece of implementation evidence",
             Requirement::VerificationNote => "a verification note",
             Requirement::Heads => "the document version it applies to",
         })
@@ -237,7 +240,7 @@ pub const NC_MOVES: &[Move<NcState>] = {
             from: PlanAccepted,
             to: Implemented,
             who: Who::ProcessOwner,
-            requires: &[R::ActionsDone],
+            requires: &[R::ActionsDone, R::ImplementationEvidence],
         },
         Move {
             name: "verify_effective",

@@ -255,6 +255,7 @@ fn write_seed_corpus() {
         &Edit::CreateNc {
             link,
             description: "Register not kept for P03".into(),
+            provisional: String::new(),
         },
     );
     let mut offline = Pair::new();

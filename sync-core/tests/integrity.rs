@@ -237,6 +237,7 @@ fn a_new_nc_is_of_its_audits_unit() {
             Edit::CreateNc {
                 link,
                 description: "x".into(),
+                provisional: String::new(),
             },
         )
         .expect_err("another unit");

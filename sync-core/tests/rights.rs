@@ -105,7 +105,7 @@ fn each_kind_is_created_by_exactly_the_people_the_design_names() {
 #[test]
 fn each_field_is_written_by_exactly_the_people_the_design_names_and_refusals_name_it() {
     let demo = Demo::new();
-    let writers: [(DocKind, Field, &[&str], &str, &str); 7] = [
+    let writers: [(DocKind, Field, &[&str], &str, &str); 9] = [
         (
             DocKind::Audit,
             Field::AuditHeader,
@@ -147,6 +147,20 @@ fn each_field_is_written_by_exactly_the_people_the_design_names_and_refusals_nam
             &["nodal"],
             "nc.extension",
             "due-date extensions",
+        ),
+        (
+            DocKind::Nc,
+            Field::NcImplementationEvidence,
+            &["owner"],
+            "nc.owner_fields",
+            "the implementation evidence",
+        ),
+        (
+            DocKind::Nc,
+            Field::NcVerificationEvidence,
+            &["lead", "member"],
+            "nc.verification",
+            "the verification evidence",
         ),
         (
             DocKind::Review,

@@ -58,3 +58,78 @@ test("a document made in wasm saves and loads back with the same heads", () => {
   assert.equal(JSON.parse(again.audit_view(id)).header.number, "IA/DEMO-I/2025-26/009");
   assert.throws(() => again.load(id, new Uint8Array([1, 2, 3])), /not a saved document/);
 });
+
+test("an NC keeps its provisional number; its owner attaches implementation evidence and marks it implemented only then", () => {
+  const now = "2026-01-15T10:00:00Z";
+  const audit = wasm.new_document_id(1768262400000, new Uint8Array(10).fill(8));
+  const nc = wasm.new_document_id(1768262400000, new Uint8Array(10).fill(9));
+  const planned = {
+    [audit]: { unit: "DEMO-I", number: "IA/DEMO-I/2025-26/010", template_version: 2, lead: "k.iyer" },
+  };
+  const leadActor = "5a510100000000000000000000000002";
+  const lead = new wasm.Device(leadActor, JSON.stringify({
+    user: "k.iyer", grants: [{ unit: "DEMO-I", role: "auditor", from: "2025-04-01" }],
+    audits: { [audit]: "lead" }, planned, actors: [leadActor],
+  }));
+  const edit = (device, id, e) => device.edit(id, JSON.stringify(e), now);
+  edit(lead, audit, {
+    edit: "create_audit", unit: "DEMO-I", number: "IA/DEMO-I/2025-26/010", scope: ["P03"],
+    template_version: 2, lead: "k.iyer", team: ["k.iyer"], start: "2026-01-13",
+  });
+  edit(lead, audit, { edit: "move", move: "start" });
+  edit(lead, audit, {
+    edit: "put_finding", id: "f-01", class: "minor", clause: "3.2.1.3", process: "P03",
+    text: "Amendment approved in 19 days.",
+  });
+  edit(lead, nc, {
+    edit: "create_nc", unit: "DEMO-I", audit, finding: "f-01", process: "P03", clause: "3.2.1.3",
+    class: "minor", raised_on: "2026-01-15", description: "Amendment beyond 15 days.",
+    provisional: "D-IYER-01",
+  });
+  edit(lead, nc, { edit: "move", move: "raise" });
+
+  const ownerActor = "5a510100000000000000000000000003";
+  const owner = new wasm.Device(ownerActor, JSON.stringify({
+    user: "ac.div2", grants: [{ unit: "DEMO-I", role: "process_owner", from: "2025-04-01" }],
+    processes: [["DEMO-I", "P03"]], actors: [ownerActor],
+  }));
+  owner.load(nc, lead.save(nc));
+  const field = JSON.stringify({ field: "nc_implementation_evidence" });
+  assert.deepEqual(JSON.parse(owner.may_edit(nc, field, "2026-01-15")), { ok: true });
+  const leadMay = JSON.parse(lead.may_edit(nc, field, "2026-01-15"));
+  assert.equal(leadMay.ok, false);
+  assert.equal(leadMay.rule, "nc.owner_fields");
+
+  edit(owner, nc, { edit: "set_correction", text: "Pending amendments cleared." });
+  edit(owner, nc, { edit: "set_root_cause", text: "No daily ageing report." });
+  edit(owner, nc, {
+    edit: "put_action", id: "a-1", text: "Daily ageing report", owner: "Supdt", target: "2026-02-15",
+    done_on: "2026-01-15",
+  });
+  edit(owner, nc, { edit: "move", move: "submit_response" });
+  lead.merge(nc, owner.save(nc));
+  edit(lead, nc, { edit: "move", move: "accept_plan" });
+  owner.merge(nc, lead.save(nc));
+  assert.throws(
+    () => edit(owner, nc, { edit: "move", move: "mark_implemented" }),
+    /implementation evidence/,
+  );
+  const scan = {
+    sha256: "ab".repeat(32), name: "ageing-report.pdf", mime: "application/pdf", size: 48213,
+  };
+  assert.throws(
+    () => edit(lead, nc, { edit: "attach_nc_evidence", of: "implementation", file: scan }),
+    /implementation evidence/,
+  );
+  edit(owner, nc, { edit: "attach_nc_evidence", of: "implementation", file: scan });
+  edit(owner, nc, { edit: "move", move: "mark_implemented" });
+  const view = JSON.parse(owner.nc_view(nc, "2026-01-15"));
+  assert.equal(view.state, "implemented");
+  // Until the server's number arrives, the tablet's own is shown.
+  assert.equal(view.provisional, "D-IYER-01");
+  assert.equal(view.number, null);
+  assert.deepEqual(view.implementation_evidence, [
+    { ...scan, taken_at: null, by: "ac.div2", at: "2026-01-15T10:00:00Z" },
+  ]);
+  assert.deepEqual(view.verification_evidence, []);
+});

@@ -68,6 +68,8 @@ enum EditJson {
         class: String,
         raised_on: String,
         description: String,
+        #[serde(default)]
+        provisional: String,
     },
     SetDescription {
         text: String,
@@ -94,6 +96,10 @@ enum EditJson {
     SetVerification {
         note: String,
         on: String,
+    },
+    AttachNcEvidence {
+        of: String,
+        file: EvidenceJson,
     },
     Move {
         #[serde(rename = "move")]
@@ -156,13 +162,16 @@ pub fn parse_target(json: &str) -> Result<OwnedTarget, GlueError> {
             "nc_owner_fields" => Field::NcOwnerFields,
             "nc_verification" => Field::NcVerification,
             "nc_extension" => Field::NcExtension,
+            "nc_implementation_evidence" => Field::NcImplementationEvidence,
+            "nc_verification_evidence" => Field::NcVerificationEvidence,
             "review_content" => Field::ReviewContent,
             _ => {
                 return Err(GlueError::input(
                     "target field",
                     format!(
                         "'{name}' is not a field: use audit_header, audit_content, nc_description, \
-                         nc_owner_fields, nc_verification, nc_extension or review_content"
+                         nc_owner_fields, nc_verification, nc_extension, \
+                         nc_implementation_evidence, nc_verification_evidence or review_content"
                     ),
                 ));
             }
@@ -233,6 +242,7 @@ pub fn parse_edit(json: &str) -> Result<Edit, GlueError> {
             class,
             raised_on,
             description,
+            provisional,
         } => Edit::CreateNc {
             link: NcLink {
                 unit: parse("unit", &unit)?,
@@ -244,6 +254,7 @@ pub fn parse_edit(json: &str) -> Result<Edit, GlueError> {
                 raised_on: parse("raised_on", &raised_on)?,
             },
             description,
+            provisional,
         },
         EditJson::SetDescription { text } => Edit::SetDescription(text),
         EditJson::SetCorrection { text } => Edit::SetCorrection(text),
@@ -275,6 +286,10 @@ pub fn parse_edit(json: &str) -> Result<Edit, GlueError> {
         EditJson::SetVerification { note, on } => Edit::SetVerification {
             note,
             on: parse("on", &on)?,
+        },
+        EditJson::AttachNcEvidence { of, file } => Edit::AttachNcEvidence {
+            of: parse("of", &of)?,
+            file: file.into_evidence()?,
         },
         EditJson::Move { mv, note } => Edit::Move { mv, note },
         EditJson::CreateReview { unit, title } => Edit::CreateReview {

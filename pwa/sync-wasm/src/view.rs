@@ -10,7 +10,7 @@ use sync_core::DocKind;
 use sync_core::audit::{AuditHeader, AuditView, Finding, LateEdit, Response};
 use sync_core::automerge::Automerge;
 use sync_core::date::Date;
-use sync_core::nc::{DueRules, Nc};
+use sync_core::nc::{DueRules, Nc, NcEvidence};
 use sync_core::permissions::DocContext;
 use sync_core::workflow::{Event, TransitionConflict};
 
@@ -96,6 +96,8 @@ pub fn nc_json(doc: &Automerge, as_of: Date) -> Result<String, GlueError> {
         clause: l.clause.to_string(),
         class: l.class.to_string(),
         raised_on: l.raised_on.to_string(),
+        number: nc.number.clone(),
+        provisional: nc.provisional.clone(),
         description: nc.description.clone(),
         correction: nc.correction.clone(),
         root_cause: nc.root_cause.clone(),
@@ -128,6 +130,16 @@ pub fn nc_json(doc: &Automerge, as_of: Date) -> Result<String, GlueError> {
             by: v.by.to_string(),
             on: v.on.to_string(),
         }),
+        implementation_evidence: nc
+            .implementation_evidence
+            .iter()
+            .map(AttachedJson::of)
+            .collect(),
+        verification_evidence: nc
+            .verification_evidence
+            .iter()
+            .map(AttachedJson::of)
+            .collect(),
         state: v.state.to_string(),
         conflicts: v.conflicts.iter().map(ConflictJson::of).collect(),
         as_of: as_of.to_string(),
@@ -331,12 +343,18 @@ struct NcJson {
     clause: String,
     class: String,
     raised_on: String,
+    /// The server's number, once heard.
+    number: Option<String>,
+    /// The device's number, shown until the server's arrives.
+    provisional: String,
     description: String,
     correction: String,
     root_cause: String,
     actions: BTreeMap<String, ActionJson>,
     extensions: Vec<ExtensionJson>,
     verification: Option<VerificationJson>,
+    implementation_evidence: Vec<AttachedJson>,
+    verification_evidence: Vec<AttachedJson>,
     state: String,
     conflicts: Vec<ConflictJson>,
     as_of: String,
@@ -362,6 +380,25 @@ struct ExtensionJson {
     justification: String,
     by: String,
     at: String,
+}
+
+/// A file attached to an NC, with who attached it and when.
+#[derive(Serialize)]
+struct AttachedJson {
+    #[serde(flatten)]
+    file: EvidenceJson,
+    by: String,
+    at: String,
+}
+
+impl AttachedJson {
+    fn of(e: &NcEvidence) -> AttachedJson {
+        AttachedJson {
+            file: EvidenceJson::of(&e.file),
+            by: e.by.to_string(),
+            at: e.at.to_string(),
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -164,6 +164,16 @@ pub async fn ensure_document(
     Ok(())
 }
 
+/// The human number a stored document was given, if any.
+pub async fn number_of(tx: &mut Tx, id: &DocumentId) -> Result<Option<String>, DbError> {
+    let number: Option<Option<String>> =
+        sqlx::query_scalar("SELECT number FROM documents WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(number.flatten())
+}
+
 /// The next value of a named counter (1 for a new one).
 pub async fn next_counter(tx: &mut Tx, scope: &str) -> Result<i64, DbError> {
     sqlx::query(
@@ -494,8 +504,8 @@ pub async fn write_projections(
                     findings.push((id.clone(), rows.as_slice(), contested.as_slice()));
                 }
             }
-            Projection::Nc(nc) if parts.row => write_nc_row(tx, &id, nc, now).await?,
-            Projection::Nc(_) | Projection::Review => {}
+            Projection::Nc { nc, .. } if parts.row => write_nc_row(tx, &id, nc, now).await?,
+            Projection::Nc { .. } | Projection::Review => {}
         }
         if parts.evidence {
             super::blobs::write_refs(tx, &id, projection.evidence()).await?;
@@ -647,7 +657,68 @@ async fn write_nc_row(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    sqlx::query(
+        "INSERT INTO search_terms (doc_id, provisional, words) VALUES ($1, $2, $3) \
+         ON CONFLICT (doc_id) DO UPDATE SET provisional = excluded.provisional, words = excluded.words",
+    )
+    .bind(id)
+    .bind(&nc.provisional)
+    .bind(&nc.words)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
+}
+
+/// One document found by [`search`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Its stored row.
+    pub meta: DocMeta,
+    /// The raising tablet's number (NCs).
+    pub provisional: Option<String>,
+    /// Its description (NCs).
+    pub words: Option<String>,
+}
+
+/// Documents whose number, provisional number or description holds `text`
+/// (case does not matter), newest first, at most `limit`. Who may read
+/// them is for the caller to decide.
+pub async fn search(db: &Db, text: &str, limit: i64) -> Result<Vec<Found>, DbError> {
+    let escaped: String = text
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = format!("%{escaped}%");
+    let rows = sqlx::query(
+        "SELECT d.id, s.provisional, s.words FROM documents d \
+         LEFT JOIN search_terms s ON s.doc_id = d.id \
+         WHERE LOWER(COALESCE(d.number, '')) LIKE $1 ESCAPE '\\' \
+            OR LOWER(COALESCE(s.provisional, '')) LIKE $1 ESCAPE '\\' \
+            OR LOWER(COALESCE(s.words, '')) LIKE $1 ESCAPE '\\' \
+         ORDER BY d.created_at DESC, d.id LIMIT $2",
+    )
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get(0)?;
+        let id: DocumentId = parse_col("documents.id", &id)?;
+        let Some(meta) = meta(db, &id).await? else {
+            continue;
+        };
+        found.push(Found {
+            meta,
+            provisional: row.try_get(1)?,
+            words: row.try_get(2)?,
+        });
+    }
+    Ok(found)
 }
 
 /// A refused batch, kept out of the document but never dropped.

@@ -273,6 +273,11 @@ impl Db {
                     "contested values",
                     include_str!("../../../migrations/sqlite/0007_contested_values.sql"),
                 ),
+                (
+                    8,
+                    "search",
+                    include_str!("../../../migrations/sqlite/0008_search.sql"),
+                ),
             ],
             DbKind::Postgres => &[
                 (
@@ -309,6 +314,11 @@ impl Db {
                     7,
                     "contested values",
                     include_str!("../../../migrations/postgres/0007_contested_values.sql"),
+                ),
+                (
+                    8,
+                    "search",
+                    include_str!("../../../migrations/postgres/0008_search.sql"),
                 ),
             ],
         };

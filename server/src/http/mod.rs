@@ -10,6 +10,7 @@ pub mod me;
 pub mod metrics;
 pub mod ops;
 pub mod reference;
+pub mod search;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -84,6 +85,7 @@ routes! {
     post "/api/v1/devices/{device}/actors" => me::new_actor,
     delete "/api/v1/devices/{device}" => me::revoke_device,
     get "/api/v1/reference" => reference::bundle,
+    get "/api/v1/search" => search::search,
     get "/api/v1/sync" => crate::sync::socket::upgrade,
     put "/api/v1/blobs/{sha256}" => blobs::upload,
     get "/api/v1/blobs/{sha256}" => blobs::download,

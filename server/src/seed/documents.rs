@@ -5,18 +5,18 @@
 
 use std::collections::BTreeMap;
 
-use sync_core::audit::{Answer, AuditHeader, Cpna, FindingClass, YesNo};
+use sync_core::audit::{Answer, AuditHeader, Cpna, Evidence, FindingClass, YesNo};
 use sync_core::automerge::{Automerge, Change};
 use sync_core::date::{Date, Timestamp};
 use sync_core::edit::{Edit, apply_edit};
 use sync_core::ids::DocumentId;
-use sync_core::nc::{Action, DueKind, NcLink, Severity};
+use sync_core::nc::{Action, DueKind, EvidenceOf, Nc, NcLink, Severity};
 use sync_core::permissions::Author;
 
 use super::{DEMO_UNIT, SeedError, demo_actor};
 use crate::access;
-use crate::db::documents::Origin;
-use crate::db::{Db, DbError, parse_col};
+use crate::db::documents::{self, Origin};
+use crate::db::{Db, DbError, blobs, parse_col};
 use crate::store;
 
 /// An audit on the demo programme.
@@ -91,6 +91,8 @@ struct Maker<'a> {
     id: DocumentId,
     doc: Automerge,
     made: Vec<(String, Change)>,
+    /// Files its evidence names, stored with it: (uploader, content).
+    files: Vec<(String, Vec<u8>)>,
 }
 
 impl<'a> Maker<'a> {
@@ -100,7 +102,31 @@ impl<'a> Maker<'a> {
             id,
             doc: Automerge::new(),
             made: Vec::new(),
+            files: Vec::new(),
         }
+    }
+
+    /// `who` attaches a one-page PDF saying `text` to the NC's `of` evidence;
+    /// the file is stored as uploaded by them.
+    fn attach(
+        &mut self,
+        who: &str,
+        when: Timestamp,
+        of: EvidenceOf,
+        name: &str,
+        text: &str,
+    ) -> Result<&mut Self, SeedError> {
+        let content = one_page_pdf(text);
+        let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&content));
+        let file = Evidence {
+            sha256: parse_col("sha256", &sha)?,
+            name: name.into(),
+            mime: "application/pdf".into(),
+            size: content.len() as u64,
+            taken_at: None,
+        };
+        self.files.push((who.to_owned(), content));
+        self.edit(who, when, Edit::AttachNcEvidence { of, file })
     }
 
     fn edit(&mut self, who: &str, when: Timestamp, edit: Edit) -> Result<&mut Self, SeedError> {
@@ -161,9 +187,79 @@ impl<'a> Maker<'a> {
                 .await?;
             start = end;
         }
+        // An NC's number reaches the devices as the server's own change,
+        // as when a device's first store of it is committed.
+        if let Some(number) = documents::number_of(&mut tx, &self.id).await?
+            && Nc::read(&self.doc).is_ok()
+        {
+            let all: Vec<Change> = self.made.iter().map(|(_, c)| c.clone()).collect();
+            let change = sync_core::nc::number_change(&all, &number)
+                .map_err(|e| DbError::Corrupt(format!("cannot number {}: {e}", self.id)))?;
+            let mut doc = self.doc.clone();
+            doc.apply_changes([change.clone()])
+                .map_err(|e| DbError::Corrupt(format!("cannot number {}: {e}", self.id)))?;
+            let server = Origin {
+                username: "server".into(),
+                device: "server".into(),
+            };
+            new += store::write_changes(&mut tx, &self.id, &doc, &[change], &server, None).await?;
+        }
+        for (who, content) in &self.files {
+            let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(content));
+            blobs::complete(&mut tx, &sha, who, content).await?;
+        }
         tx.commit().await.map_err(DbError::from)?;
         Ok(new)
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A one-page PDF (A4) showing one line of `text` (printable ASCII), as a
+/// scanned note would be attached.
+fn one_page_pdf(text: &str) -> Vec<u8> {
+    let line: String = text
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .map(|c| match c {
+            '(' | ')' | '\\' => format!("\\{c}"),
+            c => c.to_string(),
+        })
+        .collect();
+    let stream = format!("BT /F1 12 Tf 56 780 Td ({line}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] \
+         /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
+            .to_owned(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+        format!(
+            "<< /Length {} >>\nstream\n{stream}\nendstream",
+            stream.len()
+        ),
+    ];
+    let mut pdf = String::from("%PDF-1.4\n");
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.push_str(&format!("{} 0 obj\n{body}\nendobj\n", i + 1));
+    }
+    let xref = pdf.len();
+    pdf.push_str(&format!(
+        "xref\n0 {}\n0000000000 65535 f \n",
+        objects.len() + 1
+    ));
+    for o in offsets {
+        pdf.push_str(&format!("{o:010} 00000 n \n"));
+    }
+    pdf.push_str(&format!(
+        "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+        objects.len() + 1
+    ));
+    pdf.into_bytes()
 }
 
 fn cpna(c: Cpna) -> Answer {
@@ -537,6 +633,7 @@ pub async fn load(db: &Db) -> Result<(usize, usize), SeedError> {
             Edit::CreateNc {
                 link,
                 description: spec.description.into(),
+                provisional: String::new(),
             },
         )?
         .mv(spec.by, at(spec.raised_on, 6), "raise", "")?;
@@ -707,7 +804,21 @@ fn nc_history(n: &mut Maker<'_>, tag: u8) -> Result<(), SeedError> {
                         ),
                     )?,
                 )?
+                .attach(
+                    "ac.tech",
+                    at("2025-08-08", 5),
+                    EvidenceOf::Implementation,
+                    "back-up-diary-clerk-order.pdf",
+                    "Office order 14/2025: back-up diary clerk named; daily acknowledgement check.",
+                )?
                 .mv("ac.tech", at("2025-08-08", 6), "mark_implemented", "")?
+                .attach(
+                    "k.iyer",
+                    at("2025-08-20", 4),
+                    EvidenceOf::Verification,
+                    "letters-august-sample.pdf",
+                    "20 letters of August 2025 sampled: acknowledged in 1 to 3 days.",
+                )?
                 .edit(
                     "k.iyer",
                     at("2025-08-20", 5),
@@ -734,6 +845,13 @@ fn nc_history(n: &mut Maker<'_>, tag: u8) -> Result<(), SeedError> {
                 ),
             )?;
             n.mv("k.iyer", at("2025-07-23", 5), "accept_plan", "")?
+                .attach(
+                    "ac.tech",
+                    at("2025-08-02", 4),
+                    EvidenceOf::Implementation,
+                    "charter-display-photo-note.pdf",
+                    "Citizen's Charter (revised) displayed at the entrance and the facilitation centre.",
+                )?
                 .mv("ac.tech", at("2025-08-02", 5), "mark_implemented", "")?
                 .edit(
                     "p.sharma",
@@ -760,12 +878,15 @@ fn nc_history(n: &mut Maker<'_>, tag: u8) -> Result<(), SeedError> {
                     Some("2025-09-10"),
                 ),
             )?;
-            n.mv("k.iyer", at("2025-07-28", 5), "accept_plan", "")?.mv(
-                "ac.refunds",
-                at("2025-09-10", 6),
-                "mark_implemented",
-                "",
-            )?;
+            n.mv("k.iyer", at("2025-07-28", 5), "accept_plan", "")?
+                .attach(
+                    "ac.refunds",
+                    at("2025-09-10", 5),
+                    EvidenceOf::Implementation,
+                    "refunds-over-45-days-week-36.pdf",
+                    "Weekly list of refunds pending over 45 days, with interim replies sent.",
+                )?
+                .mv("ac.refunds", at("2025-09-10", 6), "mark_implemented", "")?;
         }
         4 => {
             respond(

@@ -20,7 +20,7 @@ use sync_core::permissions::{Author, DocContext};
 use sync_core::validate::Touched;
 use tokio::sync::mpsc;
 
-use super::writer::{SET_ASIDE_MESSAGE, STORE_FAILED, SetAside, StoreJob, WriterJob};
+use super::writer::{Numbered, SET_ASIDE_MESSAGE, STORE_FAILED, SetAside, StoreJob, WriterJob};
 use super::{InFrame, PeerMeta, SyncHandle, close};
 use crate::db::documents::{self, Origin, Quarantined};
 use crate::db::now_ms;
@@ -72,6 +72,8 @@ pub enum HubMsg {
         tickets: Vec<u64>,
         /// The stores set aside.
         set_aside: Vec<SetAside>,
+        /// The server's changes numbering new NCs, committed with them.
+        numbered: Vec<Numbered>,
     },
     /// Hold the hub until the sender is dropped (tests: fill queues in a
     /// known order).
@@ -303,7 +305,11 @@ impl Hub {
                 }
                 self.loaded(doc, result);
             }
-            HubMsg::Stored { tickets, set_aside } => {
+            HubMsg::Stored {
+                tickets,
+                set_aside,
+                numbered,
+            } => {
                 for ticket in tickets {
                     let fx = self.engine.handle(now(), Input::Stored { ticket });
                     self.carry_out(fx);
@@ -314,6 +320,17 @@ impl Hub {
                 }
                 for s in set_aside {
                     self.set_aside(s);
+                }
+                // Stored already: passed to every device holding the NC.
+                for n in numbered {
+                    let fx = self.engine.handle(
+                        now(),
+                        Input::External {
+                            doc: n.doc,
+                            changes: vec![n.change],
+                        },
+                    );
+                    self.carry_out(fx);
                 }
             }
             HubMsg::Hold(until) => {

@@ -18,14 +18,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sync_core::automerge::ChangeHash;
+use sync_core::DocKind;
+use sync_core::automerge::{Change, ChangeHash};
 use sync_core::ids::DocumentId;
 use sync_core::permissions::DocContext;
 use tokio::sync::mpsc;
 
 use super::hub::HubMsg;
 use crate::db::documents::{self, ChainTip, Origin, Quarantined};
-use crate::db::{Db, DbError, DbKind};
+use crate::db::{Db, DbError, DbKind, Tx};
 use crate::http::metrics::Metrics;
 use crate::projection::{Parts, Projection};
 
@@ -102,6 +103,19 @@ struct Outcome {
     changes: usize,
     /// Commits made.
     commits: u64,
+    /// The server's own changes committed with them: the numbers it gave
+    /// new NCs, for the hub to pass to every device holding them.
+    numbered: Vec<Numbered>,
+}
+
+/// The server's change giving an NC its number, committed with the NC's
+/// first store.
+#[derive(Clone, Debug)]
+pub struct Numbered {
+    /// The NC.
+    pub doc: DocumentId,
+    /// The change's bytes.
+    pub change: Vec<u8>,
 }
 
 /// The writer's memory between rounds.
@@ -183,6 +197,7 @@ pub fn start(
             let msg = HubMsg::Stored {
                 tickets: outcome.stored,
                 set_aside: outcome.set_aside,
+                numbered: outcome.numbered,
             };
             if hub.send(msg).is_err() {
                 return;
@@ -216,9 +231,10 @@ impl Writer {
         let mut wait = Duration::from_millis(50);
         for attempt in 0..2 {
             match self.commit(&todo).await {
-                Ok(changes) => {
+                Ok((changes, numbered)) => {
                     out.changes += changes;
                     out.commits += 1;
+                    out.numbered.extend(numbered);
                     out.stored.extend(todo.iter().filter_map(|j| ticket_of(j)));
                     return out;
                 }
@@ -247,9 +263,10 @@ impl Writer {
         let mut failures = 0;
         loop {
             match self.commit(&[job]).await {
-                Ok(changes) => {
+                Ok((changes, numbered)) => {
                     out.changes += changes;
                     out.commits += 1;
+                    out.numbered.extend(numbered);
                     out.stored.extend(ticket_of(job));
                     return;
                 }
@@ -320,7 +337,7 @@ impl Writer {
     }
 
     /// One transaction; the writer's memory follows what it committed.
-    async fn commit(&mut self, jobs: &[&WriterJob]) -> Result<usize, DbError> {
+    async fn commit(&mut self, jobs: &[&WriterJob]) -> Result<(usize, Vec<Numbered>), DbError> {
         if let Some(f) = &self.faults {
             f.before(jobs.len()).await.map_err(DbError::Injected)?;
         }
@@ -337,7 +354,7 @@ impl Writer {
             (other, _) => other,
         };
         match done {
-            Ok((stored, chain)) => {
+            Ok((stored, chain, numbered)) => {
                 if chain.is_some() {
                     self.tip = chain;
                 }
@@ -348,7 +365,7 @@ impl Writer {
                     WriterJob::Store(s) => Some(s.doc),
                     _ => None,
                 }));
-                Ok(stored)
+                Ok((stored, numbered))
             }
             Err(e) => {
                 // It may have committed or not: read the chain afresh.
@@ -384,14 +401,15 @@ fn ticket_of(job: &WriterJob) -> Option<u64> {
 }
 
 /// Commits a batch of jobs in one transaction; returns how many changes were
-/// new and, if it took the receipt chain, the chain's tip it left.
+/// new, if it took the receipt chain the chain's tip it left, and the
+/// server's changes numbering the new NCs among them.
 async fn commit(
     db: &Db,
     jobs: &[&WriterJob],
     server_id: &str,
     known: &HashSet<DocumentId>,
     tip: Option<&ChainTip>,
-) -> Result<(usize, Option<ChainTip>), DbError> {
+) -> Result<(usize, Option<ChainTip>, Vec<Numbered>), DbError> {
     let mut tx = db.begin().await?;
     // Taking the receipt chain first also takes the write lock first (SQLite
     // would otherwise have to upgrade a read lock, which can fail under load).
@@ -412,13 +430,27 @@ async fn commit(
             _ => Vec::new(),
         })
         .collect();
+    // The server's change numbering each NC first stored here, with its
+    // hash, by the index of the job it follows.
+    let mut numbering: HashMap<usize, (Numbered, String)> = HashMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        if let WriterJob::Store(s) = job {
+            if !known.contains(&s.doc) && docs.insert(s.doc) {
+                documents::ensure_document(&mut tx, &s.ctx, None, &s.origin.username).await?;
+            }
+            if let Some(n) = number_change(&mut tx, s).await? {
+                numbering.insert(i, n);
+            }
+        }
+    }
+    let server = documents::Origin {
+        username: "server".into(),
+        device: "server".into(),
+    };
     let mut appended = Vec::new();
-    for (job, hashes) in jobs.iter().zip(&hashes) {
+    for (i, (job, hashes)) in jobs.iter().zip(&hashes).enumerate() {
         match job {
             WriterJob::Store(s) => {
-                if !known.contains(&s.doc) && docs.insert(s.doc) {
-                    documents::ensure_document(&mut tx, &s.ctx, None, &s.origin.username).await?;
-                }
                 docs.insert(s.doc);
                 appended.extend(hashes.iter().zip(&s.changes).map(|(hash, bytes)| {
                     documents::NewChange {
@@ -428,6 +460,14 @@ async fn commit(
                         origin: &s.origin,
                     }
                 }));
+                if let Some((n, hash)) = numbering.get(&i) {
+                    appended.push(documents::NewChange {
+                        doc: &n.doc,
+                        hash,
+                        bytes: &n.change,
+                        origin: &server,
+                    });
+                }
                 if let Some((rows, parts)) = &s.projection {
                     let parts = projections
                         .get(&s.doc)
@@ -457,5 +497,47 @@ async fn commit(
         }
     }
     tx.commit().await?;
-    Ok((stored, chain))
+    let mut numbered: Vec<(usize, Numbered)> =
+        numbering.into_iter().map(|(i, (n, _))| (i, n)).collect();
+    numbered.sort_by_key(|(i, _)| *i);
+    Ok((
+        stored,
+        chain,
+        numbered.into_iter().map(|(_, n)| n).collect(),
+    ))
+}
+
+/// The server's change giving an NC its number, if this store is the NC's
+/// first (it holds the change that created it: one with no dependencies).
+async fn number_change(tx: &mut Tx, s: &StoreJob) -> Result<Option<(Numbered, String)>, DbError> {
+    if s.ctx.kind != DocKind::Nc {
+        return Ok(None);
+    }
+    let changes: Vec<Change> = s
+        .changes
+        .iter()
+        .filter_map(|b| Change::try_from(b.as_slice()).ok())
+        .collect();
+    if !changes.iter().any(|c| c.deps().is_empty()) {
+        return Ok(None);
+    }
+    let Some(number) = documents::number_of(tx, &s.doc).await? else {
+        return Ok(None);
+    };
+    match sync_core::nc::number_change(&changes, &number) {
+        Ok(mut change) => {
+            let hash = change.hash().to_string();
+            let numbered = Numbered {
+                doc: s.doc,
+                change: change.bytes().to_vec(),
+            };
+            Ok(Some((numbered, hash)))
+        }
+        Err(e) => {
+            // The NC keeps its number in the database; devices see it in
+            // search and reports, not in the document.
+            tracing::error!(doc = %s.doc, cause = %e, "cannot make the change numbering an NC");
+            Ok(None)
+        }
+    }
 }

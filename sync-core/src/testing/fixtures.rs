@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ActorId, Automerge, ChangeHash};
 
-use crate::audit::{Answer, AuditHeader, Cpna, FindingClass};
+use crate::audit::{Answer, AuditHeader, Cpna, Evidence, FindingClass};
 use crate::date::{Date, Timestamp};
 use crate::edit::{Edit, apply_edit};
 use crate::ids::{DocumentId, ItemId, ResponseKey, UnitCode};
-use crate::nc::{Action, NcLink, Severity};
+use crate::nc::{Action, EvidenceOf, NcLink, Severity};
 use crate::permissions::{Author, PlannedAudit, Refusal, Role, RoleGrant, TeamRole};
 
 /// A deterministic actor id for a device number.
@@ -283,6 +283,7 @@ impl Demo {
             Edit::CreateNc {
                 link: self.nc_link(),
                 description: "Amendment approved in 19 days against 15".into(),
+                provisional: String::new(),
             },
         );
         doc
@@ -320,12 +321,32 @@ impl Demo {
         self.must(
             id,
             doc,
+            &self.owner,
+            Edit::AttachNcEvidence {
+                of: EvidenceOf::Implementation,
+                file: Demo::scan("ageing-report.pdf", 0x5a),
+            },
+        );
+        self.must(
+            id,
+            doc,
             &self.member,
             Edit::SetVerification {
                 note: "Ageing report seen for 20 days".into(),
                 on: self.today,
             },
         );
+    }
+
+    /// A scanned PDF's reference; `fill` makes its hash.
+    pub fn scan(name: &str, fill: u8) -> Evidence {
+        Evidence {
+            sha256: parse(&format!("{fill:02x}").repeat(32)),
+            name: name.into(),
+            mime: "application/pdf".into(),
+            size: 48_213,
+            taken_at: None,
+        }
     }
 
     /// The author who makes each move on the way to a state.
