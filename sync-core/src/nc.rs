@@ -495,6 +495,7 @@ impl Nc {
             response_due: self.response_due(rules),
             action_due: self.action_due(rules),
             due,
+            days_overdue: due.map(|d| as_of.days_since(d)).filter(|days| *days > 0),
             escalation: due.and_then(|d| escalation(d, as_of)),
         }
     }
@@ -513,6 +514,9 @@ pub struct NcView {
     pub action_due: Date,
     /// The due date that applies in the current state, if any.
     pub due: Option<Date>,
+    /// Days past that date as of the date asked (none on the day itself or
+    /// before): computed when asked, never stored.
+    pub days_overdue: Option<i32>,
     /// The escalation level as of the date asked, if overdue.
     pub escalation: Option<Level>,
 }

@@ -297,6 +297,26 @@ fn extensions_are_the_nodal_officers_and_move_the_due_date() {
         Some("2026-01-31")
     );
     assert_eq!(view.escalation, Some(sync_core::workflow::Level::L2));
+    // Days overdue and the level, as of each date (the extended date is
+    // 31-01-2026; by hand from DESIGN §3: L1 from the due date, L2 after
+    // 15 days, L3 after 30).
+    use sync_core::workflow::Level::{L1, L2, L3};
+    for (as_of, days, level) in [
+        ("2026-01-30", None, None),
+        ("2026-01-31", None, Some(L1)),
+        ("2026-02-01", Some(1), Some(L1)),
+        ("2026-02-15", Some(15), Some(L1)),
+        ("2026-02-16", Some(16), Some(L2)),
+        ("2026-03-02", Some(30), Some(L2)),
+        ("2026-03-03", Some(31), Some(L3)),
+    ] {
+        let view = nc.view(&Default::default(), as_of.parse().expect("date"));
+        assert_eq!(
+            (view.days_overdue, view.escalation),
+            (days, level),
+            "as of {as_of}"
+        );
+    }
 }
 
 #[test]

@@ -87,6 +87,10 @@ test("an NC keeps its provisional number; its owner attaches implementation evid
     provisional: "D-IYER-01",
   });
   edit(lead, nc, { edit: "move", move: "raise" });
+  // Open: the response was due 7 days after raising (22-01-2026).
+  const open = JSON.parse(lead.nc_view(nc, "2026-02-01"));
+  assert.deepEqual([open.due, open.days_overdue, open.escalation], ["2026-01-22", 10, "L1"]);
+  assert.equal(JSON.parse(lead.nc_view(nc, "2026-01-22")).days_overdue, null);
 
   const ownerActor = "5a510100000000000000000000000003";
   const owner = new wasm.Device(ownerActor, JSON.stringify({

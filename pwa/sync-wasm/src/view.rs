@@ -146,6 +146,7 @@ pub fn nc_json(doc: &Automerge, as_of: Date) -> Result<String, GlueError> {
         response_due: v.response_due.to_string(),
         action_due: v.action_due.to_string(),
         due: v.due.map(|d| d.to_string()),
+        days_overdue: v.days_overdue,
         escalation: v.escalation.map(|l| l.to_string()),
         events: nc.events.iter().map(EventJson::of).collect(),
     }))
@@ -361,6 +362,7 @@ struct NcJson {
     response_due: String,
     action_due: String,
     due: Option<String>,
+    days_overdue: Option<i32>,
     escalation: Option<String>,
     events: Vec<EventJson>,
 }
