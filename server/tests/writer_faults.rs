@@ -448,3 +448,38 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn an_ncs_first_store_whose_reply_was_lost_gets_its_number_once_and_every_tablet_hears_it(backend: Backend) -> Result<()> {
+        let faults = Faults::new();
+        let (s, audit, lead, mut iyer, mut khan) = setup(backend, faults.clone()).await?;
+        with_finding(&mut iyer, audit, &lead).await?;
+        let commits = faults.committed.load(Ordering::SeqCst);
+        faults.lose_after.store(2, Ordering::SeqCst);
+        let nc = raise(&mut iyer, audit, &lead, 0x64).await?;
+        let acked = iyer.run_until(SETTLE, |c| c.engine.unacknowledged(&nc).is_empty()).await?;
+        assert!(acked, "never acknowledged");
+        assert_eq!(faults.committed.load(Ordering::SeqCst) - commits, 3, "committed three times");
+        // The server's numbering change was made at each try, the same each
+        // time: stored once.
+        let id = nc.to_string();
+        let by_server = format!("SELECT COUNT(*) FROM receipts WHERE doc_id = '{id}' AND username = 'server'");
+        assert_eq!(count(&s, &by_server).await?, 1, "numbered more than once");
+        let number = server::db::documents::meta(&s.db, &nc).await?.and_then(|m| m.number);
+        let numbered = |c: &Client| {
+            c.engine
+                .doc(&nc)
+                .and_then(|d| sync_core::nc::Nc::read(d).ok())
+                .and_then(|n| n.number)
+        };
+        for c in [&mut iyer, &mut khan] {
+            let heard = c.run_until(SETTLE, |c| numbered(c).is_some()).await?;
+            assert!(heard, "a tablet never heard the number");
+            assert_eq!(numbered(c), number);
+        }
+        let report = server::verify::verify(&s.db).await?;
+        assert!(report.ok(), "{report}");
+        s.stop().await;
+        Ok(())
+    }
+}

@@ -434,8 +434,11 @@ async fn commit(
     // hash, by the index of the job it follows.
     let mut numbering: HashMap<usize, (Numbered, String)> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
-        if let WriterJob::Store(s) = job {
-            if !known.contains(&s.doc) && docs.insert(s.doc) {
+        // A document this writer stored before has its first store behind it.
+        if let WriterJob::Store(s) = job
+            && !known.contains(&s.doc)
+        {
+            if docs.insert(s.doc) {
                 documents::ensure_document(&mut tx, &s.ctx, None, &s.origin.username).await?;
             }
             if let Some(n) = number_change(&mut tx, s).await? {
