@@ -106,6 +106,31 @@ impl<'a> Maker<'a> {
         }
     }
 
+    /// `first` and `second` make their edits at the same time on tablets
+    /// that had not seen each other's (both on the document as it is), and
+    /// the two are merged, as two auditors answering offline would be.
+    fn concurrently(
+        &mut self,
+        when: Timestamp,
+        (first, a): (&str, Edit),
+        (second, b): (&str, Edit),
+    ) -> Result<&mut Self, SeedError> {
+        let mut other = Maker {
+            authors: self.authors,
+            id: self.id,
+            doc: self.doc.clone(),
+            made: Vec::new(),
+            files: Vec::new(),
+        };
+        other.edit(second, when, b)?;
+        self.edit(first, when, a)?;
+        self.doc
+            .merge(&mut other.doc)
+            .map_err(|e| DbError::Corrupt(format!("the demo's tablets do not merge: {e}")))?;
+        self.made.extend(other.made);
+        Ok(self)
+    }
+
     /// `who` attaches a one-page PDF saying `text` to the NC's `of` evidence;
     /// the file is stored as uploaded by them.
     fn attach(
@@ -563,6 +588,27 @@ pub async fn load(db: &Db) -> Result<(usize, usize), SeedError> {
                 cpna(Cpna::Partly),
                 "Analysis quarterly, not monthly.",
             )?,
+        )?
+        // Both sampled refund files offline and answered the same item:
+        // the contest awaits the lead.
+        .concurrently(
+            at("2026-01-13", 8),
+            (
+                "k.iyer",
+                answer(
+                    "sd.interim_reply@P04",
+                    cpna(Cpna::Conform),
+                    "Interim replies seen in all 8 files sampled.",
+                )?,
+            ),
+            (
+                "s.khan",
+                answer(
+                    "sd.interim_reply@P04",
+                    cpna(Cpna::Partly),
+                    "2 of 10 files sampled have no interim reply.",
+                )?,
+            ),
         )?
         .edit(
             "k.iyer",
