@@ -6,7 +6,7 @@
 
 mod common;
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 use common::sync_help::holds;
 use common::{Backend, TestServer};
 use reqwest::StatusCode;
