@@ -588,3 +588,47 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn the_units_nodal_officer_makes_and_approves_its_programme_and_tablets_receive_it(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let programmes = format!("{UNIT}/programmes");
+        let next = json!({ "fy": "2026-27", "cycles": 2, "scope": ["P01", "P08", "3.4"] });
+        // An auditor, a process owner and another unit's nodal officer may not.
+        let other = other_unit(&s).await?;
+        for user in ["k.iyer", "ac.div2", "o.nodal"] {
+            let token = match user {
+                "o.nodal" => other.clone(),
+                _ => s.login(user).await?,
+            };
+            let (status, body) = s.post(&programmes, &token, next.clone()).await?;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{user}: {body}");
+            let (status, _) = s.get(&programmes, &token).await?;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{user}");
+        }
+        let rao = s.login("a.rao").await?;
+        let (status, made) = s.post(&programmes, &rao, next).await?;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let id = made["id"].as_str().unwrap_or_default().to_owned();
+        let approve = format!("{programmes}/{id}/approve");
+        let iyer = s.login("k.iyer").await?;
+        let (status, _) = s.post(&approve, &iyer, json!({})).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        // The nodal officer at the apex, above the unit, may approve it.
+        let nair = s.login("v.nair").await?;
+        let (status, approved) = s.post(&approve, &nair, json!({})).await?;
+        assert_eq!(status, StatusCode::OK, "{approved}");
+        assert_eq!(approved["approved_by"], "v.nair");
+        // Tablets find it, approved, in the reference bundle.
+        let (status, bundle) = s.get("/api/v1/reference", &iyer).await?;
+        assert_eq!(status, StatusCode::OK);
+        let held = bundle["programmes"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["id"] == id.as_str()).cloned())
+            .unwrap_or_default();
+        assert_eq!(held["approved_on"], approved["approved_on"], "{bundle}");
+        assert_eq!(held["scope"], json!(["P01", "P08", "3.4"]));
+        s.stop().await;
+        Ok(())
+    }
+}

@@ -753,6 +753,31 @@ async fn administration(rao: &Api<'_>, template: Value) -> Result<()> {
     let nowhere = format!("{audits}/0190f5a2-7c1e-7d3a-9b1c-2f4e6a8b0c1d/team");
     rao.call("put", &nowhere, Some(lead), NOT_FOUND).await?;
 
+    let programmes = "/api/v1/admin/units/DEMO-I/programmes";
+    let listed = rao.call("get", programmes, None, OK).await?;
+    ensure!(
+        listed.as_array().is_some_and(|p| p.len() == 1),
+        "the demo's programme: {listed}"
+    );
+    let next = json!({ "fy": "2026-27", "cycles": 2, "scope": ["P01", "P02", "3.4"] });
+    let made = rao
+        .call("post", programmes, Some(next.clone()), CREATED)
+        .await?;
+    ensure!(made["approved_on"].is_null(), "{made}");
+    rao.call("post", programmes, Some(next), CONFLICT).await?;
+    let wrong_year = json!({ "fy": "2026-28", "cycles": 2, "scope": ["P01"] });
+    rao.call("post", programmes, Some(wrong_year), UNPROCESSABLE)
+        .await?;
+    let approve = format!(
+        "{programmes}/{}/approve",
+        made["id"].as_str().context("programme id")?
+    );
+    let approved = rao.call("post", &approve, None, OK).await?;
+    ensure!(approved["approved_by"] == "a.rao", "{approved}");
+    rao.call("post", &approve, None, CONFLICT).await?;
+    let nowhere = format!("{programmes}/no-such-programme/approve");
+    rao.call("post", &nowhere, None, NOT_FOUND).await?;
+
     let password = "/api/v1/admin/users/t.new/password";
     let new = json!({ "password": "another long password" });
     rao.call("put", password, Some(new), NO_CONTENT).await?;

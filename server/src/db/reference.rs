@@ -366,6 +366,34 @@ pub async fn upsert_programme(tx: &mut Tx, p: &Programme) -> Result<(), DbError>
     Ok(())
 }
 
+/// Adds a programme unless its unit has one for that year (false then).
+pub async fn insert_programme(tx: &mut Tx, p: &Programme) -> Result<bool, DbError> {
+    let taken: Option<String> =
+        sqlx::query_scalar("SELECT id FROM programmes WHERE unit = $1 AND fy = $2")
+            .bind(&p.unit)
+            .bind(&p.fy)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if taken.is_some() {
+        return Ok(false);
+    }
+    upsert_programme(tx, p).await?;
+    Ok(true)
+}
+
+/// Approves a programme not approved yet (false if it was).
+pub async fn approve_programme(tx: &mut Tx, id: &str, on: &str, by: &str) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE programmes SET approved_on = $1, approved_by = $2 WHERE id = $3 AND approved_on IS NULL",
+    )
+    .bind(on)
+    .bind(by)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The programmes of a unit.
 pub async fn programmes_of_unit(db: &Db, unit: &str) -> Result<Vec<Programme>, DbError> {
     let rows = sqlx::query(

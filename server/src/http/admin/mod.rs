@@ -7,6 +7,7 @@ pub mod audits;
 pub mod devices;
 pub mod manage;
 pub mod processes;
+pub mod programmes;
 pub mod roles;
 pub mod users;
 
