@@ -590,7 +590,7 @@ on_both! {
 }
 
 on_both! {
-    async fn the_units_nodal_officer_makes_and_approves_its_programme_and_tablets_receive_it(backend: Backend) -> Result<()> {
+    async fn the_units_nodal_officer_makes_and_approves_its_programme_sees_its_adherence_and_tablets_receive_it(backend: Backend) -> Result<()> {
         let s = TestServer::start(backend).await?;
         let programmes = format!("{UNIT}/programmes");
         let next = json!({ "fy": "2026-27", "cycles": 2, "scope": ["P01", "P08", "3.4"] });
@@ -607,6 +607,17 @@ on_both! {
             assert_eq!(status, StatusCode::FORBIDDEN, "{user}");
         }
         let rao = s.login("a.rao").await?;
+        // The demo's 2025-26: audits 001 (closed), 002 (report issued) and
+        // 003 (in review) planned and started, two reported; a fourth
+        // planned for February, not started.
+        let adherence = |list: &Value| list[0]["adherence"].clone();
+        let (status, list) = s.get(&programmes, &rao).await?;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(adherence(&list), json!({"planned": 3, "started": 3, "reported": 2}), "{list}");
+        let (status, body) = s.post(&format!("{UNIT}/audits"), &rao, plan("IA/DEMO-I/2025-26/004", "k.iyer", &[])).await?;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (_, list) = s.get(&programmes, &rao).await?;
+        assert_eq!(adherence(&list), json!({"planned": 4, "started": 3, "reported": 2}), "{list}");
         let (status, made) = s.post(&programmes, &rao, next).await?;
         assert_eq!(status, StatusCode::CREATED, "{made}");
         let id = made["id"].as_str().unwrap_or_default().to_owned();

@@ -381,6 +381,45 @@ pub async fn insert_programme(tx: &mut Tx, p: &Programme) -> Result<bool, DbErro
     Ok(true)
 }
 
+/// How a programme's year is going: audits planned in it, started (their
+/// document exists and has left `planned`) and reported (report issued or
+/// closed), read from the planned audits and the audits' projection rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Adherence {
+    /// Audits planned to start within the financial year.
+    pub planned: i64,
+    /// Of those, started.
+    pub started: i64,
+    /// Of those, reported.
+    pub reported: i64,
+}
+
+/// The adherence of `unit`'s audits in the financial year `fy` (`2025-26`:
+/// 1 April 2025 to 31 March 2026).
+pub async fn adherence(db: &Db, unit: &str, fy: &str) -> Result<Adherence, DbError> {
+    let Some(year) = fy.get(..4).and_then(|y| y.parse::<i32>().ok()) else {
+        return Ok(Adherence::default());
+    };
+    let (from, to) = (format!("{year}-04-01"), format!("{}-03-31", year + 1));
+    let row = sqlx::query(
+        "SELECT COUNT(*), \
+         COALESCE(SUM(CASE WHEN a.state IS NOT NULL AND a.state <> 'planned' THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN a.state IN ('report_issued', 'closed') THEN 1 ELSE 0 END), 0) \
+         FROM planned_audits p LEFT JOIN audits a ON a.doc_id = p.id \
+         WHERE p.unit = $1 AND p.planned_from >= $2 AND p.planned_from <= $3",
+    )
+    .bind(unit)
+    .bind(from)
+    .bind(to)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(Adherence {
+        planned: row.try_get(0)?,
+        started: row.try_get(1)?,
+        reported: row.try_get(2)?,
+    })
+}
+
 /// Approves a programme not approved yet (false if it was).
 pub async fn approve_programme(tx: &mut Tx, id: &str, on: &str, by: &str) -> Result<bool, DbError> {
     let done = sqlx::query(

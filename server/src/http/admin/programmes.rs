@@ -5,13 +5,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sync_core::text;
 
 use super::{STEWARDS, Steward, unit_of};
 use crate::auth::Caller;
 use crate::db::accounts::fill_random;
-use crate::db::reference::{self, Programme};
+use crate::db::reference::{self, Adherence, Programme};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::ApiJson;
@@ -21,19 +21,33 @@ pub const MAX_CYCLES: i64 = 4;
 /// The most processes and clauses a programme covers.
 pub const MAX_SCOPE: usize = 100;
 
+/// A programme with how its year is going.
+#[derive(Debug, Serialize)]
+pub struct ProgrammeStatus {
+    #[serde(flatten)]
+    programme: Programme,
+    adherence: Adherence,
+}
+
 /// `GET /api/v1/admin/units/{unit}/programmes`.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(unit): Path<String>,
-) -> Result<axum::Json<Vec<Programme>>, ApiError> {
+) -> Result<axum::Json<Vec<ProgrammeStatus>>, ApiError> {
     let unit = unit_of(&unit)?;
     Steward::of(&state, &caller)
         .await?
         .require(&unit, STEWARDS, "see audit programmes")?;
-    Ok(axum::Json(
-        reference::programmes_of_unit(&state.db, unit.as_str()).await?,
-    ))
+    let mut out = Vec::new();
+    for programme in reference::programmes_of_unit(&state.db, unit.as_str()).await? {
+        let adherence = reference::adherence(&state.db, unit.as_str(), &programme.fy).await?;
+        out.push(ProgrammeStatus {
+            programme,
+            adherence,
+        });
+    }
+    Ok(axum::Json(out))
 }
 
 /// `POST /api/v1/admin/units/{unit}/programmes`.
