@@ -33,6 +33,7 @@ pub async fn author_of(db: &Db, username: &str) -> Result<Author, DbError> {
         .await?
         .into_iter()
         .collect();
+    author.due_rules = reference::due_rules(db.pool()).await?;
     author.actors = accounts::live_actors(db, username)
         .await?
         .iter()

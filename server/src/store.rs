@@ -38,7 +38,12 @@ pub async fn write_changes(
         .collect();
     let (_, new) = documents::append_changes(tx, id, &pairs, origin, prev).await?;
     if new > 0 {
-        let projection = project(doc, &DueRules::default())
+        let rules: DueRules = crate::db::reference::due_rules(&mut **tx)
+            .await?
+            .get(&ctx.unit)
+            .copied()
+            .unwrap_or_default();
+        let projection = project(doc, &rules)
             .map_err(|e| DbError::Corrupt(format!("document {id} cannot be projected: {e}")))?;
         documents::write_projection(tx, id, &projection, Parts::ALL).await?;
     }

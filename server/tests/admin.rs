@@ -643,3 +643,76 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn the_nodal_officer_sets_the_units_due_date_rules_and_every_nc_follows_them(backend: Backend) -> Result<()> {
+        use common::sync_help::{SETTLE, finding, nc_link, new_id, plan as plan_audit};
+        use sync_core::edit::Edit;
+        let s = TestServer::start(backend).await?;
+        let rules = format!("{UNIT}/due-rules");
+        let rao = s.login("a.rao").await?;
+        let (status, now) = s.get(&rules, &rao).await?;
+        assert_eq!(status, StatusCode::OK, "{now}");
+        assert_eq!(
+            now,
+            json!({"unit": "DEMO-I", "response_days_major": 7, "response_days_minor": 7,
+                   "action_days_major": 30, "action_days_minor": 60, "set": false})
+        );
+        let body = |r: i32, a: i32| json!({"response_days_major": r, "response_days_minor": r,
+                                           "action_days_major": a, "action_days_minor": a});
+        let iyer = s.login("k.iyer").await?;
+        let (status, _) = s.call(Method::PUT, &rules, Some(&iyer), Some(body(10, 60))).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "an auditor");
+        for (r, a, want) in [
+            (0, 60, StatusCode::UNPROCESSABLE_ENTITY),
+            (1, 365, StatusCode::OK),
+            (10, 366, StatusCode::UNPROCESSABLE_ENTITY),
+            (61, 60, StatusCode::UNPROCESSABLE_ENTITY),
+        ] {
+            let (status, answer) = s.call(Method::PUT, &rules, Some(&rao), Some(body(r, a))).await?;
+            assert_eq!(status, want, "{r}/{a}: {answer}");
+        }
+        // The open NCs' rows before and after: due 10 days after raising, not 7.
+        let open = "SELECT raised_on, response_due FROM ncs WHERE state = 'open' ORDER BY doc_id";
+        let before: Vec<(String, String)> = sqlx::query_as(open).fetch_all(s.db.pool()).await?;
+        let (status, set) = s.call(Method::PUT, &rules, Some(&rao), Some(body(10, 60))).await?;
+        assert_eq!((status, set["set"].clone()), (StatusCode::OK, json!(true)), "{set}");
+        let after: Vec<(String, String)> = sqlx::query_as(open).fetch_all(s.db.pool()).await?;
+        assert!(!after.is_empty());
+        assert_ne!(before, after);
+        // None is due 7 days after raising any more; those not extended are
+        // due 10 days after (an extended one keeps its extension's date).
+        let days = |(raised, due): &(String, String)| -> Result<i32> {
+            let raised: sync_core::date::Date = raised.parse()?;
+            Ok(due.parse::<sync_core::date::Date>()?.days_since(raised))
+        };
+        let mut counted = Vec::new();
+        for row in &after {
+            counted.push(days(row)?);
+        }
+        assert!(!counted.contains(&7) && counted.contains(&10), "{after:?}");
+        // Tablets receive the rules with their reference data.
+        let (_, bundle) = s.get("/api/v1/reference", &iyer).await?;
+        assert_eq!(bundle["author"]["due_rules"]["DEMO-I"]["response_days_minor"], 10, "{}", bundle["author"]);
+        // An NC raised from now on is projected by the hub under them.
+        let (audit, header) = plan_audit(&s, "IA/DEMO-I/2025-26/031").await?;
+        let mut lead = s.tablet("k.iyer").await?;
+        let mut client = s.connect(&mut lead).await?;
+        let a = lead.author.clone();
+        client.edit(audit, &Edit::CreateAudit(header), &a).await?;
+        client.edit(audit, &Edit::Move { mv: "start".into(), note: String::new() }, &a).await?;
+        client.edit(audit, &finding(Vec::new())?, &a).await?;
+        let nc = new_id(0x73);
+        let create = Edit::CreateNc { link: nc_link(audit)?, description: "Beyond 15 days.".into(), provisional: String::new() };
+        client.edit(nc, &create, &a).await?;
+        assert!(client.settle(SETTLE).await?, "the lead's tablet did not settle");
+        let (raised, due): (String, String) = sqlx::query_as("SELECT raised_on, response_due FROM ncs WHERE doc_id = $1")
+            .bind(nc.to_string())
+            .fetch_one(s.db.pool())
+            .await?;
+        assert_eq!(due, raised.parse::<sync_core::date::Date>()?.add_days(10).to_string());
+        lead.park(client).await;
+        s.stop().await;
+        Ok(())
+    }
+}

@@ -157,11 +157,12 @@ on_both! {
             holders,
             include_str!("../../migrations/sqlite/0007_contested_values.sql"),
             include_str!("../../migrations/sqlite/0008_search.sql"),
+            include_str!("../../migrations/sqlite/0009_due_rules.sql"),
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(later)).execute(db.pool()).await?;
         }
         server::seed::demo(&db).await?;
-        for table in ["blob_uploads", "blob_holders", "contested_values", "search_terms"] {
+        for table in ["blob_uploads", "blob_holders", "contested_values", "search_terms", "due_rules"] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}"))).execute(db.pool()).await?;
         }
         let before: Vec<(i64, String, String)> =

@@ -16,6 +16,7 @@ use automerge::{ActorId, Automerge, ROOT};
 use crate::date::Date;
 use crate::ids::{DocumentId, ProcessCode, UnitCode, UserId};
 use crate::kind::DocKind;
+use crate::nc::DueRules;
 use crate::rules::Rule;
 use crate::schema::{Reader, SchemaError};
 use crate::text::quote;
@@ -173,6 +174,9 @@ pub struct Author {
     pub processes: BTreeSet<(UnitCode, ProcessCode)>,
     /// The Automerge actor ids registered to the user's devices.
     pub actors: BTreeSet<ActorId>,
+    /// Reference data: the due-date rules units set for their NCs (a unit
+    /// not listed follows [`DueRules::default`]).
+    pub due_rules: BTreeMap<UnitCode, DueRules>,
 }
 
 impl Author {
@@ -185,7 +189,13 @@ impl Author {
             planned: BTreeMap::new(),
             processes: BTreeSet::new(),
             actors: BTreeSet::new(),
+            due_rules: BTreeMap::new(),
         }
+    }
+
+    /// The due-date rules of a unit's NCs.
+    pub fn due_rules_of(&self, unit: &UnitCode) -> DueRules {
+        self.due_rules.get(unit).copied().unwrap_or_default()
     }
 
     fn has_role(&self, unit: &UnitCode, role: Role, on: Date) -> bool {

@@ -1288,8 +1288,8 @@ impl Checker<'_> {
     /// and move its due date later than the one in force before it (the
     /// rule's date, or the last extension of that date before it in the
     /// list), hence never before the NC was raised (rule `nc.extension.terms`).
-    /// The rule's dates are sync-core's defaults until units' own reach the
-    /// validator.
+    /// The rule's dates are the NC's unit's (reference data the author
+    /// carries; sync-core's defaults for a unit that set none).
     fn extensions(&self) -> Result<(), Refusal> {
         if self.new_extensions.is_empty() || self.ctx.kind != DocKind::Nc {
             return Ok(());
@@ -1300,7 +1300,7 @@ impl Checker<'_> {
             .opt_list(&ROOT, "extensions", "")
             .map_err(schema_refusal)?
             .ok_or_else(unknown_object)?;
-        let rules = crate::nc::DueRules::default();
+        let rules = self.author.due_rules_of(&self.ctx.unit);
         for (i, e) in nc.extensions.iter().enumerate() {
             let obj = r.map_at(&list, i, "extensions").map_err(schema_refusal)?;
             if !self

@@ -154,3 +154,41 @@ fn the_server_refuses_an_unjustified_extension_the_tablet_did_not_check() {
     let nc = Nc::read(&stored).expect("reads");
     assert!(nc.extensions.is_empty());
 }
+
+#[test]
+fn the_due_date_in_force_follows_the_units_own_rules() {
+    let demo = Demo::new();
+    // Demo-I gives 10 days for a response where the default gives 7.
+    let mut nodal = demo.nodal.clone();
+    nodal.due_rules.insert(
+        demo.unit.clone(),
+        sync_core::nc::DueRules {
+            response_days_major: 10,
+            response_days_minor: 10,
+            ..Default::default()
+        },
+    );
+    let eight_days = extend(DueKind::Response, demo.today.add_days(8), "Officer on tour");
+    // Later than the default's date, not later than the unit's: refused.
+    let mut doc = demo.nc_in(NcState::Open);
+    let refused = demo
+        .edit(demo.nc_id, &mut doc, &nodal, eight_days.clone())
+        .expect_err("before the unit's date");
+    assert_eq!(refused.rule, "nc.extension.terms");
+    // Under the default rules the same extension moves the date later.
+    demo.must(demo.nc_id, &mut doc, &demo.nodal, eight_days);
+    let eleven_days = extend(
+        DueKind::Response,
+        demo.today.add_days(11),
+        "Officer on tour",
+    );
+    let mut doc = demo.nc_in(NcState::Open);
+    demo.must(demo.nc_id, &mut doc, &nodal, eleven_days);
+    // And the view counts from the unit's rules.
+    let nc = Nc::read(&demo.nc_in(NcState::Open)).expect("reads");
+    let rules = nodal.due_rules_of(&demo.unit);
+    assert_eq!(
+        nc.view(&rules, demo.today).response_due,
+        demo.today.add_days(10)
+    );
+}

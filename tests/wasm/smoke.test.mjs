@@ -91,6 +91,21 @@ test("an NC keeps its provisional number; its owner attaches implementation evid
   const open = JSON.parse(lead.nc_view(nc, "2026-02-01"));
   assert.deepEqual([open.due, open.days_overdue, open.escalation], ["2026-01-22", 10, "L1"]);
   assert.equal(JSON.parse(lead.nc_view(nc, "2026-01-22")).days_overdue, null);
+  // A tablet whose reference data gives Demo-I 10 days counts from them.
+  const nodalActor = "5a510100000000000000000000000004";
+  const nodal = new wasm.Device(nodalActor, JSON.stringify({
+    user: "a.rao", grants: [{ unit: "DEMO-I", role: "nodal_officer", from: "2025-04-01" }],
+    actors: [nodalActor],
+    due_rules: { "DEMO-I": {
+      response_days_major: 10, response_days_minor: 10, action_days_major: 30, action_days_minor: 60,
+    } },
+  }));
+  nodal.load(nc, lead.save(nc));
+  const theirs = JSON.parse(nodal.nc_view(nc, "2026-02-01"));
+  assert.deepEqual([theirs.due, theirs.days_overdue], ["2026-01-25", 7]);
+  // An extension to 24-01-2026 is later than the default's date, not the unit's.
+  const early = { edit: "extend", of: "response", due: "2026-01-24", justification: "Officer on tour" };
+  assert.throws(() => edit(nodal, nc, early), /after the one in force, 25-01-2026/);
 
   const ownerActor = "5a510100000000000000000000000003";
   const owner = new wasm.Device(ownerActor, JSON.stringify({

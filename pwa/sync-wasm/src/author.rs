@@ -8,7 +8,9 @@
 //!  "planned": {"<audit document id>": {"unit": "DEMO-I", "number": "IA/DEMO-I/2025-26/003",
 //!              "template_version": 2, "lead": "k.iyer"}},
 //!  "processes": [["DEMO-I", "P03"]],
-//!  "actors": ["5a51010000000000000000000000001"]}
+//!  "actors": ["5a51010000000000000000000000001"],
+//!  "due_rules": {"DEMO-I": {"response_days_major": 7, "response_days_minor": 7,
+//!                           "action_days_major": 30, "action_days_minor": 60}}}
 //! ```
 //!
 //! Roles: `auditor`, `process_owner`, `nodal_officer`, `admin`; team roles:
@@ -18,6 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use sync_core::automerge::ActorId;
+use sync_core::nc::DueRules;
 use sync_core::permissions::{Author, PlannedAudit, RoleGrant};
 
 use crate::error::{GlueError, parse, parse_opt};
@@ -36,6 +39,18 @@ struct AuthorJson {
     processes: Vec<(String, String)>,
     #[serde(default)]
     actors: Vec<String>,
+    #[serde(default)]
+    due_rules: BTreeMap<String, RulesJson>,
+}
+
+/// A unit's due-date rules, in days from raising.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesJson {
+    response_days_major: i32,
+    response_days_minor: i32,
+    action_days_major: i32,
+    action_days_minor: i32,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +111,29 @@ pub fn parse_author(json: &str) -> Result<Author, GlueError> {
             .processes
             .insert((parse(&what, unit)?, parse(&what, process)?));
     }
+    for (unit, r) in &dto.due_rules {
+        let days = [
+            r.response_days_major,
+            r.response_days_minor,
+            r.action_days_major,
+            r.action_days_minor,
+        ];
+        if days.iter().any(|d| !(1..=365).contains(d)) {
+            return Err(GlueError::input(
+                format!("author due_rules[{unit:?}]"),
+                "each rule is 1 to 365 days",
+            ));
+        }
+        author.due_rules.insert(
+            parse(&format!("author due_rules[{unit:?}]"), unit)?,
+            DueRules {
+                response_days_major: r.response_days_major,
+                response_days_minor: r.response_days_minor,
+                action_days_major: r.action_days_major,
+                action_days_minor: r.action_days_minor,
+            },
+        );
+    }
     for (i, hex) in dto.actors.iter().enumerate() {
         author
             .actors
@@ -147,6 +185,29 @@ mod tests {
         assert_eq!(a.processes.len(), 1);
         assert_eq!(a.actors.len(), 1);
         Ok(())
+    }
+
+    #[test]
+    fn a_units_due_rules_are_1_to_365_days_each() {
+        let with = |days: i32| {
+            format!(
+                r#"{{"user": "a.rao", "due_rules": {{"DEMO-I": {{"response_days_major": {days},
+                    "response_days_minor": 7, "action_days_major": 365, "action_days_minor": 60}}}}}}"#
+            )
+        };
+        for (days, ok) in [(0, false), (1, true), (365, true), (366, false)] {
+            match parse_author(&with(days)) {
+                Ok(a) => {
+                    assert!(ok, "{days} days accepted");
+                    let unit = "DEMO-I".parse().expect("a unit");
+                    assert_eq!(a.due_rules_of(&unit).response_days_major, days);
+                }
+                Err(e) => {
+                    assert!(!ok, "{days} days refused: {e}");
+                    assert!(e.to_string().contains("due_rules"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

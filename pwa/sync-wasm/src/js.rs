@@ -66,7 +66,12 @@ impl JsDevice {
 
     /// The NC as JSON text, with due dates and escalation as of a date.
     pub fn nc_view(&self, doc_id: &str, as_of_iso: &str) -> Result<String, JsError> {
-        Ok(nc_json(self.0.doc(doc_id_of(doc_id)?)?, date(as_of_iso)?)?)
+        let author = self.0.author();
+        Ok(nc_json(
+            self.0.doc(doc_id_of(doc_id)?)?,
+            date(as_of_iso)?,
+            |unit| author.due_rules_of(unit),
+        )?)
     }
 
     /// The document in Automerge's saved form.

@@ -10,6 +10,7 @@ use sync_core::DocKind;
 use sync_core::audit::{AuditHeader, AuditView, Finding, LateEdit, Response};
 use sync_core::automerge::Automerge;
 use sync_core::date::Date;
+use sync_core::ids::UnitCode;
 use sync_core::nc::{DueRules, Nc, NcEvidence};
 use sync_core::permissions::DocContext;
 use sync_core::workflow::{Event, TransitionConflict};
@@ -26,11 +27,16 @@ fn unreadable(e: impl std::fmt::Display) -> GlueError {
     GlueError::BadDocument(format!("The document cannot be read: {e}"))
 }
 
-/// The view of an audit or an NC, whichever the document is (NC dates as of `as_of`).
-pub fn document_json(doc: &Automerge, as_of: Date) -> Result<String, GlueError> {
+/// The view of an audit or an NC, whichever the document is (NC dates as of
+/// `as_of`, under its unit's rules).
+pub fn document_json(
+    doc: &Automerge,
+    as_of: Date,
+    rules: impl Fn(&UnitCode) -> DueRules,
+) -> Result<String, GlueError> {
     match DocContext::read(doc).map_err(unreadable)?.kind {
         DocKind::Audit => audit_json(doc),
-        DocKind::Nc => nc_json(doc, as_of),
+        DocKind::Nc => nc_json(doc, as_of, rules),
         DocKind::Review => Err(GlueError::BadDocument(
             "Management reviews have no view in the glue yet.".into(),
         )),
@@ -80,11 +86,15 @@ pub fn audit_json(doc: &Automerge) -> Result<String, GlueError> {
     }))
 }
 
-/// The NC as the UI shows it, with due dates and escalation as of a date.
-/// Due-date rules are sync-core's defaults until units' settings reach the device.
-pub fn nc_json(doc: &Automerge, as_of: Date) -> Result<String, GlueError> {
+/// The NC as the UI shows it, with due dates and escalation as of a date
+/// under its unit's due-date rules (`rules` gives them by unit).
+pub fn nc_json(
+    doc: &Automerge,
+    as_of: Date,
+    rules: impl Fn(&UnitCode) -> DueRules,
+) -> Result<String, GlueError> {
     let nc = Nc::read(doc).map_err(unreadable)?;
-    let v = nc.view(&DueRules::default(), as_of);
+    let v = nc.view(&rules(&nc.link.unit), as_of);
     let l = &nc.link;
     Ok(to_json(&NcJson {
         kind: "nc",

@@ -164,6 +164,16 @@ pub async fn ensure_document(
     Ok(())
 }
 
+/// The stored NCs of a unit.
+pub async fn ncs_of_unit(db: &Db, unit: &str) -> Result<Vec<DocumentId>, DbError> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM documents WHERE kind = 'nc' AND unit = $1 ORDER BY id")
+            .bind(unit)
+            .fetch_all(db.pool())
+            .await?;
+    ids.iter().map(|id| parse_col("documents.id", id)).collect()
+}
+
 /// The human number a stored document was given, if any.
 pub async fn number_of(tx: &mut Tx, id: &DocumentId) -> Result<Option<String>, DbError> {
     let number: Option<Option<String>> =

@@ -278,6 +278,11 @@ impl Db {
                     "search",
                     include_str!("../../../migrations/sqlite/0008_search.sql"),
                 ),
+                (
+                    9,
+                    "due rules",
+                    include_str!("../../../migrations/sqlite/0009_due_rules.sql"),
+                ),
             ],
             DbKind::Postgres => &[
                 (
@@ -319,6 +324,11 @@ impl Db {
                     8,
                     "search",
                     include_str!("../../../migrations/postgres/0008_search.sql"),
+                ),
+                (
+                    9,
+                    "due rules",
+                    include_str!("../../../migrations/postgres/0009_due_rules.sql"),
                 ),
             ],
         };

@@ -3,8 +3,11 @@
 //! teams. Devices cache it read-only; access decisions are made from it.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
+
 use sqlx::Row;
 use sync_core::ids::{DocumentId, ProcessCode, UnitCode, UserId};
+use sync_core::nc::DueRules;
 use sync_core::permissions::{self, TeamRole};
 
 use super::{Db, DbError, Tx, now_ms, parse_col};
@@ -379,6 +382,59 @@ pub async fn insert_programme(tx: &mut Tx, p: &Programme) -> Result<bool, DbErro
     }
     upsert_programme(tx, p).await?;
     Ok(true)
+}
+
+/// The due-date rules units set, by unit (a unit not listed follows the
+/// defaults).
+pub async fn due_rules(
+    db: impl sqlx::Executor<'_, Database = sqlx::Any>,
+) -> Result<BTreeMap<UnitCode, DueRules>, DbError> {
+    let rows = sqlx::query(
+        "SELECT unit, response_days_major, response_days_minor, action_days_major, \
+         action_days_minor FROM due_rules ORDER BY unit",
+    )
+    .fetch_all(db)
+    .await?;
+    let day = |r: &sqlx::any::AnyRow, i: usize| -> Result<i32, DbError> {
+        let n: i64 = r.try_get(i)?;
+        i32::try_from(n).map_err(|_| DbError::Corrupt(format!("due_rules: {n} days")))
+    };
+    rows.iter()
+        .map(|r| {
+            let unit: String = r.try_get(0)?;
+            let rules = DueRules {
+                response_days_major: day(r, 1)?,
+                response_days_minor: day(r, 2)?,
+                action_days_major: day(r, 3)?,
+                action_days_minor: day(r, 4)?,
+            };
+            Ok((parse_col("due_rules.unit", &unit)?, rules))
+        })
+        .collect()
+}
+
+/// Sets a unit's due-date rules.
+pub async fn put_due_rules(tx: &mut Tx, unit: &str, r: &DueRules, by: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO due_rules (unit, response_days_major, response_days_minor, \
+         action_days_major, action_days_minor, updated_by, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (unit) DO UPDATE SET \
+         response_days_major = excluded.response_days_major, \
+         response_days_minor = excluded.response_days_minor, \
+         action_days_major = excluded.action_days_major, \
+         action_days_minor = excluded.action_days_minor, \
+         updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+    )
+    .bind(unit)
+    .bind(i64::from(r.response_days_major))
+    .bind(i64::from(r.response_days_minor))
+    .bind(i64::from(r.action_days_major))
+    .bind(i64::from(r.action_days_minor))
+    .bind(by)
+    .bind(super::now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// How a programme's year is going: audits planned in it, started (their

@@ -106,6 +106,8 @@ routes! {
     get "/api/v1/admin/units/{unit}/audits" => admin::audits::list,
     post "/api/v1/admin/units/{unit}/audits" => admin::audits::plan,
     put "/api/v1/admin/units/{unit}/audits/{id}/team" => admin::audits::set_team,
+    get "/api/v1/admin/units/{unit}/due-rules" => admin::due_rules::get,
+    put "/api/v1/admin/units/{unit}/due-rules" => admin::due_rules::put,
     get "/api/v1/admin/units/{unit}/programmes" => admin::programmes::list,
     post "/api/v1/admin/units/{unit}/programmes" => admin::programmes::create,
     post "/api/v1/admin/units/{unit}/programmes/{id}/approve" => admin::programmes::approve,

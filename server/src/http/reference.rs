@@ -49,6 +49,17 @@ struct AuthorJson {
     planned: std::collections::BTreeMap<String, PlanJson>,
     processes: Vec<(String, String)>,
     actors: Vec<String>,
+    /// Due-date rules of the units that set their own, by unit.
+    due_rules: std::collections::BTreeMap<String, RulesJson>,
+}
+
+/// A unit's due-date rules, in days from raising an NC.
+#[derive(Debug, Serialize)]
+struct RulesJson {
+    response_days_major: i32,
+    response_days_minor: i32,
+    action_days_major: i32,
+    action_days_minor: i32,
 }
 
 #[derive(Debug, Serialize)]
@@ -136,6 +147,19 @@ pub async fn bundle(
                 .map(|(u, p)| (u.to_string(), p.to_string()))
                 .collect(),
             actors: author.actors.iter().map(|a| a.to_hex_string()).collect(),
+            due_rules: author
+                .due_rules
+                .iter()
+                .map(|(unit, r)| {
+                    let rules = RulesJson {
+                        response_days_major: r.response_days_major,
+                        response_days_minor: r.response_days_minor,
+                        action_days_major: r.action_days_major,
+                        action_days_minor: r.action_days_minor,
+                    };
+                    (unit.to_string(), rules)
+                })
+                .collect(),
         },
         units: all_units
             .into_iter()

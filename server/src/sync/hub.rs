@@ -7,14 +7,14 @@
 //! and shares for a document being loaded wait for it. A connection's own
 //! frames wait until all its documents are loaded and it is connected.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use sync_core::automerge::Automerge;
 use sync_core::date::{Date, Timestamp};
 use sync_core::engine::{Effect, Engine, Input, Notice, PeerId, Saved, Side};
 use sync_core::envelope::Envelope;
-use sync_core::ids::DocumentId;
+use sync_core::ids::{DocumentId, UnitCode};
 use sync_core::nc::DueRules;
 use sync_core::permissions::{Author, DocContext};
 use sync_core::validate::Touched;
@@ -80,6 +80,8 @@ pub enum HubMsg {
     Hold(std::sync::mpsc::Receiver<()>),
     /// Time passed.
     Tick,
+    /// The units' due-date rules, read again.
+    DueRules(BTreeMap<UnitCode, DueRules>),
     /// A connection's rights as read again (the sweep).
     Access {
         /// The connection.
@@ -196,7 +198,8 @@ struct Hub {
     buckets: HashMap<String, Bucket>,
     /// Documents that may have no connection left (unloaded on the next tick).
     maybe_idle: HashSet<DocumentId>,
-    rules: DueRules,
+    /// The units' due-date rules (a unit not listed follows the defaults).
+    rules: BTreeMap<UnitCode, DueRules>,
     /// Report rows of the loaded documents, kept up to date batch by batch.
     projector: Projector,
     /// When each loaded document was last touched (a frame, a store).
@@ -252,7 +255,7 @@ pub fn start(
         first_stores: HashMap::new(),
         buckets: HashMap::new(),
         maybe_idle: HashSet::new(),
-        rules: DueRules::default(),
+        rules: BTreeMap::new(),
         projector: Projector::default(),
         touched: HashMap::new(),
         deferred: HashMap::new(),
@@ -426,6 +429,7 @@ impl Hub {
                     }
                 }
             }
+            HubMsg::DueRules(rules) => self.rules = rules,
             HubMsg::ExternalChanges { doc, changes } => {
                 let fx = self.engine.handle(now(), Input::External { doc, changes });
                 self.carry_out(fx);
@@ -1234,9 +1238,11 @@ impl Hub {
         let Some(am) = self.engine.hot(&doc) else {
             return;
         };
-        let projected = self
-            .projector
-            .project(doc, am, &base, &touched, &self.rules);
+        let rules = DocContext::read(am)
+            .ok()
+            .and_then(|c| self.rules.get(&c.unit).copied())
+            .unwrap_or_default();
+        let projected = self.projector.project(doc, am, &base, &touched, &rules);
         let (ctx, projection) = match (DocContext::read(am), projected) {
             (Ok(ctx), Ok(p)) => (ctx, p),
             (Err(e), _) | (_, Err(e)) => {

@@ -289,9 +289,22 @@ impl SyncHandle {
                 }
             }
         });
+        let rules = handle.clone();
+        tokio::spawn(async move { rules.reload_due_rules().await });
         tokio::spawn(sweep::run(handle.clone()));
         notify::start(handle.clone());
         handle
+    }
+
+    /// Reads the units' due-date rules again and hands them to the hub,
+    /// which projects NCs under them (at start, after a change through the
+    /// API, and on every sweep, which carries a change made on another
+    /// server).
+    pub async fn reload_due_rules(&self) {
+        match crate::db::reference::due_rules(self.db.pool()).await {
+            Ok(rules) => self.send(HubMsg::DueRules(rules)),
+            Err(e) => tracing::warn!(cause = %e, "cannot read the units' due-date rules"),
+        }
     }
 
     /// A new connection number.

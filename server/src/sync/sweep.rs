@@ -106,6 +106,9 @@ pub async fn revoked(db: &Db, meta: &PeerMeta) -> Result<Option<&'static str>, D
 /// Checks every open connection once (or those of one user), reading each
 /// user's rights and each unit's documents once.
 pub async fn sweep_all(sync: &SyncHandle, only: Option<&str>) {
+    if only.is_none() {
+        sync.reload_due_rules().await;
+    }
     let mut round = Round::default();
     for (peer, meta) in sync.connections() {
         if only.is_some_and(|u| u != meta.username) {

@@ -5,6 +5,7 @@
 
 pub mod audits;
 pub mod devices;
+pub mod due_rules;
 pub mod manage;
 pub mod processes;
 pub mod programmes;
