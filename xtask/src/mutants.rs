@@ -36,7 +36,8 @@ const GROUPS: &[Group] = &[
         features: Some("testing"),
         tests: "--test validation --test integrity --test text_control --test refusal \
                 --test robustness --test nc_moves --test audit_moves --test declared_ops \
-                --test store_outcomes --test rights --test merged --test raw_writes",
+                --test store_outcomes --test rights --test merged --test raw_writes \
+                --test contested --test extensions --test nc_evidence --test nc_numbers",
     },
     Group {
         name: "permissions",
@@ -45,7 +46,7 @@ const GROUPS: &[Group] = &[
         only: None,
         features: Some("testing"),
         tests: "--lib --test validation --test integrity --test refusal --test nc_moves \
-                --test audit_moves --test rights --test device_rules",
+                --test audit_moves --test rights --test device_rules --test extensions",
     },
     Group {
         name: "workflow",
@@ -54,7 +55,7 @@ const GROUPS: &[Group] = &[
         only: None,
         features: Some("testing"),
         tests: "--lib --test nc_moves --test audit_moves --test validation --test integrity \
-                --test merged",
+                --test merged --test nc_evidence",
     },
     Group {
         name: "envelope",
