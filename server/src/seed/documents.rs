@@ -15,6 +15,7 @@ use sync_core::permissions::Author;
 
 use super::{DEMO_UNIT, SeedError, demo_actor};
 use crate::access;
+use crate::db::accounts::hex;
 use crate::db::documents::{self, Origin};
 use crate::db::{Db, DbError, blobs, parse_col};
 use crate::store;
@@ -236,10 +237,6 @@ impl<'a> Maker<'a> {
         tx.commit().await.map_err(DbError::from)?;
         Ok(new)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A one-page PDF (A4) showing one line of `text` (printable ASCII), as a

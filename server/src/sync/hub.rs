@@ -1238,15 +1238,18 @@ impl Hub {
         let Some(am) = self.engine.hot(&doc) else {
             return;
         };
-        let rules = DocContext::read(am)
-            .ok()
-            .and_then(|c| self.rules.get(&c.unit).copied())
-            .unwrap_or_default();
-        let projected = self.projector.project(doc, am, &base, &touched, &rules);
-        let (ctx, projection) = match (DocContext::read(am), projected) {
-            (Ok(ctx), Ok(p)) => (ctx, p),
-            (Err(e), _) | (_, Err(e)) => {
-                // The validator only accepts documents that read; this is a fault.
+        // The validator only accepts documents that read; failing to is a fault.
+        let ctx = match DocContext::read(am) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                tracing::error!(%doc, cause = %e, "an accepted document does not read");
+                return;
+            }
+        };
+        let rules = self.rules.get(&ctx.unit).copied().unwrap_or_default();
+        let projection = match self.projector.project(doc, am, &base, &touched, &rules) {
+            Ok(p) => p,
+            Err(e) => {
                 tracing::error!(%doc, cause = %e, "an accepted document does not read");
                 return;
             }
