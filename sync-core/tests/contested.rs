@@ -346,3 +346,57 @@ fn the_live_rows_show_the_same_contests_as_the_view_batch_by_batch() {
         .expect("updates");
     assert_eq!(live.contested().count(), 0);
 }
+
+/// Only a whole answer or finding can be contested: a field inside one that
+/// was written twice at once (here the note, on two of the member's devices)
+/// is settled by whoever may write that field, with no lead needed.
+#[test]
+fn a_field_inside_an_answer_written_twice_at_once_is_settled_by_its_writer() {
+    use automerge::transaction::Transactable;
+    use sync_core::testing::fixtures::{forged, obj_at};
+    let demo = Demo::new();
+    let mut member: Author = demo.member.clone();
+    member.actors.insert(actor(6));
+    let mut stored = demo.audit();
+    demo.must(
+        demo.audit_id,
+        &mut stored,
+        &member,
+        answer(Cpna::Conform, "first look", vec![]),
+    );
+    let note = |text: &'static str| {
+        move |tx: &mut automerge::transaction::Transaction<'_>| {
+            let r = obj_at(tx, &["responses", &key().to_string()]);
+            tx.put(&r, "note", text).expect("put");
+        }
+    };
+    // The same note edited on the tablet and on the phone, offline.
+    let tablet = forged(&stored, 2, note("ten files seen"));
+    let phone = forged(&stored, 6, note("ten files, two late"));
+    let accepted = validate_batch(
+        demo.audit_id,
+        &stored,
+        vec![tablet, phone],
+        &member,
+        demo.today,
+    )
+    .expect("each device may edit its own note");
+    let both = accepted.doc.expect("applied");
+    // One write over both notes: two predecessors, inside the answer.
+    let settle = forged(&both, 2, note("ten files, two late, both noted"));
+    assert_eq!(
+        settle.decode().operations.last().map(|op| op.pred.len()),
+        Some(2),
+        "the write supersedes both notes"
+    );
+    let settled = validate_batch(demo.audit_id, &both, vec![settle], &member, demo.today)
+        .expect("the note's writer settles it")
+        .doc
+        .expect("applied");
+    let view = AuditView::read(&settled).expect("reads");
+    assert_eq!(
+        view.content.responses[&key()].note,
+        "ten files, two late, both noted"
+    );
+    assert!(view.content.contested_responses.is_empty());
+}
