@@ -46,7 +46,7 @@ const GROUPS: &[Group] = &[
         only: None,
         features: Some("testing"),
         tests: "--lib --test validation --test integrity --test refusal --test nc_moves \
-                --test audit_moves --test rights --test device_rules --test extensions",
+                --test audit_moves --test rights --test device_rules --test extensions --test nc_evidence",
     },
     Group {
         name: "workflow",
