@@ -45,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         what: SeedWhat,
     },
+    /// Publish checklist versions.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
     /// Check the database's integrity: every change's bytes against its hash,
     /// and the receipts' hash chain.
     Verify,
@@ -165,6 +170,18 @@ enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum TemplateCommand {
+    /// Publish a new checklist version from a JSON file (the format of
+    /// templates/sqm-03-v2.json), with the amendment it implements; every
+    /// mistake is printed as FILE:LINE: what is wrong. Audits keep the
+    /// version they pinned.
+    Publish {
+        /// The template file.
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum SeedWhat {
     /// The fictional demo unit: people, roles, processes, templates, programme,
     /// three audits with their findings and NCs, and a management review.
@@ -209,6 +226,45 @@ fn init_tracing() {
         .try_init();
 }
 
+async fn publish_template(data: &DataArgs, file: &std::path::Path) -> Result<ExitCode> {
+    use crate::templates::{MAX_FILE, PublishError};
+    let name = file.display();
+    let size = std::fs::metadata(file)
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?
+        .len();
+    if size > MAX_FILE as u64 {
+        eprintln!("{name}: the file is {size} bytes; a template may be at most {MAX_FILE} bytes");
+        return Ok(ExitCode::FAILURE);
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let db = open(data).await?;
+    match crate::templates::publish(&db, &text, "sqm template publish").await {
+        Ok(p) => {
+            println!(
+                "Published checklist version {} ({} items){}.",
+                p.template.version,
+                p.template.items.len(),
+                p.amendment
+                    .map(|a| format!(", implementing amendment {}", a.id))
+                    .unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(PublishError::Invalid(mistakes)) => {
+            for m in &mistakes {
+                eprintln!("{name}:{}: {}", m.line, m.message);
+            }
+            eprintln!("Nothing was published.");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e @ (PublishError::Exists(_) | PublishError::AmendmentExists(_))) => {
+            eprintln!("{name}: {e}; nothing was published.");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(PublishError::Db(e)) => Err(e.into()),
+    }
+}
+
 async fn open(data: &DataArgs) -> Result<Db> {
     let url = data.database_url();
     let db = Db::connect(&url)
@@ -248,6 +304,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_logins();
             Ok(ExitCode::SUCCESS)
         }
+        Command::Template {
+            command: TemplateCommand::Publish { file },
+        } => publish_template(&cli.data, &file).await,
         Command::Load(args) => crate::load::run(&cli.data, args).await,
         Command::Compact { doc, min } => {
             let db = open(&cli.data).await?;

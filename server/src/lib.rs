@@ -29,4 +29,5 @@ pub mod secret;
 pub mod seed;
 pub mod store;
 pub mod sync;
+pub mod templates;
 pub mod verify;

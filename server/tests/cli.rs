@@ -33,13 +33,13 @@ on_both! {
         let (url, dir, pg) = fresh_database(backend).await?;
         let first = sqm(&url, &dir, &["seed", "demo"], None)?;
         assert!(first.status.success(), "{first:?}");
-        assert!(stdout(&first).contains("14 new accounts, 12 documents, 129 new changes"), "{}", stdout(&first));
+        assert!(stdout(&first).contains("14 new accounts, 12 documents, 194 new changes"), "{}", stdout(&first));
         assert!(stdout(&first).contains("k.iyer"), "the logins are printed");
         let second = sqm(&url, &dir, &["seed", "demo"], None)?;
         assert!(stdout(&second).contains("0 new accounts, 12 documents, 0 new changes"), "{}", stdout(&second));
         let ok = sqm(&url, &dir, &["verify"], None)?;
         assert!(ok.status.success(), "{}", stdout(&ok));
-        assert!(stdout(&ok).contains("Checked 12 documents, 129 changes and 129 receipts."), "{}", stdout(&ok));
+        assert!(stdout(&ok).contains("Checked 12 documents, 194 changes and 194 receipts."), "{}", stdout(&ok));
 
         // Flip one byte inside the tenth change's operations.
         let db = Db::connect(&url).await?;

@@ -37,7 +37,7 @@ on_both! {
         for d in &docs {
             folded += compact(&s.db, d).await?.folded;
         }
-        assert_eq!(folded, 129, "every change of the demo folded");
+        assert_eq!(folded, 194, "every change of the demo folded");
         assert!(candidates(&s.db, 1).await?.is_empty());
         for (d, h) in docs.iter().zip(&before) {
             assert_eq!(&heads(&s, d).await?, h, "document {d} loads the same");
@@ -45,7 +45,7 @@ on_both! {
         }
         let report = server::verify::verify(&s.db).await?;
         assert!(report.ok(), "{report}");
-        assert_eq!(report.changes, 129, "the change rows stay, with their bytes");
+        assert_eq!(report.changes, 194, "the change rows stay, with their bytes");
 
         // A change stored after compaction loads after the snapshot.
         let review = docs.iter().copied().find(|d| d.to_string().ends_with("6060606060")).context("the review")?;
@@ -157,7 +157,7 @@ on_both! {
             assert_eq!(h, want, "after a kill at {wait_ms} ms");
             let report = server::verify::verify(&db).await?;
             assert!(report.ok(), "after a kill at {wait_ms} ms: {report}");
-            assert_eq!(report.changes, 129 + 20_000);
+            assert_eq!(report.changes, 194 + 20_000);
         }
         // Left alone, it finishes; the document then loads from its snapshot.
         let done = compact()?.wait()?;

@@ -615,6 +615,30 @@ async fn signed_in_calls(server: &TestServer, spec: &Value) -> Result<()> {
     let template = bundle["templates"][0]["version"].clone();
     administration(&rao, template).await?;
 
+    // Checklist versions and the amendments they implement.
+    let token = server.login("sqm.admin").await?;
+    let admin = Api::new(server, spec, Some(&token));
+    let v3 = include_str!("../../templates/sqm-03-v2.json")
+        .replacen("\"version\": 2", "\"version\": 3", 1)
+        .replacen("\"id\": \"A-01\"", "\"id\": \"A-02\"", 1);
+    let file: Value = serde_json::from_str(&v3)?;
+    let templates = "/api/v1/admin/templates";
+    admin
+        .call("post", templates, Some(file.clone()), CREATED)
+        .await?;
+    admin.call("post", templates, Some(file), CONFLICT).await?;
+    let broken = json!({ "version": 4 });
+    admin
+        .call("post", templates, Some(broken), UNPROCESSABLE)
+        .await?;
+    rao.call("get", "/api/v1/admin/amendments", None, OK)
+        .await?;
+    let ack = "/api/v1/admin/units/DEMO-I/amendments/A-02/ack";
+    rao.call("post", ack, None, CREATED).await?;
+    rao.call("post", ack, None, CONFLICT).await?;
+    let unknown = "/api/v1/admin/units/DEMO-I/amendments/A-99/ack";
+    rao.call("post", unknown, None, NOT_FOUND).await?;
+
     let refresh = "/api/v1/auth/refresh";
     let old = json!({ "refresh_token": tokens["refresh_token"] });
     anyone.call("post", refresh, Some(old.clone()), OK).await?;

@@ -153,17 +153,27 @@ on_both! {
             server::db::DbKind::Sqlite => include_str!("../../migrations/sqlite/0006_blob_holders.sql"),
             server::db::DbKind::Postgres => include_str!("../../migrations/postgres/0006_blob_holders.sql"),
         };
+        let rules = match db.kind() {
+            server::db::DbKind::Sqlite => include_str!("../../migrations/sqlite/0010_checklist_rules.sql"),
+            server::db::DbKind::Postgres => include_str!("../../migrations/postgres/0010_checklist_rules.sql"),
+        };
         for later in [
             holders,
             include_str!("../../migrations/sqlite/0007_contested_values.sql"),
             include_str!("../../migrations/sqlite/0008_search.sql"),
             include_str!("../../migrations/sqlite/0009_due_rules.sql"),
+            rules,
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(later)).execute(db.pool()).await?;
         }
         server::seed::demo(&db).await?;
-        for table in ["blob_uploads", "blob_holders", "contested_values", "search_terms", "due_rules"] {
+        for table in ["blob_uploads", "blob_holders", "contested_values", "search_terms", "due_rules", "amendment_acks", "amendments"] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}"))).execute(db.pool()).await?;
+        }
+        for column in ["required", "required_item", "required_answers"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE template_items DROP COLUMN {column}")))
+                .execute(db.pool())
+                .await?;
         }
         let before: Vec<(i64, String, String)> =
             sqlx::query_as("SELECT seq, prev, hash FROM receipts ORDER BY seq")

@@ -547,6 +547,29 @@ impl Docs {
     }
 }
 
+/// The checklist version the matrix's audits pin: one optional item, so
+/// that a lead's move to review is judged by who may make it, not by the
+/// answers (`templates.rs` tests the checklist's own rules).
+const TEMPLATE: i64 = 90;
+
+/// Publishes version [`TEMPLATE`].
+async fn publish_template(s: &TestServer, admin: &str) -> Result<()> {
+    let file = json!({
+        "version": TEMPLATE, "manual_issue": "SQM-03", "published_on": "2026-01-01",
+        "items": [{"key": "gen.remarks", "clause": "", "question": "General remarks",
+                   "type": "text", "required": false}]
+    });
+    let res = s
+        .client
+        .post(format!("{}/api/v1/admin/templates", s.base))
+        .bearer_auth(admin)
+        .json(&file)
+        .send()
+        .await?;
+    ensure!(res.status() == StatusCode::CREATED, "{}", res.text().await?);
+    Ok(())
+}
+
 /// Plans an audit of Demo-I from tomorrow (days are India's): k.iyer leads.
 async fn plan(
     s: &TestServer,
@@ -562,7 +585,7 @@ async fn plan(
             token,
             json!({
                 "number": number, "scope": ["P03", "3.4"], "planned_from": from.to_string(),
-                "planned_to": to.to_string(), "template_version": 2, "lead": LEAD, "members": members
+                "planned_to": to.to_string(), "template_version": TEMPLATE, "lead": LEAD, "members": members
             }),
         )
         .await?;
@@ -576,7 +599,7 @@ async fn plan(
         unit: "DEMO-I".parse()?,
         number: number.into(),
         scope: vec!["P03".into(), "3.4".into()],
-        template_version: 2,
+        template_version: TEMPLATE as u64,
         lead: LEAD.parse()?,
         team,
         start: from,
@@ -600,6 +623,7 @@ async fn set_up(s: &TestServer) -> Result<(Vec<Person>, Docs)> {
         )
         .await?;
     ensure!(status == StatusCode::CREATED, "{body}");
+    publish_template(s, &admin).await?;
     let (audit, header) = plan(s, &rao, "IA/DEMO-I/2026-27/901", &[MEMBER, ENDED, NOT_YET]).await?;
     let (planned, planned_header) = plan(s, &rao, "IA/DEMO-I/2026-27/902", &[MEMBER]).await?;
     // P. Sharma's auditor role ends: yesterday was its last day.

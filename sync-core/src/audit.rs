@@ -132,7 +132,7 @@ pub enum Answer {
 }
 
 impl Answer {
-    fn encode(&self) -> (&'static str, String) {
+    pub(crate) fn encode(&self) -> (&'static str, String) {
         match self {
             Answer::Cpna(c) => (
                 "cpna",

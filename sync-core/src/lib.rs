@@ -15,6 +15,7 @@
 //!   (events in, effects out, time passed in).
 //! - `testing` (feature): the demo unit and a deterministic multi-peer simulation.
 pub mod audit;
+pub mod checklist;
 pub mod date;
 pub mod edit;
 pub mod engine;

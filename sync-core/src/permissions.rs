@@ -156,6 +156,9 @@ pub struct PlannedAudit {
     pub template_version: u64,
     /// Its lead auditor.
     pub lead: UserId,
+    /// Its pinned template version resolved for its scope: what it must
+    /// answer before it goes to review.
+    pub checklist: std::sync::Arc<crate::checklist::Checklist>,
 }
 
 /// The author of a batch of changes, as reference data knows them now.

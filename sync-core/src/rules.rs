@@ -63,6 +63,9 @@ rules! {
     AuditLocked = "audit.locked",
     /// A new audit or NC that does not match its planned audit.
     AuditPlan = "audit.plan",
+    /// An audit goes to review only with every required checklist item
+    /// answered and evidence for every shortfall that needs it.
+    AuditChecklist = "audit.checklist",
     /// An NC's description: its audit team's.
     NcDescription = "nc.description",
     /// An NC's correction, root cause and actions: its process owner's.

@@ -1401,7 +1401,9 @@ impl Checker<'_> {
                     .heads;
             }
             for req in requires {
-                if !self.met(*req, &e)? {
+                if *req == Requirement::ChecklistComplete {
+                    self.checklist_complete(&e)?;
+                } else if !self.met(*req, &e)? {
                     return Err(refuse(
                         Rule::MoveRequirement,
                         format!("'{}' needs {req} first.", quote(&e.mv)),
@@ -1453,6 +1455,41 @@ impl Checker<'_> {
             .ok_or_else(|| refuse(Rule::MoveTable, "unknown move"))
     }
 
+    /// Refuses a move while the audit's checklist has gaps, naming them:
+    /// required items unanswered, shortfalls with no evidence.
+    fn checklist_complete(&self, e: &Event) -> Result<(), Refusal> {
+        let Some(plan) = self.author.planned.get(&self.ctx.id) else {
+            return Err(refuse(
+                Rule::MoveRequirement,
+                format!(
+                    "'{}' needs the audit's checklist, which is not known here.",
+                    quote(&e.mv)
+                ),
+            ));
+        };
+        let responses = crate::audit::AuditContent::read(&Reader::now(self.fork))
+            .map_err(schema_refusal)?
+            .responses;
+        let gaps = plan.checklist.gaps(&responses);
+        if gaps.is_empty() {
+            return Ok(());
+        }
+        const SHOWN: usize = 20;
+        let mut list: Vec<String> = gaps.iter().take(SHOWN).map(ToString::to_string).collect();
+        if gaps.len() > SHOWN {
+            list.push(format!("and {} more", gaps.len() - SHOWN));
+        }
+        Err(refuse(
+            Rule::AuditChecklist,
+            format!(
+                "'{}' needs {} first: {}.",
+                quote(&e.mv),
+                Requirement::ChecklistComplete,
+                list.join("; ")
+            ),
+        ))
+    }
+
     /// Whether one requirement holds in the document with the batch applied (reads only what it needs).
     fn met(&self, req: Requirement, e: &Event) -> Result<bool, Refusal> {
         let r = Reader::now(self.fork);
@@ -1490,6 +1527,10 @@ impl Checker<'_> {
                     .is_some_and(|s| !s.trim().is_empty()),
                 None => false,
             },
+            Requirement::ChecklistComplete => {
+                self.checklist_complete(e)?;
+                true
+            }
             Requirement::Heads => {
                 !e.heads.is_empty()
                     && e.heads

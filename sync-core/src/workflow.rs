@@ -154,6 +154,9 @@ pub enum Requirement {
     VerificationNote,
     /// The event records the document heads it applies to (audit locks).
     Heads,
+    /// Every required checklist item is answered, and every shortfall on an
+    /// item that needs evidence has some (a note or a file).
+    ChecklistComplete,
 }
 
 impl fmt::Display for Requirement {
@@ -168,6 +171,9 @@ impl fmt::Display for Requirement {
             Requirement::ImplementationEvidence => "at least one piece of implementation evidence",
             Requirement::VerificationNote => "a verification note",
             Requirement::Heads => "the document version it applies to",
+            Requirement::ChecklistComplete => {
+                "every required checklist item answered, with evidence for each shortfall that needs it"
+            }
         })
     }
 }
@@ -282,7 +288,7 @@ pub const AUDIT_MOVES: &[Move<AuditState>] = {
             from: InProgress,
             to: InReview,
             who: Who::AuditLead,
-            requires: &[R::Heads],
+            requires: &[R::Heads, R::ChecklistComplete],
         },
         Move {
             name: "return_for_edit",

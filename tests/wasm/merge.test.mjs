@@ -85,6 +85,7 @@ function leadAuthor(hello) {
     planned: {
       [hello.audit_id]: {
         unit: "DEMO-I", number: "IA/DEMO-I/2025-26/003", template_version: 2, lead: "k.iyer",
+        checklist: { version: 2, items: {} },
       },
     },
     actors: [hello.lead_actor],

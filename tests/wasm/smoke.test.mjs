@@ -37,7 +37,8 @@ test("a document made in wasm saves and loads back with the same heads", () => {
     grants: [{ unit: "DEMO-I", role: "auditor", from: "2025-04-01" }],
     audits: { [id]: "lead" },
     planned: {
-      [id]: { unit: "DEMO-I", number: "IA/DEMO-I/2025-26/009", template_version: 2, lead: "k.iyer" },
+      [id]: { unit: "DEMO-I", number: "IA/DEMO-I/2025-26/009", template_version: 2, lead: "k.iyer",
+        checklist: { version: 2, items: {} } },
     },
     actors: [actor],
   });
@@ -64,7 +65,8 @@ test("an NC keeps its provisional number; its owner attaches implementation evid
   const audit = wasm.new_document_id(1768262400000, new Uint8Array(10).fill(8));
   const nc = wasm.new_document_id(1768262400000, new Uint8Array(10).fill(9));
   const planned = {
-    [audit]: { unit: "DEMO-I", number: "IA/DEMO-I/2025-26/010", template_version: 2, lead: "k.iyer" },
+    [audit]: { unit: "DEMO-I", number: "IA/DEMO-I/2025-26/010", template_version: 2, lead: "k.iyer",
+        checklist: { version: 2, items: {} } },
   };
   const leadActor = "5a510100000000000000000000000002";
   const lead = new wasm.Device(leadActor, JSON.stringify({
@@ -151,4 +153,62 @@ test("an NC keeps its provisional number; its owner attaches implementation evid
     { ...scan, taken_at: null, by: "ac.div2", at: "2026-01-15T10:00:00Z" },
   ]);
   assert.deepEqual(view.verification_evidence, []);
+});
+
+test("the lead's tablet shows what keeps an audit from review and refuses the move until it is done", () => {
+  const now = "2026-01-15T10:00:00Z";
+  const audit = wasm.new_document_id(1768262400000, new Uint8Array(10).fill(11));
+  const actor = "5a510100000000000000000000000005";
+  // The checklist as the server resolves it for a P03 audit (bundle's author.planned).
+  const checklist = {
+    version: 2,
+    items: {
+      "sd.timeliness@P03": { answer: "cpna", evidence: true, required: "always" },
+      "sd.late_cases@P03": {
+        answer: "number", evidence: false,
+        required: { when: ["sd.timeliness@P03", ["partly", "not_conform"]] },
+      },
+      "gen.remarks": { answer: "text", evidence: false, required: "optional" },
+    },
+  };
+  const lead = new wasm.Device(actor, JSON.stringify({
+    user: "k.iyer", grants: [{ unit: "DEMO-I", role: "auditor", from: "2025-04-01" }],
+    audits: { [audit]: "lead" },
+    planned: { [audit]: {
+      unit: "DEMO-I", number: "IA/DEMO-I/2025-26/011", template_version: 2, lead: "k.iyer", checklist,
+    } },
+    actors: [actor],
+  }));
+  const edit = (e) => lead.edit(audit, JSON.stringify(e), now);
+  edit({
+    edit: "create_audit", unit: "DEMO-I", number: "IA/DEMO-I/2025-26/011", scope: ["P03"],
+    template_version: 2, lead: "k.iyer", team: ["k.iyer"], start: "2026-01-13",
+  });
+  edit({ edit: "move", move: "start" });
+  const gaps = () => JSON.parse(lead.audit_view(audit)).gaps;
+  assert.deepEqual(gaps(), [{ key: "sd.timeliness@P03", kind: "unanswered" }]);
+  const submit = { edit: "move", move: "submit_for_review" };
+  assert.throws(() => edit(submit), /sd\.timeliness@P03 is not answered\./);
+  // Answered short with nothing to show: the late count is now required, and evidence.
+  edit({ edit: "set_response", key: "sd.timeliness@P03", answer: { cpna: "partly" } });
+  assert.deepEqual(gaps(), [
+    { key: "sd.late_cases@P03", kind: "unanswered" },
+    { key: "sd.timeliness@P03", kind: "needs_evidence" },
+  ]);
+  assert.throws(
+    () => edit(submit),
+    /sd\.late_cases@P03 is not answered; sd\.timeliness@P03 needs objective evidence\./,
+  );
+  edit({
+    edit: "set_response", key: "sd.timeliness@P03", answer: { cpna: "partly" },
+    note: "2 of 10 amendments approved after 15 days.",
+  });
+  edit({ edit: "set_response", key: "sd.late_cases@P03", answer: { number: 2 } });
+  assert.deepEqual(gaps(), []);
+  edit(submit);
+  assert.equal(JSON.parse(lead.audit_view(audit)).state, "in_review");
+  // A tablet that does not know the audit's checklist says so, rather than "nothing missing".
+  const other = new wasm.Device("5a510100000000000000000000000006", JSON.stringify({ user: "a.rao" }));
+  other.load(audit, lead.save(audit));
+  assert.equal(JSON.parse(other.audit_view(audit)).gaps, null);
 });

@@ -178,7 +178,7 @@ impl Peer {
                 return Ok(json!({
                     "server_heads": hex(server_heads),
                     "member_heads": hex(self.member.heads(id)?),
-                    "member_view": audit_json(self.member.doc(id)?)?,
+                    "member_view": audit_json(self.member.doc(id)?, None)?,
                     "quarantined": self.quarantined,
                 }));
             }

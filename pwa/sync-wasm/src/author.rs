@@ -6,7 +6,9 @@
 //!  "grants": [{"unit": "DEMO-I", "role": "auditor", "from": "2025-04-01", "until": null}],
 //!  "audits": {"<audit document id>": "lead"},
 //!  "planned": {"<audit document id>": {"unit": "DEMO-I", "number": "IA/DEMO-I/2025-26/003",
-//!              "template_version": 2, "lead": "k.iyer"}},
+//!              "template_version": 2, "lead": "k.iyer",
+//!              "checklist": {"version": 2, "items": {"sd.timeliness@P03":
+//!                {"answer": "cpna", "evidence": true, "required": "always"}}}}},
 //!  "processes": [["DEMO-I", "P03"]],
 //!  "actors": ["5a51010000000000000000000000001"],
 //!  "due_rules": {"DEMO-I": {"response_days_major": 7, "response_days_minor": 7,
@@ -20,6 +22,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use sync_core::automerge::ActorId;
+use sync_core::checklist::Checklist;
 use sync_core::nc::DueRules;
 use sync_core::permissions::{Author, PlannedAudit, RoleGrant};
 
@@ -71,6 +74,9 @@ struct PlanJson {
     number: String,
     template_version: u64,
     lead: String,
+    /// The pinned checklist resolved for the audit's scope: what the audit
+    /// must answer before review (the server's rules, so the tablet agrees).
+    checklist: Checklist,
 }
 
 /// Reads an author from its JSON text.
@@ -102,6 +108,7 @@ pub fn parse_author(json: &str) -> Result<Author, GlueError> {
                 number: p.number.clone(),
                 template_version: p.template_version,
                 lead: parse(&what("lead"), &p.lead)?,
+                checklist: std::sync::Arc::new(p.checklist.clone()),
             },
         );
     }

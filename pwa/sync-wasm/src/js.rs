@@ -59,9 +59,11 @@ impl JsDevice {
         Ok(may_edit_json(&answer))
     }
 
-    /// The audit as JSON text.
+    /// The audit as JSON text, with `gaps`: what keeps it from review.
     pub fn audit_view(&self, doc_id: &str) -> Result<String, JsError> {
-        Ok(audit_json(self.0.doc(doc_id_of(doc_id)?)?)?)
+        let id = doc_id_of(doc_id)?;
+        let checklist = self.0.author().planned.get(&id).map(|p| &*p.checklist);
+        Ok(audit_json(self.0.doc(id)?, checklist)?)
     }
 
     /// The NC as JSON text, with due dates and escalation as of a date.

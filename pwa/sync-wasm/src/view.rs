@@ -9,6 +9,7 @@ use serde::Serialize;
 use sync_core::DocKind;
 use sync_core::audit::{AuditHeader, AuditView, Finding, LateEdit, Response};
 use sync_core::automerge::Automerge;
+use sync_core::checklist::{Checklist, Gap};
 use sync_core::date::Date;
 use sync_core::ids::UnitCode;
 use sync_core::nc::{DueRules, Nc, NcEvidence};
@@ -33,9 +34,10 @@ pub fn document_json(
     doc: &Automerge,
     as_of: Date,
     rules: impl Fn(&UnitCode) -> DueRules,
+    checklist: Option<&Checklist>,
 ) -> Result<String, GlueError> {
     match DocContext::read(doc).map_err(unreadable)?.kind {
-        DocKind::Audit => audit_json(doc),
+        DocKind::Audit => audit_json(doc, checklist),
         DocKind::Nc => nc_json(doc, as_of, rules),
         DocKind::Review => Err(GlueError::BadDocument(
             "Management reviews have no view in the glue yet.".into(),
@@ -43,10 +45,23 @@ pub fn document_json(
     }
 }
 
-/// The audit as the UI shows it.
-pub fn audit_json(doc: &Automerge) -> Result<String, GlueError> {
+/// The audit as the UI shows it, with what keeps it from review when the
+/// device knows its checklist (the audits the user is on the team of).
+pub fn audit_json(doc: &Automerge, checklist: Option<&Checklist>) -> Result<String, GlueError> {
     let v = AuditView::read(doc).map_err(unreadable)?;
     Ok(to_json(&AuditJson {
+        gaps: checklist.map(|c| {
+            c.gaps(&v.content.responses)
+                .iter()
+                .map(|g| GapJson {
+                    key: g.key().to_string(),
+                    kind: match g {
+                        Gap::Unanswered(_) => "unanswered",
+                        Gap::NeedsEvidence(_) => "needs_evidence",
+                    },
+                })
+                .collect()
+        }),
         kind: "audit",
         id: v.id.to_string(),
         header: HeaderJson::of(&v.header),
@@ -162,8 +177,20 @@ pub fn nc_json(
     }))
 }
 
+/// Something that keeps an audit from review: a required item not answered,
+/// or a shortfall on an item that needs evidence with neither note nor file.
+#[derive(Serialize)]
+struct GapJson {
+    key: String,
+    kind: &'static str,
+}
+
 #[derive(Serialize)]
 struct AuditJson {
+    /// What keeps the audit from review (`submit_for_review` is refused
+    /// while any remains), or null when this device does not know its
+    /// checklist.
+    gaps: Option<Vec<GapJson>>,
     kind: &'static str,
     id: String,
     header: HeaderJson,

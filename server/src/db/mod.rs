@@ -283,6 +283,11 @@ impl Db {
                     "due rules",
                     include_str!("../../../migrations/sqlite/0009_due_rules.sql"),
                 ),
+                (
+                    10,
+                    "checklist rules",
+                    include_str!("../../../migrations/sqlite/0010_checklist_rules.sql"),
+                ),
             ],
             DbKind::Postgres => &[
                 (
@@ -329,6 +334,11 @@ impl Db {
                     9,
                     "due rules",
                     include_str!("../../../migrations/postgres/0009_due_rules.sql"),
+                ),
+                (
+                    10,
+                    "checklist rules",
+                    include_str!("../../../migrations/postgres/0010_checklist_rules.sql"),
                 ),
             ],
         };

@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use sqlx::Row;
+use sync_core::checklist::Checklist;
 use sync_core::ids::{DocumentId, ProcessCode, UnitCode, UserId};
 use sync_core::nc::DueRules;
 use sync_core::permissions::{self, TeamRole};
@@ -218,6 +219,158 @@ pub struct TemplateItem {
     pub evidence: bool,
     /// Whether the item is answered once per process in scope.
     pub per_process: bool,
+    /// When it must be answered before review: always, optional, or when
+    /// (the answer to `required_item` is one of `required_answers`).
+    pub required: String,
+    /// The item whose answer decides, when `required` is `when`.
+    pub required_item: Option<String>,
+    /// The answers of that item that make this one required.
+    pub required_answers: Vec<String>,
+}
+
+impl TemplateItem {
+    /// The item as the checklist rules read it; `None` if a stored value
+    /// does not read (published items are checked, so this is corruption).
+    pub fn rule(&self) -> Option<sync_core::checklist::TemplateItem> {
+        use sync_core::checklist::Required;
+        Some(sync_core::checklist::TemplateItem {
+            key: self.key.parse().ok()?,
+            clause: self.clause.clone(),
+            answer: self.response_type.clone(),
+            evidence: self.evidence,
+            per_process: self.per_process,
+            required: match self.required.as_str() {
+                "always" => Required::Always,
+                "optional" => Required::Optional,
+                "when" => Required::When {
+                    item: self.required_item.as_deref()?.parse().ok()?,
+                    answers: self.required_answers.clone(),
+                },
+                _ => return None,
+            },
+        })
+    }
+}
+
+/// An amendment to the manual and the template version that implements it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Amendment {
+    /// Its id, e.g. A-01.
+    pub id: String,
+    /// The manual issue it amends.
+    pub manual_issue: String,
+    /// When the authority issued it.
+    pub issued_on: String,
+    /// The issuing authority.
+    pub authority: String,
+    /// What it changes.
+    pub note: String,
+    /// The checklist version that implements it.
+    pub template_version: i64,
+}
+
+/// Records an amendment; false if its id is taken.
+pub async fn insert_amendment(tx: &mut Tx, a: &Amendment, by: &str) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "INSERT INTO amendments \
+         (id, manual_issue, issued_on, authority, note, template_version, published_by, published_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&a.id)
+    .bind(&a.manual_issue)
+    .bind(&a.issued_on)
+    .bind(&a.authority)
+    .bind(&a.note)
+    .bind(a.template_version)
+    .bind(by)
+    .bind(super::now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Every amendment, oldest first.
+pub async fn amendments(db: &Db) -> Result<Vec<Amendment>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, manual_issue, issued_on, authority, note, template_version FROM amendments \
+         ORDER BY issued_on, id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Amendment {
+                id: r.try_get(0)?,
+                manual_issue: r.try_get(1)?,
+                issued_on: r.try_get(2)?,
+                authority: r.try_get(3)?,
+                note: r.try_get(4)?,
+                template_version: r.try_get(5)?,
+            })
+        })
+        .collect()
+}
+
+/// A unit's acknowledgement of an amendment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AmendmentAck {
+    /// The amendment.
+    pub amendment: String,
+    /// The unit.
+    pub unit: String,
+    /// The nodal officer who acknowledged it.
+    pub by: String,
+    /// When (Unix milliseconds).
+    pub at: i64,
+}
+
+/// Records that `unit` acknowledged amendment `id`; false if it had already.
+pub async fn acknowledge_amendment(
+    tx: &mut Tx,
+    id: &str,
+    unit: &str,
+    by: &str,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "INSERT INTO amendment_acks (amendment_id, unit, acked_by, acked_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (amendment_id, unit) DO NOTHING",
+    )
+    .bind(id)
+    .bind(unit)
+    .bind(by)
+    .bind(super::now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Every acknowledgement.
+pub async fn amendment_acks(db: &Db) -> Result<Vec<AmendmentAck>, DbError> {
+    let rows = sqlx::query(
+        "SELECT amendment_id, unit, acked_by, acked_at FROM amendment_acks \
+         ORDER BY amendment_id, unit",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AmendmentAck {
+                amendment: r.try_get(0)?,
+                unit: r.try_get(1)?,
+                by: r.try_get(2)?,
+                at: r.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// Whether a manual issue is known.
+pub async fn manual_issue_exists(tx: &mut Tx, id: &str) -> Result<bool, DbError> {
+    Ok(sqlx::query("SELECT 1 FROM manual_issues WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some())
 }
 
 /// Adds a manual issue if it is not there.
@@ -254,8 +407,9 @@ pub async fn insert_template(tx: &mut Tx, t: &Template) -> Result<bool, DbError>
     for (position, item) in t.items.iter().enumerate() {
         sqlx::query(
             "INSERT INTO template_items \
-             (version, key, position, clause, question, response_type, evidence, per_process) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             (version, key, position, clause, question, response_type, evidence, per_process, \
+              required, required_item, required_answers) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(t.version)
         .bind(&item.key)
@@ -265,6 +419,9 @@ pub async fn insert_template(tx: &mut Tx, t: &Template) -> Result<bool, DbError>
         .bind(&item.response_type)
         .bind(i64::from(item.evidence))
         .bind(i64::from(item.per_process))
+        .bind(&item.required)
+        .bind(item.required_item.as_deref())
+        .bind(item.required_answers.join(","))
         .execute(&mut **tx)
         .await?;
     }
@@ -297,7 +454,8 @@ pub async fn templates(db: &Db) -> Result<Vec<Template>, DbError> {
     .fetch_all(db.pool())
     .await?;
     let items = sqlx::query(
-        "SELECT version, key, clause, question, response_type, evidence, per_process \
+        "SELECT version, key, clause, question, response_type, evidence, per_process, \
+         required, required_item, required_answers \
          FROM template_items ORDER BY version, position",
     )
     .fetch_all(db.pool())
@@ -323,6 +481,9 @@ pub async fn templates(db: &Db) -> Result<Vec<Template>, DbError> {
                 response_type: r.try_get(4)?,
                 evidence: r.try_get::<i64, _>(5)? != 0,
                 per_process: r.try_get::<i64, _>(6)? != 0,
+                required: r.try_get(7)?,
+                required_item: r.try_get(8)?,
+                required_answers: split_list(&r.try_get::<String, _>(9)?),
             });
         }
         out.push(t);
@@ -690,7 +851,7 @@ pub async fn plans_of_user(
     username: &str,
 ) -> Result<Vec<(DocumentId, permissions::PlannedAudit)>, DbError> {
     let rows = sqlx::query(
-        "SELECT p.id, p.unit, p.number, p.template_version, l.username \
+        "SELECT p.id, p.unit, p.number, p.template_version, l.username, p.scope \
          FROM audit_team t JOIN planned_audits p ON p.id = t.audit_id \
          JOIN audit_team l ON l.audit_id = p.id AND l.team_role = 'lead' \
          WHERE t.username = $1",
@@ -698,20 +859,67 @@ pub async fn plans_of_user(
     .bind(username)
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            let version: i64 = r.try_get(3)?;
-            Ok((
-                parse_col("audit id", &r.try_get::<String, _>(0)?)?,
-                permissions::PlannedAudit {
-                    unit: parse_col("unit", &r.try_get::<String, _>(1)?)?,
-                    number: r.try_get(2)?,
-                    template_version: u64::try_from(version).unwrap_or(0),
-                    lead: parse_col("lead", &r.try_get::<String, _>(4)?)?,
-                },
-            ))
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let templates = templates(db).await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let version: i64 = r.try_get(3)?;
+        let unit: String = r.try_get(1)?;
+        let scope = split_list(&r.try_get::<String, _>(5)?);
+        let processes = processes_of_unit(db, &unit).await?;
+        let checklist = checklist_of(&templates, version, &scope, &processes)?;
+        out.push((
+            parse_col("audit id", &r.try_get::<String, _>(0)?)?,
+            permissions::PlannedAudit {
+                unit: parse_col("unit", &unit)?,
+                number: r.try_get(2)?,
+                template_version: u64::try_from(version).unwrap_or(0),
+                lead: parse_col("lead", &r.try_get::<String, _>(4)?)?,
+                checklist: std::sync::Arc::new(checklist),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// The checklist an audit of `scope` on template `version` answers: the
+/// template's items resolved for the scope and the unit's processes. A
+/// version the server does not have gives an empty checklist (an audit may
+/// not pin one: the admin API refuses it).
+pub fn checklist_of(
+    templates: &[Template],
+    version: i64,
+    scope: &[String],
+    processes: &[Process],
+) -> Result<Checklist, DbError> {
+    let Some(t) = templates.iter().find(|t| t.version == version) else {
+        return Ok(Checklist::default());
+    };
+    let items = t
+        .items
+        .iter()
+        .map(|i| {
+            i.rule().ok_or_else(|| {
+                DbError::Corrupt(format!(
+                    "checklist version {version} item {} has rules that do not read",
+                    i.key
+                ))
+            })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Checklist::resolve(
+        u64::try_from(version).unwrap_or(0),
+        &items,
+        scope,
+        |p| {
+            processes
+                .iter()
+                .find(|x| x.code == p.as_str())
+                .map(|x| x.clause.clone())
+        },
+    ))
 }
 
 /// A person as devices show them.

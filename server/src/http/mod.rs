@@ -62,55 +62,58 @@ impl AppState {
 /// Declares every route once: the router is built from this list, and the
 /// OpenAPI test checks the documented routes against [`ROUTES`].
 macro_rules! routes {
-    ($($method:ident $path:literal => $handler:path),* $(,)?) => {
+    ($($method:ident $path:literal => $handler:path $(, body limit $limit:expr)?);* $(;)?) => {
         /// Every route: (method, path pattern as the OpenAPI file writes it).
         pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
         fn router() -> Router<AppState> {
             Router::new()
-                $(.route($path, $method($handler)))*
+                $(.route($path, $method($handler)$(.layer(DefaultBodyLimit::max($limit)))?))*
         }
     };
 }
 
 routes! {
-    get "/healthz" => ops::healthz,
-    get "/metrics" => ops::metrics,
-    post "/api/v1/auth/login" => session::login,
-    post "/api/v1/auth/refresh" => session::refresh,
-    post "/api/v1/auth/logout" => session::logout,
-    get "/api/v1/me" => me::me,
-    get "/api/v1/devices" => me::devices,
-    post "/api/v1/devices" => me::register_device,
-    post "/api/v1/devices/{device}/actors" => me::new_actor,
-    delete "/api/v1/devices/{device}" => me::revoke_device,
-    get "/api/v1/reference" => reference::bundle,
-    get "/api/v1/search" => search::search,
-    get "/api/v1/sync" => crate::sync::socket::upgrade,
-    put "/api/v1/blobs/{sha256}" => blobs::upload,
-    get "/api/v1/blobs/{sha256}" => blobs::download,
-    get "/api/v1/blobs/{sha256}/status" => blobs::status,
-    get "/api/v1/admin/users" => admin::users::list,
-    post "/api/v1/admin/users" => admin::users::create,
-    post "/api/v1/admin/users/{username}/disable" => admin::users::disable,
-    post "/api/v1/admin/users/{username}/enable" => admin::users::enable,
-    put "/api/v1/admin/users/{username}/password" => admin::users::set_password,
-    delete "/api/v1/admin/users/{username}/sessions" => admin::devices::end_sessions,
-    get "/api/v1/admin/users/{username}/devices" => admin::devices::list,
-    delete "/api/v1/admin/users/{username}/devices/{device}" => admin::devices::revoke,
-    get "/api/v1/admin/units/{unit}/roles" => admin::roles::list,
-    post "/api/v1/admin/units/{unit}/roles" => admin::roles::grant,
-    delete "/api/v1/admin/units/{unit}/roles/{id}" => admin::roles::end,
-    get "/api/v1/admin/units/{unit}/processes" => admin::processes::list,
-    put "/api/v1/admin/units/{unit}/processes/{code}" => admin::processes::put,
-    get "/api/v1/admin/units/{unit}/audits" => admin::audits::list,
-    post "/api/v1/admin/units/{unit}/audits" => admin::audits::plan,
-    put "/api/v1/admin/units/{unit}/audits/{id}/team" => admin::audits::set_team,
-    get "/api/v1/admin/units/{unit}/due-rules" => admin::due_rules::get,
-    put "/api/v1/admin/units/{unit}/due-rules" => admin::due_rules::put,
-    get "/api/v1/admin/units/{unit}/programmes" => admin::programmes::list,
-    post "/api/v1/admin/units/{unit}/programmes" => admin::programmes::create,
-    post "/api/v1/admin/units/{unit}/programmes/{id}/approve" => admin::programmes::approve,
+    get "/healthz" => ops::healthz;
+    get "/metrics" => ops::metrics;
+    post "/api/v1/auth/login" => session::login;
+    post "/api/v1/auth/refresh" => session::refresh;
+    post "/api/v1/auth/logout" => session::logout;
+    get "/api/v1/me" => me::me;
+    get "/api/v1/devices" => me::devices;
+    post "/api/v1/devices" => me::register_device;
+    post "/api/v1/devices/{device}/actors" => me::new_actor;
+    delete "/api/v1/devices/{device}" => me::revoke_device;
+    get "/api/v1/reference" => reference::bundle;
+    get "/api/v1/search" => search::search;
+    get "/api/v1/sync" => crate::sync::socket::upgrade;
+    put "/api/v1/blobs/{sha256}" => blobs::upload;
+    get "/api/v1/blobs/{sha256}" => blobs::download;
+    get "/api/v1/blobs/{sha256}/status" => blobs::status;
+    get "/api/v1/admin/users" => admin::users::list;
+    post "/api/v1/admin/users" => admin::users::create;
+    post "/api/v1/admin/users/{username}/disable" => admin::users::disable;
+    post "/api/v1/admin/users/{username}/enable" => admin::users::enable;
+    put "/api/v1/admin/users/{username}/password" => admin::users::set_password;
+    delete "/api/v1/admin/users/{username}/sessions" => admin::devices::end_sessions;
+    get "/api/v1/admin/users/{username}/devices" => admin::devices::list;
+    delete "/api/v1/admin/users/{username}/devices/{device}" => admin::devices::revoke;
+    get "/api/v1/admin/units/{unit}/roles" => admin::roles::list;
+    post "/api/v1/admin/units/{unit}/roles" => admin::roles::grant;
+    delete "/api/v1/admin/units/{unit}/roles/{id}" => admin::roles::end;
+    get "/api/v1/admin/units/{unit}/processes" => admin::processes::list;
+    put "/api/v1/admin/units/{unit}/processes/{code}" => admin::processes::put;
+    get "/api/v1/admin/units/{unit}/audits" => admin::audits::list;
+    post "/api/v1/admin/units/{unit}/audits" => admin::audits::plan;
+    put "/api/v1/admin/units/{unit}/audits/{id}/team" => admin::audits::set_team;
+    get "/api/v1/admin/units/{unit}/due-rules" => admin::due_rules::get;
+    put "/api/v1/admin/units/{unit}/due-rules" => admin::due_rules::put;
+    get "/api/v1/admin/units/{unit}/programmes" => admin::programmes::list;
+    post "/api/v1/admin/units/{unit}/programmes" => admin::programmes::create;
+    post "/api/v1/admin/units/{unit}/programmes/{id}/approve" => admin::programmes::approve;
+    post "/api/v1/admin/templates" => admin::templates::publish, body limit crate::templates::MAX_FILE;
+    get "/api/v1/admin/amendments" => admin::templates::list;
+    post "/api/v1/admin/units/{unit}/amendments/{id}/ack" => admin::templates::acknowledge;
 }
 
 /// The application.

@@ -38,6 +38,8 @@ struct PlanJson {
     number: String,
     template_version: u64,
     lead: String,
+    /// The pinned checklist resolved for the audit's scope.
+    checklist: sync_core::checklist::Checklist,
 }
 
 /// The caller's rights, as `pwa/sync-wasm`'s `Device` reads them.
@@ -72,6 +74,10 @@ struct Bundle {
     templates: Vec<Template>,
     programmes: Vec<Programme>,
     audits: Vec<PlannedAudit>,
+    /// Every amendment, with which of the units the caller stewards (a
+    /// nodal officer's or admin's, and those below) acknowledged it and
+    /// which have yet to; for anyone else both lists are empty.
+    amendments: Vec<super::admin::templates::AmendmentStatus>,
 }
 
 /// The caller's offline bundle.
@@ -137,6 +143,7 @@ pub async fn bundle(
                         number: p.number.clone(),
                         template_version: p.template_version,
                         lead: p.lead.to_string(),
+                        checklist: (*p.checklist).clone(),
                     };
                     (id.to_string(), plan)
                 })
@@ -171,6 +178,11 @@ pub async fn bundle(
         templates: reference::templates(db).await?,
         programmes,
         audits,
+        amendments: super::admin::templates::status_for(
+            &state,
+            &super::admin::Steward::of(&state, &caller).await?,
+        )
+        .await?,
     };
     let body = serde_json::to_vec(&bundle).map_err(|e| ApiError::Internal(e.to_string()))?;
     let etag = format!("\"{}\"", &hex(&Sha256::digest(&body))[..32]);

@@ -75,7 +75,13 @@ pub async fn offline_day(
             let leads: Vec<_> = tablet.leads.iter().map(|(d, _)| *d).collect();
             for (j, doc) in leads.iter().enumerate() {
                 let seed = ((tablet.index as u64) << 20) ^ j as u64;
-                for edit in checklist.lead_day(seed, lead_n)? {
+                let rules = tablet
+                    .author
+                    .planned
+                    .get(doc)
+                    .map(|p| p.checklist.clone())
+                    .unwrap_or_default();
+                for edit in checklist.lead_day(seed, lead_n, &rules)? {
                     match tablet.edit_offline(*doc, &edit) {
                         Ok(()) => made.0 += 1,
                         Err(e) => refused.push(e.to_string()),

@@ -223,6 +223,7 @@ fn author_of(v: &Value) -> Result<Author> {
             number: text(p, "number")?,
             template_version: p["template_version"].as_u64().context("template_version")?,
             lead: text(p, "lead")?.parse()?,
+            checklist: std::sync::Arc::new(serde_json::from_value(p["checklist"].clone())?),
         };
         author.planned.insert(id.parse()?, plan);
     }

@@ -15,6 +15,30 @@ use sync_core::ids::{ClauseKey, ItemId, ProcessCode, ResponseKey};
 use crate::db::accounts::hex;
 use crate::db::now_ms;
 
+/// Whether `edits` answer everything `rules` require before review.
+fn complete(rules: &sync_core::checklist::Checklist, edits: &[Edit]) -> Result<bool> {
+    let mut given = std::collections::BTreeMap::new();
+    for e in edits {
+        if let Edit::SetResponse {
+            key,
+            answer,
+            note,
+            evidence,
+        } = e
+        {
+            let response = sync_core::audit::Response {
+                answer: answer.clone(),
+                note: note.clone(),
+                evidence: evidence.clone(),
+                by: "load".parse()?,
+                at: Timestamp(0),
+            };
+            given.insert(key.clone(), response);
+        }
+    }
+    Ok(rules.gaps(&given).is_empty())
+}
+
 /// One checklist response an auditor can give.
 #[derive(Clone, Debug)]
 pub struct Item {
@@ -86,8 +110,15 @@ impl Checklist {
         }
     }
 
-    /// The lead's day on one audit: `n` edits.
-    pub fn lead_day(&self, seed: u64, n: usize) -> Result<Vec<Edit>> {
+    /// The lead's day on one audit: `n` edits, the last of them submitting
+    /// the audit for review when the lead's answers complete its checklist
+    /// (`rules`, as the server resolved it), or one more answer when not.
+    pub fn lead_day(
+        &self,
+        seed: u64,
+        n: usize,
+        rules: &sync_core::checklist::Checklist,
+    ) -> Result<Vec<Edit>> {
         let mut rng = Rng(seed);
         let mut edits = vec![Edit::Move {
             mv: "start".into(),
@@ -138,10 +169,14 @@ impl Checklist {
         }
         edits.truncate(body + 1);
         if n >= 2 {
-            edits.push(Edit::Move {
-                mv: "submit_for_review".into(),
-                note: "Fieldwork complete.".into(),
-            });
+            if complete(rules, &edits)? {
+                edits.push(Edit::Move {
+                    mv: "submit_for_review".into(),
+                    note: "Fieldwork complete.".into(),
+                });
+            } else {
+                edits.push(self.live_edit(i));
+            }
         }
         edits.truncate(n);
         Ok(edits)

@@ -132,6 +132,58 @@ impl<'a> Maker<'a> {
         Ok(self)
     }
 
+    /// `who` answers, one edit each, every item of the audit's checklist
+    /// still standing between it and review, as found on the day: conform
+    /// (yes for yes-no items), a sample of 10 for a sample count and 0 for
+    /// another count, the fieldwork's first day for a date, a line for text.
+    fn answer_rest(&mut self, who: &str, when: Timestamp) -> Result<&mut Self, SeedError> {
+        let missing = |what: String| SeedError::Refused {
+            what: format!("the checklist of {} for {who}", self.id),
+            rule: "demo.checklist",
+            message: what,
+        };
+        let plan = self
+            .authors
+            .get(who)
+            .and_then(|a| a.planned.get(&self.id))
+            .ok_or_else(|| missing("no planned audit".into()))?;
+        let checklist = plan.checklist.clone();
+        let view = sync_core::audit::AuditView::read(&self.doc)
+            .map_err(|e| missing(format!("the audit does not read: {e}")))?;
+        let start = view.header.start;
+        let mut edits = Vec::new();
+        for gap in checklist.gaps(&view.content.responses) {
+            let sync_core::checklist::Gap::Unanswered(key) = gap else {
+                return Err(missing(format!(
+                    "{gap}: the demo gives every shortfall a note"
+                )));
+            };
+            let rule = checklist
+                .rule(&key)
+                .ok_or_else(|| missing(key.to_string()))?;
+            let item = key.item().as_str();
+            let value = match rule.answer.as_str() {
+                "cpna" => Answer::Cpna(Cpna::Conform),
+                "yn" => Answer::YesNo(YesNo::Yes),
+                "number" if item.contains("sample") => Answer::Number(10),
+                "number" => Answer::Number(0),
+                "date" => Answer::Date(start),
+                "text" => Answer::Text("Nothing further.".into()),
+                other => return Err(missing(format!("{key}: no demo answer for {other}"))),
+            };
+            edits.push(Edit::SetResponse {
+                key,
+                answer: value,
+                note: String::new(),
+                evidence: Vec::new(),
+            });
+        }
+        for edit in edits {
+            self.edit(who, when, edit)?;
+        }
+        Ok(self)
+    }
+
     /// `who` attaches a one-page PDF saying `text` to the NC's `of` evidence;
     /// the file is stored as uploaded by them.
     fn attach(
@@ -394,6 +446,8 @@ pub async fn load(db: &Db) -> Result<(usize, usize), SeedError> {
         .edit("p.sharma", at("2025-07-15", 7), finding("f-04", FindingClass::Observation, "3.2.1.2", Some("P02"), "Verification reports uploaded late.")?)?
         .edit("k.iyer", at("2025-07-15", 7), finding("f-05", FindingClass::Ofi, "3.2.1.5", Some("P05"), "A token display system would order the queue at the counter.")?)?
         .edit("k.iyer", at("2025-07-15", 7), finding("f-06", FindingClass::GoodPractice, "3.2.1.2", Some("P02"), "SOP flowchart displayed at the desk.")?)?
+        .edit("p.sharma", at("2025-07-15", 4), answer("sd.late_cases@P04", Answer::Number(2), "")?)?
+        .answer_rest("k.iyer", at("2025-07-15", 10))?
         .mv("k.iyer", at("2025-07-15", 11), "submit_for_review", "Fieldwork complete.")?
         .mv("k.iyer", at("2025-07-18", 5), "issue_report", "Report issued to the Commissioner.")?
         .mv("k.iyer", at("2025-09-30", 5), "close", "All follow-ups verified or in hand.")?;
@@ -534,6 +588,7 @@ pub async fn load(db: &Db) -> Result<(usize, usize), SeedError> {
             "The feedback box is rarely opened.",
         )?,
     )?
+    .answer_rest("p.sharma", at("2025-07-22", 10))?
     .mv("p.sharma", at("2025-07-22", 11), "submit_for_review", "")?
     .mv(
         "p.sharma",
@@ -649,6 +704,12 @@ pub async fn load(db: &Db) -> Result<(usize, usize), SeedError> {
                 "Grievance analysis is quarterly, not monthly.",
             )?,
         )?
+        .edit(
+            "k.iyer",
+            at("2026-01-13", 5),
+            answer("sd.late_cases@P03", Answer::Number(1), "")?,
+        )?
+        .answer_rest("k.iyer", at("2026-01-14", 10))?
         .mv(
             "k.iyer",
             at("2026-01-14", 11),

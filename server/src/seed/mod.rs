@@ -8,7 +8,6 @@
 //! device's changes. Loading twice changes nothing: ids, actors and times are
 //! fixed, so the second run makes the same changes, already stored.
 
-mod checklist;
 mod documents;
 
 use std::fmt;
@@ -19,9 +18,7 @@ use sync_core::permissions::Role;
 
 use crate::auth::password::{PasswordError, hash_blocking};
 use crate::db::accounts::{self, Assignment, User, hex};
-use crate::db::reference::{
-    self, ManualIssue, PlannedAudit, Process, Programme, TeamMember, Template, TemplateItem, Unit,
-};
+use crate::db::reference::{self, ManualIssue, PlannedAudit, Process, Programme, TeamMember, Unit};
 use crate::db::{Db, DbError, parse_col};
 use crate::secret::Secret;
 
@@ -51,6 +48,14 @@ pub enum SeedError {
     /// Hashing the demo password failed.
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// A shipped template file does not read (a bug in the demo data).
+    #[error("{file}: {}", mistakes.join("; "))]
+    Template {
+        /// The file.
+        file: &'static str,
+        /// Its mistakes, by line.
+        mistakes: Vec<String>,
+    },
     /// A demo edit was refused by sync-core's rules (a bug in the demo data).
     #[error("the demo edit '{what}' was refused: {message} ({rule})")]
     Refused {
@@ -191,43 +196,29 @@ fn unit(code: &str, name: &str, parent: Option<&str>) -> Unit {
     }
 }
 
-fn templates() -> Vec<Template> {
-    let item = |&(key, clause, question, response_type, evidence): &checklist::Item| TemplateItem {
-        key: key.into(),
-        clause: clause.into(),
-        question: question.into(),
-        response_type: response_type.into(),
-        evidence,
-        per_process: clause == "3.2.1",
-    };
-    let v1: Vec<TemplateItem> = checklist::V1.iter().map(item).collect();
-    let mut v2 = Vec::new();
-    for i in &v1 {
-        let mut i = i.clone();
-        if i.key == "cmp.timeline" {
-            i.question = checklist::V2_TIMELINE.into();
-            v2.push(i);
-            v2.push(item(&checklist::V2_CPGRAMS));
-        } else {
-            v2.push(i);
-        }
-    }
-    vec![
-        Template {
-            version: 1,
-            manual_issue: "SQM-03".into(),
-            published_on: "2025-04-01".into(),
-            note: "First version.".into(),
-            items: v1,
-        },
-        Template {
-            version: 2,
-            manual_issue: "SQM-03".into(),
-            published_on: "2025-10-01".into(),
-            note: "Amendment A-01: the 3.2.3 items follow the 21-day CPGRAMS norm.".into(),
-            items: v2,
-        },
-    ]
+/// The demo's checklist versions, from the files `sqm template publish`
+/// reads: version 1, and version 2 implementing amendment A-01.
+pub const TEMPLATE_FILES: &[(&str, &str)] = &[
+    (
+        "templates/sqm-03-v1.json",
+        include_str!("../../../templates/sqm-03-v1.json"),
+    ),
+    (
+        "templates/sqm-03-v2.json",
+        include_str!("../../../templates/sqm-03-v2.json"),
+    ),
+];
+
+fn templates() -> Result<Vec<crate::templates::Parsed>, SeedError> {
+    TEMPLATE_FILES
+        .iter()
+        .map(|(name, text)| {
+            crate::templates::parse(text).map_err(|mistakes| SeedError::Template {
+                file: name,
+                mistakes: mistakes.iter().map(ToString::to_string).collect(),
+            })
+        })
+        .collect()
 }
 
 fn team(lead: &str, members: &[&str]) -> Vec<TeamMember> {
@@ -315,9 +306,15 @@ pub async fn demo(db: &Db) -> Result<SeedReport, SeedError> {
         },
     )
     .await?;
-    for t in templates() {
-        reference::insert_template(&mut tx, &t).await?;
+    for t in templates()? {
+        if reference::insert_template(&mut tx, &t.template).await?
+            && let Some(a) = &t.amendment
+        {
+            reference::insert_amendment(&mut tx, a, "sqm.admin").await?;
+        }
     }
+    // The unit acknowledged A-01 on receiving it.
+    reference::acknowledge_amendment(&mut tx, "A-01", DEMO_UNIT, "a.rao").await?;
     reference::upsert_programme(
         &mut tx,
         &Programme {

@@ -117,6 +117,12 @@ impl Demo {
                 number: "IA/DEMO-I/2025-26/003".into(),
                 template_version: 2,
                 lead: parse("k.iyer"),
+                // Nothing required: tests of the checklist's rules give
+                // their own with `Demo::with_checklist`.
+                checklist: std::sync::Arc::new(crate::checklist::Checklist {
+                    version: 2,
+                    items: BTreeMap::new(),
+                }),
             },
         )]);
         let mut lead = person("k.iyer", 1, &[Role::Auditor]);
@@ -219,6 +225,18 @@ impl Demo {
             self.must(self.audit_id, &mut doc, &self.lead, self.finding(i));
         }
         doc
+    }
+
+    /// The demo unit with the audit's checklist (as its team's tablets and
+    /// the server know it) replaced.
+    pub fn with_checklist(mut self, checklist: crate::checklist::Checklist) -> Demo {
+        let checklist = std::sync::Arc::new(checklist);
+        for author in [&mut self.lead, &mut self.member] {
+            if let Some(plan) = author.planned.get_mut(&self.audit_id) {
+                plan.checklist = checklist.clone();
+            }
+        }
+        self
     }
 
     /// Moves the demo audit `doc` (planned) to in review, which locks it:

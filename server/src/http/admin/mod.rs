@@ -10,6 +10,7 @@ pub mod manage;
 pub mod processes;
 pub mod programmes;
 pub mod roles;
+pub mod templates;
 pub mod users;
 
 use sync_core::date::Date;
