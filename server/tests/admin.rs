@@ -621,6 +621,21 @@ on_both! {
         let (status, made) = s.post(&programmes, &rao, next).await?;
         assert_eq!(status, StatusCode::CREATED, "{made}");
         let id = made["id"].as_str().unwrap_or_default().to_owned();
+        // A planned audit belongs to an approved programme: none yet for 2026-27.
+        let in_may = |number: &str, scope: &[&str]| {
+            let mut body = plan(number, "k.iyer", &[]);
+            body["planned_from"] = json!("2026-05-04");
+            body["planned_to"] = json!("2026-05-05");
+            body["scope"] = json!(scope);
+            body
+        };
+        let audits = format!("{UNIT}/audits");
+        let (status, refused) = s.post(&audits, &rao, in_may("IA/DEMO-I/2026-27/001", &["P01"])).await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        assert_eq!(
+            refused["message"],
+            "planned_from: DEMO-I has no approved audit programme for 2026-27; a nodal officer makes and approves it first."
+        );
         let approve = format!("{programmes}/{id}/approve");
         let iyer = s.login("k.iyer").await?;
         let (status, _) = s.post(&approve, &iyer, json!({})).await?;
@@ -630,6 +645,17 @@ on_both! {
         let (status, approved) = s.post(&approve, &nair, json!({})).await?;
         assert_eq!(status, StatusCode::OK, "{approved}");
         assert_eq!(approved["approved_by"], "v.nair");
+        // Approved, it takes audits of what it covers, and only those.
+        let (status, refused) = s.post(&audits, &rao, in_may("IA/DEMO-I/2026-27/001", &["P01", "P02"])).await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        assert_eq!(
+            refused["message"],
+            "scope: P02 not in the 2026-27 programme, which covers P01, P08, 3.4."
+        );
+        let (status, body) = s.post(&audits, &rao, in_may("IA/DEMO-I/2026-27/001", &["P01", "3.4"])).await?;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (_, list) = s.get(&programmes, &rao).await?;
+        assert_eq!(list[1]["adherence"], json!({"planned": 1, "started": 0, "reported": 0}), "{list}");
         // Tablets find it, approved, in the reference bundle.
         let (status, bundle) = s.get("/api/v1/reference", &iyer).await?;
         assert_eq!(status, StatusCode::OK);

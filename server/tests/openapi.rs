@@ -751,8 +751,8 @@ async fn administration(rao: &Api<'_>, template: Value) -> Result<()> {
     let audit = json!({
         "number": "IA/DEMO-I/TEST/001",
         "scope": ["P04", "3.4"],
-        "planned_from": "2030-01-01",
-        "planned_to": "2030-01-02",
+        "planned_from": "2026-03-01",
+        "planned_to": "2026-03-02",
         "template_version": template,
         "lead": "t.new",
         "members": ["k.iyer"],

@@ -570,6 +570,28 @@ async fn publish_template(s: &TestServer, admin: &str) -> Result<()> {
     Ok(())
 }
 
+/// Makes and approves Demo-I's programme for the year `day` falls in
+/// (covering P03 and 3.4), unless the demo's covers it.
+async fn approved_programme(s: &TestServer, rao: &str, day: Date) -> Result<()> {
+    let fy = server::http::admin::audits::financial_year(day);
+    if fy == "2025-26" {
+        return Ok(());
+    }
+    let path = "/api/v1/admin/units/DEMO-I/programmes";
+    let (status, made) = s
+        .post(
+            path,
+            rao,
+            json!({"fy": fy, "cycles": 1, "scope": ["P03", "3.4"]}),
+        )
+        .await?;
+    ensure!(status == StatusCode::CREATED, "{made}");
+    let approve = format!("{path}/{}/approve", made["id"].as_str().context("id")?);
+    let (status, body) = s.post(&approve, rao, json!({})).await?;
+    ensure!(status == StatusCode::OK, "{body}");
+    Ok(())
+}
+
 /// Plans an audit of Demo-I from tomorrow (days are India's): k.iyer leads.
 async fn plan(
     s: &TestServer,
@@ -624,6 +646,7 @@ async fn set_up(s: &TestServer) -> Result<(Vec<Person>, Docs)> {
         .await?;
     ensure!(status == StatusCode::CREATED, "{body}");
     publish_template(s, &admin).await?;
+    approved_programme(s, &rao, today.add_days(1)).await?;
     let (audit, header) = plan(s, &rao, "IA/DEMO-I/2026-27/901", &[MEMBER, ENDED, NOT_YET]).await?;
     let (planned, planned_header) = plan(s, &rao, "IA/DEMO-I/2026-27/902", &[MEMBER]).await?;
     // P. Sharma's auditor role ends: yesterday was its last day.

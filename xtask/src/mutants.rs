@@ -1,6 +1,6 @@
 //! `cargo xtask mutants [--iterate] [GROUP...]`: mutation testing with cargo-mutants
 //! (installed if missing) on the code whose rules the tests must defend:
-//! sync-core's validator, permissions, workflow and envelope, and the
+//! sync-core's validator (with the checklist's rules), permissions, workflow and envelope, and the
 //! server's writer and the hub's acknowledgement path. Each group runs the
 //! tests that judge its code, not the whole suite: on two cores a mutant of
 //! sync-core costs 5 to 15 s, one of the server more (the durability test,
@@ -31,13 +31,18 @@ const GROUPS: &[Group] = &[
     Group {
         name: "validate",
         package: "sync-core",
-        files: &["sync-core/src/validate.rs", "sync-core/src/validate/*.rs"],
+        files: &[
+            "sync-core/src/validate.rs",
+            "sync-core/src/validate/*.rs",
+            "sync-core/src/checklist.rs",
+        ],
         only: None,
         features: Some("testing"),
         tests: "--test validation --test integrity --test text_control --test refusal \
                 --test robustness --test nc_moves --test audit_moves --test declared_ops \
                 --test store_outcomes --test rights --test merged --test raw_writes \
-                --test contested --test extensions --test nc_evidence --test nc_numbers",
+                --test contested --test extensions --test nc_evidence --test nc_numbers \
+                --test checklist_rules",
     },
     Group {
         name: "permissions",
@@ -55,7 +60,7 @@ const GROUPS: &[Group] = &[
         only: None,
         features: Some("testing"),
         tests: "--lib --test nc_moves --test audit_moves --test validation --test integrity \
-                --test merged --test nc_evidence",
+                --test merged --test nc_evidence --test checklist_rules",
     },
     Group {
         name: "envelope",

@@ -172,7 +172,11 @@ mod tests {
         "grants": [{"unit": "DEMO-I", "role": "auditor", "from": "2025-04-01"}],
         "audits": {"019bb4c8-0800-7303-8303-030303030303": "lead"},
         "planned": {"019bb4c8-0800-7303-8303-030303030303": {"unit": "DEMO-I",
-            "number": "IA/DEMO-I/2025-26/003", "template_version": 2, "lead": "k.iyer"}},
+            "number": "IA/DEMO-I/2025-26/003", "template_version": 2, "lead": "k.iyer",
+            "checklist": {"version": 2, "items": {
+                "sd.timeliness@P03": {"answer": "cpna", "evidence": true, "required": "always"},
+                "sd.late_cases@P03": {"answer": "number", "evidence": false,
+                    "required": {"when": ["sd.timeliness@P03", ["partly", "not_conform"]]}}}}}},
         "processes": [["DEMO-I", "P03"]],
         "actors": ["5a510100000000000000000000000001"]
     }"#;
@@ -188,6 +192,17 @@ mod tests {
         assert_eq!(
             a.planned.values().next().map(|p| p.number.as_str()),
             Some("IA/DEMO-I/2025-26/003")
+        );
+        let checklist = &a.planned.values().next().expect("a plan").checklist;
+        let late = checklist
+            .rule(&"sd.late_cases@P03".parse().expect("a key"))
+            .expect("the late count");
+        assert_eq!(
+            late.required,
+            sync_core::checklist::Condition::When(
+                "sd.timeliness@P03".parse().expect("a key"),
+                vec!["partly".into(), "not_conform".into()]
+            )
         );
         assert_eq!(a.processes.len(), 1);
         assert_eq!(a.actors.len(), 1);
@@ -233,8 +248,21 @@ mod tests {
             (r#"{"user": "k", "audits": {"x": "lead"}}"#, "audits[\"x\"]"),
             (
                 r#"{"user": "k", "planned": {"019bb4c8-0800-7303-8303-030303030303":
-                    {"unit": "demo", "number": "1", "template_version": 2, "lead": "k"}}}"#,
+                    {"unit": "demo", "number": "1", "template_version": 2, "lead": "k",
+                     "checklist": {"version": 2, "items": {}}}}}"#,
                 "planned[\"019bb4c8-0800-7303-8303-030303030303\"].unit",
+            ),
+            (
+                r#"{"user": "k", "planned": {"019bb4c8-0800-7303-8303-030303030303":
+                    {"unit": "DEMO-I", "number": "1", "template_version": 2, "lead": "k"}}}"#,
+                "missing field `checklist`",
+            ),
+            (
+                r#"{"user": "k", "planned": {"019bb4c8-0800-7303-8303-030303030303":
+                    {"unit": "DEMO-I", "number": "1", "template_version": 2, "lead": "k",
+                     "checklist": {"version": 2, "items": {"Sd.x": {"answer": "cpna",
+                     "evidence": false, "required": "always"}}}}}}"#,
+                "checklist item key",
             ),
             (r#"{"user": "k", "actors": ["abc"]}"#, "actors[0]"),
             (

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use serde_json::json;
+use serde_json::{Value, json};
 use sync_core::date::Date;
 use sync_core::ids::DocumentId;
 use sync_core::permissions::Role;
@@ -209,6 +209,7 @@ pub async fn through_api(http: &Http, admin: &str, password: &str, layout: &Layo
     }
     join_all(&mut tasks).await?;
     let today = crate::access::today();
+    programme_for(http, &token, today).await?;
     for a in &layout.audits {
         let (http, token, limit) = (http.clone(), token.clone(), limit.clone());
         let body = json!({
@@ -224,6 +225,38 @@ pub async fn through_api(http: &Http, admin: &str, password: &str, layout: &Layo
         });
     }
     join_all(&mut tasks).await
+}
+
+/// Makes and approves the unit's programme for the year of `day`, covering
+/// the load's scope, unless an approved one covering it is there already:
+/// planned audits belong to an approved programme.
+async fn programme_for(http: &Http, token: &str, day: Date) -> Result<()> {
+    let fy = crate::http::admin::audits::financial_year(day);
+    let path = format!("/api/v1/admin/units/{DEMO_UNIT}/programmes");
+    let listed = http.get(&path, token).await?;
+    let covers = |p: &Value| {
+        p["fy"] == fy.as_str()
+            && !p["approved_on"].is_null()
+            && scope().iter().all(|s| {
+                p["scope"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == s))
+            })
+    };
+    if listed.as_array().is_some_and(|l| l.iter().any(covers)) {
+        return Ok(());
+    }
+    let body = json!({ "fy": fy, "cycles": 2, "scope": scope() });
+    let made = http.post(&path, Some(token), &body, 201).await?;
+    let id = made["id"].as_str().context("the programme's id")?;
+    http.post(
+        &format!("{path}/{id}/approve"),
+        Some(token),
+        &json!({}),
+        200,
+    )
+    .await?;
+    Ok(())
 }
 
 async fn join_all(tasks: &mut JoinSet<Result<()>>) -> Result<()> {

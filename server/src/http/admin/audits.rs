@@ -103,6 +103,59 @@ async fn team_of(
     Ok(out)
 }
 
+/// The financial year (April to March) a day falls in, as `2025-26`.
+pub fn financial_year(day: Date) -> String {
+    let text = day.to_string();
+    let (year, month) = (
+        text[..4].parse::<u32>().unwrap_or(0),
+        text[5..7].parse::<u32>().unwrap_or(0),
+    );
+    let first = if month >= 4 { year } else { year - 1 };
+    format!("{first}-{:02}", (first + 1) % 100)
+}
+
+/// A planned audit belongs to its unit's approved programme for the year it
+/// starts in (SQM 4.3), and audits only what that programme covers (its
+/// processes, their clauses, and the clauses it names).
+async fn in_programme(
+    state: &AppState,
+    unit: &UnitCode,
+    from: Date,
+    scope: &[String],
+) -> Result<(), ApiError> {
+    let fy = financial_year(from);
+    let programme = reference::programmes_of_unit(&state.db, unit.as_str())
+        .await?
+        .into_iter()
+        .find(|p| p.fy == fy && p.approved_on.is_some())
+        .ok_or_else(|| {
+            ApiError::Unprocessable(format!(
+                "planned_from: {unit} has no approved audit programme for {fy}; a nodal officer makes and approves it first."
+            ))
+        })?;
+    // A process's clause counts as covered when the process is.
+    let processes = reference::processes_of_unit(&state.db, unit.as_str()).await?;
+    let covered = |s: &String| {
+        programme.scope.contains(s)
+            || processes
+                .iter()
+                .any(|p| &p.clause == s && programme.scope.contains(&p.code))
+    };
+    let outside: Vec<&str> = scope
+        .iter()
+        .filter(|s| !covered(s))
+        .map(String::as_str)
+        .collect();
+    if !outside.is_empty() {
+        return Err(ApiError::Unprocessable(format!(
+            "scope: {} not in the {fy} programme, which covers {}.",
+            outside.join(", "),
+            programme.scope.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// `POST /api/v1/admin/units/{unit}/audits`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +214,7 @@ pub async fn plan(
             body.template_version
         )));
     }
+    in_programme(&state, &unit, from, &body.scope).await?;
     let team = Team {
         lead: body.lead,
         members: body.members,
@@ -214,4 +268,20 @@ pub async fn set_team(
     tracing::info!(by = %caller.username, audit = %audit.id, "audit team changed");
     state.sync.refresh_all();
     Ok(axum::Json(audit))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_financial_year_runs_from_april_to_march() {
+        for (day, fy) in [
+            ("2026-04-01", "2026-27"),
+            ("2026-03-31", "2025-26"),
+            ("2026-02-10", "2025-26"),
+            ("2099-12-31", "2099-00"),
+        ] {
+            let day = day.parse().expect("a date");
+            assert_eq!(super::financial_year(day), fy);
+        }
+    }
 }
