@@ -279,9 +279,24 @@ mod tests {
                     answers: vec!["partly".into()],
                 },
             ),
+            item("mgt.nodal", "3.1", false, Required::Always),
+            item(
+                "sd.checks",
+                "3.2.1",
+                true,
+                Required::When {
+                    item: "mgt.nodal".parse().expect("a key"),
+                    answers: vec!["no".into()],
+                },
+            ),
         ];
-        let scope: Vec<String> = vec!["P03".into(), "P04".into()];
+        let scope: Vec<String> = vec!["P03".into(), "P04".into(), "3.1".into()];
         let c = Checklist::resolve(1, &template, &scope, clause_of);
+        // An item answered per process may depend on one answered once: that one's own key.
+        assert_eq!(
+            c.items[&"sd.checks@P03".parse().expect("a key")].required,
+            Condition::When("mgt.nodal".parse().expect("a key"), vec!["no".into()])
+        );
         assert_eq!(
             c.items[&"sd.late_cases@P04".parse().expect("a key")].required,
             Condition::When(

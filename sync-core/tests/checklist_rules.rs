@@ -167,6 +167,50 @@ fn the_checklist_is_resolved_for_the_audits_scope() {
         ],
         "mgt.nodal (3.1) is out of scope"
     );
+    let late = checklist()
+        .rule(&key("sd.late_cases@P04"))
+        .cloned()
+        .expect("the late count of P04");
+    assert_eq!(late.answer, "number");
+    assert_eq!(
+        late.required,
+        sync_core::checklist::Condition::When(
+            key("sd.timeliness@P04"),
+            vec!["partly".into(), "not_conform".into()]
+        )
+    );
+    assert_eq!(checklist().rule(&key("mgt.nodal")), None);
+}
+
+/// A checklist of `n` required items, none answered.
+fn many(n: usize) -> Checklist {
+    let items = (0..n)
+        .map(|i| {
+            (
+                key(&format!("gen.item_{i:02}")),
+                sync_core::checklist::ItemRule {
+                    answer: "cpna".into(),
+                    evidence: false,
+                    required: sync_core::checklist::Condition::Always,
+                },
+            )
+        })
+        .collect();
+    Checklist { version: 2, items }
+}
+
+#[test]
+fn the_refusal_names_twenty_items_and_counts_the_rest() {
+    for (n, tail) in [
+        (20, "gen.item_19 is not answered."),
+        (21, "gen.item_19 is not answered; and 1 more."),
+        (25, "gen.item_19 is not answered; and 5 more."),
+    ] {
+        let demo = Demo::new().with_checklist(many(n));
+        let message = try_submit(&demo, &started_with(&demo, &[])).expect_err("gaps");
+        assert!(message.ends_with(tail), "{n}: {message}");
+        assert_eq!(message.matches(" is not answered").count(), 20, "{message}");
+    }
 }
 
 /// A case: what, the answers given, and the gaps the refusal names (or none).

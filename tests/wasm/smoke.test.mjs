@@ -208,7 +208,8 @@ test("the lead's tablet shows what keeps an audit from review and refuses the mo
   edit(submit);
   assert.equal(JSON.parse(lead.audit_view(audit)).state, "in_review");
   // A tablet that does not know the audit's checklist says so, rather than "nothing missing".
-  const other = new wasm.Device("5a510100000000000000000000000006", JSON.stringify({ user: "a.rao" }));
+  const raoActor = "5a510100000000000000000000000006";
+  const other = new wasm.Device(raoActor, JSON.stringify({ user: "a.rao", actors: [raoActor] }));
   other.load(audit, lead.save(audit));
   assert.equal(JSON.parse(other.audit_view(audit)).gaps, null);
 });

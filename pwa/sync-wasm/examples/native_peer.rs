@@ -178,7 +178,10 @@ impl Peer {
                 return Ok(json!({
                     "server_heads": hex(server_heads),
                     "member_heads": hex(self.member.heads(id)?),
-                    "member_view": audit_json(self.member.doc(id)?, None)?,
+                    "member_view": audit_json(
+                        self.member.doc(id)?,
+                        self.member.author().planned.get(&id).map(|p| &*p.checklist),
+                    )?,
                     "quarantined": self.quarantined,
                 }));
             }
