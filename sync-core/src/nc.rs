@@ -346,6 +346,61 @@ pub struct Verification {
     pub on: Date,
 }
 
+/// One of several verifications written at the same time: its note, and
+/// who verified and on what date as its change left them (absent only when
+/// no change before it ever wrote them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConcurrentVerification {
+    /// What the auditor saw.
+    pub note: String,
+    /// Who verified.
+    pub by: Option<UserId>,
+    /// When.
+    pub on: Option<Date>,
+    /// Whether this is the value Automerge shows (`Nc::verification`).
+    pub shown: bool,
+}
+
+/// The concurrent values of the verification map `v`'s note, each with the
+/// `by` and `on` in force where its change left the document (the change
+/// may have written them, or found them already so and left them).
+fn concurrent_verifications(
+    doc: &Automerge,
+    v: &ObjId,
+) -> Result<Vec<ConcurrentVerification>, SchemaError> {
+    use automerge::ReadDoc;
+    let notes = doc
+        .get_all(v, "note")
+        .map_err(|e| schema_error("verification/note", e.to_string()))?;
+    if notes.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let shown = doc
+        .get(v, "note")
+        .map_err(|e| schema_error("verification/note", e.to_string()))?
+        .map(|(_, id)| id);
+    let mut out = Vec::with_capacity(notes.len());
+    for (value, id) in notes {
+        let at: Vec<automerge::ChangeHash> = doc.hash_for_opid(&id).into_iter().collect();
+        let field = |key: &str| -> Option<String> {
+            match doc.get_at(v, key, &at) {
+                Ok(Some((found, _))) => found.as_str().map(str::to_owned),
+                _ => None,
+            }
+        };
+        out.push(ConcurrentVerification {
+            note: bounded(
+                "verification/note",
+                value.as_str().unwrap_or_default().to_owned(),
+            )?,
+            by: field("by").and_then(|t| t.parse().ok()),
+            on: field("on").and_then(|t| t.parse().ok()),
+            shown: shown.as_ref() == Some(&id),
+        });
+    }
+    Ok(out)
+}
+
 /// The due-date rules of a unit (reference data).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DueRules {
@@ -394,6 +449,11 @@ pub struct Nc {
     pub extensions: Vec<Extension>,
     /// The auditor's verification, once written.
     pub verification: Option<Verification>,
+    /// Verifications written at the same time by auditors who had not seen
+    /// each other's: every one, in the same order on every replica, until an
+    /// auditor who may verify writes one over them all. Empty when there is
+    /// no contest.
+    pub contested_verification: Vec<ConcurrentVerification>,
     /// The owner's evidence that the actions were carried out, in order.
     pub implementation_evidence: Vec<NcEvidence>,
     /// The verifying auditor's evidence, in order.
@@ -428,7 +488,11 @@ impl Nc {
                 extensions.push(Extension::read(&r, &obj, &format!("extensions/{i}"))?);
             }
         }
-        let verification = match r.opt_map(root, "verification", "")? {
+        let contested_verification = match r.opt_map(root, "verification", "")? {
+            Some(v) => concurrent_verifications(doc, &v)?,
+            None => Vec::new(),
+        };
+        let mut verification = match r.opt_map(root, "verification", "")? {
             Some(v) if r.opt_str(&v, "note", "verification")?.is_some() => Some(Verification {
                 note: bounded("verification/note", r.str(&v, "note", "verification")?)?,
                 by: r.parse(&v, "by", "verification")?,
@@ -436,6 +500,21 @@ impl Nc {
             }),
             _ => None,
         };
+        // Contested, the note shown goes with its own writer and date (the
+        // fields read one by one could pair one auditor's note with
+        // another's name).
+        if let Some(v) = verification.as_mut()
+            && let Some(own) = contested_verification
+                .iter()
+                .find(|c| c.shown && c.note == v.note)
+        {
+            if let Some(by) = &own.by {
+                v.by = by.clone();
+            }
+            if let Some(on) = own.on {
+                v.on = on;
+            }
+        }
         Ok(Nc {
             id: r.parse(root, "id", "")?,
             link,
@@ -447,6 +526,7 @@ impl Nc {
             actions,
             extensions,
             verification,
+            contested_verification,
             implementation_evidence: read_evidence(&r, EvidenceOf::Implementation)?,
             verification_evidence: read_evidence(&r, EvidenceOf::Verification)?,
             events: Event::read_all(&r)?,

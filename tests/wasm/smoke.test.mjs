@@ -153,6 +153,7 @@ test("an NC keeps its provisional number; its owner attaches implementation evid
     { ...scan, taken_at: null, by: "ac.div2", at: "2026-01-15T10:00:00Z" },
   ]);
   assert.deepEqual(view.verification_evidence, []);
+  assert.deepEqual(view.contested_verification, []);
 });
 
 test("the lead's tablet shows what keeps an audit from review and refuses the move until it is done", () => {

@@ -155,6 +155,16 @@ pub fn nc_json(
             by: v.by.to_string(),
             on: v.on.to_string(),
         }),
+        contested_verification: nc
+            .contested_verification
+            .iter()
+            .map(|v| ContestedVerificationJson {
+                note: v.note.clone(),
+                by: v.by.as_ref().map(ToString::to_string),
+                on: v.on.map(|d| d.to_string()),
+                shown: v.shown,
+            })
+            .collect(),
         implementation_evidence: nc
             .implementation_evidence
             .iter()
@@ -391,6 +401,10 @@ struct NcJson {
     actions: BTreeMap<String, ActionJson>,
     extensions: Vec<ExtensionJson>,
     verification: Option<VerificationJson>,
+    /// Verifications written at the same time by auditors who had not seen
+    /// each other's: every one, with who and when, until an auditor who may
+    /// verify writes one over them all (`set_verification`). Empty otherwise.
+    contested_verification: Vec<ContestedVerificationJson>,
     implementation_evidence: Vec<AttachedJson>,
     verification_evidence: Vec<AttachedJson>,
     state: String,
@@ -445,4 +459,13 @@ struct VerificationJson {
     note: String,
     by: String,
     on: String,
+}
+
+#[derive(Serialize)]
+struct ContestedVerificationJson {
+    note: String,
+    by: Option<String>,
+    on: Option<String>,
+    /// Whether this is the one `verification` shows.
+    shown: bool,
 }
