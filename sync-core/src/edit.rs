@@ -317,7 +317,7 @@ fn write(
             provisional,
         } => {
             new_doc(kind)?;
-            nc::write_new(tx, id, link, description, provisional).map_err(failed)
+            nc::write_new(tx, id, link, description, provisional, &author.user, now).map_err(failed)
         }
         Edit::SetDescription(text) | Edit::SetCorrection(text) | Edit::SetRootCause(text) => {
             need(kind, DocKind::Nc)?;
@@ -326,7 +326,7 @@ fn write(
                 Edit::SetCorrection(_) => "correction",
                 _ => "root_cause",
             };
-            tx.put(ROOT, key, text.as_str()).map_err(failed)
+            nc::write_text(tx, key, text, &author.user, now).map_err(failed)
         }
         Edit::PutAction { id: aid, action } => {
             if kind != Some(DocKind::Review) {

@@ -361,44 +361,82 @@ pub struct ConcurrentVerification {
     pub shown: bool,
 }
 
-/// The concurrent values of the verification map `v`'s note, each with the
-/// `by` and `on` in force where its change left the document (the change
-/// may have written them, or found them already so and left them).
+/// One concurrent value: its text, the fields beside it as its change left
+/// them, and whether it is the value shown.
+type Concurrent = (String, Vec<Option<String>>, bool);
+
+/// The concurrent values of `key` in map `obj`, when there are several:
+/// each value's text, the texts of `beside` as its change left them (the
+/// change wrote them, or found them so and left them), and whether it is
+/// the value Automerge shows. In the same order on every replica.
+fn concurrent_values(
+    doc: &Automerge,
+    obj: &ObjId,
+    key: &str,
+    beside: &[&str],
+    path: &str,
+) -> Result<Vec<Concurrent>, SchemaError> {
+    use automerge::ReadDoc;
+    let values = doc
+        .get_all(obj, key)
+        .map_err(|e| schema_error(&join(path, key), e.to_string()))?;
+    if values.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let shown = doc
+        .get(obj, key)
+        .map_err(|e| schema_error(&join(path, key), e.to_string()))?
+        .map(|(_, id)| id);
+    let mut out = Vec::with_capacity(values.len());
+    for (value, id) in values {
+        let at: Vec<automerge::ChangeHash> = doc.hash_for_opid(&id).into_iter().collect();
+        let fields = beside
+            .iter()
+            .map(|b| match doc.get_at(obj, *b, &at) {
+                Ok(Some((found, _))) => found.as_str().map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        let text = bounded(
+            &join(path, key),
+            value.as_str().unwrap_or_default().to_owned(),
+        )?;
+        out.push((text, fields, shown.as_ref() == Some(&id)));
+    }
+    Ok(out)
+}
+
+/// The concurrent verifications in the verification map `v`.
 fn concurrent_verifications(
     doc: &Automerge,
     v: &ObjId,
 ) -> Result<Vec<ConcurrentVerification>, SchemaError> {
-    use automerge::ReadDoc;
-    let notes = doc
-        .get_all(v, "note")
-        .map_err(|e| schema_error("verification/note", e.to_string()))?;
-    if notes.len() < 2 {
-        return Ok(Vec::new());
-    }
-    let shown = doc
-        .get(v, "note")
-        .map_err(|e| schema_error("verification/note", e.to_string()))?
-        .map(|(_, id)| id);
-    let mut out = Vec::with_capacity(notes.len());
-    for (value, id) in notes {
-        let at: Vec<automerge::ChangeHash> = doc.hash_for_opid(&id).into_iter().collect();
-        let field = |key: &str| -> Option<String> {
-            match doc.get_at(v, key, &at) {
-                Ok(Some((found, _))) => found.as_str().map(str::to_owned),
-                _ => None,
-            }
-        };
-        out.push(ConcurrentVerification {
-            note: bounded(
-                "verification/note",
-                value.as_str().unwrap_or_default().to_owned(),
-            )?,
-            by: field("by").and_then(|t| t.parse().ok()),
-            on: field("on").and_then(|t| t.parse().ok()),
-            shown: shown.as_ref() == Some(&id),
-        });
-    }
-    Ok(out)
+    Ok(
+        concurrent_values(doc, v, "note", &["by", "on"], "verification")?
+            .into_iter()
+            .map(|(note, fields, shown)| ConcurrentVerification {
+                note,
+                by: fields[0].as_ref().and_then(|t| t.parse().ok()),
+                on: fields[1].as_ref().and_then(|t| t.parse().ok()),
+                shown,
+            })
+            .collect(),
+    )
+}
+
+/// One of several values of a text field written at the same time by people
+/// who had not seen each other's: the text, who wrote it and when (absent
+/// for a value written without them, by a raw change).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContestedText {
+    /// The text.
+    pub value: String,
+    /// Who wrote it.
+    pub by: Option<UserId>,
+    /// When, by the writer's device clock.
+    pub at: Option<Timestamp>,
+    /// Whether this is the value shown in the field.
+    pub shown: bool,
 }
 
 /// The due-date rules of a unit (reference data).
@@ -443,6 +481,10 @@ pub struct Nc {
     pub correction: String,
     /// The owner's root cause analysis.
     pub root_cause: String,
+    /// Text fields (of [`TEXT_FIELDS`]) written at the same time by people
+    /// who had not seen each other's: every value, with its writer and
+    /// time, until someone who may write the field writes over them all.
+    pub contested_text: BTreeMap<String, Vec<ContestedText>>,
     /// Corrective actions by id.
     pub actions: BTreeMap<ItemId, Action>,
     /// Due-date extensions, in order.
@@ -488,6 +530,27 @@ impl Nc {
                 extensions.push(Extension::read(&r, &obj, &format!("extensions/{i}"))?);
             }
         }
+        let mut contested_text = BTreeMap::new();
+        for key in TEXT_FIELDS {
+            let values: Vec<ContestedText> = concurrent_values(
+                doc,
+                root,
+                key,
+                &[&format!("{key}_by"), &format!("{key}_at")],
+                "",
+            )?
+            .into_iter()
+            .map(|(value, fields, shown)| ContestedText {
+                value,
+                by: fields[0].as_ref().and_then(|t| t.parse().ok()),
+                at: fields[1].as_ref().and_then(|t| t.parse().ok()),
+                shown,
+            })
+            .collect();
+            if !values.is_empty() {
+                contested_text.insert((*key).to_owned(), values);
+            }
+        }
         let contested_verification = match r.opt_map(root, "verification", "")? {
             Some(v) => concurrent_verifications(doc, &v)?,
             None => Vec::new(),
@@ -523,6 +586,7 @@ impl Nc {
             description: text("description")?,
             correction: text("correction")?,
             root_cause: text("root_cause")?,
+            contested_text,
             actions,
             extensions,
             verification,
@@ -602,12 +666,32 @@ pub struct NcView {
 }
 
 /// Writes a new NC document's skeleton.
+/// The NC's text fields that people write (each with `<field>_by` and
+/// `<field>_at` beside it, written by the same change).
+pub const TEXT_FIELDS: &[&str] = &["description", "correction", "root_cause"];
+
+/// Writes text field `key` with who wrote it and when, so that values two
+/// people write at the same time each show their writer.
+pub(crate) fn write_text<T: Transactable>(
+    tx: &mut T,
+    key: &str,
+    text: &str,
+    by: &UserId,
+    at: Timestamp,
+) -> Result<(), AutomergeError> {
+    tx.put(ROOT, key, text)?;
+    tx.put_str(&ROOT, &format!("{key}_by"), by)?;
+    tx.put_str(&ROOT, &format!("{key}_at"), at)
+}
+
 pub(crate) fn write_new<T: Transactable>(
     tx: &mut T,
     id: DocumentId,
     link: &NcLink,
     description: &str,
     provisional: &str,
+    by: &UserId,
+    at: Timestamp,
 ) -> Result<(), AutomergeError> {
     tx.put(ROOT, "schema", DocKind::Nc.schema())?;
     tx.put(ROOT, "v", SCHEMA_VERSION)?;
@@ -622,7 +706,7 @@ pub(crate) fn write_new<T: Transactable>(
     if !provisional.is_empty() {
         tx.put(ROOT, "provisional", provisional)?;
     }
-    tx.put(ROOT, "description", description)?;
+    write_text(tx, "description", description, by, at)?;
     tx.put(ROOT, "correction", "")?;
     tx.put(ROOT, "root_cause", "")?;
     tx.put_object(ROOT, "actions", ObjType::Map)?;

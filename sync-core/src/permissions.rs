@@ -370,8 +370,14 @@ impl Field {
         match (kind, top) {
             (DocKind::Audit, "header") => Some(Field::AuditHeader),
             (DocKind::Audit, "responses" | "findings" | "notes") => Some(Field::AuditContent),
-            (DocKind::Nc, "description") => Some(Field::NcDescription),
-            (DocKind::Nc, "correction" | "root_cause" | "actions") => Some(Field::NcOwnerFields),
+            (DocKind::Nc, "description" | "description_by" | "description_at") => {
+                Some(Field::NcDescription)
+            }
+            (
+                DocKind::Nc,
+                "correction" | "correction_by" | "correction_at" | "root_cause" | "root_cause_by"
+                | "root_cause_at" | "actions",
+            ) => Some(Field::NcOwnerFields),
             (DocKind::Nc, "verification") => Some(Field::NcVerification),
             (DocKind::Nc, "extensions") => Some(Field::NcExtension),
             (DocKind::Nc, "implementation_evidence") => Some(Field::NcImplementationEvidence),

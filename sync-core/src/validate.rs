@@ -192,8 +192,12 @@ fn check_scalar(key: &str, value: &automerge::ScalarValue, author: &Author) -> R
                         ))
                     }
                 }
-                "lead" => parsed(t.parse::<crate::ids::UserId>().is_ok()),
-                "at" | "taken_at" => parsed(t.parse::<crate::date::Timestamp>().is_ok()),
+                "lead" | "description_by" | "correction_by" | "root_cause_by" => {
+                    parsed(t.parse::<crate::ids::UserId>().is_ok())
+                }
+                "at" | "taken_at" | "description_at" | "correction_at" | "root_cause_at" => {
+                    parsed(t.parse::<crate::date::Timestamp>().is_ok())
+                }
                 "start" | "end" | "due" | "target" | "done_on" | "on" | "raised_on" | "held_on" => {
                     parsed(t.parse::<Date>().is_ok())
                 }
@@ -1065,6 +1069,24 @@ impl Checker<'_> {
                     ));
                 }
             }
+        }
+        if kind == DocKind::Nc
+            && key
+                .strip_suffix("_by")
+                .is_some_and(|field| crate::nc::TEXT_FIELDS.contains(&field))
+            && let OpType::Put(automerge::ScalarValue::Str(by)) = action
+            && by.as_str() != self.author.user.as_str()
+        {
+            // Who wrote a text is its sender, always.
+            return Err(refuse(
+                Rule::EntryBy,
+                format!(
+                    "'{}' is recorded as written by '{}' but was sent by {}.",
+                    quote(key.trim_end_matches("_by")),
+                    quote(by),
+                    self.author.user
+                ),
+            ));
         }
         check_write(key, action, self.author).map_err(|e| {
             refuse(

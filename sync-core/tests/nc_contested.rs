@@ -128,3 +128,163 @@ fn a_verification_written_over_both_settles_the_contest_on_every_replica() {
 fn on_member_before(doc: &Automerge, heads: &[automerge::ChangeHash]) -> Automerge {
     doc.fork_at(heads).expect("a fork at those heads")
 }
+
+/// The owner of P03 and a deputy (on their own tablet), both entitled to
+/// write the NC's correction.
+fn deputy(demo: &Demo) -> sync_core::permissions::Author {
+    let mut d = demo.owner.clone();
+    d.user = "dy.div2".parse().expect("a user");
+    d.actors = [sync_core::testing::fixtures::actor(7)].into();
+    d
+}
+
+fn contested(doc: &Automerge, field: &str) -> Vec<sync_core::nc::ContestedText> {
+    Nc::read(doc)
+        .expect("reads")
+        .contested_text
+        .get(field)
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_correction_two_owners_write_offline_shows_both_with_their_writers_until_one_writes_over_them()
+{
+    let demo = Demo::new();
+    let deputy = deputy(&demo);
+    let stored = demo.nc_in(sync_core::workflow::NcState::Open);
+    let (mut owner, mut other) = (stored.clone(), stored.clone());
+    demo.must(
+        demo.nc_id,
+        &mut owner,
+        &demo.owner,
+        Edit::SetCorrection("Register reopened on 16-01-2026.".into()),
+    );
+    demo.must(
+        demo.nc_id,
+        &mut other,
+        &deputy,
+        Edit::SetCorrection("Pending amendments listed and sent.".into()),
+    );
+    let on_owner = synced(owner.clone(), &other);
+    let on_deputy = synced(other, &owner);
+    let (a, b) = (
+        contested(&on_owner, "correction"),
+        contested(&on_deputy, "correction"),
+    );
+    assert_eq!(a, b, "the same values in the same order on both tablets");
+    let mut seen: Vec<(String, String)> = a
+        .iter()
+        .map(|v| {
+            (
+                v.by.as_ref().map(ToString::to_string).unwrap_or_default(),
+                v.value.clone(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("ac.div2".into(), "Register reopened on 16-01-2026.".into()),
+            (
+                "dy.div2".into(),
+                "Pending amendments listed and sent.".into()
+            ),
+        ]
+    );
+    assert!(a.iter().all(|v| v.at == Some(demo.now())));
+    let shown = Nc::read(&on_owner).expect("reads").correction;
+    assert_eq!(
+        a.iter()
+            .filter(|v| v.shown)
+            .map(|v| &v.value)
+            .collect::<Vec<_>>(),
+        [&shown]
+    );
+    assert!(
+        contested(&on_owner, "root_cause").is_empty(),
+        "only the correction is contested"
+    );
+
+    // The owner writes one correction over both: the server takes it and the contest is gone.
+    let mut settling = on_owner.clone();
+    let before = settling.get_heads();
+    demo.must(
+        demo.nc_id,
+        &mut settling,
+        &demo.owner,
+        Edit::SetCorrection("Register reopened; pending amendments listed and sent.".into()),
+    );
+    let batch = settling.get_changes(&before);
+    let accepted = validate_batch(demo.nc_id, &on_deputy, batch, &demo.owner, demo.today)
+        .expect("the owner may")
+        .doc
+        .expect("applied");
+    for doc in [&settling, &accepted] {
+        assert!(contested(doc, "correction").is_empty());
+        assert_eq!(
+            Nc::read(doc).expect("reads").correction,
+            "Register reopened; pending amendments listed and sent."
+        );
+    }
+}
+
+#[test]
+fn a_description_the_lead_and_a_member_write_at_once_shows_both() {
+    let demo = Demo::new();
+    let stored = demo.nc();
+    let (mut lead, mut member) = (stored.clone(), stored.clone());
+    demo.must(
+        demo.nc_id,
+        &mut lead,
+        &demo.lead,
+        Edit::SetDescription("Amendment approved in 19 days.".into()),
+    );
+    demo.must(
+        demo.nc_id,
+        &mut member,
+        &demo.member,
+        Edit::SetDescription("1 of 10 amendments past 15 days.".into()),
+    );
+    let merged = synced(lead, &member);
+    let by: Vec<String> = contested(&merged, "description")
+        .iter()
+        .filter_map(|v| v.by.as_ref().map(ToString::to_string))
+        .collect();
+    assert_eq!(by.len(), 2);
+    assert!(
+        by.contains(&"k.iyer".to_owned()) && by.contains(&"s.khan".to_owned()),
+        "{by:?}"
+    );
+}
+
+#[test]
+fn a_text_recorded_as_written_by_someone_else_is_refused() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let stored = demo.nc_in(sync_core::workflow::NcState::Open);
+    let change = sync_core::testing::fixtures::forged(&stored, 3, |tx| {
+        tx.put(automerge::ROOT, "correction", "Register reopened.")
+            .expect("put");
+        tx.put(automerge::ROOT, "correction_by", "dy.div2")
+            .expect("put");
+    });
+    let refused = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today)
+        .expect_err("not the sender");
+    assert_eq!(refused.rule, "entry.by", "{refused}");
+    assert!(
+        refused
+            .message
+            .contains("'correction' is recorded as written by 'dy.div2'"),
+        "{refused}"
+    );
+    // Written by the sender, with a time that is not one, it is refused by its form.
+    let change = sync_core::testing::fixtures::forged(&stored, 3, |tx| {
+        tx.put(automerge::ROOT, "correction_at", "yesterday")
+            .expect("put");
+    });
+    let refused = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today)
+        .expect_err("not a time");
+    assert_eq!(refused.rule, "schema", "{refused}");
+}

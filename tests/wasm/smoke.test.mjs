@@ -154,6 +154,7 @@ test("an NC keeps its provisional number; its owner attaches implementation evid
   ]);
   assert.deepEqual(view.verification_evidence, []);
   assert.deepEqual(view.contested_verification, []);
+  assert.deepEqual(view.contested_text, {});
 });
 
 test("the lead's tablet shows what keeps an audit from review and refuses the move until it is done", () => {

@@ -155,6 +155,22 @@ pub fn nc_json(
             by: v.by.to_string(),
             on: v.on.to_string(),
         }),
+        contested_text: nc
+            .contested_text
+            .iter()
+            .map(|(field, values)| {
+                let values = values
+                    .iter()
+                    .map(|v| ContestedTextJson {
+                        value: v.value.clone(),
+                        by: v.by.as_ref().map(ToString::to_string),
+                        at: v.at.map(|t| t.to_string()),
+                        shown: v.shown,
+                    })
+                    .collect();
+                (field.clone(), values)
+            })
+            .collect(),
         contested_verification: nc
             .contested_verification
             .iter()
@@ -405,6 +421,11 @@ struct NcJson {
     /// each other's: every one, with who and when, until an auditor who may
     /// verify writes one over them all (`set_verification`). Empty otherwise.
     contested_verification: Vec<ContestedVerificationJson>,
+    /// The description, correction or root cause written at the same time
+    /// by people who had not seen each other's, by field: every value with
+    /// who wrote it and when, until someone who may write the field writes
+    /// over them all. Fields not contested are absent.
+    contested_text: BTreeMap<String, Vec<ContestedTextJson>>,
     implementation_evidence: Vec<AttachedJson>,
     verification_evidence: Vec<AttachedJson>,
     state: String,
@@ -459,6 +480,15 @@ struct VerificationJson {
     note: String,
     by: String,
     on: String,
+}
+
+#[derive(Serialize)]
+struct ContestedTextJson {
+    value: String,
+    by: Option<String>,
+    at: Option<String>,
+    /// Whether this is the value the field shows.
+    shown: bool,
 }
 
 #[derive(Serialize)]
