@@ -396,7 +396,7 @@ fn write(
         }
         Edit::SetMinutes(text) => {
             need(kind, DocKind::Review)?;
-            tx.put(ROOT, "minutes", text.as_str()).map_err(failed)
+            nc::write_text(tx, "minutes", text, &author.user, now).map_err(failed)
         }
         Edit::HoldReview(on) => {
             need(kind, DocKind::Review)?;

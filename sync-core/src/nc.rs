@@ -406,6 +406,39 @@ fn concurrent_values(
     Ok(out)
 }
 
+/// The values of root text field `key` written at the same time, each with
+/// the `<key>_by` and `<key>_at` its change left (empty when uncontested).
+pub(crate) fn contested_text_of(
+    doc: &Automerge,
+    key: &str,
+) -> Result<Vec<ContestedText>, SchemaError> {
+    Ok(concurrent_values(
+        doc,
+        &ROOT,
+        key,
+        &[&format!("{key}_by"), &format!("{key}_at")],
+        "",
+    )?
+    .into_iter()
+    .map(|(value, fields, shown)| ContestedText {
+        value,
+        by: fields[0].as_ref().and_then(|t| t.parse().ok()),
+        at: fields[1].as_ref().and_then(|t| t.parse().ok()),
+        shown,
+    })
+    .collect())
+}
+
+/// Whether root text field `key` of a document of `kind` is written with
+/// its writer and time beside it (`<key>_by`, `<key>_at`).
+pub fn has_writer(kind: DocKind, key: &str) -> bool {
+    match kind {
+        DocKind::Nc => TEXT_FIELDS.contains(&key),
+        DocKind::Review => key == "minutes",
+        DocKind::Audit => false,
+    }
+}
+
 /// The concurrent verifications in the verification map `v`.
 fn concurrent_verifications(
     doc: &Automerge,
@@ -532,21 +565,7 @@ impl Nc {
         }
         let mut contested_text = BTreeMap::new();
         for key in TEXT_FIELDS {
-            let values: Vec<ContestedText> = concurrent_values(
-                doc,
-                root,
-                key,
-                &[&format!("{key}_by"), &format!("{key}_at")],
-                "",
-            )?
-            .into_iter()
-            .map(|(value, fields, shown)| ContestedText {
-                value,
-                by: fields[0].as_ref().and_then(|t| t.parse().ok()),
-                at: fields[1].as_ref().and_then(|t| t.parse().ok()),
-                shown,
-            })
-            .collect();
+            let values = contested_text_of(doc, key)?;
             if !values.is_empty() {
                 contested_text.insert((*key).to_owned(), values);
             }

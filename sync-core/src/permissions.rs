@@ -384,7 +384,8 @@ impl Field {
             (DocKind::Nc, "verification_evidence") => Some(Field::NcVerificationEvidence),
             (
                 DocKind::Review,
-                "title" | "held_on" | "inputs" | "decisions" | "actions" | "minutes",
+                "title" | "held_on" | "inputs" | "decisions" | "actions" | "minutes" | "minutes_by"
+                | "minutes_at",
             ) => Some(Field::ReviewContent),
             _ => None,
         }

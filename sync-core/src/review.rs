@@ -34,6 +34,10 @@ pub struct Review {
     pub actions: BTreeMap<ItemId, Action>,
     /// Minutes.
     pub minutes: String,
+    /// Minutes written at the same time by nodal officers who had not seen
+    /// each other's: every value, with who wrote it and when, until one
+    /// writes minutes over them all. Empty when uncontested.
+    pub contested_minutes: Vec<crate::nc::ContestedText>,
 }
 
 impl Review {
@@ -50,6 +54,7 @@ impl Review {
             inputs: r.opt_str(&ROOT, "inputs", "")?.unwrap_or_default(),
             decisions: r.str_list(&ROOT, "decisions", "")?,
             actions,
+            contested_minutes: crate::nc::contested_text_of(doc, "minutes")?,
             minutes: bounded(
                 "minutes",
                 r.opt_str(&ROOT, "minutes", "")?.unwrap_or_default(),

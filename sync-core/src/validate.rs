@@ -192,12 +192,11 @@ fn check_scalar(key: &str, value: &automerge::ScalarValue, author: &Author) -> R
                         ))
                     }
                 }
-                "lead" | "description_by" | "correction_by" | "root_cause_by" => {
+                "lead" | "description_by" | "correction_by" | "root_cause_by" | "minutes_by" => {
                     parsed(t.parse::<crate::ids::UserId>().is_ok())
                 }
-                "at" | "taken_at" | "description_at" | "correction_at" | "root_cause_at" => {
-                    parsed(t.parse::<crate::date::Timestamp>().is_ok())
-                }
+                "at" | "taken_at" | "description_at" | "correction_at" | "root_cause_at"
+                | "minutes_at" => parsed(t.parse::<crate::date::Timestamp>().is_ok()),
                 "start" | "end" | "due" | "target" | "done_on" | "on" | "raised_on" | "held_on" => {
                     parsed(t.parse::<Date>().is_ok())
                 }
@@ -1070,10 +1069,9 @@ impl Checker<'_> {
                 }
             }
         }
-        if kind == DocKind::Nc
-            && key
-                .strip_suffix("_by")
-                .is_some_and(|field| crate::nc::TEXT_FIELDS.contains(&field))
+        if key
+            .strip_suffix("_by")
+            .is_some_and(|field| crate::nc::has_writer(kind, field))
             && let OpType::Put(automerge::ScalarValue::Str(by)) = action
             && by.as_str() != self.author.user.as_str()
         {

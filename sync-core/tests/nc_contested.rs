@@ -1,8 +1,10 @@
-//! Concurrent verifications of an NC are shown, never hidden (DESIGN §3,
-//! issue 15 item 1): two auditors who verify the same NC offline each see
-//! both notes, with who wrote them and on what date, in the same order on
-//! every replica; an auditor who may verify settles it with one more
-//! verification written over both, and the contest is gone everywhere.
+//! Concurrent values of an NC's and a review's fields are shown, never
+//! hidden (DESIGN §3, issue 15 item 1): two people who write the same
+//! verification, description, correction, root cause or review minutes
+//! offline each see every value, with who wrote it and when, in the same
+//! order on every replica; someone who may write the field settles it with
+//! one more write over them all, and the contest is gone everywhere. Who
+//! wrote a text is recorded beside it and must be its sender.
 
 use automerge::Automerge;
 use sync_core::edit::Edit;
@@ -287,4 +289,64 @@ fn a_text_recorded_as_written_by_someone_else_is_refused() {
     let refused = validate_batch(demo.nc_id, &stored, vec![change], &demo.owner, demo.today)
         .expect_err("not a time");
     assert_eq!(refused.rule, "schema", "{refused}");
+}
+
+#[test]
+fn review_minutes_two_nodal_officers_write_at_once_show_both_until_one_writes_over_them() {
+    let demo = Demo::new();
+    let mut second = demo.nodal.clone();
+    second.user = "n.two".parse().expect("a user");
+    second.actors = [sync_core::testing::fixtures::actor(8)].into();
+    let mut stored = Automerge::new();
+    demo.must(
+        demo.review_id,
+        &mut stored,
+        &demo.nodal,
+        Edit::CreateReview {
+            unit: demo.unit.clone(),
+            title: "MR-2".into(),
+        },
+    );
+    let (mut rao, mut two) = (stored.clone(), stored.clone());
+    demo.must(
+        demo.review_id,
+        &mut rao,
+        &demo.nodal,
+        Edit::SetMinutes("Resources: two posts to be filled.".into()),
+    );
+    demo.must(
+        demo.review_id,
+        &mut two,
+        &second,
+        Edit::SetMinutes("Resources deferred to MR-3.".into()),
+    );
+    let merged = synced(rao.clone(), &two);
+    let contest = sync_core::review::Review::read(&merged)
+        .expect("reads")
+        .contested_minutes;
+    assert_eq!(
+        contest,
+        sync_core::review::Review::read(&synced(two, &rao))
+            .expect("reads")
+            .contested_minutes
+    );
+    let mut by: Vec<String> = contest
+        .iter()
+        .filter_map(|v| v.by.as_ref().map(ToString::to_string))
+        .collect();
+    by.sort();
+    assert_eq!(by, ["a.rao", "n.two"]);
+    let mut settled = merged.clone();
+    demo.must(
+        demo.review_id,
+        &mut settled,
+        &second,
+        Edit::SetMinutes("Resources: two posts to be filled by March.".into()),
+    );
+    let review = sync_core::review::Review::read(&settled).expect("reads");
+    assert!(review.contested_minutes.is_empty());
+    assert_eq!(
+        review.minutes,
+        "Resources: two posts to be filled by March."
+    );
 }
