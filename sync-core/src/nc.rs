@@ -684,7 +684,6 @@ pub struct NcView {
     pub escalation: Option<Level>,
 }
 
-/// Writes a new NC document's skeleton.
 /// The NC's text fields that people write (each with `<field>_by` and
 /// `<field>_at` beside it, written by the same change).
 pub const TEXT_FIELDS: &[&str] = &["description", "correction", "root_cause"];
@@ -703,6 +702,7 @@ pub(crate) fn write_text<T: Transactable>(
     tx.put_str(&ROOT, &format!("{key}_at"), at)
 }
 
+/// Writes a new NC document's skeleton.
 pub(crate) fn write_new<T: Transactable>(
     tx: &mut T,
     id: DocumentId,
