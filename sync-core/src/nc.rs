@@ -570,11 +570,12 @@ impl Nc {
                 contested_text.insert((*key).to_owned(), values);
             }
         }
-        let contested_verification = match r.opt_map(root, "verification", "")? {
-            Some(v) => concurrent_verifications(doc, &v)?,
+        let verification_map = r.opt_map(root, "verification", "")?;
+        let contested_verification = match &verification_map {
+            Some(v) => concurrent_verifications(doc, v)?,
             None => Vec::new(),
         };
-        let mut verification = match r.opt_map(root, "verification", "")? {
+        let mut verification = match verification_map {
             Some(v) if r.opt_str(&v, "note", "verification")?.is_some() => Some(Verification {
                 note: bounded("verification/note", r.str(&v, "note", "verification")?)?,
                 by: r.parse(&v, "by", "verification")?,

@@ -1421,9 +1421,7 @@ impl Checker<'_> {
                     .heads;
             }
             for req in requires {
-                if *req == Requirement::ChecklistComplete {
-                    self.checklist_complete(&e)?;
-                } else if !self.met(*req, &e)? {
+                if !self.met(*req, &e)? {
                     return Err(refuse(
                         Rule::MoveRequirement,
                         format!("'{}' needs {req} first.", quote(&e.mv)),

@@ -863,13 +863,17 @@ pub async fn plans_of_user(
         return Ok(Vec::new());
     }
     let templates = templates(db).await?;
+    let mut processes: BTreeMap<String, Vec<Process>> = BTreeMap::new();
     let mut out = Vec::new();
     for r in &rows {
         let version: i64 = r.try_get(3)?;
         let unit: String = r.try_get(1)?;
         let scope = split_list(&r.try_get::<String, _>(5)?);
-        let processes = processes_of_unit(db, &unit).await?;
-        let checklist = checklist_of(&templates, version, &scope, &processes)?;
+        if !processes.contains_key(&unit) {
+            processes.insert(unit.clone(), processes_of_unit(db, &unit).await?);
+        }
+        let of_unit = processes.get(&unit).map(Vec::as_slice).unwrap_or_default();
+        let checklist = checklist_of(&templates, version, &scope, of_unit)?;
         out.push((
             parse_col("audit id", &r.try_get::<String, _>(0)?)?,
             permissions::PlannedAudit {

@@ -178,11 +178,7 @@ pub async fn bundle(
         templates: reference::templates(db).await?,
         programmes,
         audits,
-        amendments: super::admin::templates::status_for(
-            &state,
-            &super::admin::Steward::of(&state, &caller).await?,
-        )
-        .await?,
+        amendments: super::admin::templates::status_for(&state, &author.grants, today).await?,
     };
     let body = serde_json::to_vec(&bundle).map_err(|e| ApiError::Internal(e.to_string()))?;
     let etag = format!("\"{}\"", &hex(&Sha256::digest(&body))[..32]);

@@ -64,6 +64,12 @@ impl Steward {
         self.holds(unit, granters_of(role))
     }
 
+    /// The caller's grants (those of nodal officers and admins reach the
+    /// units below theirs).
+    pub fn grants(&self) -> &[RoleGrant] {
+        &self.grants
+    }
+
     /// Whether the caller holds one of `roles` in `unit` today.
     pub fn holds(&self, unit: &UnitCode, roles: &[Role]) -> bool {
         access::holds(&self.grants, unit, roles, self.today)

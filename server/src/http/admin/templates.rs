@@ -7,7 +7,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
-use sync_core::permissions::Role;
+use sync_core::date::Date;
+use sync_core::permissions::{Role, RoleGrant};
 
 use super::{STEWARDS, Steward, unit_of};
 use crate::auth::Caller;
@@ -91,17 +92,16 @@ pub struct AmendmentStatus {
 /// officer or admin (their units and the units below them).
 pub async fn status_for(
     state: &AppState,
-    steward: &Steward,
+    grants: &[RoleGrant],
+    today: Date,
 ) -> Result<Vec<AmendmentStatus>, ApiError> {
-    let units = reference::units(&state.db).await?;
-    let mine: Vec<String> = units
+    // Grants of nodal officers and admins already reach the units below theirs.
+    let mine: Vec<String> = grants
         .iter()
-        .filter(|u| {
-            u.code
-                .parse()
-                .is_ok_and(|code| steward.holds(&code, STEWARDS))
-        })
-        .map(|u| u.code.clone())
+        .filter(|g| STEWARDS.contains(&g.role) && g.in_force(today))
+        .map(|g| g.unit.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     let acks = reference::amendment_acks(&state.db).await?;
     Ok(reference::amendments(&state.db)
@@ -138,7 +138,9 @@ pub async fn list(
             "Only nodal officers and administrators follow amendments.".into(),
         ));
     }
-    Ok(axum::Json(status_for(&state, &steward).await?))
+    Ok(axum::Json(
+        status_for(&state, steward.grants(), steward.today).await?,
+    ))
 }
 
 /// `POST /api/v1/admin/units/{unit}/amendments/{id}/ack`: the unit's own
