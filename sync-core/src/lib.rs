@@ -8,6 +8,7 @@
 //!   document that does not match its schema is a [`schema::SchemaError`] naming the path.
 //! - [`workflow`]: lifecycles as convergent folds over appended move events,
 //!   the move tables, due dates and escalation.
+//! - [`fields`]: one table per document kind, the one definition of its fields.
 //! - [`permissions`]: who may write what; [`validate`]: whether a batch of
 //!   incoming changes may be stored; [`edit`]: the one way a device edits;
 //!   [`text`]: which characters text may hold, and quoting device text in messages.
@@ -20,6 +21,7 @@ pub mod date;
 pub mod edit;
 pub mod engine;
 pub mod envelope;
+pub mod fields;
 pub mod ids;
 pub mod inflate;
 pub mod kind;

@@ -24,21 +24,6 @@ use crate::kind::DocKind;
 use crate::schema::{Reader, SCHEMA_VERSION, SchemaError, WriteExt, bounded, join, schema_error};
 use crate::workflow::{Event, Level, NcState, TransitionConflict, escalation, fold};
 
-/// The fields that fix what an NC is about; written once, when the NC is created.
-pub const LINK_FIELDS: &[&str] = &[
-    "schema",
-    "v",
-    "id",
-    "unit",
-    "audit",
-    "finding",
-    "process",
-    "clause",
-    "class",
-    "raised_on",
-    "provisional",
-];
-
 /// The root key of the number the server gives an NC when it first stores
 /// it (`NC-<n>`), written by the server alone, in a change of its own that
 /// reaches every device holding the NC.
@@ -429,16 +414,6 @@ pub(crate) fn contested_text_of(
     .collect())
 }
 
-/// Whether root text field `key` of a document of `kind` is written with
-/// its writer and time beside it (`<key>_by`, `<key>_at`).
-pub fn has_writer(kind: DocKind, key: &str) -> bool {
-    match kind {
-        DocKind::Nc => TEXT_FIELDS.contains(&key),
-        DocKind::Review => key == "minutes",
-        DocKind::Audit => false,
-    }
-}
-
 /// The concurrent verifications in the verification map `v`.
 fn concurrent_verifications(
     doc: &Automerge,
@@ -514,7 +489,7 @@ pub struct Nc {
     pub correction: String,
     /// The owner's root cause analysis.
     pub root_cause: String,
-    /// Text fields (of [`TEXT_FIELDS`]) written at the same time by people
+    /// Signed text fields ([`crate::fields::Spec::signed`]) written at the same time by people
     /// who had not seen each other's: every value, with its writer and
     /// time, until someone who may write the field writes over them all.
     pub contested_text: BTreeMap<String, Vec<ContestedText>>,
@@ -564,10 +539,10 @@ impl Nc {
             }
         }
         let mut contested_text = BTreeMap::new();
-        for key in TEXT_FIELDS {
+        for key in crate::fields::signed(DocKind::Nc) {
             let values = contested_text_of(doc, key)?;
             if !values.is_empty() {
-                contested_text.insert((*key).to_owned(), values);
+                contested_text.insert(key.to_owned(), values);
             }
         }
         let verification_map = r.opt_map(root, "verification", "")?;
@@ -684,10 +659,6 @@ pub struct NcView {
     /// The escalation level as of the date asked, if overdue.
     pub escalation: Option<Level>,
 }
-
-/// The NC's text fields that people write (each with `<field>_by` and
-/// `<field>_at` beside it, written by the same change).
-pub const TEXT_FIELDS: &[&str] = &["description", "correction", "root_cause"];
 
 /// Writes text field `key` with who wrote it and when, so that values two
 /// people write at the same time each show their writer.

@@ -365,30 +365,10 @@ impl Field {
         }
     }
 
-    /// The field a top-level key of a document belongs to, if it is a writable field.
+    /// The part a top-level key of a document belongs to, if it is a
+    /// writable field (its kind's table, [`crate::fields`], says).
     pub fn of(kind: DocKind, top: &str) -> Option<Field> {
-        match (kind, top) {
-            (DocKind::Audit, "header") => Some(Field::AuditHeader),
-            (DocKind::Audit, "responses" | "findings" | "notes") => Some(Field::AuditContent),
-            (DocKind::Nc, "description" | "description_by" | "description_at") => {
-                Some(Field::NcDescription)
-            }
-            (
-                DocKind::Nc,
-                "correction" | "correction_by" | "correction_at" | "root_cause" | "root_cause_by"
-                | "root_cause_at" | "actions",
-            ) => Some(Field::NcOwnerFields),
-            (DocKind::Nc, "verification") => Some(Field::NcVerification),
-            (DocKind::Nc, "extensions") => Some(Field::NcExtension),
-            (DocKind::Nc, "implementation_evidence") => Some(Field::NcImplementationEvidence),
-            (DocKind::Nc, "verification_evidence") => Some(Field::NcVerificationEvidence),
-            (
-                DocKind::Review,
-                "title" | "held_on" | "inputs" | "decisions" | "actions" | "minutes" | "minutes_by"
-                | "minutes_at",
-            ) => Some(Field::ReviewContent),
-            _ => None,
-        }
+        crate::fields::field(kind, top)?.part()
     }
 }
 

@@ -9,29 +9,6 @@
 
 use std::fmt;
 
-/// Fields (and lists) whose text may run over several lines: only there may
-/// a tab or a line break stand.
-pub const MULTI_LINE: &[&str] = &[
-    "note",
-    "notes",
-    "text",
-    "description",
-    "correction",
-    "root_cause",
-    "justification",
-    "minutes",
-    "inputs",
-    "decisions",
-    // A text answer to a checklist item; other answers (yes, 12, 2026-01-15)
-    // must parse besides.
-    "value",
-];
-
-/// Whether the field (or list) `key` may hold several lines.
-pub fn is_multi_line(key: &str) -> bool {
-    MULTI_LINE.contains(&key)
-}
-
 /// The most characters of a device's text a message quotes.
 pub const QUOTED_CHARS: usize = 64;
 

@@ -18,16 +18,17 @@ use automerge::{
 
 use crate::audit::{Answer, AuditContent, AuditHeader};
 use crate::date::Date;
+use crate::fields::{self, Form, Object, Shape, Writer};
 use crate::ids::DocumentId;
 use crate::kind::DocKind;
-use crate::nc::{LINK_FIELDS, Nc};
+use crate::nc::Nc;
 use crate::permissions::{
     Author, DocContext, Field, Refusal, check_create, check_field, check_move, refuse,
 };
 use crate::review::Review;
 use crate::rules::Rule;
 use crate::schema::{MAX_TEXT_BYTES, Reader, SchemaError, join};
-use crate::text::{code_point, forbidden, is_multi_line, quote};
+use crate::text::{code_point, forbidden, quote};
 use crate::workflow::{AuditState, Event, Lifecycle, NcState, Requirement, Who};
 
 mod reread;
@@ -126,212 +127,75 @@ pub fn is_merge_of(merged: &Automerge, doc: &Automerge, changes: &[Change]) -> b
             .all(|c| merged.get_change_meta_by_hash(&c.hash()).is_some())
 }
 
-/// Root keys that are written once, when the document is created.
-fn write_once(kind: DocKind, key: &str) -> bool {
-    matches!(key, "schema" | "v" | "id")
-        || match kind {
-            DocKind::Nc => LINK_FIELDS.contains(&key),
-            DocKind::Review => key == "unit",
-            DocKind::Audit => false,
-        }
-}
-
-/// Keys whose value is a list object.
-const LIST_KEYS: &[&str] = &[
-    "events",
-    "extensions",
-    "evidence",
-    "implementation_evidence",
-    "verification_evidence",
-    "scope",
-    "team",
-    "heads",
-    "decisions",
-];
-/// Keys whose value is a map object.
-const MAP_KEYS: &[&str] = &["header", "responses", "findings", "actions", "verification"];
-/// Maps whose keys are entry ids and whose values are entry maps.
-const ENTRY_MAPS: &[&str] = &["responses", "findings", "actions"];
-
-/// The format of a scalar stored under a key, checked on every write.
-fn check_scalar(key: &str, value: &automerge::ScalarValue, author: &Author) -> Result<(), String> {
-    use automerge::ScalarValue as S;
-    let text = match value {
-        S::Str(s) => Some(s.as_str()),
-        _ => None,
-    };
-    let parsed = |ok: bool| {
-        if ok {
+/// Checks one write's shape against the object it goes into: objects where
+/// objects belong, values of the right form, keys the object has.
+/// `key` is the key written, `None` for an item of a list (named `list`).
+fn check_write(
+    object: Object,
+    key: Option<&str>,
+    list: &str,
+    action: &OpType,
+) -> Result<(), String> {
+    let Some(k) = key else {
+        let ok = match (object, action) {
+            (Object::Maps(_), OpType::Make(automerge::ObjType::Map)) | (_, OpType::Delete) => true,
+            (Object::Values(form), OpType::Put(v)) => check_value("", form, v).is_ok(),
+            _ => false,
+        };
+        return if ok {
             Ok(())
         } else {
-            Err(format!("'{}' has a value of the wrong form", quote(key)))
-        }
+            Err(format!("an item of '{}' has the wrong form", quote(list)))
+        };
     };
-    match key {
-        "v" | "size" | "template" => {
-            parsed(matches!(value, S::Uint(_)) || matches!(value, S::Int(i) if *i >= 0))
-        }
-        _ => {
-            let t = text.ok_or_else(|| format!("'{}' must be text", quote(key)))?;
-            if t.len() > MAX_TEXT_BYTES {
-                return Err(format!(
-                    "'{}' is {} bytes, over the limit of {MAX_TEXT_BYTES}",
-                    quote(key),
-                    t.len()
-                ));
-            }
-            match key {
-                "by" => {
-                    if t == author.user.as_str() {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "'by' must name the author, {}, not '{}'",
-                            author.user,
-                            quote(t)
-                        ))
-                    }
-                }
-                "lead" | "description_by" | "correction_by" | "root_cause_by" | "minutes_by" => {
-                    parsed(t.parse::<crate::ids::UserId>().is_ok())
-                }
-                "at" | "taken_at" | "description_at" | "correction_at" | "root_cause_at"
-                | "minutes_at" => parsed(t.parse::<crate::date::Timestamp>().is_ok()),
-                "start" | "end" | "due" | "target" | "done_on" | "on" | "raised_on" | "held_on" => {
-                    parsed(t.parse::<Date>().is_ok())
-                }
-                "clause" => parsed(t.parse::<crate::ids::ClauseKey>().is_ok()),
-                "process" => parsed(t.parse::<crate::ids::ProcessCode>().is_ok()),
-                "sha256" => parsed(t.parse::<crate::ids::Sha256Hex>().is_ok()),
-                "unit" => parsed(t.parse::<crate::ids::UnitCode>().is_ok()),
-                "id" | "audit" => parsed(t.parse::<DocumentId>().is_ok()),
-                "finding" => parsed(t.parse::<crate::ids::ItemId>().is_ok()),
-                "class" => parsed(t.parse::<crate::audit::FindingClass>().is_ok()),
-                "of" => parsed(t.parse::<crate::nc::DueKind>().is_ok()),
-                "type" => parsed(matches!(
-                    t,
-                    "cpna" | "yn" | "text" | "number" | "date" | "photo"
-                )),
-                "schema" | "move" | "from" | "value" | "note" | "text" | "description"
-                | "correction" | "root_cause" | "justification" | "owner" | "name" | "mime"
-                | "number" | "title" | "minutes" | "inputs" | "notes" => Ok(()),
-                "provisional" => {
-                    if t.chars().count() <= crate::nc::MAX_PROVISIONAL {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "'provisional' is longer than {} characters",
-                            crate::nc::MAX_PROVISIONAL
-                        ))
-                    }
-                }
-                _ => Err(format!("'{}' is not a known field", quote(key))),
-            }
-        }
-    }
-}
-
-/// The format of an element of a list, by the list's key.
-fn check_element(list: &str, action: &OpType) -> Result<(), String> {
-    match (list, action) {
-        (
-            "events"
-            | "extensions"
-            | "evidence"
-            | "implementation_evidence"
-            | "verification_evidence",
-            OpType::Make(automerge::ObjType::Map),
-        ) => Ok(()),
-        ("scope" | "decisions", OpType::Put(automerge::ScalarValue::Str(s)))
-            if s.len() <= MAX_TEXT_BYTES =>
-        {
-            Ok(())
-        }
-        ("team", OpType::Put(automerge::ScalarValue::Str(s)))
-            if s.parse::<crate::ids::UserId>().is_ok() =>
-        {
-            Ok(())
-        }
-        ("heads", OpType::Put(automerge::ScalarValue::Str(s)))
-            if s.parse::<ChangeHash>().is_ok() =>
-        {
-            Ok(())
-        }
+    let spec = object
+        .field(k)
+        .ok_or_else(|| format!("'{}' is not a known field", quote(k)))?;
+    match (spec.shape, action) {
         (_, OpType::Delete) => Ok(()),
-        _ => Err(format!("an item of '{}' has the wrong form", quote(list))),
-    }
-}
-
-/// Checks one write's shape: objects where objects belong, scalars of the right form.
-fn check_write(key: &str, action: &OpType, author: &Author) -> Result<(), String> {
-    match action {
-        OpType::Make(t) => {
-            let want_list = LIST_KEYS.contains(&key);
-            let want_map = MAP_KEYS.contains(&key);
-            match t {
-                automerge::ObjType::List if want_list => Ok(()),
-                automerge::ObjType::Map if want_map => Ok(()),
-                _ => Err(format!(
-                    "'{}' cannot hold an object of that kind",
-                    quote(key)
-                )),
-            }
+        (Shape::Object(o), OpType::Make(t))
+            if matches!(
+                (o, t),
+                (
+                    Object::Fields(_) | Object::Entries(..),
+                    automerge::ObjType::Map
+                ) | (
+                    Object::Maps(_) | Object::Values(_),
+                    automerge::ObjType::List
+                )
+            ) =>
+        {
+            Ok(())
         }
-        OpType::Put(v) => {
-            if LIST_KEYS.contains(&key) || MAP_KEYS.contains(&key) {
-                Err(format!("'{}' must be an object, not a value", quote(key)))
-            } else {
-                check_scalar(key, v, author)
-            }
+        (_, OpType::Make(_)) => Err(format!("'{}' cannot hold an object of that kind", quote(k))),
+        (Shape::Object(_), OpType::Put(_)) => {
+            Err(format!("'{}' must be an object, not a value", quote(k)))
         }
-        OpType::Delete => Ok(()),
-        OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_) => {
+        (Shape::Value(form), OpType::Put(v)) => check_value(k, form, v),
+        (_, OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_)) => {
             Err("counters and marks are not used in these documents".into())
         }
     }
 }
 
-/// The fields a map must always hold, by the kind of map (its container's key).
-fn required_keys(container: &str) -> &'static [&'static str] {
-    match container {
-        "responses" => &["type", "by", "at"],
-        "findings" => &["class", "clause", "text", "by", "at"],
-        "actions" => &["text", "owner", "target"],
-        "evidence" => &["sha256", "name", "mime", "size"],
-        "implementation_evidence" | "verification_evidence" => {
-            &["sha256", "name", "mime", "size", "by", "at"]
-        }
-        "extensions" => &["of", "due", "justification", "by", "at"],
-        "events" => &["move", "from", "by", "at"],
-        _ => &[],
-    }
-}
-
-/// The fields a top-level map of a document must always hold (its reader
-/// requires them), by the document's kind and the map's key.
-fn required_top(kind: DocKind, top: &str) -> &'static [&'static str] {
-    match (kind, top) {
-        (DocKind::Audit, "header") => &["unit", "number", "template", "lead", "start"],
-        _ => &[],
-    }
-}
-
-/// Fields of a top-level map that identify the document: written once, when
-/// it is created. An audit's unit, number, pinned template version and lead
-/// (no workflow move changes a lead); an NC's links and a review's unit are
-/// root fields ([`write_once`]).
-fn identity(kind: DocKind, top: &str, key: &str) -> bool {
-    kind == DocKind::Audit
-        && top == "header"
-        && matches!(key, "unit" | "number" | "template" | "lead")
-}
-
-/// Root keys a document cannot be read without (its reader requires them).
-fn required_root(kind: DocKind) -> &'static [&'static str] {
-    match kind {
-        DocKind::Audit => &["header"],
-        DocKind::Review => &["title"],
-        DocKind::Nc => &[],
+/// Checks a value's form ([`Form::fits`]) and the length of text.
+fn check_value(key: &str, form: Form, value: &automerge::ScalarValue) -> Result<(), String> {
+    use automerge::ScalarValue as S;
+    match value {
+        S::Str(t) if t.len() > MAX_TEXT_BYTES => Err(format!(
+            "'{}' is {} bytes, over the limit of {MAX_TEXT_BYTES}",
+            quote(key),
+            t.len()
+        )),
+        _ if form.fits(value) => Ok(()),
+        S::Str(_) if form == Form::Provisional => Err(format!(
+            "'{}' is longer than {} characters",
+            quote(key),
+            crate::nc::MAX_PROVISIONAL
+        )),
+        S::Str(_) => Err(format!("'{}' has a value of the wrong form", quote(key))),
+        _ if form == Form::Count => Err(format!("'{}' has a value of the wrong form", quote(key))),
+        _ => Err(format!("'{}' must be text", quote(key))),
     }
 }
 
@@ -344,8 +208,11 @@ struct Place {
     own: String,
     /// The object is a direct child of the root (e.g. the `events` list itself).
     at_top_object: bool,
-    /// What kind of map the object is, if it is an entry or list item with required fields.
+    /// The key of the map or list the object is an entry or item of, if any.
     container: String,
+    /// What the object holds, by its kind's table; `None` for an object
+    /// at a place the table has not (refused when written into).
+    object: Option<Object>,
     /// `top/second`, as errors name a write below the top-level object.
     path: String,
     /// Made by this batch.
@@ -354,9 +221,9 @@ struct Place {
     new_event: bool,
     /// Its part of the document is in the batch's [`Touched`] already.
     noted: Cell<bool>,
-    /// Which of the fields its kind requires (`required_keys`) the batch
+    /// Which of the fields it must hold ([`Object::required`]) the batch
     /// wrote into it, a bit each.
-    written: Cell<u8>,
+    written: Cell<u16>,
 }
 
 impl Place {
@@ -366,6 +233,7 @@ impl Place {
         own: String,
         at_top_object: bool,
         container: String,
+        object: Option<Object>,
     ) -> Place {
         let path = join(&join("", &top), second.as_deref().unwrap_or(""));
         Place {
@@ -374,6 +242,7 @@ impl Place {
             own,
             at_top_object,
             container,
+            object,
             path,
             made: false,
             new_event: false,
@@ -391,32 +260,26 @@ impl Place {
         })
     }
 
-    /// The fields it must hold: a top-level map's by the document's kind,
-    /// an entry's or item's by its container.
-    fn required(&self, kind: DocKind) -> &'static [&'static str] {
-        if self.at_top_object {
-            required_top(kind, &self.top)
-        } else {
-            required_keys(&self.container)
-        }
+    /// The fields it must hold.
+    fn required(&self) -> impl Iterator<Item = &'static str> {
+        self.object.into_iter().flat_map(Object::required)
     }
 
     /// Records a write of `key` into this object (only those of the fields
     /// it must hold count).
-    fn wrote(&self, kind: DocKind, key: &str) {
-        if let Some(i) = self.required(kind).iter().position(|r| *r == key) {
+    fn wrote(&self, key: &str) {
+        if let Some(i) = self.required().position(|r| r == key) {
             self.written.set(self.written.get() | 1 << i);
         }
     }
 
     /// The first field it must hold that it does not.
-    fn missing(&self, kind: DocKind) -> Option<&'static str> {
+    fn missing(&self) -> Option<&'static str> {
         let written = self.written.get();
-        self.required(kind)
-            .iter()
+        self.required()
             .enumerate()
             .find(|(i, _)| written & (1 << i) == 0)
-            .map(|(_, k)| *k)
+            .map(|(_, k)| k)
     }
 
     /// The path of field `key` of this object, as refusals name it.
@@ -449,12 +312,12 @@ impl Place {
 
 /// Refuses a write that puts a control character where a person's text
 /// goes (rule `text.control`): in a key it writes, or in a text value (a tab
-/// or line break only in text of several lines, [`crate::text::MULTI_LINE`]).
-/// `path` names the place, `field` is the key or list the value goes in.
+/// or line break only in text of several lines, [`Form::Lines`]).
+/// `path` names the place; `object` is what the value goes in, if known.
 fn check_text(
     path: impl Fn() -> String,
     key: Option<&str>,
-    field: &str,
+    object: Option<Object>,
     action: &OpType,
 ) -> Result<(), Refusal> {
     if let Some(k) = key
@@ -471,7 +334,7 @@ fn check_text(
         ));
     }
     if let OpType::Put(automerge::ScalarValue::Str(s)) = action {
-        let multi_line = is_multi_line(field);
+        let multi_line = object.and_then(|o| o.form(key)).is_some_and(Form::lines);
         if let Some(c) = forbidden(s, multi_line) {
             let message = if matches!(c, '\t' | '\n') {
                 format!(
@@ -501,13 +364,23 @@ fn check_text(
 /// before anything is read from it (every object in it is made by the batch,
 /// so each one's place follows from the operation that made it).
 fn new_texts(changes: &[ExpandedChange]) -> Result<(), Refusal> {
-    // Each object made: its path and the key it sits under.
-    let mut made: HashMap<OpKey, (String, String)> = HashMap::new();
+    // The kind the batch names decides which text may run over lines
+    // (none, if it names none: the document is refused as unreadable).
+    let kind = changes.iter().flat_map(|c| &c.operations).find_map(|op| {
+        match (&op.obj, key_text(&op.key), &op.action) {
+            (ObjectId::Root, Some("schema"), OpType::Put(automerge::ScalarValue::Str(s))) => {
+                DocKind::from_schema(s)
+            }
+            _ => None,
+        }
+    });
+    // Each object made: its path and what it holds.
+    let mut made: HashMap<OpKey, (String, Option<Object>)> = HashMap::new();
     for c in changes {
         let start = c.start_op.get();
         for (i, op) in c.operations.iter().enumerate() {
-            let (parent, own) = match &op.obj {
-                ObjectId::Root => (String::new(), String::new()),
+            let (parent, object) = match &op.obj {
+                ObjectId::Root => (String::new(), kind.map(fields::root)),
                 ObjectId::Id(o) => match made.get(&(o.counter(), o.actor().clone())) {
                     Some(p) => p.clone(),
                     // Written into an object this batch did not make: the
@@ -516,17 +389,27 @@ fn new_texts(changes: &[ExpandedChange]) -> Result<(), Refusal> {
                 },
             };
             let key = key_text(&op.key);
-            let (path, field) = match key {
-                Some(k) => (join(&parent, k), k.to_owned()),
-                None => (parent, own),
+            let path = match key {
+                Some(k) => join(&parent, k),
+                None => parent,
             };
-            check_text(|| path.clone(), key, &field, &op.action)?;
+            check_text(|| path.clone(), key, object, &op.action)?;
             if matches!(op.action, OpType::Make(_)) {
-                made.insert((start + i as u64, c.actor_id.clone()), (path, field));
+                let child = object.and_then(|o| o.child(key));
+                made.insert((start + i as u64, c.actor_id.clone()), (path, child));
             }
         }
     }
     Ok(())
+}
+
+/// The refusal of a write to what is set when a document is made (`what`
+/// names it, quoted).
+fn set_once(kind: DocKind, what: impl std::fmt::Display) -> Refusal {
+    refuse(
+        Rule::DocWriteOnce,
+        format!("'{what}' is set when the {kind} is created and cannot be changed."),
+    )
 }
 
 fn prop_text(p: &Prop) -> String {
@@ -902,12 +785,15 @@ impl Checker<'_> {
                     let key = key_text(&op.key).ok_or_else(|| {
                         refuse(Rule::SchemaRoot, "The document root must be a map.")
                     })?;
-                    check_text(|| join("", key), Some(key), key, &op.action)?;
+                    let root = fields::root(self.ctx.kind);
+                    check_text(|| join("", key), Some(key), Some(root), &op.action)?;
                     self.root_op(key, &op.action)?;
                     self.touched.roots.insert(key.to_owned());
                     if is_make {
-                        let child = Place::new(key.into(), None, key.into(), true, String::new())
-                            .made_here(false);
+                        let object = root.child(Some(key));
+                        let child =
+                            Place::new(key.into(), None, key.into(), true, String::new(), object)
+                                .made_here(false);
                         self.made.push(Rc::clone(&child));
                         self.places.insert(opid, child);
                     }
@@ -917,8 +803,10 @@ impl Checker<'_> {
                     let place = self.place(&obj)?;
                     let key = key_text(&op.key);
                     match key {
-                        Some(k) => check_text(|| place.field_path(k), key, k, &op.action)?,
-                        None => check_text(|| place.path_of(None), None, &place.own, &op.action)?,
+                        Some(k) => {
+                            check_text(|| place.field_path(k), key, place.object, &op.action)?
+                        }
+                        None => check_text(|| place.path_of(None), None, place.object, &op.action)?,
                     }
                     if op.pred.len() > 1 {
                         self.settles(&place, key, op.pred.iter())?;
@@ -953,9 +841,16 @@ impl Checker<'_> {
                             None => place.own.clone(),
                         };
                         let new_event = place.at_top_object && place.top == "events";
-                        let child =
-                            Place::new(place.top.clone(), second, own.to_owned(), false, container)
-                                .made_here(new_event);
+                        let object = place.object.and_then(|o| o.child(key));
+                        let child = Place::new(
+                            place.top.clone(),
+                            second,
+                            own.to_owned(),
+                            false,
+                            container,
+                            object,
+                        )
+                        .made_here(new_event);
                         self.made.push(Rc::clone(&child));
                         self.places.insert(opid, child);
                     }
@@ -1014,8 +909,27 @@ impl Checker<'_> {
 
     fn root_op(&mut self, key: &str, action: &OpType) -> Result<(), Refusal> {
         let kind = self.ctx.kind;
-        let is_make = matches!(action, OpType::Make(_));
-        if matches!(action, OpType::Delete) && required_root(kind).contains(&key) {
+        let Some(spec) = fields::field(kind, key) else {
+            return Err(refuse(
+                Rule::SchemaUnknownField,
+                format!("'{}' is not a field of a {kind}.", quote(key)),
+            ));
+        };
+        if spec.writer == Writer::Server {
+            return Err(refuse(
+                Rule::DocWriteOnce,
+                format!(
+                    "'{}' is given by the server when it first stores the {kind}.",
+                    quote(key)
+                ),
+            ));
+        }
+        let replaces =
+            matches!(action, OpType::Make(_)) && self.doc.get(ROOT, key).ok().flatten().is_some();
+        if self.existed && (spec.writer == Writer::Once || replaces) {
+            return Err(set_once(kind, quote(key)));
+        }
+        if matches!(action, OpType::Delete) && spec.required {
             return Err(refuse(
                 Rule::Schema,
                 format!(
@@ -1024,54 +938,28 @@ impl Checker<'_> {
                 ),
             ));
         }
-        if kind == DocKind::Nc && key == crate::nc::SERVER_NUMBER {
-            return Err(refuse(
-                Rule::DocWriteOnce,
-                "An NC's number is given by the server when it first stores the NC.",
-            ));
-        }
-        if write_once(kind, key)
-            || key == "events"
-            || (is_make && self.doc.get(ROOT, key).ok().flatten().is_some())
-        {
-            if self.existed {
-                return Err(refuse(
-                    Rule::DocWriteOnce,
-                    format!(
-                        "'{}' is set when the {kind} is created and cannot be changed.",
-                        quote(key)
-                    ),
-                ));
-            }
-        } else {
-            match Field::of(kind, key) {
-                Some(Field::NcExtension) if self.existed => {
+        if self.existed {
+            match spec.part() {
+                Some(Field::NcExtension) => {
                     return Err(refuse(
                         Rule::NcExtensionAppendOnly,
                         "Extensions can only be added, never changed.",
                     ));
                 }
-                Some(field @ (Field::NcImplementationEvidence | Field::NcVerificationEvidence))
-                    if self.existed =>
-                {
+                Some(field) if spec.append_only => {
                     return Err(refuse(
                         Rule::EventsAppendOnly,
                         format!("Files can only be added to {field}, never replaced or removed."),
                     ));
                 }
-                Some(field) if self.existed => self.entitled(field)?,
-                Some(_) => {}
+                Some(field) => self.entitled(field)?,
+                // A field no part holds is nobody's to change.
                 None => {
-                    return Err(refuse(
-                        Rule::SchemaUnknownField,
-                        format!("'{}' is not a field of a {kind}.", quote(key)),
-                    ));
+                    return Err(set_once(kind, quote(key)));
                 }
             }
         }
-        if key
-            .strip_suffix("_by")
-            .is_some_and(|field| crate::nc::has_writer(kind, field))
+        if spec.shape == Shape::Value(Form::Sender)
             && let OpType::Put(automerge::ScalarValue::Str(by)) = action
             && by.as_str() != self.author.user.as_str()
         {
@@ -1086,7 +974,7 @@ impl Checker<'_> {
                 ),
             ));
         }
-        check_write(key, action, self.author).map_err(|e| {
+        check_write(fields::root(kind), Some(key), key, action).map_err(|e| {
             refuse(
                 Rule::Schema,
                 format!("The change does not match the schema: {e}."),
@@ -1114,6 +1002,14 @@ impl Checker<'_> {
             }
             _ => String::new(),
         };
+        // What it holds: its kind's table, followed down from the root.
+        let object = path
+            .iter()
+            .rev()
+            .try_fold(fields::root(self.ctx.kind), |o, p| match &p.prop {
+                Prop::Map(k) => o.child(Some(k)),
+                Prop::Seq(_) => o.child(None),
+            });
         let place = Rc::new(Place::new(
             prop_text(&top.prop),
             path.len()
@@ -1123,6 +1019,7 @@ impl Checker<'_> {
             path.first().map(|p| prop_text(&p.prop)).unwrap_or_default(),
             path.len() == 1,
             container,
+            object,
         ));
         self.places.insert(obj.clone(), Rc::clone(&place));
         Ok(place)
@@ -1138,13 +1035,13 @@ impl Checker<'_> {
         opid: &OpKey,
     ) -> Result<(), Refusal> {
         let kind = self.ctx.kind;
-        let append_only = place.top == "events"
-            || (kind == DocKind::Nc
-                && matches!(
-                    place.top.as_str(),
-                    "extensions" | "implementation_evidence" | "verification_evidence"
-                ));
-        if append_only {
+        let (Some(top), Some(object)) = (fields::field(kind, &place.top), place.object) else {
+            return Err(refuse(
+                Rule::SchemaUnknownField,
+                format!("'{}' is not a field of a {kind}.", place.object_path()),
+            ));
+        };
+        if top.append_only {
             let ok = if place.at_top_object {
                 insert && matches!(action, OpType::Make(automerge::ObjType::Map))
             } else {
@@ -1166,14 +1063,13 @@ impl Checker<'_> {
                 self.new_extensions.push(opid.clone());
             }
         }
-        if place.top != "events" {
-            match Field::of(kind, &place.top) {
-                Some(field) => self.entitled(field)?,
-                None => {
-                    return Err(refuse(
-                        Rule::SchemaUnknownField,
-                        format!("'{}' is not a field of a {kind}.", quote(&place.top)),
-                    ));
+        match top.part() {
+            Some(field) => self.entitled(field)?,
+            // The events: each new move is judged by the move table.
+            None if top.append_only => {}
+            None => {
+                if self.existed {
+                    return Err(set_once(kind, quote(&place.top)));
                 }
             }
         }
@@ -1195,11 +1091,8 @@ impl Checker<'_> {
         };
         match key {
             // A new entry of responses/findings/actions: a parsable id holding a map.
-            Some(k) if place.at_top_object && ENTRY_MAPS.contains(&place.top.as_str()) => {
-                let id_ok = match place.top.as_str() {
-                    "responses" => k.parse::<crate::ids::ResponseKey>().is_ok(),
-                    _ => k.parse::<crate::ids::ItemId>().is_ok(),
-                };
+            Some(k) if matches!(object, Object::Entries(..)) => {
+                let id_ok = matches!(object, Object::Entries(ids, _) if ids.fits(k));
                 let shape_ok = matches!(
                     action,
                     OpType::Make(automerge::ObjType::Map) | OpType::Delete
@@ -1209,18 +1102,12 @@ impl Checker<'_> {
                 }
             }
             Some(k) => {
-                if self.existed && place.at_top_object && identity(kind, &place.top, k) {
-                    return Err(refuse(
-                        Rule::DocWriteOnce,
-                        format!(
-                            "'{}' is set when the {kind} is created and cannot be changed.",
-                            place.field_path(k)
-                        ),
-                    ));
+                if self.existed && object.field(k).is_some_and(|f| f.writer == Writer::Once) {
+                    return Err(set_once(kind, place.field_path(k)));
                 }
                 // Also in a map this batch made: a field written and then
                 // removed would count as written.
-                if matches!(action, OpType::Delete) && place.required(kind).contains(&k) {
+                if matches!(action, OpType::Delete) && place.required().any(|r| r == k) {
                     return Err(refuse(
                         Rule::Schema,
                         format!(
@@ -1231,9 +1118,9 @@ impl Checker<'_> {
                     ));
                 }
                 if place.made {
-                    place.wrote(kind, k);
+                    place.wrote(k);
                 }
-                if k == "by"
+                if object.form(key) == Some(Form::Sender)
                     && let OpType::Put(automerge::ScalarValue::Str(by)) = action
                     && by.as_str() != self.author.user.as_str()
                 {
@@ -1252,7 +1139,7 @@ impl Checker<'_> {
                         ),
                     ));
                 }
-                check_write(k, action, self.author).map_err(|e| {
+                check_write(object, key, &place.own, action).map_err(|e| {
                     refuse(
                         Rule::Schema,
                         format!(
@@ -1278,7 +1165,7 @@ impl Checker<'_> {
                     }
                 }
             }
-            None => check_element(&place.own, action).map_err(bad)?,
+            None => check_write(object, None, &place.own, action).map_err(bad)?,
         }
         Ok(())
     }
@@ -1286,7 +1173,7 @@ impl Checker<'_> {
     /// Every map the batch made holds the fields its kind requires.
     fn complete(&self) -> Result<(), Refusal> {
         for place in &self.made {
-            if let Some(missing) = place.missing(self.ctx.kind) {
+            if let Some(missing) = place.missing() {
                 return Err(refuse(
                     Rule::Schema,
                     format!(
