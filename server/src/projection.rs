@@ -33,6 +33,9 @@ pub enum Projection {
     Nc {
         /// The `ncs` row.
         nc: NcRow,
+        /// One row per concurrent value of each contested text, the
+        /// verification or an action (`contested_values` rows), by place.
+        contested: Vec<ContestedRow>,
         /// The blobs its implementation and verification evidence names.
         evidence: Vec<EvidenceRef>,
     },
@@ -65,11 +68,14 @@ pub struct FindingRow {
     pub text: String,
 }
 
-/// `contested_values` row: one of the values auditors wrote concurrently to
-/// one response or finding, awaiting the lead's settlement.
+/// `contested_values` row: one of the values people wrote concurrently to
+/// one field of a document (an audit's response, finding or notes; an NC's
+/// description, correction, root cause, verification or action), awaiting
+/// its settlement.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContestedRow {
-    /// `responses/<key>` or `findings/<id>`.
+    /// `responses/<key>`, `findings/<id>`, `notes`, `correction`,
+    /// `actions/<id>` ...
     pub place: String,
     pub by_user: String,
     /// The writer's device time, ISO 8601.
@@ -82,8 +88,8 @@ fn contested_rows<'a>(values: impl Iterator<Item = &'a ContestedValue>) -> Vec<C
     let mut rows: Vec<ContestedRow> = values
         .map(|v| ContestedRow {
             place: v.place.clone(),
-            by_user: v.by.to_string(),
-            at: v.at.to_string(),
+            by_user: v.by.as_ref().map(ToString::to_string).unwrap_or_default(),
+            at: v.at.map(|t| t.to_string()).unwrap_or_default(),
             value: v.value.clone(),
         })
         .collect();
@@ -105,8 +111,8 @@ pub struct EvidenceRef {
 pub struct Parts {
     /// The document's own row (`audits` or `ncs`).
     pub row: bool,
-    /// An audit's `findings` and `contested_values` rows.
-    pub findings: bool,
+    /// An audit's `findings` rows and a document's `contested_values` rows.
+    pub entries: bool,
     /// Its `blob_refs` rows.
     pub evidence: bool,
 }
@@ -115,7 +121,7 @@ impl Parts {
     /// Every part: rows never handed out before, or of another kind.
     pub const ALL: Parts = Parts {
         row: true,
-        findings: true,
+        entries: true,
         evidence: true,
     };
 
@@ -137,19 +143,28 @@ impl Parts {
                 },
             ) => Parts {
                 row: a != audit,
-                findings: f != findings || c != contested,
+                entries: f != findings || c != contested,
                 evidence: e != evidence,
             },
-            (Some(Projection::Nc { nc: a, evidence: e }), Projection::Nc { nc, evidence }) => {
-                Parts {
-                    row: a != nc,
-                    findings: false,
-                    evidence: e != evidence,
-                }
-            }
+            (
+                Some(Projection::Nc {
+                    nc: a,
+                    contested: c,
+                    evidence: e,
+                }),
+                Projection::Nc {
+                    nc,
+                    contested,
+                    evidence,
+                },
+            ) => Parts {
+                row: a != nc,
+                entries: c != contested,
+                evidence: e != evidence,
+            },
             (Some(Projection::Review), Projection::Review) => Parts {
                 row: false,
-                findings: false,
+                entries: false,
                 evidence: false,
             },
             _ => Parts::ALL,
@@ -160,14 +175,14 @@ impl Parts {
     pub fn or(self, other: Parts) -> Parts {
         Parts {
             row: self.row || other.row,
-            findings: self.findings || other.findings,
+            entries: self.entries || other.entries,
             evidence: self.evidence || other.evidence,
         }
     }
 
     /// Whether any part changed.
     pub fn any(self) -> bool {
-        self.row || self.findings || self.evidence
+        self.row || self.entries || self.evidence
     }
 }
 
@@ -298,7 +313,7 @@ struct Digest {
     /// The document's own row.
     row: [u8; 32],
     /// An audit's findings and contested values.
-    findings: [u8; 32],
+    entries: [u8; 32],
     /// The evidence references.
     evidence: [u8; 32],
 }
@@ -335,19 +350,23 @@ impl Digest {
             } => Digest {
                 kind: 0,
                 row: sha(audit),
-                findings: sha(&(findings, contested)),
+                entries: sha(&(findings, contested)),
                 evidence: sha(evidence),
             },
-            Projection::Nc { nc, evidence } => Digest {
+            Projection::Nc {
+                nc,
+                contested,
+                evidence,
+            } => Digest {
                 kind: 1,
                 row: sha(nc),
-                findings: [0; 32],
+                entries: sha(contested),
                 evidence: sha(evidence),
             },
             Projection::Review => Digest {
                 kind: 2,
                 row: [0; 32],
-                findings: [0; 32],
+                entries: [0; 32],
                 evidence: [0; 32],
             },
         }
@@ -360,7 +379,7 @@ impl Digest {
         }
         Parts {
             row: self.row != now.row,
-            findings: self.findings != now.findings,
+            entries: self.entries != now.entries,
             evidence: self.evidence != now.evidence,
         }
     }
@@ -529,6 +548,7 @@ pub fn project(doc: &Automerge, rules: &DueRules) -> Result<Projection, SchemaEr
             );
             Projection::Nc {
                 evidence,
+                contested: contested_rows(nc.contested_values().iter()),
                 nc: NcRow {
                     unit: nc.link.unit.to_string(),
                     audit_id: nc.link.audit.to_string(),
@@ -757,7 +777,7 @@ mod tests {
         let text = rows_of(&audit, edited);
         let want = Parts {
             row: false,
-            findings: true,
+            entries: true,
             evidence: false,
         };
         assert_eq!(before.parts_to(&Digest::of(&text)), want);
@@ -766,7 +786,7 @@ mod tests {
         row.responses += 1;
         let want = Parts {
             row: true,
-            findings: false,
+            entries: false,
             evidence: false,
         };
         assert_eq!(before.parts_to(&Digest::of(&rows_of(&row, findings))), want);
@@ -781,7 +801,7 @@ mod tests {
                 finding("f-02", ""),
             ],
         );
-        assert!(before.parts_to(&Digest::of(&moved)).findings);
+        assert!(before.parts_to(&Digest::of(&moved)).entries);
         assert_eq!(
             before.parts_to(&Digest::of(&Projection::Review)),
             Parts::ALL
@@ -816,7 +836,7 @@ mod tests {
             .expect("projects");
         let row_only = Parts {
             row: true,
-            findings: false,
+            entries: false,
             evidence: false,
         };
         assert_eq!(seen.map(|(_, p)| p), Some(row_only));

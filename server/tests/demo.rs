@@ -23,7 +23,7 @@ on_both! {
                 .fetch_one(s.db.pool())
                 .await?;
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT place, by_user FROM contested_values WHERE audit_id = $1 ORDER BY seq")
+            sqlx::query_as("SELECT place, by_user FROM contested_values WHERE doc_id = $1 ORDER BY seq")
                 .bind(&audit)
                 .fetch_all(s.db.pool())
                 .await?;

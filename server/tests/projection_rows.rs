@@ -65,17 +65,17 @@ on_both! {
             text: "A finding added by the update".into(),
         });
         let parts = Parts::between(Some(&stored), &next);
-        assert_eq!(parts, Parts { row: true, findings: true, evidence: false });
+        assert_eq!(parts, Parts { row: true, entries: true, evidence: false });
 
         // Only the row marked changed: the findings stay as they were.
-        let row_only = Parts { row: true, findings: false, evidence: false };
+        let row_only = Parts { row: true, entries: false, evidence: false };
         write(&s.db, &audit, &next, row_only).await?;
         assert_eq!(state_of(&s.db, &audit).await?, "in_review");
         assert_ne!(state, "in_review");
         assert_eq!(findings_of(&s.db, &audit).await?, findings, "findings left alone");
 
         // Two updates of one batch: the findings changed in the first count.
-        let batch = Parts { row: false, findings: true, evidence: false }.or(row_only);
+        let batch = Parts { row: false, entries: true, evidence: false }.or(row_only);
         write(&s.db, &audit, &next, batch).await?;
         let mut want = findings.clone();
         want.push("A finding added by the update".into());

@@ -163,6 +163,7 @@ on_both! {
             include_str!("../../migrations/sqlite/0008_search.sql"),
             include_str!("../../migrations/sqlite/0009_due_rules.sql"),
             rules,
+            include_str!("../../migrations/sqlite/0011_contested_any_document.sql"),
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(later)).execute(db.pool()).await?;
         }

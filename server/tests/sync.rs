@@ -70,6 +70,23 @@ async fn audit_with_nc(
     Ok(nc)
 }
 
+/// The `contested_values` rows of `doc` whose place is like `place`:
+/// (place, writer, value), by writer.
+async fn contested_rows(
+    db: &server::db::Db,
+    doc: sync_core::ids::DocumentId,
+    place: &str,
+) -> Result<Vec<(String, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT place, by_user, value FROM contested_values WHERE doc_id = $1 \
+         AND place LIKE $2 ORDER BY by_user",
+    )
+    .bind(doc.to_string())
+    .bind(place)
+    .fetch_all(db.pool())
+    .await?)
+}
+
 /// Waits until a connected tablet holds every listed document with exactly
 /// the heads the server has stored.
 async fn two_auditors(backend: Backend, khan_first: bool) -> Result<()> {
@@ -134,6 +151,17 @@ async fn two_auditors(backend: Backend, khan_first: bool) -> Result<()> {
         answer("sd.timeliness@P03", Cpna::Partly, "iyer: 1 of 10 late")?,
     )?;
     lead.edit_offline(audit, answer("mr.held", Cpna::Conform, "iyer")?)?;
+    // Meeting notes and the NC's description, written by both at once.
+    lead.edit_offline(
+        audit,
+        Edit::SetNotes("iyer: opening meeting at 10:00".into()),
+    )?;
+    lead.edit_offline(nc, Edit::SetDescription("iyer: 1 of 10 files late".into()))?;
+    member.edit_offline(
+        audit,
+        Edit::SetNotes("khan: opening meeting at 10:15".into()),
+    )?;
+    member.edit_offline(nc, Edit::SetDescription("khan: 2 of 10 files late".into()))?;
     lead.edit_offline(
         nc,
         Edit::Move {
@@ -238,16 +266,25 @@ async fn two_auditors(backend: Backend, khan_first: bool) -> Result<()> {
     ];
     assert_eq!(notes(&a)?, both, "first tablet shows both answers");
     assert_eq!(notes(&b)?, both, "second tablet shows both answers");
-    let rows = || async {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT place, by_user, value FROM contested_values WHERE audit_id = $1 \
-             ORDER BY by_user",
-        )
-        .bind(audit.to_string())
-        .fetch_all(s.db.pool())
-        .await?;
-        anyhow::Ok(rows)
+    let rows = || contested_rows(&s.db, audit, "responses/%");
+    // The notes and the description: both values in the server's rows.
+    let texts = || async {
+        let mut all = contested_rows(&s.db, audit, "notes").await?;
+        all.extend(contested_rows(&s.db, nc, "description").await?);
+        anyhow::Ok(all)
     };
+    let both_texts = [
+        ("notes", "k.iyer", "iyer: opening meeting at 10:00"),
+        ("notes", "s.khan", "khan: opening meeting at 10:15"),
+        ("description", "k.iyer", "iyer: 1 of 10 files late"),
+        ("description", "s.khan", "khan: 2 of 10 files late"),
+    ]
+    .map(|(p, b, v)| (p.to_owned(), b.to_owned(), v.to_owned()));
+    assert_eq!(
+        texts().await?,
+        both_texts,
+        "the server's rows hold both texts"
+    );
     assert_eq!(
         rows().await?,
         [
@@ -277,8 +314,28 @@ async fn two_auditors(backend: Backend, khan_first: bool) -> Result<()> {
         .context("the member's answer")?;
     let settle = Edit::settle_response(&content, &item, pick).context("contested")?;
     iyer.edit(audit, &settle, &lead.author).await?;
+    // One write over each text settles it (any auditor of the team may).
+    iyer.edit(
+        audit,
+        &Edit::SetNotes("Opening meeting 10:00-10:40".into()),
+        &lead.author,
+    )
+    .await?;
+    iyer.edit(
+        nc,
+        &Edit::SetDescription("2 of 10 files late".into()),
+        &lead.author,
+    )
+    .await?;
     anyhow::ensure!(iyer.settle(SETTLE).await?, "the settlement was not stored");
-    holds(&s, khan, &[audit]).await?;
+    holds(&s, khan, &[audit, nc]).await?;
+    assert!(texts().await?.is_empty(), "no contested text left");
+    let nc_now = Nc::read(khan.engine.doc(&nc).context("nc")?)?;
+    assert!(
+        nc_now.contested_text.is_empty(),
+        "{:?}",
+        nc_now.contested_text
+    );
     assert!(
         notes(iyer)?.is_empty() && notes(khan)?.is_empty(),
         "no contest left"

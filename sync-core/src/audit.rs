@@ -516,6 +516,10 @@ pub struct AuditContent {
     pub findings: BTreeMap<ItemId, Finding>,
     /// Meeting notes.
     pub notes: String,
+    /// Meeting notes written at the same time by auditors who had not seen
+    /// each other's: every value, with who wrote it and when, until one of
+    /// the team writes notes over them all. Empty when uncontested.
+    pub contested_notes: Vec<crate::nc::ContestedText>,
     /// Responses that auditors wrote concurrently, none seeing the others':
     /// every value, in the same order on every replica, until the lead
     /// auditor settles them.
@@ -530,6 +534,7 @@ impl AuditContent {
             responses: BTreeMap::new(),
             findings: BTreeMap::new(),
             notes: AuditContent::notes(r)?,
+            contested_notes: crate::nc::contested_text_of(r.doc, r.heads, "notes")?,
             contested_responses: BTreeMap::new(),
             contested_findings: BTreeMap::new(),
         };
@@ -587,9 +592,11 @@ impl AuditContent {
         bounded("notes", r.opt_str(&ROOT, "notes", "")?.unwrap_or_default())
     }
 
-    /// How many responses and findings hold concurrent values.
+    /// How many responses, findings and notes hold concurrent values.
     pub fn contested(&self) -> usize {
-        self.contested_responses.len() + self.contested_findings.len()
+        self.contested_responses.len()
+            + self.contested_findings.len()
+            + usize::from(!self.contested_notes.is_empty())
     }
 }
 
@@ -703,14 +710,15 @@ pub type BlobRef = (Sha256Hex, String);
 /// report row shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContestedValue {
-    /// Where: `responses/<key>` or `findings/<id>`.
+    /// Where: `responses/<key>`, `findings/<id>` or `notes`.
     pub place: String,
-    /// Who wrote it.
-    pub by: UserId,
-    /// When, by the writer's device.
-    pub at: Timestamp,
-    /// The value in words: an answer (`partly: 19 days`) or a finding
-    /// (`minor: register not kept`).
+    /// Who wrote it (unknown only for notes written without their writer,
+    /// by a raw change).
+    pub by: Option<UserId>,
+    /// When, by the writer's device (unknown as the writer is).
+    pub at: Option<Timestamp>,
+    /// The value in words: an answer (`partly: 19 days`), a finding
+    /// (`minor: register not kept`) or notes.
     pub value: String,
 }
 
@@ -724,8 +732,8 @@ impl ContestedValue {
         };
         ContestedValue {
             place: format!("responses/{key}"),
-            by: r.by.clone(),
-            at: r.at,
+            by: Some(r.by.clone()),
+            at: Some(r.at),
             value: if r.note.is_empty() {
                 answer
             } else {
@@ -737,15 +745,27 @@ impl ContestedValue {
     fn of_finding(id: &ItemId, f: &Finding) -> ContestedValue {
         ContestedValue {
             place: format!("findings/{id}"),
-            by: f.by.clone(),
-            at: f.at,
+            by: Some(f.by.clone()),
+            at: Some(f.at),
             value: format!("{}: {}", f.class, f.text),
         }
     }
 
-    /// Every concurrent value of a content's contested responses and findings.
+    /// The concurrent values of contested notes.
+    fn of_notes(values: &[crate::nc::ContestedText]) -> impl Iterator<Item = ContestedValue> {
+        values.iter().map(|v| ContestedValue {
+            place: "notes".into(),
+            by: v.by.clone(),
+            at: v.at,
+            value: v.value.clone(),
+        })
+    }
+
+    /// Every concurrent value of a content's contested responses, findings
+    /// and notes.
     pub fn all_of(content: &AuditContent) -> Vec<ContestedValue> {
-        let mut out = Vec::new();
+        let mut out: Vec<ContestedValue> =
+            ContestedValue::of_notes(&content.contested_notes).collect();
         for (key, values) in &content.contested_responses {
             out.extend(values.iter().map(|r| ContestedValue::of_response(key, r)));
         }
@@ -1071,6 +1091,11 @@ impl LiveAudit {
         }
         if touched.any("notes") {
             current.notes = parts.notes()?;
+            let contested = crate::nc::contested_text_of(doc, None, "notes")?;
+            current.contest(
+                "notes".into(),
+                ContestedValue::of_notes(&contested).collect(),
+            );
         }
         if touched.any("events") {
             let events = parts.events()?;

@@ -237,6 +237,24 @@ impl Edit {
     }
 }
 
+impl Edit {
+    /// The edit by which the writer of an NC's (or a review's) actions
+    /// settles a contested action on its `pick`-th version (see
+    /// [`crate::nc::Nc::contested_actions`]). `None`: the action is not
+    /// contested or has no such version.
+    pub fn settle_action(
+        contested: &crate::nc::ContestedActions,
+        id: &ItemId,
+        pick: usize,
+    ) -> Option<Edit> {
+        let chosen = contested.get(id)?.get(pick)?;
+        Some(Edit::PutAction {
+            id: id.clone(),
+            action: chosen.action.clone(),
+        })
+    }
+}
+
 fn container(tx: &Transaction<'_>, key: &str) -> Result<automerge::ObjId, Refusal> {
     match tx.get(ROOT, key) {
         Ok(Some((automerge::Value::Object(_), obj))) => Ok(obj),
@@ -309,7 +327,7 @@ fn write(
         }
         Edit::SetNotes(notes) => {
             need(kind, DocKind::Audit)?;
-            tx.put(ROOT, "notes", notes.as_str()).map_err(failed)
+            nc::write_text(tx, "notes", notes, &author.user, now).map_err(failed)
         }
         Edit::CreateNc {
             link,
@@ -333,7 +351,9 @@ fn write(
                 need(kind, DocKind::Nc)?;
             }
             let actions = container(tx, "actions")?;
-            action.write(tx, &actions, aid).map_err(failed)
+            action
+                .write(tx, &actions, aid, &author.user, now)
+                .map_err(failed)
         }
         Edit::Extend {
             of,

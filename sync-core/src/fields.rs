@@ -380,6 +380,8 @@ const ACTION: &[Spec] = &[
     value("owner", Form::Line).required(),
     value("target", Form::Date).required(),
     value("done_on", Form::Date),
+    value("by", Form::Sender),
+    value("at", Form::Timestamp),
 ];
 
 /// An NC's verification.
@@ -413,7 +415,9 @@ pub const AUDIT: &[Spec] = &[
         .by(Field::AuditHeader),
     object("responses", Object::Entries(EntryKey::Response, RESPONSE)).by(Field::AuditContent),
     object("findings", Object::Entries(EntryKey::Item, FINDING)).by(Field::AuditContent),
-    value("notes", Form::Lines).by(Field::AuditContent),
+    value("notes", Form::Lines).signed().by(Field::AuditContent),
+    value("notes_by", Form::Sender).by(Field::AuditContent),
+    value("notes_at", Form::Timestamp).by(Field::AuditContent),
     events(AUDIT_EVENT),
 ];
 

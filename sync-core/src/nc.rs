@@ -134,19 +134,59 @@ pub struct Action {
     pub done_on: Option<Date>,
 }
 
-/// Reads the `actions` map of an NC.
-pub(crate) fn read_actions(r: &Reader<'_>) -> Result<BTreeMap<ItemId, Action>, SchemaError> {
+/// One of several versions of an action written at the same time by
+/// people who had not seen each other's: the action, who wrote it and when
+/// (absent for a version written without them, by a raw change).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContestedAction {
+    /// The action as this version has it.
+    pub action: Action,
+    /// Who wrote it.
+    pub by: Option<UserId>,
+    /// When, by the writer's device clock.
+    pub at: Option<Timestamp>,
+    /// Whether this is the version `actions` shows.
+    pub shown: bool,
+}
+
+/// The actions of an NC or a review, by id.
+pub type Actions = BTreeMap<ItemId, Action>;
+
+/// The contested actions of an NC or a review: every version, by id.
+pub type ContestedActions = BTreeMap<ItemId, Vec<ContestedAction>>;
+
+/// Reads the `actions` map of an NC or a review: the version of each
+/// action Automerge shows, and every version of those written at the same
+/// time by people who had not seen each other's.
+pub(crate) fn read_actions(r: &Reader<'_>) -> Result<(Actions, ContestedActions), SchemaError> {
     let mut actions = BTreeMap::new();
-    if let Some(obj) = r.opt_map(&ROOT, "actions", "")? {
-        for key in r.keys(&obj) {
-            let path = join("actions", &key);
-            let id: ItemId = key
-                .parse()
-                .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
-            actions.insert(id, Action::read(r, &r.map(&obj, &key, "actions")?, &path)?);
+    let mut contested = BTreeMap::new();
+    let Some(obj) = r.opt_map(&ROOT, "actions", "")? else {
+        return Ok((actions, contested));
+    };
+    for key in r.keys(&obj) {
+        let path = join("actions", &key);
+        let id: ItemId = key
+            .parse()
+            .map_err(|e: IdError| schema_error(&path, e.to_string()))?;
+        let shown_obj = r.map(&obj, &key, "actions")?;
+        let shown = Action::read(r, &shown_obj, &path)?;
+        if r.is_contested(&obj, &key) {
+            let fresh = r.fresh();
+            let mut versions = Vec::new();
+            for o in r.all_maps(&obj, &key, "actions")? {
+                versions.push(ContestedAction {
+                    action: Action::read(&fresh, &o, &path)?,
+                    by: fresh.opt_parse(&o, "by", &path)?,
+                    at: fresh.opt_parse(&o, "at", &path)?,
+                    shown: o == shown_obj,
+                });
+            }
+            contested.insert(id.clone(), versions);
         }
+        actions.insert(id, shown);
     }
-    Ok(actions)
+    Ok((actions, contested))
 }
 
 impl Action {
@@ -159,17 +199,23 @@ impl Action {
         })
     }
 
+    /// Writes the action under `id` of the `actions` map, with who wrote
+    /// it and when.
     pub(crate) fn write<T: Transactable>(
         &self,
         tx: &mut T,
         actions: &ObjId,
         id: &ItemId,
+        by: &UserId,
+        at: Timestamp,
     ) -> Result<(), AutomergeError> {
         let obj = tx.put_object(actions, id.as_str(), ObjType::Map)?;
         tx.put_str(&obj, "text", &self.text)?;
         tx.put_str(&obj, "owner", &self.owner)?;
         tx.put_str(&obj, "target", self.target)?;
-        tx.put_opt_str(&obj, "done_on", self.done_on)
+        tx.put_opt_str(&obj, "done_on", self.done_on)?;
+        tx.put_str(&obj, "by", by)?;
+        tx.put_str(&obj, "at", at)
     }
 }
 
@@ -356,22 +402,28 @@ type Concurrent = (String, Vec<Option<String>>, bool);
 /// the value Automerge shows. In the same order on every replica.
 fn concurrent_values(
     doc: &Automerge,
+    heads: Option<&[automerge::ChangeHash]>,
     obj: &ObjId,
     key: &str,
     beside: &[&str],
     path: &str,
 ) -> Result<Vec<Concurrent>, SchemaError> {
     use automerge::ReadDoc;
-    let values = doc
-        .get_all(obj, key)
-        .map_err(|e| schema_error(&join(path, key), e.to_string()))?;
+    let failed = |e: automerge::AutomergeError| schema_error(&join(path, key), e.to_string());
+    let values = match heads {
+        Some(h) => doc.get_all_at(obj, key, h),
+        None => doc.get_all(obj, key),
+    }
+    .map_err(failed)?;
     if values.len() < 2 {
         return Ok(Vec::new());
     }
-    let shown = doc
-        .get(obj, key)
-        .map_err(|e| schema_error(&join(path, key), e.to_string()))?
-        .map(|(_, id)| id);
+    let shown = match heads {
+        Some(h) => doc.get_at(obj, key, h),
+        None => doc.get(obj, key),
+    }
+    .map_err(failed)?
+    .map(|(_, id)| id);
     let mut out = Vec::with_capacity(values.len());
     for (value, id) in values {
         let at: Vec<automerge::ChangeHash> = doc.hash_for_opid(&id).into_iter().collect();
@@ -392,13 +444,16 @@ fn concurrent_values(
 }
 
 /// The values of root text field `key` written at the same time, each with
-/// the `<key>_by` and `<key>_at` its change left (empty when uncontested).
+/// the `<key>_by` and `<key>_at` its change left (empty when uncontested),
+/// in the document as it is or at `heads`.
 pub(crate) fn contested_text_of(
     doc: &Automerge,
+    heads: Option<&[automerge::ChangeHash]>,
     key: &str,
 ) -> Result<Vec<ContestedText>, SchemaError> {
     Ok(concurrent_values(
         doc,
+        heads,
         &ROOT,
         key,
         &[&format!("{key}_by"), &format!("{key}_at")],
@@ -420,7 +475,7 @@ fn concurrent_verifications(
     v: &ObjId,
 ) -> Result<Vec<ConcurrentVerification>, SchemaError> {
     Ok(
-        concurrent_values(doc, v, "note", &["by", "on"], "verification")?
+        concurrent_values(doc, None, v, "note", &["by", "on"], "verification")?
             .into_iter()
             .map(|(note, fields, shown)| ConcurrentVerification {
                 note,
@@ -493,6 +548,10 @@ pub struct Nc {
     /// who had not seen each other's: every value, with its writer and
     /// time, until someone who may write the field writes over them all.
     pub contested_text: BTreeMap<String, Vec<ContestedText>>,
+    /// Actions written at the same time by people who had not seen each
+    /// other's: every version, with its writer and time, until the process
+    /// owner writes the action again. Empty when uncontested.
+    pub contested_actions: ContestedActions,
     /// Corrective actions by id.
     pub actions: BTreeMap<ItemId, Action>,
     /// Due-date extensions, in order.
@@ -530,7 +589,7 @@ impl Nc {
         let text = |key: &str| -> Result<String, SchemaError> {
             bounded(key, r.opt_str(root, key, "")?.unwrap_or_default())
         };
-        let actions = read_actions(&r)?;
+        let (actions, contested_actions) = read_actions(&r)?;
         let mut extensions = Vec::new();
         if let Some(list) = r.opt_list(root, "extensions", "")? {
             for i in 0..r.len(&list) {
@@ -540,7 +599,7 @@ impl Nc {
         }
         let mut contested_text = BTreeMap::new();
         for key in crate::fields::signed(DocKind::Nc) {
-            let values = contested_text_of(doc, key)?;
+            let values = contested_text_of(doc, None, key)?;
             if !values.is_empty() {
                 contested_text.insert(key.to_owned(), values);
             }
@@ -583,6 +642,7 @@ impl Nc {
             root_cause: text("root_cause")?,
             contested_text,
             actions,
+            contested_actions,
             extensions,
             verification,
             contested_verification,
@@ -590,6 +650,43 @@ impl Nc {
             verification_evidence: read_evidence(&r, EvidenceOf::Verification)?,
             events: Event::read_all(&r)?,
         })
+    }
+
+    /// Every concurrent value of the NC's contested fields, as report rows
+    /// show them: the texts by field name, the verification
+    /// (`verification`), then the actions (`actions/<id>`).
+    pub fn contested_values(&self) -> Vec<crate::audit::ContestedValue> {
+        use crate::audit::ContestedValue;
+        let mut out = Vec::new();
+        for (field, values) in &self.contested_text {
+            out.extend(values.iter().map(|v| ContestedValue {
+                place: field.clone(),
+                by: v.by.clone(),
+                at: v.at,
+                value: v.value.clone(),
+            }));
+        }
+        out.extend(self.contested_verification.iter().map(|v| ContestedValue {
+            place: "verification".into(),
+            by: v.by.clone(),
+            at: None,
+            value: match v.on {
+                Some(on) => format!("{on}: {}", v.note),
+                None => v.note.clone(),
+            },
+        }));
+        for (id, versions) in &self.contested_actions {
+            out.extend(versions.iter().map(|v| ContestedValue {
+                place: format!("actions/{id}"),
+                by: v.by.clone(),
+                at: v.at,
+                value: format!(
+                    "{} ({}, by {})",
+                    v.action.text, v.action.owner, v.action.target
+                ),
+            }));
+        }
+        out
     }
 
     /// The date the response is due: the last response extension, else the rule.

@@ -32,6 +32,9 @@ pub struct Review {
     pub decisions: Vec<String>,
     /// Action items by id.
     pub actions: BTreeMap<ItemId, Action>,
+    /// Action items written at the same time by nodal officers who had not
+    /// seen each other's: every version, until one writes the item again.
+    pub contested_actions: crate::nc::ContestedActions,
     /// Minutes.
     pub minutes: String,
     /// Minutes written at the same time by nodal officers who had not seen
@@ -45,7 +48,7 @@ impl Review {
     pub fn read(doc: &Automerge) -> Result<Review, SchemaError> {
         let r = Reader::whole(doc, None);
         r.expect_kind(DocKind::Review)?;
-        let actions = crate::nc::read_actions(&r)?;
+        let (actions, contested_actions) = crate::nc::read_actions(&r)?;
         Ok(Review {
             id: r.parse(&ROOT, "id", "")?,
             unit: r.parse(&ROOT, "unit", "")?,
@@ -54,7 +57,8 @@ impl Review {
             inputs: r.opt_str(&ROOT, "inputs", "")?.unwrap_or_default(),
             decisions: r.str_list(&ROOT, "decisions", "")?,
             actions,
-            contested_minutes: crate::nc::contested_text_of(doc, "minutes")?,
+            contested_actions,
+            contested_minutes: crate::nc::contested_text_of(doc, None, "minutes")?,
             minutes: bounded(
                 "minutes",
                 r.opt_str(&ROOT, "minutes", "")?.unwrap_or_default(),

@@ -1409,7 +1409,7 @@ impl Checker<'_> {
             Requirement::Correction => filled("correction")?,
             Requirement::RootCause => filled("root_cause")?,
             Requirement::ActionPlan | Requirement::ActionsDone => {
-                let actions = crate::nc::read_actions(&r).map_err(schema_refusal)?;
+                let (actions, _) = crate::nc::read_actions(&r).map_err(schema_refusal)?;
                 !actions.is_empty()
                     && actions.values().all(|a| match req {
                         Requirement::ActionPlan => {

@@ -272,7 +272,10 @@ fn contested_findings_are_shown_and_settled_like_answers() {
     let view = AuditView::read(&merged).expect("reads");
     let mut values: Vec<String> = ContestedValue::all_of(&view.content)
         .into_iter()
-        .map(|v| format!("{} {} {}", v.place, v.by, v.value))
+        .map(|v| {
+            let by = v.by.expect("a finding has its writer");
+            format!("{} {by} {}", v.place, v.value)
+        })
         .collect();
     values.sort();
     assert_eq!(
@@ -399,4 +402,96 @@ fn a_field_inside_an_answer_written_twice_at_once_is_settled_by_its_writer() {
         "ten files, two late, both noted"
     );
     assert!(view.content.contested_responses.is_empty());
+}
+
+#[test]
+fn meeting_notes_written_offline_by_two_auditors_are_both_shown_until_one_writes_over_them() {
+    let demo = Demo::new();
+    let stored = demo.realistic_audit(1, 0);
+    let (mut lead, mut member) = (stored.clone(), stored.clone());
+    let notes = |text: &str| Edit::SetNotes(text.into());
+    demo.must(
+        demo.audit_id,
+        &mut lead,
+        &demo.lead,
+        notes("Opening meeting 10:00, AC present"),
+    );
+    demo.must(
+        demo.audit_id,
+        &mut member,
+        &demo.member,
+        notes("Opening meeting 10:15; AC joined late"),
+    );
+    // On the server: the member's notes arrive over the lead's, as a batch.
+    let batch = member.get_changes(&stored.get_heads());
+    let mut live = LiveAudit::read(&lead).expect("reads");
+    let accepted =
+        validate_batch(demo.audit_id, &lead, batch, &demo.member, demo.today).expect("permitted");
+    let merged = accepted.doc.expect("applied");
+    live.update(&merged, &accepted.touched).expect("updates");
+
+    let on_member = synced(member, &lead);
+    let (a, b) = (
+        AuditView::read(&merged).expect("reads").content,
+        AuditView::read(&on_member).expect("reads").content,
+    );
+    assert_eq!(a.contested_notes, b.contested_notes, "the same on both");
+    let mut seen: Vec<(String, String)> = a
+        .contested_notes
+        .iter()
+        .map(|v| {
+            let by = v.by.as_ref().map(ToString::to_string).unwrap_or_default();
+            (by, v.value.clone())
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("k.iyer".into(), "Opening meeting 10:00, AC present".into()),
+            (
+                "s.khan".into(),
+                "Opening meeting 10:15; AC joined late".into()
+            ),
+        ]
+    );
+    assert!(a.contested_notes.iter().all(|v| v.at == Some(demo.now())));
+    assert_eq!(a.contested_notes.iter().filter(|v| v.shown).count(), 1);
+    assert_eq!(a.contested(), 1, "the notes are one contest");
+    // The server's rows show both, as the view does.
+    let rows: Vec<_> = live.contested().cloned().collect();
+    assert_eq!(rows, ContestedValue::all_of(&a));
+    assert_eq!(rows.iter().filter(|v| v.place == "notes").count(), 2);
+
+    // Any auditor of the team settles notes: the member writes over both.
+    let mut settled = merged.clone();
+    let before = settled.get_heads();
+    demo.must(
+        demo.audit_id,
+        &mut settled,
+        &demo.member,
+        notes("Opening meeting 10:00-10:40; AC joined at 10:15"),
+    );
+    let accepted = validate_batch(
+        demo.audit_id,
+        &merged,
+        settled.get_changes(&before),
+        &demo.member,
+        demo.today,
+    )
+    .expect("the team settles notes");
+    let doc = accepted.doc.expect("applied");
+    live.update(&doc, &accepted.touched).expect("updates");
+    let content = AuditView::read(&doc).expect("reads").content;
+    assert!(content.contested_notes.is_empty());
+    assert_eq!(
+        content.notes,
+        "Opening meeting 10:00-10:40; AC joined at 10:15"
+    );
+    assert_eq!(live.contested().count(), 0);
+    assert_eq!(
+        live,
+        LiveAudit::read(&doc).expect("reads"),
+        "as if read whole"
+    );
 }

@@ -350,3 +350,70 @@ fn review_minutes_two_nodal_officers_write_at_once_show_both_until_one_writes_ov
         "Resources: two posts to be filled by March."
     );
 }
+
+#[test]
+fn an_action_written_on_two_tablets_at_once_shows_both_versions_until_the_owner_writes_it_again() {
+    use sync_core::edit::apply_edit;
+    use sync_core::testing::fixtures::actor;
+    let mut demo = Demo::new();
+    // The process owner's second tablet.
+    demo.owner.actors.insert(actor(6));
+    let stored = demo.nc_in(sync_core::workflow::NcState::Open);
+    let action = |text: &str, target: &str| Edit::PutAction {
+        id: "a-1".parse().expect("an id"),
+        action: sync_core::nc::Action {
+            text: text.into(),
+            owner: "Supdt Div-II".into(),
+            target: target.parse().expect("a date"),
+            done_on: None,
+        },
+    };
+    let on = |device: u8, edit: Edit| {
+        let mut doc = stored.clone();
+        doc.set_actor(actor(device));
+        apply_edit(demo.nc_id, &mut doc, &edit, &demo.owner, demo.now()).expect("permitted");
+        doc
+    };
+    let desk = on(3, action("Daily ageing report to the AC", "2026-02-15"));
+    let field = on(6, action("Weekly ageing report to the AC", "2026-02-28"));
+    let (a, b) = (synced(desk.clone(), &field), synced(field, &desk));
+    let (na, nb) = (Nc::read(&a).expect("reads"), Nc::read(&b).expect("reads"));
+    assert_eq!(
+        na.contested_actions, nb.contested_actions,
+        "the same on both"
+    );
+    let versions = &na.contested_actions[&"a-1".parse().expect("an id")];
+    let mut texts: Vec<_> = versions.iter().map(|v| v.action.text.as_str()).collect();
+    texts.sort_unstable();
+    assert_eq!(
+        texts,
+        [
+            "Daily ageing report to the AC",
+            "Weekly ageing report to the AC"
+        ]
+    );
+    assert!(
+        versions
+            .iter()
+            .all(|v| v.by.as_ref() == Some(&demo.owner.user))
+    );
+    assert!(versions.iter().all(|v| v.at == Some(demo.now())));
+    let shown = versions.iter().find(|v| v.shown).expect("one is shown");
+    assert_eq!(na.actions[&"a-1".parse().expect("an id")], shown.action);
+
+    // The owner keeps the weekly one: one write over both ends the contest.
+    let pick = versions
+        .iter()
+        .position(|v| v.action.text.starts_with("Weekly"))
+        .expect("weekly");
+    let settle = Edit::settle_action(&na.contested_actions, &"a-1".parse().expect("an id"), pick)
+        .expect("contested");
+    let mut settled = a.clone();
+    demo.must(demo.nc_id, &mut settled, &demo.owner, settle);
+    let nc = Nc::read(&synced(b, &settled)).expect("reads");
+    assert!(nc.contested_actions.is_empty());
+    assert_eq!(
+        nc.actions[&"a-1".parse().expect("an id")].text,
+        "Weekly ageing report to the AC"
+    );
+}

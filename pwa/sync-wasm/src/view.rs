@@ -81,6 +81,12 @@ pub fn audit_json(doc: &Automerge, checklist: Option<&Checklist>) -> Result<Stri
             .map(|(k, f)| (k.to_string(), FindingJson::of(f)))
             .collect(),
         notes: v.content.notes.clone(),
+        contested_notes: v
+            .content
+            .contested_notes
+            .iter()
+            .map(ContestedTextJson::of)
+            .collect(),
         contested_responses: v
             .content
             .contested_responses
@@ -129,14 +135,22 @@ pub fn nc_json(
         actions: nc
             .actions
             .iter()
-            .map(|(id, a)| {
-                let action = ActionJson {
-                    text: a.text.clone(),
-                    owner: a.owner.clone(),
-                    target: a.target.to_string(),
-                    done_on: a.done_on.map(|d| d.to_string()),
-                };
-                (id.to_string(), action)
+            .map(|(id, a)| (id.to_string(), ActionJson::of(a)))
+            .collect(),
+        contested_actions: nc
+            .contested_actions
+            .iter()
+            .map(|(id, versions)| {
+                let versions = versions
+                    .iter()
+                    .map(|v| ContestedActionJson {
+                        action: ActionJson::of(&v.action),
+                        by: v.by.as_ref().map(ToString::to_string),
+                        at: v.at.map(|t| t.to_string()),
+                        shown: v.shown,
+                    })
+                    .collect();
+                (id.to_string(), versions)
             })
             .collect(),
         extensions: nc
@@ -159,15 +173,7 @@ pub fn nc_json(
             .contested_text
             .iter()
             .map(|(field, values)| {
-                let values = values
-                    .iter()
-                    .map(|v| ContestedTextJson {
-                        value: v.value.clone(),
-                        by: v.by.as_ref().map(ToString::to_string),
-                        at: v.at.map(|t| t.to_string()),
-                        shown: v.shown,
-                    })
-                    .collect();
+                let values = values.iter().map(ContestedTextJson::of).collect();
                 (field.clone(), values)
             })
             .collect(),
@@ -226,6 +232,10 @@ struct AuditJson {
     responses: BTreeMap<String, ResponseJson>,
     findings: BTreeMap<String, FindingJson>,
     notes: String,
+    /// Notes written concurrently by auditors who had not seen each
+    /// other's: every value, with its writer and time, until one of the team
+    /// writes notes over them (`set_notes`). Empty when uncontested.
+    contested_notes: Vec<ContestedTextJson>,
     /// Items answered concurrently by auditors who had not seen each
     /// other's answer: every value, with its writer and time, until the
     /// lead settles them with a `set_response` (the value shown in
@@ -415,6 +425,10 @@ struct NcJson {
     correction: String,
     root_cause: String,
     actions: BTreeMap<String, ActionJson>,
+    /// Actions written at the same time by people who had not seen each
+    /// other's, by id: every version with who wrote it and when, until the
+    /// process owner writes the action again (`put_action`). Others absent.
+    contested_actions: BTreeMap<String, Vec<ContestedActionJson>>,
     extensions: Vec<ExtensionJson>,
     verification: Option<VerificationJson>,
     /// Verifications written at the same time by auditors who had not seen
@@ -445,6 +459,26 @@ struct ActionJson {
     owner: String,
     target: String,
     done_on: Option<String>,
+}
+
+impl ActionJson {
+    fn of(a: &sync_core::nc::Action) -> ActionJson {
+        ActionJson {
+            text: a.text.clone(),
+            owner: a.owner.clone(),
+            target: a.target.to_string(),
+            done_on: a.done_on.map(|d| d.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ContestedActionJson {
+    action: ActionJson,
+    by: Option<String>,
+    at: Option<String>,
+    /// Whether this is the version `actions` shows.
+    shown: bool,
 }
 
 #[derive(Serialize)]
@@ -489,6 +523,17 @@ struct ContestedTextJson {
     at: Option<String>,
     /// Whether this is the value the field shows.
     shown: bool,
+}
+
+impl ContestedTextJson {
+    fn of(v: &sync_core::nc::ContestedText) -> ContestedTextJson {
+        ContestedTextJson {
+            value: v.value.clone(),
+            by: v.by.as_ref().map(ToString::to_string),
+            at: v.at.map(|t| t.to_string()),
+            shown: v.shown,
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -498,6 +498,7 @@ pub async fn write_projections(
     let now = now_ms();
     let mut audits = Vec::new();
     let mut findings = Vec::new();
+    let mut contested_rows = Vec::new();
     for (doc, projection, parts) in items {
         let id = doc.to_string();
         match projection {
@@ -510,12 +511,20 @@ pub async fn write_projections(
                 if parts.row {
                     audits.push((id.clone(), audit));
                 }
-                if parts.findings {
-                    findings.push((id.clone(), rows.as_slice(), contested.as_slice()));
+                if parts.entries {
+                    findings.push((id.clone(), rows.as_slice()));
+                    contested_rows.push((id.clone(), contested.as_slice()));
                 }
             }
-            Projection::Nc { nc, .. } if parts.row => write_nc_row(tx, &id, nc, now).await?,
-            Projection::Nc { .. } | Projection::Review => {}
+            Projection::Nc { nc, contested, .. } => {
+                if parts.row {
+                    write_nc_row(tx, &id, nc, now).await?;
+                }
+                if parts.entries {
+                    contested_rows.push((id.clone(), contested.as_slice()));
+                }
+            }
+            Projection::Review => {}
         }
         if parts.evidence {
             super::blobs::write_refs(tx, &id, projection.evidence()).await?;
@@ -526,6 +535,9 @@ pub async fn write_projections(
     }
     if !findings.is_empty() {
         write_findings(tx, &findings).await?;
+    }
+    if !contested_rows.is_empty() {
+        write_contested(tx, &contested_rows).await?;
     }
     Ok(())
 }
@@ -567,27 +579,35 @@ async fn write_audit_rows(
     Ok(())
 }
 
-/// Replaces the findings and contested-values rows of each audit given.
+/// Deletes the rows of `table` whose `column` is one of `ids`.
+async fn delete_rows<T>(
+    tx: &mut Tx,
+    table: &str,
+    column: &str,
+    ids: &[(String, T)],
+) -> Result<(), DbError> {
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let mut sql = format!("DELETE FROM {table} WHERE {column} IN (");
+        Params::of(tx).list(&mut sql, chunk.len());
+        sql.push(')');
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+        for (id, _) in chunk {
+            q = q.bind(id.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Replaces the findings rows of each audit given.
 async fn write_findings(
     tx: &mut Tx,
-    audits: &[(String, &[crate::projection::FindingRow], &[ContestedRow])],
+    audits: &[(String, &[crate::projection::FindingRow])],
 ) -> Result<(), DbError> {
-    for table in ["findings", "contested_values"] {
-        for chunk in audits.chunks(ROWS_PER_INSERT) {
-            let mut sql = format!("DELETE FROM {table} WHERE audit_id IN (");
-            Params::of(tx).list(&mut sql, chunk.len());
-            sql.push(')');
-            let mut q =
-                sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
-            for (id, ..) in chunk {
-                q = q.bind(id.as_str());
-            }
-            q.execute(&mut **tx).await?;
-        }
-    }
+    delete_rows(tx, "findings", "audit_id", audits).await?;
     let rows: Vec<(&str, &crate::projection::FindingRow)> = audits
         .iter()
-        .flat_map(|(id, rows, _)| rows.iter().map(move |f| (id.as_str(), f)))
+        .flat_map(|(id, rows)| rows.iter().map(move |f| (id.as_str(), f)))
         .collect();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
@@ -606,9 +626,15 @@ async fn write_findings(
         }
         q.execute(&mut **tx).await?;
     }
-    let values: Vec<(&str, i64, &ContestedRow)> = audits
+    Ok(())
+}
+
+/// Replaces the contested-values rows of each document given.
+async fn write_contested(tx: &mut Tx, docs: &[(String, &[ContestedRow])]) -> Result<(), DbError> {
+    delete_rows(tx, "contested_values", "doc_id", docs).await?;
+    let values: Vec<(&str, i64, &ContestedRow)> = docs
         .iter()
-        .flat_map(|(id, _, values)| {
+        .flat_map(|(id, values)| {
             values
                 .iter()
                 .enumerate()
@@ -617,7 +643,7 @@ async fn write_findings(
         .collect();
     for chunk in values.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
-            "INSERT INTO contested_values (audit_id, place, seq, by_user, at, value) VALUES ",
+            "INSERT INTO contested_values (doc_id, place, seq, by_user, at, value) VALUES ",
         );
         Params::of(tx).rows(&mut sql, chunk.len(), 6);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);

@@ -288,6 +288,11 @@ impl Db {
                     "checklist rules",
                     include_str!("../../../migrations/sqlite/0010_checklist_rules.sql"),
                 ),
+                (
+                    11,
+                    "contested values of any document",
+                    include_str!("../../../migrations/sqlite/0011_contested_any_document.sql"),
+                ),
             ],
             DbKind::Postgres => &[
                 (
@@ -339,6 +344,11 @@ impl Db {
                     10,
                     "checklist rules",
                     include_str!("../../../migrations/postgres/0010_checklist_rules.sql"),
+                ),
+                (
+                    11,
+                    "contested values of any document",
+                    include_str!("../../../migrations/postgres/0011_contested_any_document.sql"),
                 ),
             ],
         };

@@ -120,7 +120,7 @@ pub async fn put(
     reference::put_due_rules(&mut tx, unit.as_str(), &rules, &caller.username).await?;
     let row_only = Parts {
         row: true,
-        findings: false,
+        entries: false,
         evidence: false,
     };
     for (id, p) in &rows {
