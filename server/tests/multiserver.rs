@@ -64,7 +64,7 @@ async fn a_change_stored_by_one_server_reaches_devices_on_the_other() -> Result<
         unit: "DEMO-I".parse()?,
         audit,
         finding: "f-15".parse()?,
-        process: "P08".parse()?,
+        process: Some("P08".parse()?),
         clause: "3.2.3".parse()?,
         class: sync_core::nc::Severity::Minor,
         raised_on: "2026-01-15".parse()?,

@@ -157,13 +157,17 @@ on_both! {
             server::db::DbKind::Sqlite => include_str!("../../migrations/sqlite/0010_checklist_rules.sql"),
             server::db::DbKind::Postgres => include_str!("../../migrations/postgres/0010_checklist_rules.sql"),
         };
+        let any_document = match db.kind() {
+            server::db::DbKind::Sqlite => include_str!("../../migrations/sqlite/0011_contested_any_document.sql"),
+            server::db::DbKind::Postgres => include_str!("../../migrations/postgres/0011_contested_any_document.sql"),
+        };
         for later in [
             holders,
             include_str!("../../migrations/sqlite/0007_contested_values.sql"),
             include_str!("../../migrations/sqlite/0008_search.sql"),
             include_str!("../../migrations/sqlite/0009_due_rules.sql"),
             rules,
-            include_str!("../../migrations/sqlite/0011_contested_any_document.sql"),
+            any_document,
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(later)).execute(db.pool()).await?;
         }

@@ -718,7 +718,7 @@ async fn set_up(s: &TestServer) -> Result<(Vec<Person>, Docs)> {
                     unit: "DEMO-I".parse()?,
                     audit,
                     finding,
-                    process: "P03".parse()?,
+                    process: Some("P03".parse()?),
                     clause: "3.2.1.3".parse()?,
                     class: Severity::Minor,
                     raised_on: today,

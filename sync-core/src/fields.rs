@@ -429,7 +429,8 @@ pub const NC: &[Spec] = &[
     value("unit", Form::Unit).required().once(),
     value("audit", Form::Document).required().once(),
     value("finding", Form::Item).required().once(),
-    value("process", Form::Process).required().once(),
+    // None for an NC on a clause no process carries (its nodal officers answer it).
+    value("process", Form::Process).once(),
     value("clause", Form::Clause).required().once(),
     value("class", Form::Severity).required().once(),
     value("raised_on", Form::Date).required().once(),

@@ -111,8 +111,10 @@ pub struct NcLink {
     pub audit: DocumentId,
     /// The finding it answers.
     pub finding: ItemId,
-    /// The process concerned (its owner answers the NC).
-    pub process: ProcessCode,
+    /// The process concerned: its owner answers the NC. `None` for an NC
+    /// on a clause no process carries (3.4, management review): the unit's
+    /// nodal officers answer it.
+    pub process: Option<ProcessCode>,
     /// The clause.
     pub clause: ClauseKey,
     /// Major or minor.
@@ -581,7 +583,7 @@ impl Nc {
             unit: r.parse(root, "unit", "")?,
             audit: r.parse(root, "audit", "")?,
             finding: r.parse(root, "finding", "")?,
-            process: r.parse(root, "process", "")?,
+            process: r.opt_parse(root, "process", "")?,
             clause: r.parse(root, "clause", "")?,
             class: r.parse(root, "class", "")?,
             raised_on: r.parse(root, "raised_on", "")?,
@@ -787,7 +789,7 @@ pub(crate) fn write_new<T: Transactable>(
     tx.put_str(&ROOT, "unit", &link.unit)?;
     tx.put_str(&ROOT, "audit", link.audit)?;
     tx.put_str(&ROOT, "finding", &link.finding)?;
-    tx.put_str(&ROOT, "process", &link.process)?;
+    tx.put_opt_str(&ROOT, "process", link.process.as_ref())?;
     tx.put_str(&ROOT, "clause", &link.clause)?;
     tx.put_str(&ROOT, "class", link.class)?;
     tx.put_str(&ROOT, "raised_on", link.raised_on)?;

@@ -228,7 +228,14 @@ impl Author {
         match who {
             Who::AuditTeam => self.team_role(ctx, on).is_some(),
             Who::AuditLead => self.team_role(ctx, on) == Some(TeamRole::Lead),
-            Who::IndependentAuditor => self.team_role(ctx, on).is_some() && !self.owns(ctx, on),
+            Who::IndependentAuditor => {
+                self.team_role(ctx, on).is_some() && !self.is(Who::ProcessOwner, ctx, on)
+            }
+            // An NC on no process (a clause such as 3.4, management
+            // review) is answered by the unit's nodal officers.
+            Who::ProcessOwner if ctx.kind == DocKind::Nc && ctx.process.is_none() => {
+                self.has_role(&ctx.unit, Role::NodalOfficer, on)
+            }
             Who::ProcessOwner => self.owns(ctx, on),
             Who::NodalOfficer => self.has_role(&ctx.unit, Role::NodalOfficer, on),
         }
@@ -285,7 +292,7 @@ impl DocContext {
                 id,
                 unit: r.parse(&ROOT, "unit", "")?,
                 audit: Some(r.parse(&ROOT, "audit", "")?),
-                process: Some(r.parse(&ROOT, "process", "")?),
+                process: r.opt_parse(&ROOT, "process", "")?,
             },
             DocKind::Review => DocContext {
                 kind,

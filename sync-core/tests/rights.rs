@@ -231,3 +231,131 @@ fn a_locked_audit_offers_its_content_to_nobody_and_its_header_to_its_lead() {
         Ok(())
     );
 }
+
+/// An NC on a clause no process carries (3.4, management review) names no
+/// process: the unit's nodal officer answers it as a process owner would,
+/// no process owner reads or writes it, and the team verifies it.
+#[test]
+fn an_nc_on_no_process_is_answered_by_the_units_nodal_officer() {
+    let demo = Demo::new();
+    let ctx = DocContext {
+        process: None,
+        ..context(&demo, DocKind::Nc)
+    };
+    let readers = ["lead", "member", "nodal"];
+    let writers: [(Field, &[&str]); 6] = [
+        (Field::NcDescription, &["lead", "member"]),
+        (Field::NcOwnerFields, &["nodal"]),
+        (Field::NcImplementationEvidence, &["nodal"]),
+        (Field::NcVerification, &["lead", "member"]),
+        (Field::NcVerificationEvidence, &["lead", "member"]),
+        (Field::NcExtension, &["nodal"]),
+    ];
+    for name in PEOPLE {
+        let author = person(&demo, name);
+        assert_eq!(
+            author.may_read(&ctx, demo.today),
+            readers.contains(&name),
+            "{name} reads"
+        );
+        for (field, who) in writers {
+            assert_eq!(
+                check_field(&ctx, author, field, demo.today).is_ok(),
+                who.contains(&name),
+                "{name} writes {field}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_nodal_officer_responds_to_an_nc_on_no_process_and_the_team_verifies_it() {
+    use sync_core::edit::Edit;
+    use sync_core::nc::{Action, EvidenceOf, Nc};
+    use sync_core::workflow::NcState;
+    let demo = Demo::new();
+    let mut doc = automerge::Automerge::new();
+    let link = sync_core::nc::NcLink {
+        process: None,
+        clause: "3.4".parse().expect("clause"),
+        finding: "f-14".parse().expect("id"),
+        ..demo.nc_link()
+    };
+    let id = demo.nc_id;
+    demo.must(
+        id,
+        &mut doc,
+        &demo.member,
+        Edit::CreateNc {
+            link,
+            description: "MR minutes lack decisions on resources".into(),
+            provisional: "D-IYER-01".into(),
+        },
+    );
+    let mv = |mv: &str| Edit::Move {
+        mv: mv.into(),
+        note: String::new(),
+    };
+    demo.must(id, &mut doc, &demo.member, mv("raise"));
+    let refused = demo
+        .edit(id, &mut doc, &demo.owner, Edit::SetCorrection("Not mine".into()))
+        .expect_err("no process owner answers it");
+    assert_eq!(refused.rule, "nc.owner_fields");
+    for edit in [
+        Edit::SetCorrection("Resources discussed at MR-2".into()),
+        Edit::SetRootCause("No agenda item for resources".into()),
+        Edit::PutAction {
+            id: "a-1".parse().expect("id"),
+            action: Action {
+                text: "Resources a standing agenda item".into(),
+                owner: "Addl Commissioner".into(),
+                target: "2026-02-15".parse().expect("date"),
+                done_on: None,
+            },
+        },
+        mv("submit_response"),
+    ] {
+        demo.must(id, &mut doc, &demo.nodal, edit);
+    }
+    demo.must(id, &mut doc, &demo.lead, mv("accept_plan"));
+    demo.must(
+        id,
+        &mut doc,
+        &demo.nodal,
+        Edit::PutAction {
+            id: "a-1".parse().expect("id"),
+            action: Action {
+                text: "Resources a standing agenda item".into(),
+                owner: "Addl Commissioner".into(),
+                target: "2026-02-15".parse().expect("date"),
+                done_on: Some(demo.today),
+            },
+        },
+    );
+    demo.must(
+        id,
+        &mut doc,
+        &demo.nodal,
+        Edit::AttachNcEvidence {
+            of: EvidenceOf::Implementation,
+            file: Demo::scan("mr-2-agenda.pdf", 0x21),
+        },
+    );
+    demo.must(id, &mut doc, &demo.nodal, mv("mark_implemented"));
+    demo.must(
+        id,
+        &mut doc,
+        &demo.member,
+        Edit::SetVerification {
+            note: "MR-2 agenda and minutes seen".into(),
+            on: demo.today,
+        },
+    );
+    demo.must(id, &mut doc, &demo.member, mv("verify_effective"));
+    let nc = Nc::read(&doc).expect("reads");
+    assert_eq!(nc.link.process, None);
+    assert_eq!(
+        nc.view(&Default::default(), demo.today).state,
+        NcState::Closed
+    );
+}

@@ -139,9 +139,12 @@ test("wasm and native edits, made apart, merge into one state on both sides", as
     }),
     now(),
   );
+  const notes = (text) => JSON.stringify({ edit: "set_notes", text });
+  device.edit(audit, notes("wasm: opening meeting at 10:00"), now());
   for (const edit of [
     answer("sd.timeliness@P03", "not_conform", "native: 22 days"),
     answer("rk.register_kept@P03", "conform", "native"),
+    notes("native: opening meeting at 10:15"),
   ]) {
     await peer.call({ cmd: "edit", doc: audit, edit: JSON.parse(edit), now: now() });
   }
@@ -174,6 +177,12 @@ test("wasm and native edits, made apart, merge into one state on both sides", as
   );
   const winner = view.responses["sd.timeliness@P03"].note;
   assert.ok(["wasm: 19 days", "native: 22 days"].includes(winner), winner);
+  // The meeting notes both wrote: both shown, with their writers; one is the notes shown.
+  assert.deepEqual(
+    view.contested_notes.map((n) => `${n.by}: ${n.value}`).sort(),
+    ["k.iyer: wasm: opening meeting at 10:00", "s.khan: native: opening meeting at 10:15"],
+  );
+  assert.equal(view.contested_notes.filter((n) => n.shown && n.value === view.notes).length, 1);
 
   // A member's tablet (wasm too) offers no settlement: it refuses it as the server would.
   const memberActor = "5a510200000000000000000000000009";
@@ -216,8 +225,18 @@ test("wasm and native edits, made apart, merge into one state on both sides", as
   assert.equal(state.quarantined, 0, "the lead's settlement is accepted");
   assert.deepEqual(state.member_heads, device.heads(audit));
   assert.equal(state.member_view, device.audit_view(audit));
-  const settled = JSON.parse(device.audit_view(audit));
+  let settled = JSON.parse(device.audit_view(audit));
   assert.deepEqual(settled.contested_responses, {});
+  assert.equal(settled.contested_notes.length, 2, "the notes are not settled by an answer");
+  // Any auditor of the team settles the notes by writing them again.
+  device.edit(audit, notes("Opening meeting 10:00-10:40"), now());
+  await exchange(device, peer, now, device.outgoing(), []);
+  state = await peer.call({ cmd: "state", doc: audit });
+  assert.equal(state.quarantined, 0, "the notes written over both are accepted");
+  assert.equal(state.member_view, device.audit_view(audit));
+  settled = JSON.parse(device.audit_view(audit));
+  assert.deepEqual(settled.contested_notes, []);
+  assert.equal(settled.notes, "Opening meeting 10:00-10:40");
   assert.equal(settled.responses["sd.timeliness@P03"].note, "native: 22 days");
 });
 

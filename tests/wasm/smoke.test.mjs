@@ -155,6 +155,7 @@ test("an NC keeps its provisional number; its owner attaches implementation evid
   assert.deepEqual(view.verification_evidence, []);
   assert.deepEqual(view.contested_verification, []);
   assert.deepEqual(view.contested_text, {});
+  assert.deepEqual(view.contested_actions, {});
 });
 
 test("the lead's tablet shows what keeps an audit from review and refuses the move until it is done", () => {
@@ -214,4 +215,54 @@ test("the lead's tablet shows what keeps an audit from review and refuses the mo
   const other = new wasm.Device(raoActor, JSON.stringify({ user: "a.rao", actors: [raoActor] }));
   other.load(audit, lead.save(audit));
   assert.equal(JSON.parse(other.audit_view(audit)).gaps, null);
+});
+
+test("an NC on a clause no process carries is answered by the unit's nodal officer, as on the server", () => {
+  const now = "2026-01-15T10:00:00Z";
+  const audit = wasm.new_document_id(1768262400000, new Uint8Array(10).fill(18));
+  const nc = wasm.new_document_id(1768262400000, new Uint8Array(10).fill(19));
+  const planned = {
+    [audit]: { unit: "DEMO-I", number: "IA/DEMO-I/2025-26/011", template_version: 2, lead: "k.iyer",
+        checklist: { version: 2, items: {} } },
+  };
+  const leadActor = "5a510100000000000000000000000012";
+  const lead = new wasm.Device(leadActor, JSON.stringify({
+    user: "k.iyer", grants: [{ unit: "DEMO-I", role: "auditor", from: "2025-04-01" }],
+    audits: { [audit]: "lead" }, planned, actors: [leadActor],
+  }));
+  const edit = (device, id, e) => device.edit(id, JSON.stringify(e), now);
+  edit(lead, audit, {
+    edit: "create_audit", unit: "DEMO-I", number: "IA/DEMO-I/2025-26/011", scope: ["3.4"],
+    template_version: 2, lead: "k.iyer", team: ["k.iyer"], start: "2026-01-13",
+  });
+  // No process: the field is left out.
+  edit(lead, nc, {
+    edit: "create_nc", unit: "DEMO-I", audit, finding: "f-14", clause: "3.4", class: "minor",
+    raised_on: "2026-01-14", description: "MR minutes lack decisions on resources.",
+    provisional: "D-IYER-01",
+  });
+  edit(lead, nc, { edit: "move", move: "raise" });
+  assert.equal(JSON.parse(lead.nc_view(nc, "2026-01-15")).process, null);
+
+  const device = (user, actor, grant, extra = {}) =>
+    new wasm.Device(actor, JSON.stringify({
+      user, grants: [{ unit: "DEMO-I", role: grant, from: "2025-04-01" }], actors: [actor], ...extra,
+    }));
+  const nodal = device("a.rao", "5a510100000000000000000000000014", "nodal_officer");
+  const owner = device("ac.div2", "5a510100000000000000000000000013", "process_owner", {
+    processes: [["DEMO-I", "P03"]],
+  });
+  const owners = JSON.stringify({ field: "nc_owner_fields" });
+  for (const d of [nodal, owner]) d.load(nc, lead.save(nc));
+  assert.deepEqual(JSON.parse(nodal.may_edit(nc, owners, "2026-01-15")), { ok: true });
+  assert.equal(JSON.parse(owner.may_edit(nc, owners, "2026-01-15")).rule, "nc.owner_fields");
+  assert.throws(() => edit(owner, nc, { edit: "set_correction", text: "Not mine." }), /nc\.owner_fields/);
+  edit(nodal, nc, { edit: "set_correction", text: "Resources taken up at MR-2." });
+  edit(nodal, nc, { edit: "set_root_cause", text: "No agenda item for resources." });
+  edit(nodal, nc, {
+    edit: "put_action", id: "a-1", text: "Resources a standing agenda item", owner: "Addl Commr",
+    target: "2026-02-15",
+  });
+  edit(nodal, nc, { edit: "move", move: "submit_response" });
+  assert.equal(JSON.parse(nodal.nc_view(nc, "2026-01-15")).state, "response_submitted");
 });

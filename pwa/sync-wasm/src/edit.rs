@@ -63,7 +63,9 @@ enum EditJson {
         unit: String,
         audit: String,
         finding: String,
-        process: String,
+        /// Absent for an NC on a clause no process carries (3.4).
+        #[serde(default)]
+        process: Option<String>,
         clause: String,
         class: String,
         raised_on: String,
@@ -248,7 +250,7 @@ pub fn parse_edit(json: &str) -> Result<Edit, GlueError> {
                 unit: parse("unit", &unit)?,
                 audit: parse("audit", &audit)?,
                 finding: parse("finding", &finding)?,
-                process: parse("process", &process)?,
+                process: parse_opt("process", process.as_deref())?,
                 clause: parse("clause", &clause)?,
                 class: parse("class", &class)?,
                 raised_on: parse("raised_on", &raised_on)?,

@@ -123,7 +123,7 @@ pub fn nc_json(
         unit: l.unit.to_string(),
         audit: l.audit.to_string(),
         finding: l.finding.to_string(),
-        process: l.process.to_string(),
+        process: l.process.as_ref().map(ToString::to_string),
         clause: l.clause.to_string(),
         class: l.class.to_string(),
         raised_on: l.raised_on.to_string(),
@@ -413,7 +413,8 @@ struct NcJson {
     unit: String,
     audit: String,
     finding: String,
-    process: String,
+    /// Absent for an NC on a clause no process carries (its nodal officers answer it).
+    process: Option<String>,
     clause: String,
     class: String,
     raised_on: String,

@@ -681,7 +681,7 @@ async fn write_nc_row(
     .bind(&nc.unit)
     .bind(&nc.audit_id)
     .bind(&nc.finding_id)
-    .bind(&nc.process)
+    .bind(nc.process.as_deref())
     .bind(&nc.clause)
     .bind(&nc.class)
     .bind(&nc.state)

@@ -1,7 +1,7 @@
 //! The demo's documents, made edit by edit through sync-core as their people
 //! made them, on the dates the demo gives. The draft NC `D-IYER-01` exists
-//! only on K. Iyer's tablet, so it is not here (it ships with the tablet's
-//! fixtures).
+//! only on K. Iyer's tablet, so it is not stored: [`draft_on_iyers_tablet`]
+//! makes it for the tablet's fixture (see `seed::tablet`).
 
 use std::collections::BTreeMap;
 
@@ -412,7 +412,8 @@ fn put_action(id: &str, a: Action) -> Result<Edit, SeedError> {
 }
 
 /// Makes and stores every demo document; returns (documents, new changes).
-pub async fn load(db: &Db) -> Result<(usize, usize), SeedError> {
+/// The demo's people as sync-core judges them, from the seeded database.
+async fn authors(db: &Db) -> Result<BTreeMap<String, Author>, SeedError> {
     let mut authors = BTreeMap::new();
     for (username, _, _) in super::PEOPLE {
         authors.insert(
@@ -420,6 +421,46 @@ pub async fn load(db: &Db) -> Result<(usize, usize), SeedError> {
             access::author_of(db, username).await?,
         );
     }
+    Ok(authors)
+}
+
+/// The provisional number of the draft NC on K. Iyer's tablet.
+pub const DRAFT_NUMBER: &str = "D-IYER-01";
+
+/// The draft NC `D-IYER-01` (finding 14 of audit 003: MR minutes lack
+/// decisions on resources), made on K. Iyer's demo tablet on the last day
+/// of fieldwork and never synced. Clause 3.4 is carried by no process, so
+/// the NC names none: the unit's nodal officer answers it. The same seeded
+/// database always gives the same document.
+pub async fn draft_on_iyers_tablet(db: &Db) -> Result<(DocumentId, Automerge), SeedError> {
+    let authors = authors(db).await?;
+    let audit = &planned()[2];
+    let mut n = Maker::new(&authors, doc_id("2026-01-14", 0x4e));
+    let link = NcLink {
+        unit: parse_col("unit", DEMO_UNIT)?,
+        audit: audit.id,
+        finding: parse_col("finding", "f-14")?,
+        process: None,
+        clause: parse_col("clause", "3.4")?,
+        class: Severity::Minor,
+        raised_on: date("2026-01-14"),
+    };
+    n.edit(
+        "k.iyer",
+        at("2026-01-14", 8),
+        Edit::CreateNc {
+            link,
+            description: "The minutes of MR-1 (20-08-2025) record no decision on the \
+                          resources the units asked for."
+                .into(),
+            provisional: DRAFT_NUMBER.into(),
+        },
+    )?;
+    Ok((n.id, n.doc))
+}
+
+pub async fn load(db: &Db) -> Result<(usize, usize), SeedError> {
+    let authors = authors(db).await?;
     let plans = planned();
     let mut docs = 0;
     let mut new = 0;
@@ -726,7 +767,7 @@ pub async fn load(db: &Db) -> Result<(usize, usize), SeedError> {
             unit: parse_col("unit", DEMO_UNIT)?,
             audit: plans[spec.audit].id,
             finding: parse_col("finding", spec.finding)?,
-            process: parse_col("process", spec.process)?,
+            process: Some(parse_col("process", spec.process)?),
             clause: parse_col("clause", spec.clause)?,
             class: spec.class,
             raised_on: date(spec.raised_on),

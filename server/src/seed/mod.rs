@@ -9,6 +9,7 @@
 //! fixed, so the second run makes the same changes, already stored.
 
 mod documents;
+pub mod tablet;
 
 use std::fmt;
 

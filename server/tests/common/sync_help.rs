@@ -32,7 +32,7 @@ pub fn nc_link(audit: DocumentId) -> Result<NcLink> {
         unit: "DEMO-I".parse()?,
         audit,
         finding: "f-01".parse()?,
-        process: "P03".parse()?,
+        process: Some("P03".parse()?),
         clause: "3.2.1.3".parse()?,
         class: Severity::Minor,
         raised_on: "2026-02-11".parse()?,

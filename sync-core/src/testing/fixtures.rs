@@ -284,7 +284,7 @@ impl Demo {
             unit: self.unit.clone(),
             audit: self.audit_id,
             finding: parse("f-01"),
-            process: parse("P03"),
+            process: Some(parse("P03")),
             clause: parse("3.2.1.3"),
             class: Severity::Minor,
             raised_on: self.today,
