@@ -298,7 +298,12 @@ fn the_nodal_officer_responds_to_an_nc_on_no_process_and_the_team_verifies_it() 
     };
     demo.must(id, &mut doc, &demo.member, mv("raise"));
     let refused = demo
-        .edit(id, &mut doc, &demo.owner, Edit::SetCorrection("Not mine".into()))
+        .edit(
+            id,
+            &mut doc,
+            &demo.owner,
+            Edit::SetCorrection("Not mine".into()),
+        )
         .expect_err("no process owner answers it");
     assert_eq!(refused.rule, "nc.owner_fields");
     for edit in [

@@ -35,6 +35,7 @@ const GROUPS: &[Group] = &[
             "sync-core/src/validate.rs",
             "sync-core/src/validate/*.rs",
             "sync-core/src/checklist.rs",
+            "sync-core/src/fields.rs",
         ],
         only: None,
         features: Some("testing"),
@@ -42,7 +43,7 @@ const GROUPS: &[Group] = &[
                 --test robustness --test nc_moves --test audit_moves --test declared_ops \
                 --test store_outcomes --test rights --test merged --test raw_writes \
                 --test contested --test extensions --test nc_evidence --test nc_numbers \
-                --test checklist_rules",
+                --test checklist_rules --test field_tables --test nc_contested",
     },
     Group {
         name: "permissions",
