@@ -118,6 +118,10 @@ struct ServeArgs {
     /// dropped and starts again from its first byte.
     #[arg(long, env = "SQM_UPLOAD_TTL", default_value_t = 3 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     upload_ttl: u64,
+    /// A build of the browser client (`cargo xtask pwa` makes one), served
+    /// at `/`; without it the server offers the API alone.
+    #[arg(long, env = "SQM_WEB_DIR")]
+    web: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -365,6 +369,11 @@ async fn serve(data: &DataArgs, args: ServeArgs) -> Result<ExitCode> {
     config.trusted_proxies = args.trusted_proxies;
     config.limits.blob_quota_bytes = args.blob_quota;
     config.limits.upload_ttl = std::time::Duration::from_secs(args.upload_ttl);
+    if let Some(dir) = &args.web {
+        let web = crate::http::web::WebFiles::read(dir)?;
+        tracing::info!(files = web.len(), dir = %dir.display(), "serving the browser client");
+        config.web = Some(std::sync::Arc::new(web));
+    }
     let auth = Auth::with_limits(&key, &config.login)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -163,6 +163,8 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` names the client (none: the
     /// peer's address is the client's).
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// The browser client's files, served at `/` (none: the API alone).
+    pub web: Option<std::sync::Arc<crate::http::web::WebFiles>>,
 }
 
 impl Config {
@@ -176,6 +178,7 @@ impl Config {
             sync: crate::sync::SyncConfig::default(),
             login: LoginLimits::default(),
             trusted_proxies: Vec::new(),
+            web: None,
         }
     }
 }

@@ -6,6 +6,7 @@ mod cmd;
 mod fuzz;
 mod mutants;
 mod postgres;
+mod pwa;
 mod steps;
 mod wasm;
 mod workspace;
@@ -25,7 +26,9 @@ commands:
                                        build sync-wasm for wasm32 and generate its JS glue
                                        (default: --target web --out <target dir>/wasm-web)
   bench [ARGS...]                      run the benchmarks of sync-core and the server (ARGS go to `cargo bench`)
-  run [SQM SERVE ARGS...]              run the server on SQLite with the demo unit loaded
+  pwa                                  build the browser client into <target dir>/pwa-dist
+  run [SQM SERVE ARGS...]              build the browser client, run the server on SQLite with
+                                       the demo unit loaded, serving the client at /
   mutants [--iterate] [GROUP...]       mutation testing (cargo-mutants) of the validator, permissions,
                                        workflow, envelope, writer and hub acknowledgement (docs/testing.md);
                                        --iterate tries again only what earlier runs did not catch
@@ -60,6 +63,10 @@ fn dispatch(args: &[String]) -> Result<()> {
             wasm::build(&ws, &options)
         }
         "bench" => bench::run(&Workspace::new()?, rest),
+        "pwa" => {
+            no_arguments(command, rest)?;
+            pwa::build(&Workspace::new()?)
+        }
         "run" => run(&Workspace::new()?, rest),
         "mutants" => mutants::run(&Workspace::new()?, rest),
         "fuzz" => fuzz::run(&Workspace::new()?, &fuzz::Options::parse(rest)?),
@@ -77,6 +84,8 @@ fn dispatch(args: &[String]) -> Result<()> {
 /// `sqm serve --demo`: the server on SQLite under ./data, the demo unit loaded,
 /// its URL and logins printed.
 fn run(ws: &Workspace, rest: &[String]) -> Result<()> {
+    pwa::build(ws)?;
+    let web = pwa::web_out(ws)?;
     let mut command = ws.cargo(&[
         "run",
         "--package",
@@ -86,7 +95,9 @@ fn run(ws: &Workspace, rest: &[String]) -> Result<()> {
         "--",
         "serve",
         "--demo",
+        "--web",
     ]);
+    command.arg(&web);
     command.args(rest);
     cmd::run(&mut command)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::workspace::Workspace;
-use crate::{cmd, postgres, wasm};
+use crate::{cmd, postgres, pwa, wasm};
 
 /// The checks, in order. Adding a check is adding one line.
 #[rustfmt::skip]
@@ -19,6 +19,7 @@ const STEPS: &[(&str, Action)] = &[
     ("cargo test", Action::Cargo(&["test", "--workspace"])),
     ("wasm build (nodejs)", Action::Call(build_node_pkg)),
     ("wasm node tests", Action::Call(node_tests)),
+    ("browser client and browser tests", Action::Call(pwa::browser_tests)),
 ];
 
 /// What a step runs.

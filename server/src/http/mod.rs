@@ -12,6 +12,7 @@ pub mod ops;
 pub mod reference;
 pub mod search;
 pub mod session;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -119,7 +120,7 @@ routes! {
 /// The application.
 pub fn app(state: AppState) -> Router {
     router()
-        .fallback(not_found)
+        .fallback(web_or_not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             time_limit,
@@ -140,7 +141,18 @@ async fn time_limit(State(state): State<AppState>, req: Request, next: Next) -> 
     }
 }
 
-async fn not_found() -> ApiError {
+/// A file of the browser client, if the server serves one at that path;
+/// else 404.
+async fn web_or_not_found(State(state): State<AppState>, req: Request) -> Response {
+    state
+        .config
+        .web
+        .as_ref()
+        .and_then(|web| web.answer(req.method(), req.uri().path()))
+        .unwrap_or_else(|| not_found().into_response())
+}
+
+fn not_found() -> ApiError {
     ApiError::NotFound("There is nothing at this address.".into())
 }
 

@@ -1,0 +1,181 @@
+// The screens: sign in, then the auditor's audits, with the language switch
+// and the network state on every screen.
+import { useEffect, useState } from "preact/hooks";
+import { Refused, referenceOf, refreshed, signIn } from "./api";
+import { lang, setLang, showDate, t } from "./i18n";
+import type { Signal } from "./signal";
+import * as store from "./store";
+
+function useSignal<T>(s: Signal<T>): T {
+  const [value, set] = useState(s.get());
+  useEffect(() => s.follow(set), [s]);
+  return value;
+}
+
+function useOnline(): boolean {
+  const [online, set] = useState(navigator.onLine);
+  useEffect(() => {
+    const on = () => set(true);
+    const off = () => set(false);
+    addEventListener("online", on);
+    addEventListener("offline", off);
+    return () => {
+      removeEventListener("online", on);
+      removeEventListener("offline", off);
+    };
+  }, []);
+  return online;
+}
+
+function Header(props: { session?: store.Session; onSignOut: () => void }) {
+  const online = useOnline();
+  const l = useSignal(lang);
+  return (
+    <header class="bar">
+      <h1>{t("app.title")}</h1>
+      <span class={online ? "state online" : "state offline"} role="status">
+        <span aria-hidden="true">{online ? "●" : "○"}</span> {t(online ? "state.online" : "state.offline")}
+      </span>
+      <button
+        type="button"
+        class="lang"
+        lang={l === "en" ? "hi" : "en"}
+        aria-label={t("lang.switch_label")}
+        onClick={() => setLang(l === "en" ? "hi" : "en")}
+      >
+        {t("lang.switch")}
+      </button>
+      {props.session && (
+        <button type="button" onClick={props.onSignOut}>
+          {t("signout")}
+        </button>
+      )}
+    </header>
+  );
+}
+
+function SignIn(props: { onSignedIn: (s: store.Session) => void }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  async function submit(e: Event) {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget as HTMLFormElement);
+    if (!navigator.onLine) {
+      setError(t("signin.offline"));
+      return;
+    }
+    setBusy(true);
+    setError(undefined);
+    try {
+      const s = await signIn(String(form.get("username")), String(form.get("password")));
+      await store.session.put(s);
+      props.onSignedIn(s);
+    } catch (err) {
+      setError(err instanceof Refused && err.status === 401 ? t("signin.failed") : t("signin.error"));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <main class="panel">
+      <h2>{t("signin.heading")}</h2>
+      <form onSubmit={submit}>
+        <label>
+          {t("signin.username")}
+          <input name="username" autocomplete="username" autocapitalize="none" required />
+        </label>
+        <label>
+          {t("signin.password")}
+          <input name="password" type="password" autocomplete="current-password" required />
+        </label>
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+        <button type="submit" disabled={busy}>
+          {busy ? t("signin.busy") : t("signin.submit")}
+        </button>
+      </form>
+    </main>
+  );
+}
+
+/** The reference data kept on the tablet, brought up to date when online. */
+function useReference(session: store.Session, setSession: (s: store.Session) => void) {
+  const [kept, setKept] = useState<store.Kept<store.Reference>>();
+  useEffect(() => {
+    let live = true;
+    (async () => {
+      const stored = await store.reference.get();
+      if (live && stored) setKept(stored);
+      if (!navigator.onLine) return;
+      let s = session;
+      let value: store.Reference;
+      try {
+        value = await referenceOf(s);
+      } catch (err) {
+        if (!(err instanceof Refused && err.status === 401)) return;
+        // The access token expired: the refresh token gives a new pair.
+        s = await refreshed(s);
+        await store.session.put(s);
+        setSession(s);
+        value = await referenceOf(s);
+      }
+      const fresh = { value, at: new Date().toISOString() };
+      await store.reference.put(fresh);
+      if (live) setKept(fresh);
+    })().catch(() => {
+      // Offline or the server away: the tablet goes on with what it keeps.
+    });
+    return () => {
+      live = false;
+    };
+  }, [session.user]);
+  return kept;
+}
+
+function MyAudits(props: { session: store.Session; setSession: (s: store.Session) => void }) {
+  useSignal(lang);
+  const kept = useReference(props.session, props.setSession);
+  if (!kept) return <main class="panel" aria-busy="true" />;
+  const mine = kept.value.audits.filter((a) => kept.value.author.audits[a.id]);
+  return (
+    <main class="panel">
+      <h2>{t("audits.heading")}</h2>
+      <p class="muted">{t("audits.as_of", { date: showDate(kept.at) })}</p>
+      {mine.length === 0 && <p>{t("audits.none")}</p>}
+      <ul class="cards">
+        {mine.map((a) => (
+          <li class="card" key={a.id} data-audit={a.id}>
+            <h3>{a.number}</h3>
+            <p>{t(kept.value.author.audits[a.id] === "lead" ? "audits.lead" : "audits.member")}</p>
+            <p>{t("audits.dates", { from: showDate(a.planned_from), to: showDate(a.planned_to) })}</p>
+            <p>{t("audits.scope", { scope: a.scope.join(", ") })}</p>
+            <p class="muted">{t("audits.template", { version: a.template_version })}</p>
+          </li>
+        ))}
+      </ul>
+    </main>
+  );
+}
+
+export function App(props: { core: string }) {
+  const [session, setSession] = useState<store.Session | null>();
+  useSignal(lang);
+  useEffect(() => {
+    store.session.get().then((s) => setSession(s ?? null));
+  }, []);
+  async function signOut() {
+    await store.session.clear();
+    setSession(null);
+  }
+  return (
+    <>
+      <Header session={session ?? undefined} onSignOut={signOut} />
+      {session === null && <SignIn onSignedIn={setSession} />}
+      {session && <MyAudits session={session} setSession={setSession} />}
+      <footer class="muted">{t("footer.core", { version: props.core })}</footer>
+    </>
+  );
+}

@@ -1,0 +1,11 @@
+import { render } from "preact";
+import init, { core_version } from "../generated/sync-wasm/sync_wasm.js";
+import wasmUrl from "../generated/sync-wasm/sync_wasm_bg.wasm?url";
+import { App } from "./app";
+import { lang } from "./i18n";
+import "./style.css";
+
+document.documentElement.lang = lang.get();
+// Every rule the screens apply runs in the wasm build of sync-core.
+await init({ module_or_path: wasmUrl });
+render(<App core={core_version()} />, document.getElementById("app")!);

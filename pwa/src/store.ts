@@ -1,0 +1,71 @@
+// What the tablet keeps, in IndexedDB: the session and the reference data.
+// Every write waits for strict durability, so what the screen calls saved
+// is on the tablet's disk.
+import { openDB, type DBSchema, type IDBPDatabase } from "idb";
+
+export interface Session {
+  user: string;
+  access: string;
+  refresh: string;
+  device: string;
+  actor: string;
+}
+
+export interface PlannedAudit {
+  id: string;
+  unit: string;
+  number: string;
+  scope: string[];
+  planned_from: string;
+  planned_to: string;
+  template_version: number;
+}
+
+export interface Reference {
+  author: { user: string; audits: Record<string, "lead" | "member"> };
+  audits: PlannedAudit[];
+}
+
+export interface Kept<T> {
+  value: T;
+  /** When the tablet received it, ISO 8601. */
+  at: string;
+}
+
+interface Schema extends DBSchema {
+  session: { key: string; value: Session };
+  reference: { key: string; value: Kept<Reference> };
+}
+
+let db: Promise<IDBPDatabase<Schema>> | undefined;
+
+function open(): Promise<IDBPDatabase<Schema>> {
+  db ??= openDB<Schema>("sqm-field-audit", 1, {
+    upgrade(d) {
+      d.createObjectStore("session");
+      d.createObjectStore("reference");
+    },
+  });
+  return db;
+}
+
+async function put<S extends "session" | "reference">(store: S, value: Schema[S]["value"]) {
+  const tx = (await open()).transaction(store, "readwrite", { durability: "strict" });
+  await tx.store.put(value, "current");
+  await tx.done;
+}
+
+export const session = {
+  get: async () => (await open()).get("session", "current"),
+  put: (s: Session) => put("session", s),
+  clear: async () => {
+    const tx = (await open()).transaction("session", "readwrite", { durability: "strict" });
+    await tx.store.delete("current");
+    await tx.done;
+  },
+};
+
+export const reference = {
+  get: async () => (await open()).get("reference", "current"),
+  put: (r: Kept<Reference>) => put("reference", r),
+};

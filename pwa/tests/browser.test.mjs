@@ -1,0 +1,166 @@
+// The browser client in Debian's Chromium, driven by playwright-core, against
+// a real `sqm serve --demo` serving the client's build. `cargo xtask test`
+// runs it (its last step) with SQM_BIN, SQM_WEB_DIR, SQM_CHROMIUM and
+// SQM_SCREENSHOTS set; the screenshots it writes are looked at, and the
+// latest are committed under docs/screenshots/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the browser tests with \`cargo xtask test\``);
+  return value;
+};
+
+const en = JSON.parse(readFileSync(new URL("../src/i18n/en.json", import.meta.url), "utf8"));
+const hi = JSON.parse(readFileSync(new URL("../src/i18n/hi.json", import.meta.url), "utf8"));
+const shots = env("SQM_SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+
+let server;
+let base;
+let browser;
+let dataDir;
+
+/** Starts `sqm serve --demo` on a free port of 127.0.0.1 and waits for its address. */
+function startServer() {
+  dataDir = mkdtempSync(path.join(tmpdir(), "sqm-browser-"));
+  const child = spawn(
+    env("SQM_BIN"),
+    ["--data-dir", dataDir, "--db", `sqlite://${dataDir}/sqm.db`, "serve", "--demo",
+      "--listen", "127.0.0.1:0", "--web", env("SQM_WEB_DIR")],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      const m = /serving at (http:\/\/[^/\s]+)\//.exec(seen);
+      if (m) resolve([child, m[1]]);
+    });
+    child.on("exit", (code) => reject(new Error(`sqm serve ended (${code}): ${seen}`)));
+  });
+}
+
+before(async () => {
+  [server, base] = await startServer();
+  browser = await chromium.launch({
+    executablePath: env("SQM_CHROMIUM"),
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function signIn(page, user) {
+  await page.goto(base + "/");
+  await page.getByLabel(en["signin.username"]).fill(user);
+  await page.getByLabel(en["signin.password"]).fill("sevottam-demo");
+  await page.getByRole("button", { name: en["signin.submit"] }).click();
+  await page.getByRole("heading", { name: en["audits.heading"] }).waitFor();
+}
+
+test("the two catalogues hold the same keys, and every key the screens use", () => {
+  assert.deepEqual(Object.keys(hi).sort(), Object.keys(en).sort());
+  for (const [key, text] of Object.entries(hi)) assert.ok(text.trim(), `hi: ${key} is empty`);
+  const dir = new URL("../src/", import.meta.url);
+  const source = ["app.tsx", "main.tsx"].map((f) => readFileSync(new URL(f, dir), "utf8")).join("\n");
+  const used = [...source.matchAll(/\bt\(\s*"([a-z_.]+)"/g)].map((m) => m[1]);
+  const missing = used.filter((k) => !(k in en));
+  assert.deepEqual(missing, [], "keys the screens use but the catalogues lack");
+  assert.ok(used.length > 10, `only ${used.length} keys found in the screens`);
+});
+
+test("the server hands out the client with its caching and security headers", async () => {
+  const index = await fetch(base + "/");
+  assert.equal(index.status, 200);
+  assert.equal(index.headers.get("cache-control"), "no-cache");
+  assert.match(index.headers.get("content-security-policy"), /script-src 'self' 'wasm-unsafe-eval'/);
+  const html = await index.text();
+  const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)[1];
+  const js = await fetch(base + asset);
+  assert.equal(js.headers.get("cache-control"), "public, max-age=31536000, immutable");
+  const manifest = await fetch(base + "/manifest.webmanifest");
+  assert.equal(manifest.headers.get("content-type"), "application/manifest+json");
+  assert.equal((await manifest.json()).display, "standalone");
+  assert.equal((await fetch(base + "/nothing-here.js")).status, 404);
+  assert.equal((await fetch(base + "/api/v1/nothing")).status, 404);
+});
+
+test("an auditor signs in and sees their audits, in English and in Hindi, online and offline", async () => {
+  for (const [width, height] of [[1280, 800], [800, 1280]]) {
+    const context = await browser.newContext({ viewport: { width, height } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(base + "/");
+    await page.getByRole("heading", { name: en["signin.heading"] }).waitFor();
+    await page.screenshot({ path: path.join(shots, `signin-en-${width}x${height}.png`) });
+
+    // A wrong password is named as such, and nothing is kept.
+    await page.getByLabel(en["signin.username"]).fill("k.iyer");
+    await page.getByLabel(en["signin.password"]).fill("not-the-password");
+    await page.getByRole("button", { name: en["signin.submit"] }).click();
+    await page.getByRole("alert").filter({ hasText: en["signin.failed"] }).waitFor();
+
+    await signIn(page, "k.iyer");
+    // K. Iyer leads audits 001 and 003 of the demo.
+    const cards = page.locator("li.card h3");
+    await cards.first().waitFor();
+    assert.deepEqual(
+      (await cards.allTextContents()).sort(),
+      ["IA/DEMO-I/2025-26/001", "IA/DEMO-I/2025-26/003"],
+    );
+    const text = await page.locator("main").innerText();
+    assert.match(text, /13-01-2026/, "dates as DD-MM-YYYY");
+    assert.match(await page.locator("footer").innerText(), /\d+\.\d+\.\d+/, "the wasm rules engine runs");
+    await page.screenshot({ path: path.join(shots, `audits-en-${width}x${height}.png`) });
+
+    // Hindi: every string of the screen changes, dates stay DD-MM-YYYY.
+    await page.getByRole("button", { name: en["lang.switch_label"] }).click();
+    await page.getByRole("heading", { name: hi["audits.heading"] }).waitFor();
+    const shown = await page.locator("body").innerText();
+    for (const key of ["app.title", "audits.heading", "audits.lead", "signout", "state.online"]) {
+      assert.ok(shown.includes(hi[key]), `${key} in Hindi`);
+      assert.ok(!shown.includes(en[key]), `${key} still in English`);
+    }
+    assert.match(shown, /13-01-2026/);
+    await page.screenshot({ path: path.join(shots, `audits-hi-${width}x${height}.png`) });
+
+    // The language is remembered; offline, the tablet says so and keeps what it holds.
+    await page.reload();
+    await page.getByRole("heading", { name: hi["audits.heading"] }).waitFor();
+    await context.setOffline(true);
+    await page.getByRole("status").filter({ hasText: hi["state.offline"] }).waitFor();
+    assert.equal(await page.locator("li.card").count(), 2);
+    await page.getByRole("button", { name: hi["lang.switch_label"] }).click();
+    await context.setOffline(false);
+    assert.deepEqual(errors, [], "no script error on the page");
+    const noScroll = await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth);
+    assert.ok(noScroll, "no horizontal scroll");
+    await context.close();
+  }
+});
+
+test("a phone 360 px wide shows the audits with no horizontal scroll and 44 px touch targets", async () => {
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  const page = await context.newPage();
+  await signIn(page, "s.khan");
+  const noScroll = await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth);
+  assert.ok(noScroll, "no horizontal scroll at 360 px");
+  for (const button of await page.getByRole("button").all()) {
+    const box = await button.boundingBox();
+    assert.ok(box.height >= 44, `a button ${box.height} px high`);
+  }
+  await page.screenshot({ path: path.join(shots, "audits-en-360x740.png") });
+  await context.close();
+});
