@@ -2,9 +2,10 @@
 // and the network state on every screen.
 import { useEffect, useState } from "preact/hooks";
 import { Refused, referenceOf, refreshed, signIn } from "./api";
-import { lang, setLang, showDate, t } from "./i18n";
+import { type Key, lang, setLang, showDate, t } from "./i18n";
 import type { Signal } from "./signal";
 import * as store from "./store";
+import { Sync, type SyncState } from "./sync";
 
 function useSignal<T>(s: Signal<T>): T {
   const [value, set] = useState(s.get());
@@ -27,14 +28,27 @@ function useOnline(): boolean {
   return online;
 }
 
-function Header(props: { session?: store.Session; onSignOut: () => void }) {
+const STATE_WORDS: Record<SyncState, Key> = {
+  offline: "state.offline",
+  connecting: "state.connecting",
+  connected: "state.connected",
+};
+
+function Header(props: { session?: store.Session; sync?: Sync; onSignOut: () => void }) {
   const online = useOnline();
   const l = useSignal(lang);
+  const [state, setState] = useState<SyncState | undefined>(props.sync?.state.get());
+  useEffect(() => {
+    setState(props.sync?.state.get());
+    return props.sync?.state.follow(setState);
+  }, [props.sync]);
+  const words: Key = state ? STATE_WORDS[state] : online ? "state.online" : "state.offline";
+  const up = state ? state === "connected" : online;
   return (
     <header class="bar">
       <h1>{t("app.title")}</h1>
-      <span class={online ? "state online" : "state offline"} role="status">
-        <span aria-hidden="true">{online ? "●" : "○"}</span> {t(online ? "state.online" : "state.offline")}
+      <span class={up ? "state online" : "state offline"} role="status">
+        <span aria-hidden="true">{up ? "●" : "○"}</span> {t(words)}
       </span>
       <button
         type="button"
@@ -135,9 +149,37 @@ function useReference(session: store.Session, setSession: (s: store.Session) => 
   return kept;
 }
 
-function MyAudits(props: { session: store.Session; setSession: (s: store.Session) => void }) {
+/** The state of an audit the tablet holds, from the wasm build's view of it. */
+function stateOf(sync: Sync | undefined, id: string): string | undefined {
+  if (!sync || !sync.device.documents().includes(id)) return undefined;
+  try {
+    return JSON.parse(sync.device.audit_view(id)).state;
+  } catch {
+    // Its first changes are still on their way.
+    return undefined;
+  }
+}
+
+function MyAudits(props: {
+  session: store.Session;
+  setSession: (s: store.Session) => void;
+  onSync: (s: Sync) => void;
+}) {
   useSignal(lang);
   const kept = useReference(props.session, props.setSession);
+  const [sync, setSync] = useState<Sync>();
+  const [, setChanged] = useState(0);
+  useEffect(() => {
+    if (!kept || sync) return;
+    let started: Sync | undefined;
+    Sync.start(props.session, kept.value, props.setSession).then((s) => {
+      started = s;
+      setSync(s);
+      props.onSync(s);
+    });
+    return () => started?.stop();
+  }, [kept?.at]);
+  useEffect(() => sync?.changed.follow(setChanged), [sync]);
   if (!kept) return <main class="panel" aria-busy="true" />;
   const mine = kept.value.audits.filter((a) => kept.value.author.audits[a.id]);
   return (
@@ -149,6 +191,12 @@ function MyAudits(props: { session: store.Session; setSession: (s: store.Session
         {mine.map((a) => (
           <li class="card" key={a.id} data-audit={a.id}>
             <h3>{a.number}</h3>
+            <p class="audit-state">
+              {(() => {
+                const state = stateOf(sync, a.id);
+                return state ? t(`audit.state.${state}` as Key) : t("audit.not_here");
+              })()}
+            </p>
             <p>{t(kept.value.author.audits[a.id] === "lead" ? "audits.lead" : "audits.member")}</p>
             <p>{t("audits.dates", { from: showDate(a.planned_from), to: showDate(a.planned_to) })}</p>
             <p>{t("audits.scope", { scope: a.scope.join(", ") })}</p>
@@ -162,19 +210,22 @@ function MyAudits(props: { session: store.Session; setSession: (s: store.Session
 
 export function App(props: { core: string }) {
   const [session, setSession] = useState<store.Session | null>();
+  const [sync, setSync] = useState<Sync>();
   useSignal(lang);
   useEffect(() => {
     store.session.get().then((s) => setSession(s ?? null));
   }, []);
   async function signOut() {
+    sync?.stop();
+    setSync(undefined);
     await store.session.clear();
     setSession(null);
   }
   return (
     <>
-      <Header session={session ?? undefined} onSignOut={signOut} />
+      <Header session={session ?? undefined} sync={sync} onSignOut={signOut} />
       {session === null && <SignIn onSignedIn={setSession} />}
-      {session && <MyAudits session={session} setSession={setSession} />}
+      {session && <MyAudits session={session} setSession={setSession} onSync={setSync} />}
       <footer class="muted">{t("footer.core", { version: props.core })}</footer>
     </>
   );

@@ -9,3 +9,9 @@ document.documentElement.lang = lang.get();
 // Every rule the screens apply runs in the wasm build of sync-core.
 await init({ module_or_path: wasmUrl });
 render(<App core={core_version()} />, document.getElementById("app")!);
+// The app shell kept on the tablet: once opened, the app starts with no network.
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/sw.js").catch(() => {
+    // Without a service worker the app still works while online.
+  });
+}

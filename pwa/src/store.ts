@@ -22,8 +22,22 @@ export interface PlannedAudit {
 }
 
 export interface Reference {
-  author: { user: string; audits: Record<string, "lead" | "member"> };
+  /** The caller's rights, as the wasm build's Device reads them. */
+  author: { user: string; audits: Record<string, "lead" | "member">; actors: string[] };
   audits: PlannedAudit[];
+}
+
+/**
+ * A document as the tablet keeps it: Automerge's saved bytes and their
+ * heads, for the user who synced it (another user signing in on the same
+ * tablet neither sees nor sends it).
+ */
+export interface KeptDoc {
+  key: string;
+  user: string;
+  id: string;
+  bytes: Uint8Array;
+  heads: string[];
 }
 
 export interface Kept<T> {
@@ -35,15 +49,19 @@ export interface Kept<T> {
 interface Schema extends DBSchema {
   session: { key: string; value: Session };
   reference: { key: string; value: Kept<Reference> };
+  docs: { key: string; value: KeptDoc };
 }
 
 let db: Promise<IDBPDatabase<Schema>> | undefined;
 
 function open(): Promise<IDBPDatabase<Schema>> {
-  db ??= openDB<Schema>("sqm-field-audit", 1, {
-    upgrade(d) {
-      d.createObjectStore("session");
-      d.createObjectStore("reference");
+  db ??= openDB<Schema>("sqm-field-audit", 2, {
+    upgrade(d, from) {
+      if (from < 1) {
+        d.createObjectStore("session");
+        d.createObjectStore("reference");
+      }
+      if (from < 2) d.createObjectStore("docs", { keyPath: "key" });
     },
   });
   return db;
@@ -68,4 +86,14 @@ export const session = {
 export const reference = {
   get: async () => (await open()).get("reference", "current"),
   put: (r: Kept<Reference>) => put("reference", r),
+};
+
+export const docs = {
+  /** The documents kept for `user`. */
+  of: async (user: string) => (await open()).getAll("docs").then((all) => all.filter((d) => d.user === user)),
+  /** Keeps documents in one transaction, on disk when it resolves. */
+  put: async (kept: KeptDoc[]) => {
+    const tx = (await open()).transaction("docs", "readwrite", { durability: "strict" });
+    await Promise.all([...kept.map((d) => tx.store.put(d)), tx.done]);
+  },
 };
