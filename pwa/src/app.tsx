@@ -2,6 +2,7 @@
 // and the network state on every screen.
 import { useEffect, useState } from "preact/hooks";
 import { Refused, referenceOf, refreshed, signIn } from "./api";
+import { AuditScreen } from "./audit";
 import { type Key, lang, setLang, showDate, t } from "./i18n";
 import type { Signal } from "./signal";
 import * as store from "./store";
@@ -11,6 +12,17 @@ function useSignal<T>(s: Signal<T>): T {
   const [value, set] = useState(s.get());
   useEffect(() => s.follow(set), [s]);
   return value;
+}
+
+/** The screen the address names: `#/audit/<id>`, or the list. */
+function useHash(): string {
+  const [hash, set] = useState(location.hash);
+  useEffect(() => {
+    const changed = () => set(location.hash);
+    addEventListener("hashchange", changed);
+    return () => removeEventListener("hashchange", changed);
+  }, []);
+  return hash;
 }
 
 function useOnline(): boolean {
@@ -42,8 +54,9 @@ function Header(props: { session?: store.Session; sync?: Sync; onSignOut: () => 
     setState(props.sync?.state.get());
     return props.sync?.state.follow(setState);
   }, [props.sync]);
-  const words: Key = state ? STATE_WORDS[state] : online ? "state.online" : "state.offline";
-  const up = state ? state === "connected" : online;
+  // No network is offline, whatever the socket still believes.
+  const words: Key = !online ? "state.offline" : state ? STATE_WORDS[state] : "state.online";
+  const up = online && (state ? state === "connected" : true);
   return (
     <header class="bar">
       <h1>{t("app.title")}</h1>
@@ -169,18 +182,31 @@ function MyAudits(props: {
   const kept = useReference(props.session, props.setSession);
   const [sync, setSync] = useState<Sync>();
   const [, setChanged] = useState(0);
+  const hasReference = kept !== undefined;
+  // One sync per signed-in user, started once the tablet has their rights.
   useEffect(() => {
-    if (!kept || sync) return;
+    if (!kept) return;
+    let live = true;
     let started: Sync | undefined;
     Sync.start(props.session, kept.value, props.setSession).then((s) => {
       started = s;
+      if (!live) {
+        s.stop();
+        return;
+      }
       setSync(s);
       props.onSync(s);
     });
-    return () => started?.stop();
-  }, [kept?.at]);
+    return () => {
+      live = false;
+      started?.stop();
+    };
+  }, [hasReference, props.session.user]);
   useEffect(() => sync?.changed.follow(setChanged), [sync]);
+  const hash = useHash();
   if (!kept) return <main class="panel" aria-busy="true" />;
+  const open = /^#\/audit\/([0-9a-f-]+)$/.exec(hash);
+  if (open) return <AuditScreen id={open[1]} reference={kept.value} sync={sync} />;
   const mine = kept.value.audits.filter((a) => kept.value.author.audits[a.id]);
   return (
     <main class="panel">
@@ -190,7 +216,11 @@ function MyAudits(props: {
       <ul class="cards">
         {mine.map((a) => (
           <li class="card" key={a.id} data-audit={a.id}>
-            <h3>{a.number}</h3>
+            <h3>
+              <a href={`#/audit/${a.id}`} aria-label={t("audit.open", { number: a.number })}>
+                {a.number}
+              </a>
+            </h3>
             <p class="audit-state">
               {(() => {
                 const state = stateOf(sync, a.id);

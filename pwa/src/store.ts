@@ -21,10 +21,30 @@ export interface PlannedAudit {
   template_version: number;
 }
 
+export interface TemplateItem {
+  key: string;
+  clause: string;
+  question: string;
+  response_type: string;
+  evidence: boolean;
+}
+
+export interface Template {
+  version: number;
+  items: TemplateItem[];
+}
+
 export interface Reference {
   /** The caller's rights, as the wasm build's Device reads them. */
-  author: { user: string; audits: Record<string, "lead" | "member">; actors: string[] };
+  author: {
+    user: string;
+    audits: Record<string, "lead" | "member">;
+    actors: string[];
+    /** Each planned audit's checklist, resolved for its scope, by audit id. */
+    planned?: Record<string, { checklist: { version: number; items: Record<string, unknown> } }>;
+  };
   audits: PlannedAudit[];
+  templates: Template[];
 }
 
 /**

@@ -47,6 +47,8 @@ export class Sync {
     }
     const sync = new Sync(device, session, onSession);
     addEventListener("online", () => sync.connect());
+    // The tablet says it has no network: the socket is gone too, whatever it still believes.
+    addEventListener("offline", () => sync.ws?.close());
     sync.connect();
     return sync;
   }

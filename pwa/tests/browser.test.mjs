@@ -184,6 +184,39 @@ test("the audits come to the tablet by sync, and after the first visit the app s
   await context.close();
 });
 
+test("an auditor opens an audit on its checklist, grouped by clause, with the answers given at the same time side by side", async () => {
+  for (const [width, height, language] of [[1280, 800, "en"], [800, 1280, "hi"]]) {
+    const words = language === "en" ? en : hi;
+    const context = await browser.newContext({ viewport: { width, height } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await signIn(page, "k.iyer");
+    const card = page.locator("li.card", { hasText: "IA/DEMO-I/2025-26/003" });
+    await card.locator(".audit-state").filter({ hasText: en["audit.state.in_review"] }).waitFor();
+    if (language === "hi") await page.getByRole("button", { name: en["lang.switch_label"] }).click();
+    await card.getByRole("link").click();
+    await page.getByRole("heading", { name: "IA/DEMO-I/2025-26/003" }).waitFor();
+    // The demo's contest: S. Khan and K. Iyer answered one item at the same time.
+    const item = page.locator('li.item[data-key="sd.interim_reply@P04"]');
+    const contest = item.getByRole("group", { name: words["audit.contested"] });
+    await contest.waitFor();
+    const values = await contest.locator(".value").allInnerTexts();
+    assert.equal(values.length, 2, values.join(" | "));
+    assert.ok(values.some((v) => v.includes("k.iyer")) && values.some((v) => v.includes("s.khan")), values.join(" | "));
+    // Grouped by clause, every item of the pinned version's checklist shown.
+    const clauses = await page.locator("section.clause h3").allInnerTexts();
+    assert.ok(clauses.includes(words["audit.clause"].replace("{clause}", "3.2.1")), clauses.join(" | "));
+    assert.ok((await page.locator("li.item").count()) > 20);
+    await item.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(shots, `checklist-${language}-${width}x${height}.png`) });
+    await page.getByRole("link", { name: words["audit.back"] }).click();
+    await page.getByRole("heading", { name: words["audits.heading"] }).waitFor();
+    assert.deepEqual(errors, [], "no script error on the page");
+    await context.close();
+  }
+});
+
 test("a phone 360 px wide shows the audits with no horizontal scroll and 44 px touch targets", async () => {
   const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
   const page = await context.newPage();
