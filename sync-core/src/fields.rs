@@ -513,15 +513,6 @@ pub fn signed(kind: DocKind) -> impl Iterator<Item = &'static str> {
     of(kind).iter().filter(|f| f.signed).map(|f| f.key)
 }
 
-/// The root fields of `kind` that fix what the document is: written when
-/// it is made, never again.
-pub fn once(kind: DocKind) -> impl Iterator<Item = &'static str> {
-    of(kind)
-        .iter()
-        .filter(|f| f.writer == Writer::Once)
-        .map(|f| f.key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -547,3 +547,35 @@ fn a_new_entry_or_item_without_one_of_its_fields_is_refused_exactly_when_the_fie
         "{required} required, {optional} optional fields tried"
     );
 }
+
+#[test]
+fn an_entry_under_a_key_not_of_its_kind_is_refused_in_every_map_of_entries() {
+    use automerge::transaction::Transactable;
+    let demo = Demo::new();
+    let mut checked = 0;
+    for (kind, id, doc) in full_documents(&demo) {
+        for spec in fields::of(kind) {
+            let (Shape::Object(Object::Entries(ids, _)), Some(part)) = (spec.shape, spec.part())
+            else {
+                continue;
+            };
+            let author = writer_of(&demo, part);
+            let Ok(Some((_, map))) = doc.get(ROOT, spec.key) else {
+                panic!("{kind} has no {}", spec.key)
+            };
+            // A response key names an item (and a process); an item id is `x-<n>`.
+            for bad in ["Not An Id", "f_01", "sd.timeliness@p03", ""] {
+                assert!(!ids.fits(bad), "{bad} fits {ids:?}");
+                let change = forged(&doc, device_of(&demo, author), |tx| {
+                    tx.put_object(&map, bad, ObjType::Map).expect("entry");
+                });
+                let err = validate_batch(id, &doc, vec![change], author, demo.today)
+                    .expect_err(&format!("{kind} {}/{bad:?}", spec.key));
+                assert_eq!(err.rule, "schema", "{kind} {}/{bad:?}: {err}", spec.key);
+                assert!(err.message.contains("is not a valid entry"), "{err}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 16, "only {checked} keys were tried");
+}

@@ -39,7 +39,7 @@ const GROUPS: &[Group] = &[
         ],
         only: None,
         features: Some("testing"),
-        tests: "--test validation --test integrity --test text_control --test refusal \
+        tests: "--lib --test validation --test integrity --test text_control --test refusal \
                 --test robustness --test nc_moves --test audit_moves --test declared_ops \
                 --test store_outcomes --test rights --test merged --test raw_writes \
                 --test contested --test extensions --test nc_evidence --test nc_numbers \
