@@ -46,14 +46,19 @@ export class Sync {
       }
     }
     const sync = new Sync(device, session, onSession);
-    addEventListener("online", () => sync.connect());
-    // The tablet says it has no network: the socket is gone too, whatever it still believes.
-    addEventListener("offline", () => sync.ws?.close());
+    addEventListener("online", sync.online);
+    addEventListener("offline", sync.offline);
     sync.connect();
     return sync;
   }
 
+  private readonly online = () => this.connect();
+  // The tablet says it has no network: the socket is gone too, whatever it still believes.
+  private readonly offline = () => this.ws?.close();
+
   stop() {
+    removeEventListener("online", this.online);
+    removeEventListener("offline", this.offline);
     this.stopped = true;
     clearTimeout(this.timer);
     clearInterval(this.ticker);

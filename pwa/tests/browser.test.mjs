@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
@@ -73,7 +73,10 @@ test("the two catalogues hold the same keys, and every key the screens use", () 
   assert.deepEqual(Object.keys(hi).sort(), Object.keys(en).sort());
   for (const [key, text] of Object.entries(hi)) assert.ok(text.trim(), `hi: ${key} is empty`);
   const dir = new URL("../src/", import.meta.url);
-  const source = ["app.tsx", "main.tsx"].map((f) => readFileSync(new URL(f, dir), "utf8")).join("\n");
+  const source = readdirSync(dir)
+    .filter((f) => /\.tsx?$/.test(f))
+    .map((f) => readFileSync(new URL(f, dir), "utf8"))
+    .join("\n");
   const used = [...source.matchAll(/\bt\(\s*"([a-z_.]+)"/g)].map((m) => m[1]);
   const missing = used.filter((k) => !(k in en));
   assert.deepEqual(missing, [], "keys the screens use but the catalogues lack");

@@ -753,12 +753,17 @@ impl ContestedValue {
 
     /// The concurrent values of contested notes.
     fn of_notes(values: &[crate::nc::ContestedText]) -> impl Iterator<Item = ContestedValue> {
-        values.iter().map(|v| ContestedValue {
-            place: "notes".into(),
+        values.iter().map(|v| ContestedValue::of_text("notes", v))
+    }
+
+    /// One concurrent value of the root text field `place`.
+    pub(crate) fn of_text(place: &str, v: &crate::nc::ContestedText) -> ContestedValue {
+        ContestedValue {
+            place: place.to_owned(),
             by: v.by.clone(),
             at: v.at,
             value: v.value.clone(),
-        })
+        }
     }
 
     /// Every concurrent value of a content's contested responses, findings

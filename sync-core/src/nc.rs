@@ -661,12 +661,7 @@ impl Nc {
         use crate::audit::ContestedValue;
         let mut out = Vec::new();
         for (field, values) in &self.contested_text {
-            out.extend(values.iter().map(|v| ContestedValue {
-                place: field.clone(),
-                by: v.by.clone(),
-                at: v.at,
-                value: v.value.clone(),
-            }));
+            out.extend(values.iter().map(|v| ContestedValue::of_text(field, v)));
         }
         out.extend(self.contested_verification.iter().map(|v| ContestedValue {
             place: "verification".into(),

@@ -296,6 +296,15 @@ fn the_nodal_officer_responds_to_an_nc_on_no_process_and_the_team_verifies_it() 
         mv: mv.into(),
         note: String::new(),
     };
+    let action = |done_on| Edit::PutAction {
+        id: "a-1".parse().expect("id"),
+        action: Action {
+            text: "Resources a standing agenda item".into(),
+            owner: "Addl Commissioner".into(),
+            target: "2026-02-15".parse().expect("date"),
+            done_on,
+        },
+    };
     demo.must(id, &mut doc, &demo.member, mv("raise"));
     let refused = demo
         .edit(
@@ -309,34 +318,13 @@ fn the_nodal_officer_responds_to_an_nc_on_no_process_and_the_team_verifies_it() 
     for edit in [
         Edit::SetCorrection("Resources discussed at MR-2".into()),
         Edit::SetRootCause("No agenda item for resources".into()),
-        Edit::PutAction {
-            id: "a-1".parse().expect("id"),
-            action: Action {
-                text: "Resources a standing agenda item".into(),
-                owner: "Addl Commissioner".into(),
-                target: "2026-02-15".parse().expect("date"),
-                done_on: None,
-            },
-        },
+        action(None),
         mv("submit_response"),
     ] {
         demo.must(id, &mut doc, &demo.nodal, edit);
     }
     demo.must(id, &mut doc, &demo.lead, mv("accept_plan"));
-    demo.must(
-        id,
-        &mut doc,
-        &demo.nodal,
-        Edit::PutAction {
-            id: "a-1".parse().expect("id"),
-            action: Action {
-                text: "Resources a standing agenda item".into(),
-                owner: "Addl Commissioner".into(),
-                target: "2026-02-15".parse().expect("date"),
-                done_on: Some(demo.today),
-            },
-        },
-    );
+    demo.must(id, &mut doc, &demo.nodal, action(Some(demo.today)));
     demo.must(
         id,
         &mut doc,
