@@ -2,11 +2,12 @@
 // and the network state on every screen.
 import { useEffect, useState } from "preact/hooks";
 import { Refused, referenceOf, refreshed, signIn } from "./api";
-import { AuditScreen } from "./audit";
+import { AuditScreen, refusal } from "./audit";
 import { type Key, lang, setLang, showDate, t } from "./i18n";
 import type { Signal } from "./signal";
 import * as store from "./store";
-import { Sync, type SyncState } from "./sync";
+import { Refusals } from "./refused";
+import { type SaveState, Sync } from "./sync";
 
 function useSignal<T>(s: Signal<T>): T {
   const [value, set] = useState(s.get());
@@ -40,28 +41,35 @@ function useOnline(): boolean {
   return online;
 }
 
-const STATE_WORDS: Record<SyncState, Key> = {
-  offline: "state.offline",
-  connecting: "state.connecting",
-  connected: "state.connected",
+const STATE_WORDS: Record<SaveState, [Key, string]> = {
+  offline: ["state.offline", "○"],
+  saved_tablet: ["state.saved_tablet", "○"],
+  syncing: ["state.syncing", "↻"],
+  saved_server: ["state.saved_server", "✓"],
+  refused: ["state.refused", "⚠"],
+  not_saved: ["state.not_saved", "⚠"],
+  sign_in_again: ["state.sign_in_again", "⚠"],
 };
 
 function Header(props: { session?: store.Session; sync?: Sync; onSignOut: () => void }) {
   const online = useOnline();
   const l = useSignal(lang);
-  const [state, setState] = useState<SyncState | undefined>(props.sync?.state.get());
+  const [state, setState] = useState<SaveState | undefined>(props.sync?.saved.get());
   useEffect(() => {
-    setState(props.sync?.state.get());
-    return props.sync?.state.follow(setState);
+    setState(props.sync?.saved.get());
+    return props.sync?.saved.follow(setState);
   }, [props.sync]);
   // No network is offline, whatever the socket still believes.
-  const words: Key = !online ? "state.offline" : state ? STATE_WORDS[state] : "state.online";
-  const up = online && (state ? state === "connected" : true);
+  const shown: SaveState = !online && state !== "saved_tablet" && state !== "refused" ? "offline" : (state ?? "offline");
+  const [words, icon] = STATE_WORDS[shown];
+  const good = shown === "saved_server";
+  const bad = shown === "refused" || shown === "not_saved" || shown === "sign_in_again";
   return (
     <header class="bar">
       <h1>{t("app.title")}</h1>
-      <span class={up ? "state online" : "state offline"} role="status">
-        <span aria-hidden="true">{up ? "●" : "○"}</span> {t(words)}
+      <span class={good ? "state online" : bad ? "state bad" : "state offline"} role="status" data-state={shown}>
+        <span aria-hidden="true">{icon}</span>{" "}
+        {shown === "refused" ? <a href="#/refused">{t(words)}</a> : t(words)}
       </span>
       <button
         type="button"
@@ -173,6 +181,45 @@ function stateOf(sync: Sync | undefined, id: string): string | undefined {
   }
 }
 
+/**
+ * The lead makes the audit's document on their tablet from the programme's
+ * plan; sync takes it to the team and the server.
+ */
+function Begin(props: { sync: Sync; audit: store.PlannedAudit }) {
+  const [error, setError] = useState<string>();
+  const a = props.audit;
+  async function begin() {
+    try {
+      await props.sync.edit(a.id, {
+        edit: "create_audit",
+        unit: a.unit,
+        number: a.number,
+        scope: a.scope,
+        template_version: a.template_version,
+        lead: a.team.find((m) => m.role === "lead")?.username ?? props.sync.device.user(),
+        team: a.team.filter((m) => m.role !== "lead").map((m) => m.username),
+        start: a.planned_from,
+        end: a.planned_to,
+      });
+      location.hash = `#/audit/${a.id}`;
+    } catch (e) {
+      setError(refusal(e));
+    }
+  }
+  return (
+    <>
+      <button type="button" onClick={begin}>
+        {t("audits.begin")}
+      </button>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </>
+  );
+}
+
 function MyAudits(props: {
   session: store.Session;
   setSession: (s: store.Session) => void;
@@ -205,8 +252,12 @@ function MyAudits(props: {
   useEffect(() => sync?.changed.follow(setChanged), [sync]);
   const hash = useHash();
   if (!kept) return <main class="panel" aria-busy="true" />;
-  const open = /^#\/audit\/([0-9a-f-]+)$/.exec(hash);
-  if (open) return <AuditScreen id={open[1]} reference={kept.value} sync={sync} />;
+  const open = /^#\/audit\/([0-9a-f-]+)(?:\/finding\/(.+))?$/.exec(hash);
+  if (open) {
+    const finding = open[2] === undefined ? undefined : decodeURIComponent(open[2]);
+    return <AuditScreen id={open[1]} finding={finding} reference={kept.value} sync={sync} />;
+  }
+  if (hash === "#/refused" && sync) return <Refusals sync={sync} />;
   const mine = kept.value.audits.filter((a) => kept.value.author.audits[a.id]);
   return (
     <main class="panel">
@@ -227,6 +278,9 @@ function MyAudits(props: {
                 return state ? t(`audit.state.${state}` as Key) : t("audit.not_here");
               })()}
             </p>
+            {sync && !a.begun && !stateOf(sync, a.id) && kept.value.author.audits[a.id] === "lead" && (
+              <Begin sync={sync} audit={a} />
+            )}
             <p>{t(kept.value.author.audits[a.id] === "lead" ? "audits.lead" : "audits.member")}</p>
             <p>{t("audits.dates", { from: showDate(a.planned_from), to: showDate(a.planned_to) })}</p>
             <p>{t("audits.scope", { scope: a.scope.join(", ") })}</p>
@@ -246,6 +300,10 @@ export function App(props: { core: string }) {
     store.session.get().then((s) => setSession(s ?? null));
   }, []);
   async function signOut() {
+    // Work not yet on the server stays on the tablet for this user, but say so first.
+    if (sync && (sync.device.has_unsaved() || sync.unsynced().length > 0)) {
+      if (!confirm(t("signout.pending"))) return;
+    }
     sync?.stop();
     setSync(undefined);
     await store.session.clear();

@@ -1,12 +1,16 @@
 // An audit as the auditor opens it: its checklist grouped by clause, each
-// item's answer with who gave it, and the answers given at the same time
-// on two tablets shown side by side until the lead settles them. The
-// audit, its rules and its gaps are read through the wasm build.
-import { type Key, showDate, t } from "./i18n";
+// item with its answer buttons, its note and who answered; answers given at
+// the same time on two tablets side by side until the lead chooses one; the
+// findings raised, and the lead's moves. The audit, its rules, its gaps and
+// every "may I?" are read through the wasm build, and every edit is on the
+// tablet's disk before the item says it is saved.
+import { useState } from "preact/hooks";
+import { FindingForm } from "./finding";
+import { type Key, showDate, t, today } from "./i18n";
 import type { Reference, TemplateItem } from "./store";
 import type { Sync } from "./sync";
 
-interface Answer {
+export interface Answer {
   cpna?: string;
   yn?: string;
   text?: string;
@@ -14,7 +18,7 @@ interface Answer {
   date?: string;
 }
 
-interface Response {
+export interface Response {
   answer: Answer | "photo";
   note: string;
   evidence: unknown[];
@@ -22,10 +26,23 @@ interface Response {
   at: string;
 }
 
-interface AuditView {
+export interface FindingView {
+  class: string;
+  clause: string;
+  process: string | null;
+  text: string;
+  by: string;
+  at: string;
+}
+
+export interface AuditView {
+  id: string;
+  header: { unit: string; number: string; lead: string; team: string[] };
   state: string;
+  locked: boolean;
   responses: Record<string, Response>;
   contested_responses: Record<string, Response[]>;
+  findings: Record<string, FindingView>;
   gaps: { key: string; kind: string }[] | null;
 }
 
@@ -35,14 +52,45 @@ interface Rule {
   required: "always" | "optional" | { when: unknown };
 }
 
+/** The answers offered, by answer type, as stored. */
+const CHOICES: Record<string, [string, Key][]> = {
+  cpna: [
+    ["conform", "answer.conform"],
+    ["partly", "answer.partly"],
+    ["not_conform", "answer.not_conform"],
+    ["na", "answer.na"],
+  ],
+  yn: [
+    ["yes", "answer.yes"],
+    ["no", "answer.no"],
+    ["na", "answer.na"],
+  ],
+};
+
+/** The lead's moves of an audit, in the order they come. */
+const MOVES: [string, Key][] = [
+  ["start", "move.start"],
+  ["submit_for_review", "move.submit_for_review"],
+  ["return_for_edit", "move.return_for_edit"],
+  ["issue_report", "move.issue_report"],
+  ["accept_late_edits", "move.accept_late_edits"],
+];
+
 /** An answer in the words of the language shown. */
 function words(a: Answer | "photo"): string {
   if (a === "photo") return t("answer.photo");
   if (a.cpna) return t(`answer.${a.cpna}` as Key);
-  if (a.yn) return t(`answer.${a.yn === "na" ? "na" : a.yn}` as Key);
+  if (a.yn) return t(`answer.${a.yn}` as Key);
   if (a.date) return showDate(a.date);
   if (a.number !== undefined) return a.number.toLocaleString("en-IN");
   return a.text ?? "";
+}
+
+/** A refusal of the rules, in the language shown (the rule's own words follow). */
+export function refusal(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  const m = /refused \(([a-z_.]+)\): (.*)/s.exec(text);
+  return m ? t("edit.refused", { reason: m[2] }) : t("edit.failed", { reason: text });
 }
 
 function Given(props: { r: Response }) {
@@ -58,17 +106,58 @@ function Given(props: { r: Response }) {
   );
 }
 
-function Item(props: { rkey: string; rule: Rule; question: string; view: AuditView }) {
-  const { rkey, rule, view } = props;
+type Save = (edit: object) => Promise<void>;
+
+/** One item: its question, marks, answer (or both answers) and, for those who may, the controls. */
+function Item(props: {
+  rkey: string;
+  rule: Rule;
+  question: string;
+  view: AuditView;
+  editable: boolean;
+  lead: boolean;
+  save: Save;
+}) {
+  const { rkey, rule, view, editable } = props;
   const given = view.responses[rkey];
   const contest = view.contested_responses[rkey];
   const process = rkey.split("@")[1];
+  const [status, setStatus] = useState<{ ok: boolean; text: string }>();
+  const [note, setNote] = useState<string>();
+  const [value, setValue] = useState<string>();
+  const current = given?.answer !== "photo" ? given?.answer : undefined;
+  const noteNow = note ?? given?.note ?? "";
+
+  async function answer(a: Answer | "photo", withNote = noteNow, evidence = given?.evidence ?? []) {
+    setStatus(undefined);
+    try {
+      await props.save({ edit: "set_response", key: rkey, answer: a, note: withNote, evidence });
+      setNote(undefined);
+      setValue(undefined);
+      setStatus({ ok: true, text: t("item.saved") });
+    } catch (e) {
+      setStatus({ ok: false, text: refusal(e) });
+    }
+  }
+
+  const choices = CHOICES[rule.answer];
+  const label = `${props.question}${process ? ` (${process})` : ""}`;
+  const typed = (): Answer | undefined => {
+    const v = value ?? "";
+    if (rule.answer === "text") return v.trim() ? { text: v } : undefined;
+    if (rule.answer === "number") return /^-?\d+$/.test(v.trim()) ? { number: Number(v) } : undefined;
+    if (rule.answer === "date") return v ? { date: v } : undefined;
+    return undefined;
+  };
+  const shown = rule.answer === "text" ? current?.text : rule.answer === "number" ? current?.number : current?.date;
+
   return (
     <li class={contest ? "item contested" : "item"} data-key={rkey}>
-      <p class="question">
+      <p class="question" id={`q-${rkey}`}>
         {props.question}
         {process && <span class="tag">{t("audit.process", { process })}</span>}
         {rule.required === "always" && <span class="tag">{t("audit.required")}</span>}
+        {typeof rule.required === "object" && <span class="tag">{t("audit.conditional")}</span>}
       </p>
       {rule.evidence && <p class="muted small">{t("audit.evidence_needed")}</p>}
       {contest ? (
@@ -81,6 +170,15 @@ function Item(props: { rkey: string; rule: Rule; question: string; view: AuditVi
             {contest.map((r) => (
               <div class="value" key={r.by + r.at}>
                 <Given r={r} />
+                {props.lead && editable && (
+                  <button
+                    type="button"
+                    aria-label={t("audit.choose_label", { answer: words(r.answer), user: r.by })}
+                    onClick={() => answer(r.answer, r.note, r.evidence)}
+                  >
+                    {t("audit.choose")}
+                  </button>
+                )}
               </div>
             ))}
           </div>
@@ -91,7 +189,117 @@ function Item(props: { rkey: string; rule: Rule; question: string; view: AuditVi
       ) : (
         <p class="muted">{t("audit.unanswered")}</p>
       )}
+      {editable && !contest && (
+        <div class="controls">
+          {choices ? (
+            <div class="choices" role="group" aria-labelledby={`q-${rkey}`}>
+              {choices.map(([stored, key]) => {
+                const on = (rule.answer === "cpna" ? current?.cpna : current?.yn) === stored;
+                return (
+                  <button
+                    type="button"
+                    key={stored}
+                    class={`choice ${stored}`}
+                    aria-pressed={on}
+                    onClick={() => answer(rule.answer === "cpna" ? { cpna: stored } : { yn: stored })}
+                  >
+                    {on && <span aria-hidden="true">✓ </span>}
+                    {t(key)}
+                  </button>
+                );
+              })}
+            </div>
+          ) : rule.answer === "photo" ? null : (
+            <div class="typed">
+              <label>
+                {t("item.value")}
+                <input
+                  // One input for the three typed answers (the attribute types split by value).
+                  type={(rule.answer === "number" ? "number" : rule.answer === "date" ? "date" : "text") as "text"}
+                  value={value ?? (shown === undefined ? "" : String(shown))}
+                  aria-describedby={`q-${rkey}`}
+                  onInput={(e) => setValue(e.currentTarget.value)}
+                />
+              </label>
+              <button
+                type="button"
+                disabled={value === undefined || !typed()}
+                onClick={() => {
+                  const a = typed();
+                  if (a) answer(a);
+                }}
+              >
+                {t("item.save")}
+              </button>
+            </div>
+          )}
+          <details class="note-edit" open={note !== undefined}>
+            <summary>{t(given?.note ? "item.note_edit" : "item.note_add")}</summary>
+            <label>
+              {t("item.note")}
+              <textarea
+                rows={3}
+                value={noteNow}
+                aria-description={label}
+                onInput={(e) => setNote(e.currentTarget.value)}
+              />
+            </label>
+            <button
+              type="button"
+              disabled={note === undefined || !given}
+              title={given ? undefined : t("item.note_needs_answer")}
+              onClick={() => given && answer(given.answer, noteNow)}
+            >
+              {t("item.note_save")}
+            </button>
+            {!given && <p class="muted small">{t("item.note_needs_answer")}</p>}
+          </details>
+          <a class="raise" href={`#/audit/${view.id}/finding/${encodeURIComponent(rkey)}`}>
+            {t("finding.raise")}
+          </a>
+        </div>
+      )}
+      {status && (
+        <p class={status.ok ? "saved small" : "error small"} role={status.ok ? "status" : "alert"}>
+          {status.ok && <span aria-hidden="true">✓ </span>}
+          {status.text}
+        </p>
+      )}
     </li>
+  );
+}
+
+/** The lead's moves that the rules allow now, each with what it does. */
+function Moves(props: { sync: Sync; id: string; lead: boolean }) {
+  const [status, setStatus] = useState<{ ok: boolean; text: string }>();
+  if (!props.lead) return null;
+  const allowed = MOVES.filter(([mv]) => {
+    const may = JSON.parse(props.sync.device.may_edit(props.id, JSON.stringify({ move: mv }), today()));
+    return may.ok || may.rule === "audit.checklist";
+  });
+  if (allowed.length === 0) return null;
+  async function move(mv: string) {
+    setStatus(undefined);
+    try {
+      await props.sync.edit(props.id, { edit: "move", move: mv, note: "" });
+      setStatus({ ok: true, text: t("item.saved") });
+    } catch (e) {
+      setStatus({ ok: false, text: refusal(e) });
+    }
+  }
+  return (
+    <section class="moves" aria-label={t("move.heading")}>
+      {allowed.map(([mv, key]) => (
+        <button type="button" key={mv} onClick={() => move(mv)}>
+          {t(key)}
+        </button>
+      ))}
+      {status && (
+        <p class={status.ok ? "saved" : "error"} role={status.ok ? "status" : "alert"}>
+          {status.text}
+        </p>
+      )}
+    </section>
   );
 }
 
@@ -101,23 +309,25 @@ function itemsOf(reference: Reference, version: number): Map<string, TemplateIte
   return new Map((template?.items ?? []).map((i) => [i.key, i]));
 }
 
-export function AuditScreen(props: { id: string; reference: Reference; sync?: Sync }) {
+export function readAudit(sync: Sync | undefined, id: string): AuditView | undefined {
+  try {
+    if (sync?.device.documents().includes(id)) return JSON.parse(sync.device.audit_view(id));
+  } catch {
+    // Its first changes are still on their way.
+  }
+  return undefined;
+}
+
+export function AuditScreen(props: { id: string; finding?: string; reference: Reference; sync?: Sync }) {
   const planned = props.reference.audits.find((a) => a.id === props.id);
   const plan = props.reference.author.planned?.[props.id];
-  let view: AuditView | undefined;
-  try {
-    if (props.sync?.device.documents().includes(props.id)) {
-      view = JSON.parse(props.sync.device.audit_view(props.id));
-    }
-  } catch {
-    view = undefined;
-  }
+  const view = readAudit(props.sync, props.id);
   const back = (
     <a class="back" href="#/">
       ← {t("audit.back")}
     </a>
   );
-  if (!planned || !plan || !view) {
+  if (!planned || !plan || !view || !props.sync) {
     return (
       <main class="panel">
         {back}
@@ -125,34 +335,81 @@ export function AuditScreen(props: { id: string; reference: Reference; sync?: Sy
       </main>
     );
   }
+  const sync = props.sync;
   const template = itemsOf(props.reference, plan.checklist.version);
+  const rules = plan.checklist.items as Record<string, Rule>;
+  if (props.finding !== undefined) {
+    const item = template.get(props.finding.split("@")[0]);
+    return <FindingForm sync={sync} view={view} rkey={props.finding} item={item} />;
+  }
   const groups = new Map<string, [string, Rule, TemplateItem | undefined][]>();
-  for (const [rkey, rule] of Object.entries(plan.checklist.items as Record<string, Rule>)) {
+  for (const [rkey, rule] of Object.entries(rules)) {
     const item = template.get(rkey.split("@")[0]);
     const clause = item?.clause ?? "";
     if (!groups.has(clause)) groups.set(clause, []);
     groups.get(clause)!.push([rkey, rule, item]);
   }
   const clauses = [...groups.keys()].sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
-  const v = view;
+  const may = JSON.parse(sync.device.may_edit(props.id, '{"field":"audit_content"}', today()));
+  const lead = props.reference.author.audits[props.id] === "lead";
+  const save: Save = (edit) => sync.edit(props.id, edit);
+  const findings = Object.entries(view.findings);
   return (
     <main class="panel">
       {back}
       <h2>{planned.number}</h2>
       <p>
-        <span class="audit-state">{t(`audit.state.${v.state}` as Key)}</span>
+        <span class="audit-state">{t(`audit.state.${view.state}` as Key)}</span>
       </p>
-      {v.gaps && v.gaps.length > 0 && <p class="muted">{t("audit.gaps", { count: v.gaps.length })}</p>}
-      {clauses.map((clause) => (
-        <section class="clause" key={clause}>
-          <h3>{clause ? t("audit.clause", { clause }) : t("audit.general")}</h3>
-          <ul class="items">
-            {groups.get(clause)!.map(([rkey, rule, item]) => (
-              <Item key={rkey} rkey={rkey} rule={rule} question={item?.question ?? rkey} view={v} />
-            ))}
-          </ul>
-        </section>
-      ))}
+      {!may.ok && (
+        <p class="notice" role="note">
+          {view.locked ? t("audit.locked") : t("edit.refused", { reason: may.message })}
+        </p>
+      )}
+      {view.gaps && view.gaps.length > 0 && <p class="muted">{t("audit.gaps", { count: view.gaps.length })}</p>}
+      <Moves sync={sync} id={props.id} lead={lead} />
+      {clauses.map((clause) => {
+        const items = groups.get(clause)!;
+        const done = items.filter(([k]) => view.responses[k]).length;
+        return (
+          <section class="clause" key={clause}>
+            <h3>
+              {clause ? t("audit.clause", { clause }) : t("audit.general")}{" "}
+              <span class="progress">{t("audit.progress", { done, total: items.length })}</span>
+            </h3>
+            <ul class="items">
+              {items.map(([rkey, rule, item]) => (
+                <Item
+                  key={rkey}
+                  rkey={rkey}
+                  rule={rule}
+                  question={item?.question ?? rkey}
+                  view={view}
+                  editable={may.ok}
+                  lead={lead}
+                  save={save}
+                />
+              ))}
+            </ul>
+          </section>
+        );
+      })}
+      <section class="clause">
+        <h3>{t("finding.heading")}</h3>
+        {findings.length === 0 && <p class="muted">{t("finding.none")}</p>}
+        <ul class="items">
+          {findings.map(([fid, f]) => (
+            <li class="item" key={fid} data-finding={fid}>
+              <p class="question">
+                {t(`finding.class.${f.class}` as Key)} · {t("audit.clause", { clause: f.clause })}
+                {f.process && <span class="tag">{t("audit.process", { process: f.process })}</span>}
+              </p>
+              <p class="note">{f.text}</p>
+              <p class="muted small">{t("audit.by", { user: f.by, date: showDate(f.at) })}</p>
+            </li>
+          ))}
+        </ul>
+      </section>
     </main>
   );
 }

@@ -19,6 +19,9 @@ export interface PlannedAudit {
   planned_from: string;
   planned_to: string;
   template_version: number;
+  /** The server holds its document (the lead began it on some tablet). */
+  begun: boolean;
+  team: { username: string; role: "lead" | "member" }[];
 }
 
 export interface TemplateItem {
@@ -60,6 +63,21 @@ export interface KeptDoc {
   heads: string[];
 }
 
+/** Changes the server refused, kept to be seen and exported (never dropped). */
+export interface RefusedChange {
+  key: string;
+  user: string;
+  doc: string;
+  rule: string;
+  message: string;
+  /** The refused changes' hashes. */
+  changes: string[];
+  /** When the tablet heard of the refusal, ISO 8601. */
+  at: string;
+  /** When the user said they had seen it. */
+  seen?: string;
+}
+
 export interface Kept<T> {
   value: T;
   /** When the tablet received it, ISO 8601. */
@@ -70,18 +88,20 @@ interface Schema extends DBSchema {
   session: { key: string; value: Session };
   reference: { key: string; value: Kept<Reference> };
   docs: { key: string; value: KeptDoc };
+  refused: { key: string; value: RefusedChange };
 }
 
 let db: Promise<IDBPDatabase<Schema>> | undefined;
 
 function open(): Promise<IDBPDatabase<Schema>> {
-  db ??= openDB<Schema>("sqm-field-audit", 2, {
+  db ??= openDB<Schema>("sqm-field-audit", 3, {
     upgrade(d, from) {
       if (from < 1) {
         d.createObjectStore("session");
         d.createObjectStore("reference");
       }
       if (from < 2) d.createObjectStore("docs", { keyPath: "key" });
+      if (from < 3) d.createObjectStore("refused", { keyPath: "key" });
     },
   });
   return db;
@@ -115,5 +135,17 @@ export const docs = {
   put: async (kept: KeptDoc[]) => {
     const tx = (await open()).transaction("docs", "readwrite", { durability: "strict" });
     await Promise.all([...kept.map((d) => tx.store.put(d)), tx.done]);
+  },
+};
+
+export const refused = {
+  /** The refusals kept for `user`, newest first. */
+  of: async (user: string) =>
+    (await open())
+      .getAll("refused")
+      .then((all) => all.filter((r) => r.user === user).sort((a, b) => b.at.localeCompare(a.at))),
+  put: async (items: RefusedChange[]) => {
+    const tx = (await open()).transaction("refused", "readwrite", { durability: "strict" });
+    await Promise.all([...items.map((r) => tx.store.put(r)), tx.done]);
   },
 };

@@ -1,28 +1,56 @@
 // Sync with the server: the wasm build of sync-core (a Device) speaks the
 // protocol, this file carries its frames over the WebSocket, reconnects
-// with backoff and jitter, and keeps every document the sync changes in
-// IndexedDB.
+// with backoff and jitter, and keeps every document the device changes in
+// IndexedDB before the device may offer the change to the server.
 import { Device } from "../generated/sync-wasm/sync_wasm.js";
 import { refreshed } from "./api";
 import { signal } from "./signal";
 import * as store from "./store";
 
-export type SyncState = "offline" | "connecting" | "connected";
+export type Link = "offline" | "connecting" | "connected";
+
+/** What the tablet holds, in the words every screen shows. */
+export type SaveState =
+  | "offline"
+  | "syncing"
+  | "saved_tablet"
+  | "saved_server"
+  | "refused"
+  | "not_saved"
+  | "sign_in_again";
 
 /** Close codes of the server (server/src/sync/mod.rs, `close`). */
 const UNAUTHORIZED = 4401;
 
 const now = () => new Date().toISOString();
 
+interface Notice {
+  kind: string;
+  doc?: string;
+  rule?: string;
+  message?: string;
+  changes?: string[] | number;
+}
+
 export class Sync {
-  readonly state = signal<SyncState>("offline");
+  readonly link = signal<Link>("offline");
   /** Bumped whenever a document changed on the tablet. */
   readonly changed = signal(0);
+  /** What the tablet holds against what the server holds. */
+  readonly saved = signal<SaveState>("offline");
+  /** Changes the server refused, as kept on the tablet. */
+  readonly refused = signal<store.RefusedChange[]>([]);
   private ws?: WebSocket;
   private attempt = 0;
   private timer?: ReturnType<typeof setTimeout>;
   private ticker?: ReturnType<typeof setInterval>;
   private stopped = false;
+  private writing: Promise<void> = Promise.resolve();
+  private writeFailed = false;
+  /** An edit was made since the server last held everything. */
+  private dirty = false;
+  /** The server no longer takes this session's tokens. */
+  private signedOut = false;
 
   private constructor(
     readonly device: Device,
@@ -46,8 +74,10 @@ export class Sync {
       }
     }
     const sync = new Sync(device, session, onSession);
+    sync.refused.set(await store.refused.of(session.user));
     addEventListener("online", sync.online);
     addEventListener("offline", sync.offline);
+    sync.judge();
     sync.connect();
     return sync;
   }
@@ -65,6 +95,31 @@ export class Sync {
     this.ws?.close();
   }
 
+  /**
+   * Makes an edit (JSON, as sync-wasm's `edit.rs` reads it) and resolves once
+   * it is on the tablet's disk. Throws the rules' refusal, changing nothing.
+   */
+  async edit(id: string, edit: object): Promise<void> {
+    this.device.edit(id, JSON.stringify(edit), now());
+    this.dirty = true;
+    this.changed.set(this.changed.get() + 1);
+    await this.keep();
+  }
+
+  /** Documents not yet saved on the server as they are here. */
+  unsynced(): string[] {
+    return this.device.unsynced();
+  }
+
+  /** The user has seen the refusals listed: the bar stops calling for them. */
+  async seen(): Promise<void> {
+    const at = now();
+    const all = this.refused.get().map((r) => ({ ...r, seen: r.seen ?? at }));
+    await store.refused.put(all);
+    this.refused.set(all);
+    this.judge();
+  }
+
   private send(frames: Uint8Array[]) {
     for (const f of frames) this.ws?.send(f as Uint8Array<ArrayBuffer>);
   }
@@ -72,7 +127,8 @@ export class Sync {
   private connect() {
     if (this.stopped || this.ws || !navigator.onLine) return;
     clearTimeout(this.timer);
-    this.state.set("connecting");
+    this.link.set("connecting");
+    this.judge();
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/api/v1/sync`);
     ws.binaryType = "arraybuffer";
@@ -83,20 +139,27 @@ export class Sync {
       if (typeof event.data === "string") {
         if (event.data.includes('"ready":true')) {
           this.attempt = 0;
-          this.state.set("connected");
+          this.link.set("connected");
           this.send(this.device.connect(now()));
-          this.ticker = setInterval(() => this.send(this.device.tick(now())), 5000);
+          this.ticker = setInterval(() => {
+            this.send(this.device.tick(now()));
+            if (this.writeFailed) this.keep().catch(() => undefined);
+            this.judge();
+          }, 2000);
+          this.judge();
         }
         return;
       }
       this.send(this.device.receive(new Uint8Array(event.data), now()));
-      await this.keep();
+      // A failed write is shown in the bar (not_saved) and tried again on the next frame.
+      await this.keep().catch(() => undefined);
     };
     ws.onclose = async (event) => {
       clearInterval(this.ticker);
       this.ws = undefined;
       this.device.disconnect(now());
-      this.state.set("offline");
+      this.link.set("offline");
+      this.judge();
       if (event.code === UNAUTHORIZED) {
         // The access token expired: a new pair, then at once again.
         try {
@@ -105,7 +168,10 @@ export class Sync {
           this.onSession(this.session);
           this.attempt = 0;
         } catch {
-          return; // Signed out elsewhere: the tablet keeps working offline.
+          // Signed out elsewhere: the tablet keeps working offline and says so.
+          this.signedOut = true;
+          this.judge();
+          return;
         }
       }
       this.later();
@@ -119,23 +185,78 @@ export class Sync {
     this.timer = setTimeout(() => this.connect(), base + Math.random() * base * 0.5);
   }
 
-  private heads = new Map<string, string>();
+  /**
+   * Writes every document the device changed to IndexedDB, then tells the
+   * device they are kept (only then does it offer the changes to the server).
+   * One write at a time, in order; resolves when this call's changes are on disk.
+   */
+  private keep(): Promise<void> {
+    // A failed write fails its own caller only; the next keep tries again.
+    this.writing = this.writing.catch(() => undefined).then(() => this.keepNow());
+    return this.writing;
+  }
 
-  /** Keeps in IndexedDB every document whose heads moved since it was last kept. */
-  private async keep() {
-    const moved: store.KeptDoc[] = [];
-    for (const id of this.device.documents()) {
-      const heads = this.device.heads(id);
-      // A document whose first changes are still on their way holds nothing to keep.
-      if (heads.length === 0) continue;
-      const key = heads.join(",");
-      if (this.heads.get(id) === key) continue;
-      this.heads.set(id, key);
-      const user = this.session.user;
-      moved.push({ key: `${user}/${id}`, user, id, bytes: this.device.save(id), heads });
+  private async keepNow(): Promise<void> {
+    await this.takeNotices();
+    const ids = this.device.take_unsaved();
+    if (ids.length === 0) return this.judge();
+    const user = this.session.user;
+    const kept: store.KeptDoc[] = ids.map((id) => ({
+      key: `${user}/${id}`,
+      user,
+      id,
+      bytes: this.device.save(id),
+      heads: this.device.heads(id),
+    }));
+    try {
+      await store.docs.put(kept);
+      this.writeFailed = false;
+    } catch (e) {
+      // Still in memory and listed again: the next keep writes it. The
+      // edit that asked is told, so its screen never says "saved".
+      this.device.store_failed(ids);
+      this.writeFailed = true;
+      this.judge();
+      throw e;
     }
-    if (moved.length === 0) return;
-    await store.docs.put(moved);
+    this.send(this.device.stored(ids, now()));
     this.changed.set(this.changed.get() + 1);
+    this.judge();
+  }
+
+  /** Keeps the server's refusals on the tablet, to be seen and exported. */
+  private async takeNotices() {
+    const notices: Notice[] = JSON.parse(this.device.notices());
+    const refused = notices
+      .filter((n) => n.kind === "rejected" || n.kind === "quarantined")
+      .map((n): store.RefusedChange => {
+        const changes = Array.isArray(n.changes) ? n.changes : [];
+        return {
+          key: `${this.session.user}/${n.doc}/${changes[0] ?? now()}`,
+          user: this.session.user,
+          doc: n.doc ?? "",
+          rule: n.rule ?? "",
+          message: n.message ?? "",
+          changes,
+          at: now(),
+        };
+      });
+    if (refused.length === 0) return;
+    await store.refused.put(refused);
+    this.refused.set(await store.refused.of(this.session.user));
+  }
+
+  /** The state every screen shows. */
+  private judge() {
+    const connected = this.link.get() === "connected";
+    const unsynced = !connected || this.device.unsynced().length > 0 || this.device.has_unsaved();
+    if (connected && !unsynced) this.dirty = false;
+    let state: SaveState;
+    if (this.writeFailed) state = "not_saved";
+    else if (this.refused.get().some((r) => !r.seen)) state = "refused";
+    else if (this.signedOut) state = "sign_in_again";
+    else if (!connected) state = this.dirty ? "saved_tablet" : "offline";
+    else state = unsynced ? "syncing" : "saved_server";
+    if (state !== this.saved.get()) this.saved.set(state);
   }
 }

@@ -55,18 +55,28 @@ function clock() {
   return () => new Date((t += 1000)).toISOString();
 }
 
+/**
+ * What the PWA does after every call: the changed documents are kept (here:
+ * nowhere) and confirmed; only then does the device offer them to the server.
+ */
+function keep(device, now) {
+  const ids = device.take_unsaved();
+  for (const id of ids) device.save(id);
+  return device.stored(ids, now());
+}
+
 /** Carries frames both ways until neither side has anything more to say. */
 async function exchange(device, peer, now, toPeer, toDevice) {
   for (let round = 0; round < 50; round++) {
     if (toPeer.length === 0 && toDevice.length === 0) {
       const t = now();
-      toPeer = device.tick(t);
+      toPeer = [...keep(device, now), ...device.tick(t)];
       toDevice = (await peer.call({ cmd: "tick", now: t })).frames;
       if (process.env.DEBUG) console.error("tick", round, toPeer.length, toDevice.length);
       if (toPeer.length === 0 && toDevice.length === 0) return round;
     }
     const next = [];
-    for (const f of toDevice) next.push(...device.receive(unhex(f), now()));
+    for (const f of toDevice) next.push(...device.receive(unhex(f), now()), ...keep(device, now));
     const back = [];
     for (const f of toPeer) {
       back.push(...(await peer.call({ cmd: "receive", frame: hex(f), now: now() })).frames);
@@ -220,7 +230,7 @@ test("wasm and native edits, made apart, merge into one state on both sides", as
     }),
     now(),
   );
-  await exchange(device, peer, now, device.outgoing(), []);
+  await exchange(device, peer, now, keep(device, now), []);
   state = await peer.call({ cmd: "state", doc: audit });
   assert.equal(state.quarantined, 0, "the lead's settlement is accepted");
   assert.deepEqual(state.member_heads, device.heads(audit));
@@ -230,7 +240,7 @@ test("wasm and native edits, made apart, merge into one state on both sides", as
   assert.equal(settled.contested_notes.length, 2, "the notes are not settled by an answer");
   // Any auditor of the team settles the notes by writing them again.
   device.edit(audit, notes("Opening meeting 10:00-10:40"), now());
-  await exchange(device, peer, now, device.outgoing(), []);
+  await exchange(device, peer, now, keep(device, now), []);
   state = await peer.call({ cmd: "state", doc: audit });
   assert.equal(state.quarantined, 0, "the notes written over both are accepted");
   assert.equal(state.member_view, device.audit_view(audit));

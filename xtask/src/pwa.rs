@@ -12,6 +12,7 @@ use crate::{cmd, wasm};
 
 /// Where the Chromium the browser tests drive lives (Debian's package).
 const CHROMIUM: &str = "/usr/bin/chromium";
+const SQLITE3: &str = "/usr/bin/sqlite3";
 
 fn pwa_dir(ws: &Workspace) -> PathBuf {
     ws.root().join("pwa")
@@ -57,17 +58,25 @@ pub(crate) fn build(ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// Installs Debian's Chromium (and the Noto fonts, for Devanagari) when it is missing.
+/// Installs Debian's Chromium (and the Noto fonts, for Devanagari) and the
+/// `sqlite3` shell (the tests read the server's database) when missing.
 fn ensure_chromium(ws: &Workspace) -> Result<()> {
-    if Path::new(CHROMIUM).exists() {
+    if Path::new(CHROMIUM).exists() && Path::new(SQLITE3).exists() {
         return Ok(());
     }
-    eprintln!("installing Debian's chromium and fonts-noto-core for the browser tests");
+    eprintln!("installing Debian's chromium, fonts-noto-core and sqlite3 for the browser tests");
     cmd::run(ws.command("apt-get").args(["update", "-qq"]))?;
     cmd::run(
         ws.command("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-qq", "chromium", "fonts-noto-core"]),
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "chromium",
+                "fonts-noto-core",
+                "sqlite3",
+            ]),
     )
 }
 

@@ -42,6 +42,12 @@ struct Peer {
     quarantined: usize,
 }
 
+/// The member's tablet keeps what changed (here: in memory) and confirms it.
+fn keep(device: &mut Device, now: Timestamp) -> Vec<Vec<u8>> {
+    let ids = device.take_unsaved();
+    device.stored(&ids, now)
+}
+
 impl Peer {
     fn new() -> Result<Peer> {
         let demo = Demo::new();
@@ -76,7 +82,9 @@ impl Peer {
                 match effect {
                     Effect::Send { peer: WASM, bytes } => to_wasm.push(bytes),
                     Effect::Send { bytes, .. } => {
-                        for frame in self.member.receive(bytes, now) {
+                        let mut frames = self.member.receive(bytes, now);
+                        frames.extend(keep(&mut self.member, now));
+                        for frame in frames {
                             next.extend(self.server.handle(
                                 now,
                                 Input::Received {
@@ -140,7 +148,7 @@ impl Peer {
                 let now = now()?;
                 let edit = parse_edit(&cmd.get("edit").context("`edit` is missing")?.to_string())?;
                 self.member.edit(doc()?, &edit, now)?;
-                let out = self.member.outgoing();
+                let out = keep(&mut self.member, now);
                 self.relay_member(now, out)
             }
             "connect" => {

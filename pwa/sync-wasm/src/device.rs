@@ -4,10 +4,16 @@
 //! byte arrays, and the native peer of the Node tests uses it directly.
 //!
 //! Effects are carried out here: `Send` frames are queued for the caller,
-//! `Notify` and `Quarantine` become [`DeviceNotice`]s, and `Store` is
-//! confirmed at once. Durable storage (IndexedDB, strict durability) arrives
-//! with the PWA; until then the caller keeps a document by calling
-//! [`Device::save`] after an edit or a sync.
+//! `Notify` and `Quarantine` become [`DeviceNotice`]s. `Store` and `Replace`
+//! wait for the caller: their documents are listed by [`Device::take_unsaved`],
+//! the caller writes each one's [`Device::save`] to durable storage (IndexedDB
+//! with strict durability) and then confirms with [`Device::stored`]. Until a
+//! document is confirmed, the engine tells the server nothing of its new
+//! changes, so the server never holds an acknowledgement for a change the
+//! tablet could still lose, and the screen says "saved on this tablet" only
+//! after the confirmation.
+
+use std::collections::BTreeMap;
 
 use sync_core::automerge::{ActorId, Automerge, ChangeHash};
 use sync_core::date::{Date, Timestamp};
@@ -29,6 +35,10 @@ pub struct Device {
     author: Author,
     outbox: Vec<Vec<u8>>,
     notices: Vec<DeviceNotice>,
+    /// Store tickets waiting to be taken by the caller, by document.
+    unsaved: BTreeMap<DocumentId, Vec<u64>>,
+    /// Store tickets taken by the caller and not yet confirmed, by document.
+    saving: BTreeMap<DocumentId, Vec<u64>>,
 }
 
 impl Device {
@@ -46,6 +56,8 @@ impl Device {
             author,
             outbox: Vec::new(),
             notices: Vec::new(),
+            unsaved: BTreeMap::new(),
+            saving: BTreeMap::new(),
         })
     }
 
@@ -79,6 +91,17 @@ impl Device {
         today: Date,
     ) -> Result<Result<(), Refusal>, GlueError> {
         Ok(may_edit(self.doc(id)?, &self.author, target, today))
+    }
+
+    /// The documents the server has not yet said it holds exactly as this
+    /// device does (every document while offline). The server says so only of
+    /// what it has stored, so a document not listed is saved on the server.
+    pub fn unsynced(&self) -> Vec<DocumentId> {
+        self.engine
+            .doc_ids()
+            .filter(|id| !self.engine.in_sync(PEER, id))
+            .copied()
+            .collect()
     }
 
     /// The document's heads, sorted.
@@ -148,6 +171,46 @@ impl Device {
         std::mem::take(&mut self.outbox)
     }
 
+    /// The documents with changes not yet in durable storage. The caller
+    /// saves each one now ([`Device::save`], before any other call changes
+    /// them), writes the bytes durably, then calls [`Device::stored`] with
+    /// these ids, or [`Device::store_failed`] if the write failed.
+    pub fn take_unsaved(&mut self) -> Vec<DocumentId> {
+        let ids: Vec<DocumentId> = self.unsaved.keys().copied().collect();
+        for (id, tickets) in std::mem::take(&mut self.unsaved) {
+            self.saving.entry(id).or_default().extend(tickets);
+        }
+        ids
+    }
+
+    /// Whether any change is not yet confirmed as durable.
+    pub fn has_unsaved(&self) -> bool {
+        !self.unsaved.is_empty() || !self.saving.is_empty()
+    }
+
+    /// The documents taken by [`Device::take_unsaved`] are durable: their
+    /// changes may now be offered to the server. Returns frames to send.
+    pub fn stored(&mut self, ids: &[DocumentId], now: Timestamp) -> Vec<Vec<u8>> {
+        let mut effects = Vec::new();
+        for id in ids {
+            for ticket in self.saving.remove(id).unwrap_or_default() {
+                effects.extend(self.engine.handle(now, Input::Stored { ticket }));
+            }
+        }
+        self.carry_out(now, effects);
+        self.outgoing()
+    }
+
+    /// Writing the documents taken by [`Device::take_unsaved`] failed: they
+    /// are listed again by the next [`Device::take_unsaved`].
+    pub fn store_failed(&mut self, ids: &[DocumentId]) {
+        for id in ids {
+            if let Some(tickets) = self.saving.remove(id) {
+                self.unsaved.entry(*id).or_default().extend(tickets);
+            }
+        }
+    }
+
     /// News since the last call.
     pub fn take_notices(&mut self) -> Vec<DeviceNotice> {
         std::mem::take(&mut self.notices)
@@ -166,9 +229,10 @@ impl Device {
             for effect in queue {
                 match effect {
                     Effect::Send { bytes, .. } => self.outbox.push(bytes),
-                    // Confirmed at once: see the module docs.
-                    Effect::Store { ticket, .. } | Effect::Replace { ticket, .. } => {
-                        next.extend(self.engine.handle(now, Input::Stored { ticket }));
+                    // Confirmed by the caller: see the module docs. A `Replace`
+                    // holds the document the engine now holds, so saving that is storing it.
+                    Effect::Store { ticket, doc, .. } | Effect::Replace { ticket, doc, .. } => {
+                        self.unsaved.entry(doc).or_default().push(ticket);
                     }
                     Effect::Notify(notice) => self.notices.push(DeviceNotice::of(&notice)),
                     Effect::Quarantine {
@@ -247,18 +311,63 @@ mod tests {
         let mut lead = Device::new(actor(1), demo.lead.clone())?;
         let mut member = Device::new(actor(2), demo.member.clone())?;
         lead.edit(demo.audit_id, &Edit::CreateAudit(demo.header()), demo.now())?;
+        assert_eq!(lead.unsynced(), vec![demo.audit_id], "not connected yet");
         let (mut to_member, mut to_lead) = (lead.connect(demo.now()), member.connect(demo.now()));
+        to_member.extend(keep(&mut lead, demo.now()));
         for _ in 0..20 {
             let (a, b) = (std::mem::take(&mut to_lead), std::mem::take(&mut to_member));
             for f in a {
                 to_member.extend(lead.receive(f, demo.now()));
+                to_member.extend(keep(&mut lead, demo.now()));
             }
             for f in b {
                 to_lead.extend(member.receive(f, demo.now()));
+                to_lead.extend(keep(&mut member, demo.now()));
             }
         }
         assert!(to_lead.is_empty() && to_member.is_empty(), "still talking");
+        assert_eq!(
+            lead.unsynced(),
+            Vec::<DocumentId>::new(),
+            "the peer holds it all"
+        );
         assert_eq!(lead.heads(demo.audit_id)?, member.heads(demo.audit_id)?);
+        lead.edit(demo.audit_id, &Edit::SetNotes("later".into()), demo.now())?;
+        assert_eq!(lead.unsynced(), vec![demo.audit_id], "a new edit");
+        Ok(())
+    }
+
+    /// What the PWA does after every call: save what changed, then confirm it.
+    fn keep(device: &mut Device, now: Timestamp) -> Vec<Vec<u8>> {
+        let ids = device.take_unsaved();
+        device.stored(&ids, now)
+    }
+
+    #[test]
+    fn nothing_is_offered_to_the_server_before_the_tablet_has_kept_it() -> Result<(), GlueError> {
+        let demo = Demo::new();
+        let mut lead = Device::new(actor(1), demo.lead.clone())?;
+        assert!(lead.connect(demo.now()).is_empty(), "nothing held yet");
+        lead.edit(demo.audit_id, &Edit::CreateAudit(demo.header()), demo.now())?;
+        assert!(lead.has_unsaved());
+        assert!(lead.outgoing().is_empty(), "offered before it was kept");
+        assert!(
+            lead.tick(demo.now()).is_empty(),
+            "offered on a tick before it was kept"
+        );
+
+        // The write failed: the document is listed again and still not offered.
+        let ids = lead.take_unsaved();
+        assert_eq!(ids, vec![demo.audit_id]);
+        assert!(lead.take_unsaved().is_empty(), "taken twice");
+        lead.store_failed(&ids);
+        assert!(lead.tick(demo.now()).is_empty());
+        let ids = lead.take_unsaved();
+        assert_eq!(ids, vec![demo.audit_id], "lost after a failed write");
+
+        let frames = lead.stored(&ids, demo.now());
+        assert!(!frames.is_empty(), "kept, but not offered");
+        assert!(!lead.has_unsaved());
         Ok(())
     }
 

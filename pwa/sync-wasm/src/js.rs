@@ -123,6 +123,51 @@ impl JsDevice {
         frames(self.0.outgoing())
     }
 
+    /// The ids of the documents not yet saved on the server as they are here.
+    pub fn unsynced(&self) -> Vec<String> {
+        self.0.unsynced().iter().map(ToString::to_string).collect()
+    }
+
+    /// The documents with changes not yet kept on the tablet. Save each one at
+    /// once (`save(id)`), write the bytes durably, then call `stored(ids, now)`,
+    /// or `store_failed(ids)` if the write failed. Until then the server is told
+    /// nothing of those changes.
+    pub fn take_unsaved(&mut self) -> Vec<String> {
+        self.0
+            .take_unsaved()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// Whether a change is not yet confirmed as kept on the tablet.
+    pub fn has_unsaved(&self) -> bool {
+        self.0.has_unsaved()
+    }
+
+    /// The documents from `take_unsaved` are kept. Returns frames to send.
+    pub fn stored(
+        &mut self,
+        doc_ids: Vec<String>,
+        now_iso: &str,
+    ) -> Result<Vec<Uint8Array>, JsError> {
+        let ids = doc_ids
+            .iter()
+            .map(|d| doc_id_of(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(frames(self.0.stored(&ids, time(now_iso)?)))
+    }
+
+    /// Writing the documents from `take_unsaved` failed: they are listed again.
+    pub fn store_failed(&mut self, doc_ids: Vec<String>) -> Result<(), JsError> {
+        let ids = doc_ids
+            .iter()
+            .map(|d| doc_id_of(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.0.store_failed(&ids);
+        Ok(())
+    }
+
     /// News since the last call, as a JSON array of `{"kind": ...}` objects.
     pub fn notices(&mut self) -> String {
         notices_json(&self.0.take_notices())

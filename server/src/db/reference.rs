@@ -699,6 +699,8 @@ pub struct PlannedAudit {
     pub planned_to: String,
     /// The checklist template version it uses.
     pub template_version: i64,
+    /// Whether its document exists on the server (the lead has begun it).
+    pub begun: bool,
     /// The team: (user, lead or member).
     pub team: Vec<TeamMember>,
 }
@@ -781,7 +783,8 @@ async fn teams(db: &Db, audits: &mut [PlannedAudit]) -> Result<(), DbError> {
 }
 
 const PLANNED_COLUMNS: &str = "SELECT id, unit, number, scope, planned_from, planned_to, \
-     template_version FROM planned_audits";
+     template_version, (SELECT COUNT(*) FROM documents d WHERE d.id = planned_audits.id) \
+     FROM planned_audits";
 
 fn planned_of(r: &sqlx::any::AnyRow) -> Result<PlannedAudit, DbError> {
     let scope: String = r.try_get(3)?;
@@ -793,6 +796,7 @@ fn planned_of(r: &sqlx::any::AnyRow) -> Result<PlannedAudit, DbError> {
         planned_from: r.try_get(4)?,
         planned_to: r.try_get(5)?,
         template_version: r.try_get(6)?,
+        begun: r.try_get::<i64, _>(7)? > 0,
         team: Vec::new(),
     })
 }

@@ -161,6 +161,7 @@ pub async fn into_database(db: &Db, layout: &Layout) -> Result<()> {
             planned_from: from.add_days(7).to_string(),
             planned_to: from.add_days(8).to_string(),
             template_version: TEMPLATE_VERSION,
+            begun: false,
             team,
         };
         reference::insert_planned_audit(&mut tx, &planned, "sqm load").await?;

@@ -343,6 +343,7 @@ pub async fn demo(db: &Db) -> Result<SeedReport, SeedError> {
             planned_from: a.from.into(),
             planned_to: a.to.into(),
             template_version: a.template,
+            begun: false,
             team: team(a.lead, a.members),
         };
         reference::insert_planned_audit(&mut tx, &planned, "a.rao").await?;

@@ -230,6 +230,7 @@ pub async fn plan(
         planned_from: from.to_string(),
         planned_to: to.to_string(),
         template_version: body.template_version,
+        begun: false,
         team,
     };
     let mut tx = state.db.begin().await?;

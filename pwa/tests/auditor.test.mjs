@@ -1,0 +1,147 @@
+// The auditor's day in the browser (issue 16's scenarios a and b): answers,
+// a finding and its NC made offline survive a reload and reach the server's
+// database; two auditors answer one item differently offline, both see the
+// contest after sync, and the lead settles it in one tap for both.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+import { database, en, open, planAudit, shots, signIn } from "./harness.mjs";
+
+/** One value from the server's SQLite database. */
+function sql(query) {
+  return execFileSync("sqlite3", [database(), query], { encoding: "utf8" }).trim();
+}
+
+const status = (page) => page.locator("header [role=status]");
+
+/** The lead opens a planned audit on their tablet and starts it, then waits for the server to hold it. */
+async function beginAndStart(page, number) {
+  const card = page.locator("li.card", { hasText: number });
+  await card.getByRole("button", { name: en["audits.begin"] }).click();
+  await page.getByRole("heading", { name: number }).waitFor();
+  await page.getByRole("button", { name: en["move.start"] }).click();
+  await page.locator(".audit-state", { hasText: en["audit.state.in_progress"] }).waitFor();
+  await status(page).filter({ hasText: en["state.saved_server"] }).waitFor();
+}
+
+/** Taps an answer of an item and waits until the item says it is on the tablet. */
+async function answer(page, key, words) {
+  const item = page.locator(`li.item[data-key="${key}"]`);
+  await item.getByRole("button", { name: words, exact: true }).click();
+  await item.getByRole("status").filter({ hasText: en["item.saved"] }).waitFor();
+  assert.equal(await item.getByRole("button", { name: words, exact: true }).getAttribute("aria-pressed"), "true");
+}
+
+test("offline, an auditor answers, raises a finding and its NC; a reload keeps them; online, the server holds them", async () => {
+  const number = "IA/DEMO-I/2025-26/004";
+  const planned = await planAudit(number);
+  const { context, page, errors } = await open();
+  await signIn(page, "k.iyer");
+  await beginAndStart(page, number);
+
+  await context.setOffline(true);
+  await status(page).filter({ hasText: en["state.offline"] }).waitFor();
+  await answer(page, "sd.timeliness@P03", en["answer.partly"]);
+  await answer(page, "sd.timeliness@P04", en["answer.conform"]);
+  await status(page).filter({ hasText: en["state.saved_tablet"] }).waitFor();
+  // A note on the item, kept with its answer.
+  const item = page.locator('li.item[data-key="sd.timeliness@P03"]');
+  await item.getByText(en["item.note_add"]).click();
+  await item.getByLabel(en["item.note"]).fill("2 of 10 amendments took 19 days against 15.");
+  await item.getByRole("button", { name: en["item.note_save"] }).click();
+  await item.locator(".note", { hasText: "19 days against 15" }).waitFor();
+
+  // A minor finding from the item raises its NC (a draft until the report), with a provisional number.
+  await item.getByRole("link", { name: en["finding.raise"] }).click();
+  await page.getByRole("heading", { name: en["finding.new"] }).waitFor();
+  await page.getByLabel(en["finding.class.minor"]).check();
+  await page.getByLabel(en["finding.text"]).fill("Amendments ARN-118 and ARN-131 approved in 19 days.");
+  assert.ok(await page.getByLabel(en["finding.raise_nc"]).isChecked());
+  await page.getByRole("button", { name: en["finding.submit"] }).click();
+  await page.getByRole("heading", { name: number }).waitFor();
+  await page.locator("li[data-finding]", { hasText: "ARN-118" }).waitFor();
+
+  // A reload with no network: the app, the audit, the answers and the finding are all on the tablet.
+  await page.reload();
+  await page.getByRole("heading", { name: number }).waitFor();
+  await status(page).filter({ hasText: en["state.offline"] }).waitFor();
+  const partly = page.locator('li.item[data-key="sd.timeliness@P03"]').getByRole("button", { name: en["answer.partly"] });
+  assert.equal(await partly.getAttribute("aria-pressed"), "true");
+  await page.locator("li[data-finding]", { hasText: "ARN-118" }).waitFor();
+  assert.equal(sql(`SELECT responses FROM audits WHERE doc_id = '${planned.id}'`), "0", "nothing reached the server offline");
+
+  // Online: the tablet says so once the server holds everything, and its database does.
+  await context.setOffline(false);
+  await status(page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
+  await page.screenshot({ path: path.join(shots, "audit-saved-en-1280x800.png") });
+  assert.equal(sql(`SELECT responses FROM audits WHERE doc_id = '${planned.id}'`), "2");
+  assert.equal(sql(`SELECT class || ' ' || clause || ' ' || process FROM findings WHERE audit_id = '${planned.id}'`), "minor 3.2.1 P03");
+  assert.equal(
+    sql(`SELECT class || ' ' || state || ' ' || process FROM ncs WHERE audit_id = '${planned.id}'`),
+    "minor draft P03",
+  );
+  assert.match(sql(`SELECT number FROM ncs WHERE audit_id = '${planned.id}'`), /^NC-\d+$/, "the server numbered it");
+  assert.match(
+    sql(`SELECT provisional FROM search_terms WHERE doc_id = (SELECT doc_id FROM ncs WHERE audit_id = '${planned.id}')`),
+    /^D-IYER-\d\d$/,
+    "the tablet's provisional number",
+  );
+  assert.deepEqual(errors, [], "no script error on the page");
+  await context.close();
+});
+
+test("two auditors answer one item differently offline; both see the contest, and the lead settles it for both", async () => {
+  const number = "IA/DEMO-I/2025-26/005";
+  const planned = await planAudit(number);
+  const lead = await open();
+  const member = await open({ width: 800, height: 1280 });
+  await signIn(lead.page, "k.iyer");
+  await beginAndStart(lead.page, number);
+  await signIn(member.page, "s.khan");
+  const card = member.page.locator("li.card", { hasText: number });
+  await card.locator(".audit-state", { hasText: en["audit.state.in_progress"] }).waitFor();
+  await card.getByRole("link").click();
+  await member.page.getByRole("heading", { name: number }).waitFor();
+  await status(member.page).filter({ hasText: en["state.saved_server"] }).waitFor();
+
+  const key = "sd.timeliness@P03";
+  await lead.context.setOffline(true);
+  await member.context.setOffline(true);
+  await answer(lead.page, key, en["answer.conform"]);
+  await answer(member.page, key, en["answer.not_conform"]);
+
+  // The member reconnects first, then the lead.
+  await member.context.setOffline(false);
+  await status(member.page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
+  await lead.context.setOffline(false);
+  await status(lead.page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
+
+  for (const { page } of [lead, member]) {
+    const contest = page.locator(`li.item[data-key="${key}"]`).getByRole("group", { name: en["audit.contested"] });
+    await contest.waitFor({ timeout: 20_000 });
+    const values = await contest.locator(".value").allInnerTexts();
+    assert.equal(values.length, 2, values.join(" | "));
+    assert.ok(values.some((v) => v.includes(en["answer.conform"]) && v.includes("k.iyer")), values.join(" | "));
+    assert.ok(values.some((v) => v.includes(en["answer.not_conform"]) && v.includes("s.khan")), values.join(" | "));
+  }
+  assert.equal(sql(`SELECT COUNT(*) FROM contested_values WHERE doc_id = '${planned.id}'`), "2", "both values in the report rows");
+  // Only the lead may choose.
+  assert.equal(await member.page.getByRole("button", { name: en["audit.choose"] }).count(), 0);
+  await lead.page.locator(`li.item[data-key="${key}"]`).scrollIntoViewIfNeeded();
+  await lead.page.screenshot({ path: path.join(shots, "contest-lead-en-1280x800.png") });
+
+  // One tap on the member's answer settles it everywhere.
+  const khans = lead.page.locator(`li.item[data-key="${key}"] .value`, { hasText: "s.khan" });
+  await khans.getByRole("button", { name: en["audit.choose"] }).click();
+  for (const { page } of [lead, member]) {
+    const item = page.locator(`li.item[data-key="${key}"]`);
+    await item.getByRole("group", { name: en["audit.contested"] }).waitFor({ state: "detached", timeout: 20_000 });
+    await item.locator(".answer", { hasText: en["answer.not_conform"] }).waitFor();
+  }
+  await status(lead.page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
+  assert.equal(sql(`SELECT COUNT(*) FROM contested_values WHERE doc_id = '${planned.id}'`), "0");
+  assert.deepEqual([...lead.errors, ...member.errors], [], "no script error on the pages");
+  await lead.context.close();
+  await member.context.close();
+});

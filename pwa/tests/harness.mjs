@@ -1,0 +1,115 @@
+// What the browser suites share: a real `sqm serve --demo` serving the
+// client's build on a free port, Debian's Chromium driven by playwright-core,
+// the catalogues, and the steps every user takes (signing in). `cargo xtask
+// test` sets SQM_BIN, SQM_WEB_DIR, SQM_CHROMIUM and SQM_SCREENSHOTS.
+import { before, after } from "node:test";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+export const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the browser tests with \`cargo xtask test\``);
+  return value;
+};
+
+export const en = JSON.parse(readFileSync(new URL("../src/i18n/en.json", import.meta.url), "utf8"));
+export const hi = JSON.parse(readFileSync(new URL("../src/i18n/hi.json", import.meta.url), "utf8"));
+export const shots = env("SQM_SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+
+let server;
+let dataDir;
+/** The server's address, e.g. http://127.0.0.1:40123, once `before` ran. */
+export let base;
+/** The browser, once `before` ran. */
+export let browser;
+
+/** Starts `sqm serve --demo` on a free port of 127.0.0.1 and waits for its address. */
+function startServer() {
+  dataDir = mkdtempSync(path.join(tmpdir(), "sqm-browser-"));
+  const child = spawn(
+    env("SQM_BIN"),
+    ["--data-dir", dataDir, "--db", `sqlite://${dataDir}/sqm.db`, "serve", "--demo",
+      "--listen", "127.0.0.1:0", "--web", env("SQM_WEB_DIR")],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      const m = /serving at (http:\/\/[^/\s]+)\//.exec(seen);
+      if (m) resolve([child, m[1]]);
+    });
+    child.on("exit", (code) => reject(new Error(`sqm serve ended (${code}): ${seen}`)));
+  });
+}
+
+before(async () => {
+  [server, base] = await startServer();
+  browser = await chromium.launch({
+    executablePath: env("SQM_CHROMIUM"),
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** Signs in on a fresh page and waits for the list of audits. */
+export async function signIn(page, user) {
+  await page.goto(base + "/");
+  await page.getByLabel(en["signin.username"]).fill(user);
+  await page.getByLabel(en["signin.password"]).fill("sevottam-demo");
+  await page.getByRole("button", { name: en["signin.submit"] }).click();
+  await page.getByRole("heading", { name: en["audits.heading"] }).waitFor();
+}
+
+/** The database file of the server (SQLite), for checking what it holds. */
+export function database() {
+  return path.join(dataDir, "sqm.db");
+}
+
+/** A demo user's access token, for the API. */
+export async function token(user) {
+  const res = await fetch(base + "/api/v1/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: user, password: "sevottam-demo" }),
+  });
+  if (!res.ok) throw new Error(`${user} could not sign in: ${res.status}`);
+  return (await res.json()).access_token;
+}
+
+/** The nodal officer A. Rao puts an audit of P03 and P04 on the demo's programme. */
+export async function planAudit(number, lead = "k.iyer", members = ["s.khan"]) {
+  const res = await fetch(base + "/api/v1/admin/units/DEMO-I/audits", {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${await token("a.rao")}` },
+    body: JSON.stringify({
+      number,
+      scope: ["P03", "P04"],
+      planned_from: "2026-02-02",
+      planned_to: "2026-02-03",
+      template_version: 2,
+      lead,
+      members,
+    }),
+  });
+  if (res.status !== 201) throw new Error(`planning ${number}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** A page in a new browser context, collecting script errors in `errors`. */
+export async function open(viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  return { context, page, errors };
+}
