@@ -363,7 +363,11 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
       </p>
       {!may.ok && (
         <p class="notice" role="note">
-          {view.locked ? t("audit.locked") : t("edit.refused", { reason: may.message })}
+          {!view.locked
+            ? t("edit.refused", { reason: may.message })
+            : view.state === "in_review"
+              ? t("audit.locked_review")
+              : t("audit.locked")}
         </p>
       )}
       {view.gaps && view.gaps.length > 0 && <p class="muted">{t("audit.gaps", { count: view.gaps.length })}</p>}

@@ -139,6 +139,8 @@ test("an auditor opens an audit on its checklist, grouped by clause, with the an
     if (language === "hi") await page.getByRole("button", { name: en["lang.switch_label"] }).click();
     await card.getByRole("link").click();
     await page.getByRole("heading", { name: "IA/DEMO-I/2025-26/003" }).waitFor();
+    // In review, the checklist says it is locked, and why.
+    await page.getByRole("note").filter({ hasText: words["audit.locked_review"] }).waitFor();
     // The demo's contest: S. Khan and K. Iyer answered one item at the same time.
     const item = page.locator('li.item[data-key="sd.interim_reply@P04"]');
     const contest = item.getByRole("group", { name: words["audit.contested"] });
