@@ -2,12 +2,13 @@
 // and the network state on every screen.
 import { useEffect, useState } from "preact/hooks";
 import { Refused, referenceOf, refreshed, signIn } from "./api";
-import { AuditScreen, refusal } from "./audit";
+import { AuditScreen, readAudit } from "./audit";
 import { type Key, lang, setLang, showDate, t } from "./i18n";
 import type { Signal } from "./signal";
 import * as store from "./store";
 import { Refusals } from "./refused";
 import { type SaveState, Sync } from "./sync";
+import { type Outcome, OutcomeLine, failed, refusal } from "./ui";
 
 function useSignal<T>(s: Signal<T>): T {
   const [value, set] = useState(s.get());
@@ -91,12 +92,12 @@ function Header(props: { session?: store.Session; sync?: Sync; onSignOut: () => 
 
 function SignIn(props: { onSignedIn: (s: store.Session) => void }) {
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string>();
+  const [error, setError] = useState<Outcome>();
   async function submit(e: Event) {
     e.preventDefault();
     const form = new FormData(e.currentTarget as HTMLFormElement);
     if (!navigator.onLine) {
-      setError(t("signin.offline"));
+      setError(failed(t("signin.offline")));
       return;
     }
     setBusy(true);
@@ -106,7 +107,7 @@ function SignIn(props: { onSignedIn: (s: store.Session) => void }) {
       await store.session.put(s);
       props.onSignedIn(s);
     } catch (err) {
-      setError(err instanceof Refused && err.status === 401 ? t("signin.failed") : t("signin.error"));
+      setError(failed(err instanceof Refused && err.status === 401 ? t("signin.failed") : t("signin.error")));
     } finally {
       setBusy(false);
     }
@@ -123,11 +124,7 @@ function SignIn(props: { onSignedIn: (s: store.Session) => void }) {
           {t("signin.password")}
           <input name="password" type="password" autocomplete="current-password" required />
         </label>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <OutcomeLine outcome={error} />
         <button type="submit" disabled={busy}>
           {busy ? t("signin.busy") : t("signin.submit")}
         </button>
@@ -170,23 +167,12 @@ function useReference(session: store.Session, setSession: (s: store.Session) => 
   return kept;
 }
 
-/** The state of an audit the tablet holds, from the wasm build's view of it. */
-function stateOf(sync: Sync | undefined, id: string): string | undefined {
-  if (!sync || !sync.device.documents().includes(id)) return undefined;
-  try {
-    return JSON.parse(sync.device.audit_view(id)).state;
-  } catch {
-    // Its first changes are still on their way.
-    return undefined;
-  }
-}
-
 /**
  * The lead makes the audit's document on their tablet from the programme's
  * plan; sync takes it to the team and the server.
  */
 function Begin(props: { sync: Sync; audit: store.PlannedAudit }) {
-  const [error, setError] = useState<string>();
+  const [error, setError] = useState<Outcome>();
   const a = props.audit;
   async function begin() {
     try {
@@ -203,7 +189,7 @@ function Begin(props: { sync: Sync; audit: store.PlannedAudit }) {
       });
       location.hash = `#/audit/${a.id}`;
     } catch (e) {
-      setError(refusal(e));
+      setError(failed(refusal(e)));
     }
   }
   return (
@@ -211,11 +197,7 @@ function Begin(props: { sync: Sync; audit: store.PlannedAudit }) {
       <button type="button" onClick={begin}>
         {t("audits.begin")}
       </button>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <OutcomeLine outcome={error} />
     </>
   );
 }
@@ -265,28 +247,25 @@ function MyAudits(props: {
       <p class="muted">{t("audits.as_of", { date: showDate(kept.at) })}</p>
       {mine.length === 0 && <p>{t("audits.none")}</p>}
       <ul class="cards">
-        {mine.map((a) => (
-          <li class="card" key={a.id} data-audit={a.id}>
-            <h3>
-              <a href={`#/audit/${a.id}`} aria-label={t("audit.open", { number: a.number })}>
-                {a.number}
-              </a>
-            </h3>
-            <p class="audit-state">
-              {(() => {
-                const state = stateOf(sync, a.id);
-                return state ? t(`audit.state.${state}` as Key) : t("audit.not_here");
-              })()}
-            </p>
-            {sync && !a.begun && !stateOf(sync, a.id) && kept.value.author.audits[a.id] === "lead" && (
-              <Begin sync={sync} audit={a} />
-            )}
-            <p>{t(kept.value.author.audits[a.id] === "lead" ? "audits.lead" : "audits.member")}</p>
-            <p>{t("audits.dates", { from: showDate(a.planned_from), to: showDate(a.planned_to) })}</p>
-            <p>{t("audits.scope", { scope: a.scope.join(", ") })}</p>
-            <p class="muted">{t("audits.template", { version: a.template_version })}</p>
-          </li>
-        ))}
+        {mine.map((a) => {
+          const state = readAudit(sync, a.id)?.state;
+          const lead = kept.value.author.audits[a.id] === "lead";
+          return (
+            <li class="card" key={a.id} data-audit={a.id}>
+              <h3>
+                <a href={`#/audit/${a.id}`} aria-label={t("audit.open", { number: a.number })}>
+                  {a.number}
+                </a>
+              </h3>
+              <p class="audit-state">{state ? t(`audit.state.${state}` as Key) : t("audit.not_here")}</p>
+              {sync && lead && !a.begun && !state && <Begin sync={sync} audit={a} />}
+              <p>{t(lead ? "audits.lead" : "audits.member")}</p>
+              <p>{t("audits.dates", { from: showDate(a.planned_from), to: showDate(a.planned_to) })}</p>
+              <p>{t("audits.scope", { scope: a.scope.join(", ") })}</p>
+              <p class="muted">{t("audits.template", { version: a.template_version })}</p>
+            </li>
+          );
+        })}
       </ul>
     </main>
   );
@@ -301,7 +280,7 @@ export function App(props: { core: string }) {
   }, []);
   async function signOut() {
     // Work not yet on the server stays on the tablet for this user, but say so first.
-    if (sync && (sync.device.has_unsaved() || sync.unsynced().length > 0)) {
+    if (sync?.unsent()) {
       if (!confirm(t("signout.pending"))) return;
     }
     sync?.stop();

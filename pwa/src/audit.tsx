@@ -9,6 +9,7 @@ import { FindingForm } from "./finding";
 import { type Key, showDate, t, today } from "./i18n";
 import type { Reference, TemplateItem } from "./store";
 import type { Sync } from "./sync";
+import { type Outcome, OutcomeLine, failed, refusal } from "./ui";
 
 export interface Answer {
   cpna?: string;
@@ -86,13 +87,6 @@ function words(a: Answer | "photo"): string {
   return a.text ?? "";
 }
 
-/** A refusal of the rules, in the language shown (the rule's own words follow). */
-export function refusal(e: unknown): string {
-  const text = e instanceof Error ? e.message : String(e);
-  const m = /refused \(([a-z_.]+)\): (.*)/s.exec(text);
-  return m ? t("edit.refused", { reason: m[2] }) : t("edit.failed", { reason: text });
-}
-
 function Given(props: { r: Response }) {
   return (
     <>
@@ -122,7 +116,7 @@ function Item(props: {
   const given = view.responses[rkey];
   const contest = view.contested_responses[rkey];
   const process = rkey.split("@")[1];
-  const [status, setStatus] = useState<{ ok: boolean; text: string }>();
+  const [status, setStatus] = useState<Outcome>();
   const [note, setNote] = useState<string>();
   const [value, setValue] = useState<string>();
   const current = given?.answer !== "photo" ? given?.answer : undefined;
@@ -136,7 +130,7 @@ function Item(props: {
       setValue(undefined);
       setStatus({ ok: true, text: t("item.saved") });
     } catch (e) {
-      setStatus({ ok: false, text: refusal(e) });
+      setStatus(failed(refusal(e)));
     }
   }
 
@@ -259,19 +253,14 @@ function Item(props: {
           </a>
         </div>
       )}
-      {status && (
-        <p class={status.ok ? "saved small" : "error small"} role={status.ok ? "status" : "alert"}>
-          {status.ok && <span aria-hidden="true">✓ </span>}
-          {status.text}
-        </p>
-      )}
+      <OutcomeLine outcome={status} small />
     </li>
   );
 }
 
 /** The lead's moves that the rules allow now, each with what it does. */
 function Moves(props: { sync: Sync; id: string; lead: boolean }) {
-  const [status, setStatus] = useState<{ ok: boolean; text: string }>();
+  const [status, setStatus] = useState<Outcome>();
   if (!props.lead) return null;
   const allowed = MOVES.filter(([mv]) => {
     const may = JSON.parse(props.sync.device.may_edit(props.id, JSON.stringify({ move: mv }), today()));
@@ -284,7 +273,7 @@ function Moves(props: { sync: Sync; id: string; lead: boolean }) {
       await props.sync.edit(props.id, { edit: "move", move: mv, note: "" });
       setStatus({ ok: true, text: t("item.saved") });
     } catch (e) {
-      setStatus({ ok: false, text: refusal(e) });
+      setStatus(failed(refusal(e)));
     }
   }
   return (
@@ -294,11 +283,7 @@ function Moves(props: { sync: Sync; id: string; lead: boolean }) {
           {t(key)}
         </button>
       ))}
-      {status && (
-        <p class={status.ok ? "saved" : "error"} role={status.ok ? "status" : "alert"}>
-          {status.text}
-        </p>
-      )}
+      <OutcomeLine outcome={status} />
     </section>
   );
 }

@@ -4,10 +4,11 @@
 // provisional number until the server gives it one.
 import { useState } from "preact/hooks";
 import { new_document_id } from "../generated/sync-wasm/sync_wasm.js";
-import { type AuditView, refusal } from "./audit";
+import type { AuditView } from "./audit";
 import { type Key, t, today } from "./i18n";
 import type { TemplateItem } from "./store";
 import type { Sync } from "./sync";
+import { type Outcome, OutcomeLine, failed, refusal } from "./ui";
 
 const CLASSES = ["major", "minor", "observation", "ofi", "good_practice"];
 
@@ -39,7 +40,7 @@ export function FindingForm(props: { sync: Sync; view: AuditView; rkey: string; 
   const [cls, setCls] = useState("minor");
   const [text, setText] = useState("");
   const [raiseNc, setRaiseNc] = useState(true);
-  const [error, setError] = useState<string>();
+  const [error, setError] = useState<Outcome>();
   const [busy, setBusy] = useState(false);
   const clause = item?.clause ?? "";
   const createsNc = cls === "major" || cls === "minor";
@@ -47,7 +48,7 @@ export function FindingForm(props: { sync: Sync; view: AuditView; rkey: string; 
   async function submit(e: Event) {
     e.preventDefault();
     if (!text.trim()) {
-      setError(t("finding.text_needed"));
+      setError(failed(t("finding.text_needed")));
       return;
     }
     setBusy(true);
@@ -79,7 +80,7 @@ export function FindingForm(props: { sync: Sync; view: AuditView; rkey: string; 
       }
       location.hash = `#/audit/${view.id}`;
     } catch (err) {
-      setError(refusal(err));
+      setError(failed(refusal(err)));
     } finally {
       setBusy(false);
     }
@@ -118,11 +119,7 @@ export function FindingForm(props: { sync: Sync; view: AuditView; rkey: string; 
             {t("finding.raise_nc")}
           </label>
         )}
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <OutcomeLine outcome={error} />
         <button type="submit" disabled={busy}>
           {t("finding.submit")}
         </button>

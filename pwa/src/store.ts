@@ -51,16 +51,15 @@ export interface Reference {
 }
 
 /**
- * A document as the tablet keeps it: Automerge's saved bytes and their
- * heads, for the user who synced it (another user signing in on the same
- * tablet neither sees nor sends it).
+ * A document as the tablet keeps it: Automerge's saved bytes, for the user
+ * who synced it (another user signing in on the same tablet neither sees
+ * nor sends it).
  */
 export interface KeptDoc {
   key: string;
   user: string;
   id: string;
   bytes: Uint8Array;
-  heads: string[];
 }
 
 /** Changes the server refused, kept to be seen and exported (never dropped). */

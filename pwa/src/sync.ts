@@ -106,9 +106,9 @@ export class Sync {
     await this.keep();
   }
 
-  /** Documents not yet saved on the server as they are here. */
-  unsynced(): string[] {
-    return this.device.unsynced();
+  /** Whether some work is not yet saved on the server as it is here. */
+  unsent(): boolean {
+    return this.device.has_unsaved() || this.device.unsynced().length > 0;
   }
 
   /** The user has seen the refusals listed: the bar stops calling for them. */
@@ -206,7 +206,6 @@ export class Sync {
       user,
       id,
       bytes: this.device.save(id),
-      heads: this.device.heads(id),
     }));
     try {
       await store.docs.put(kept);
@@ -249,7 +248,7 @@ export class Sync {
   /** The state every screen shows. */
   private judge() {
     const connected = this.link.get() === "connected";
-    const unsynced = !connected || this.device.unsynced().length > 0 || this.device.has_unsaved();
+    const unsynced = !connected || this.unsent();
     if (connected && !unsynced) this.dirty = false;
     let state: SaveState;
     if (this.writeFailed) state = "not_saved";

@@ -9,14 +9,13 @@
 //! tablet has seen, and an answer or a clearing supersedes exactly the
 //! answers its tablet had seen for that item.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use automerge::Automerge;
 use proptest::prelude::*;
 use sync_core::audit::{Answer, AuditView, Cpna};
 use sync_core::edit::{Edit, apply_edit};
 use sync_core::ids::ResponseKey;
-use sync_core::permissions::Author;
+use sync_core::testing::contest::{Tablet, Writes, sync, sync_all};
 use sync_core::testing::fixtures::{Demo, actor};
 
 const KEYS: usize = 2;
@@ -38,37 +37,6 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn key(i: usize) -> ResponseKey {
     format!("sd.item_{i}@P03").parse().expect("a key")
-}
-
-/// One tablet: its copy, and what the model says it has seen.
-struct Tablet {
-    doc: Automerge,
-    author: Author,
-    /// Answers (by note) and clearings it has seen: (write id, key, superseded ids).
-    seen: BTreeSet<usize>,
-}
-
-/// What each write did, by write id: its key, the writes it superseded,
-/// and whether it is an answer (shown) or a clearing (never shown).
-struct Write {
-    key: usize,
-    supersedes: BTreeSet<usize>,
-    answer: bool,
-}
-
-/// The notes of the answers to `k` that the model says `tablet` must show.
-fn expected(tablet: &Tablet, writes: &BTreeMap<usize, Write>, k: usize) -> BTreeSet<String> {
-    let superseded: BTreeSet<usize> = tablet
-        .seen
-        .iter()
-        .flat_map(|w| writes[w].supersedes.iter().copied())
-        .collect();
-    tablet
-        .seen
-        .iter()
-        .filter(|w| writes[w].key == k && writes[w].answer && !superseded.contains(w))
-        .map(|w| format!("w{w}"))
-        .collect()
 }
 
 /// The notes of the answers to `k` that the tablet's view shows.
@@ -113,12 +81,13 @@ fn history(ops: Vec<Op>) -> Result<Seen, TestCaseError> {
             }
         })
         .collect();
-    let mut writes: BTreeMap<usize, Write> = BTreeMap::new();
+    // An answer shows its note (the write's id); a clearing shows nothing.
+    let mut writes: Writes<usize> = Writes::default();
     let mut seen_here = Seen::default();
     for op in ops {
         let touched = match op {
             Op::Answer { device, key: k, .. } | Op::Clear { device, key: k } => {
-                let id = writes.len();
+                let id = writes.next_id();
                 let edit = match op {
                     Op::Answer { cpna, .. } => Edit::SetResponse {
                         key: key(k),
@@ -138,23 +107,10 @@ fn history(ops: Vec<Op>) -> Result<Seen, TestCaseError> {
                 let t = &mut tablets[device];
                 let had = AuditView::read(&t.doc).expect("reads");
                 if apply_edit(demo.audit_id, &mut t.doc, &edit, &t.author, demo.now()).is_ok() {
-                    let supersedes: BTreeSet<usize> = t
-                        .seen
-                        .iter()
-                        .copied()
-                        .filter(|w| writes[w].key == k)
-                        .collect();
-                    let live = expected(t, &writes, k).len();
+                    let live = writes.in_force(t, k).len();
                     seen_here.settlements += usize::from(live > 1);
-                    writes.insert(
-                        id,
-                        Write {
-                            key: k,
-                            supersedes,
-                            answer: matches!(op, Op::Answer { .. }),
-                        },
-                    );
-                    t.seen.insert(id);
+                    let shown = matches!(op, Op::Answer { .. }).then(|| format!("w{id}"));
+                    writes.record(t, k, shown);
                 } else {
                     // Refused on the tablet (a member settling a contest): nothing changed.
                     prop_assert_eq!(&AuditView::read(&t.doc).expect("reads"), &had);
@@ -166,10 +122,7 @@ fn history(ops: Vec<Op>) -> Result<Seen, TestCaseError> {
                 if to == from {
                     continue;
                 }
-                let mut other = tablets[from].doc.clone();
-                let seen = tablets[from].seen.clone();
-                tablets[to].doc.merge(&mut other).expect("merge");
-                tablets[to].seen.extend(seen);
+                sync(&mut tablets, to, from);
                 to
             }
         };
@@ -179,7 +132,7 @@ fn history(ops: Vec<Op>) -> Result<Seen, TestCaseError> {
         for k in 0..KEYS {
             prop_assert_eq!(
                 shown(&view, k),
-                expected(t, &writes, k),
+                writes.in_force(t, k),
                 "item {} on tablet {}",
                 k,
                 touched
@@ -187,14 +140,7 @@ fn history(ops: Vec<Op>) -> Result<Seen, TestCaseError> {
         }
     }
     // Everyone syncs with everyone: one view everywhere, still hiding nothing.
-    for to in 0..3 {
-        for from in 0..3 {
-            let mut other = tablets[from].doc.clone();
-            let seen = tablets[from].seen.clone();
-            tablets[to].doc.merge(&mut other).expect("merge");
-            tablets[to].seen.extend(seen);
-        }
-    }
+    sync_all(&mut tablets);
     let views: Vec<AuditView> = tablets
         .iter()
         .map(|t| AuditView::read(&t.doc).expect("reads"))
@@ -202,7 +148,7 @@ fn history(ops: Vec<Op>) -> Result<Seen, TestCaseError> {
     prop_assert_eq!(&views[0], &views[1]);
     prop_assert_eq!(&views[0], &views[2]);
     for k in 0..KEYS {
-        prop_assert_eq!(shown(&views[0], k), expected(&tablets[0], &writes, k));
+        prop_assert_eq!(shown(&views[0], k), writes.in_force(&tablets[0], k));
     }
     Ok(seen_here)
 }

@@ -10,14 +10,13 @@
 //! tablet has seen, and a write supersedes exactly the writes to its field
 //! that its tablet had seen.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use automerge::Automerge;
 use proptest::prelude::*;
 use sync_core::edit::{Edit, apply_edit};
 use sync_core::ids::ItemId;
 use sync_core::nc::{Action, Nc};
-use sync_core::permissions::Author;
+use sync_core::testing::contest::{Tablet, Writes, sync, sync_all};
 use sync_core::testing::fixtures::{Demo, actor};
 use sync_core::workflow::NcState;
 
@@ -100,42 +99,20 @@ fn shown(nc: &Nc, f: usize) -> BTreeSet<String> {
     }
 }
 
-struct Tablet {
-    doc: Automerge,
-    author: Author,
-    /// The writes it has seen, by id.
-    seen: BTreeSet<usize>,
-}
-
-/// One write: its field, its value, and the writes it superseded.
-struct Write {
-    field: usize,
-    value: String,
-    supersedes: BTreeSet<usize>,
-}
-
-fn expected(t: &Tablet, writes: &BTreeMap<usize, Write>, f: usize) -> BTreeSet<String> {
-    let superseded: BTreeSet<usize> = t
-        .seen
-        .iter()
-        .flat_map(|w| writes[w].supersedes.iter().copied())
-        .collect();
-    t.seen
-        .iter()
-        .filter(|w| writes[w].field == f && !superseded.contains(w))
-        .map(|w| writes[w].value.clone())
-        .filter(|v| !v.is_empty())
-        .collect()
-}
-
 fn history(ops: Vec<Op>) -> Result<usize, TestCaseError> {
     let demo = Demo::new();
     let mut owner = demo.owner.clone();
     owner.actors.insert(actor(6));
     let start = demo.nc_in(NcState::Open);
     let first = Nc::read(&start).expect("reads");
-    // What every tablet starts from: one write per field, seen by all.
-    let mut writes: BTreeMap<usize, Write> = BTreeMap::new();
+    // What every tablet starts from: one write per field (an empty text
+    // shows nothing), seen by all.
+    let mut writes: Writes<usize> = Writes::default();
+    let mut origin = Tablet {
+        doc: start.clone(),
+        author: demo.owner.clone(),
+        seen: BTreeSet::new(),
+    };
     for (f, value) in [
         first.correction.clone(),
         first.root_cause.clone(),
@@ -145,16 +122,9 @@ fn history(ops: Vec<Op>) -> Result<usize, TestCaseError> {
     .into_iter()
     .enumerate()
     {
-        writes.insert(
-            f,
-            Write {
-                field: f,
-                value,
-                supersedes: BTreeSet::new(),
-            },
-        );
+        writes.record(&mut origin, f, Some(value).filter(|v| !v.is_empty()));
     }
-    let all: BTreeSet<usize> = writes.keys().copied().collect();
+    let all = origin.seen;
     let mut tablets: Vec<Tablet> = [
         (owner.clone(), 3),
         (owner, 6),
@@ -177,7 +147,7 @@ fn history(ops: Vec<Op>) -> Result<usize, TestCaseError> {
         let touched = match op {
             Op::Write { device, field } => {
                 let f = field_of(device, field);
-                let id = writes.len();
+                let id = writes.next_id();
                 let value = format!("w{id}");
                 let t = &mut tablets[device];
                 apply_edit(
@@ -188,31 +158,14 @@ fn history(ops: Vec<Op>) -> Result<usize, TestCaseError> {
                     demo.now(),
                 )
                 .map_err(|e| TestCaseError::fail(format!("{} refused: {e}", FIELDS[f])))?;
-                let supersedes = t
-                    .seen
-                    .iter()
-                    .copied()
-                    .filter(|w| writes[w].field == f)
-                    .collect();
-                writes.insert(
-                    id,
-                    Write {
-                        field: f,
-                        value,
-                        supersedes,
-                    },
-                );
-                t.seen.insert(id);
+                writes.record(t, f, Some(value));
                 device
             }
             Op::Sync { to, from } => {
                 if to == from {
                     continue;
                 }
-                let mut other = tablets[from].doc.clone();
-                let seen = tablets[from].seen.clone();
-                tablets[to].doc.merge(&mut other).expect("merge");
-                tablets[to].seen.extend(seen);
+                sync(&mut tablets, to, from);
                 to
             }
         };
@@ -222,21 +175,14 @@ fn history(ops: Vec<Op>) -> Result<usize, TestCaseError> {
         for (f, name) in FIELDS.iter().enumerate() {
             prop_assert_eq!(
                 shown(&nc, f),
-                expected(t, &writes, f),
+                writes.in_force(t, f),
                 "{} on tablet {}",
                 name,
                 touched
             );
         }
     }
-    for to in 0..4 {
-        for from in 0..4 {
-            let mut other = tablets[from].doc.clone();
-            let seen = tablets[from].seen.clone();
-            tablets[to].doc.merge(&mut other).expect("merge");
-            tablets[to].seen.extend(seen);
-        }
-    }
+    sync_all(&mut tablets);
     let ncs: Vec<Nc> = tablets
         .iter()
         .map(|t| Nc::read(&t.doc).expect("reads"))
@@ -245,7 +191,7 @@ fn history(ops: Vec<Op>) -> Result<usize, TestCaseError> {
         prop_assert_eq!(nc, &ncs[0]);
     }
     for f in 0..FIELDS.len() {
-        prop_assert_eq!(shown(&ncs[0], f), expected(&tablets[0], &writes, f));
+        prop_assert_eq!(shown(&ncs[0], f), writes.in_force(&tablets[0], f));
     }
     Ok(contests)
 }

@@ -1,0 +1,32 @@
+// What every screen says after the user asked for something: done (a
+// status a screen reader announces politely) or not (an alert), and the
+// rules' refusals in the language shown.
+import { t } from "./i18n";
+
+/** The outcome of an action, as shown under it. */
+export interface Outcome {
+  ok: boolean;
+  text: string;
+}
+
+/** A refusal of the rules, in the language shown (the rule's own words follow). */
+export function refusal(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  const m = /refused \(([a-z_.]+)\): (.*)/s.exec(text);
+  return m ? t("edit.refused", { reason: m[2] }) : t("edit.failed", { reason: text });
+}
+
+/** The failure of an action: its text in an alert. */
+export const failed = (text: string): Outcome => ({ ok: false, text });
+
+export function OutcomeLine(props: { outcome?: Outcome; small?: boolean }) {
+  const o = props.outcome;
+  if (!o) return null;
+  const size = props.small ? " small" : "";
+  return (
+    <p class={(o.ok ? "saved" : "error") + size} role={o.ok ? "status" : "alert"}>
+      {o.ok && <span aria-hidden="true">✓ </span>}
+      {o.text}
+    </p>
+  );
+}
