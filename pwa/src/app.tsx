@@ -6,6 +6,7 @@ import { AuditScreen, readAudit } from "./audit";
 import { type Key, lang, setLang, showDate, t } from "./i18n";
 import type { Signal } from "./signal";
 import * as store from "./store";
+import { NcCards, NcScreen } from "./nc";
 import { Refusals } from "./refused";
 import { type SaveState, Sync } from "./sync";
 import { type Outcome, OutcomeLine, failed, refusal } from "./ui";
@@ -240,6 +241,8 @@ function MyAudits(props: {
     return <AuditScreen id={open[1]} finding={finding} reference={kept.value} sync={sync} />;
   }
   if (hash === "#/refused" && sync) return <Refusals sync={sync} />;
+  const nc = /^#\/nc\/([0-9a-f-]+)$/.exec(hash);
+  if (nc) return <NcScreen id={nc[1]} sync={sync} />;
   const mine = kept.value.audits.filter((a) => kept.value.author.audits[a.id]);
   return (
     <main class="panel">
@@ -267,6 +270,7 @@ function MyAudits(props: {
           );
         })}
       </ul>
+      {sync && <NcCards sync={sync} />}
     </main>
   );
 }

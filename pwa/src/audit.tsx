@@ -6,10 +6,11 @@
 // tablet's disk before the item says it is saved.
 import { useState } from "preact/hooks";
 import { FindingForm } from "./finding";
+import { heldNcs, ncName } from "./nc";
 import { type Key, showDate, t, today } from "./i18n";
 import type { Reference, TemplateItem } from "./store";
 import type { Sync } from "./sync";
-import { type Outcome, OutcomeLine, failed, refusal } from "./ui";
+import { type Outcome, OutcomeLine, failed, refusal, saved } from "./ui";
 
 export interface Answer {
   cpna?: string;
@@ -128,7 +129,7 @@ function Item(props: {
       await props.save({ edit: "set_response", key: rkey, answer: a, note: withNote, evidence });
       setNote(undefined);
       setValue(undefined);
-      setStatus({ ok: true, text: t("item.saved") });
+      setStatus(saved);
     } catch (e) {
       setStatus(failed(refusal(e)));
     }
@@ -271,7 +272,7 @@ function Moves(props: { sync: Sync; id: string; lead: boolean }) {
     setStatus(undefined);
     try {
       await props.sync.edit(props.id, { edit: "move", move: mv, note: "" });
-      setStatus({ ok: true, text: t("item.saved") });
+      setStatus(saved);
     } catch (e) {
       setStatus(failed(refusal(e)));
     }
@@ -339,6 +340,7 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
   const lead = props.reference.author.audits[props.id] === "lead";
   const save: Save = (edit) => sync.edit(props.id, edit);
   const findings = Object.entries(view.findings);
+  const ncs = findings.length > 0 ? heldNcs(sync).filter((n) => n.audit === view.id) : [];
   return (
     <main class="panel">
       {back}
@@ -395,6 +397,13 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
               </p>
               <p class="note">{f.text}</p>
               <p class="muted small">{t("audit.by", { user: f.by, date: showDate(f.at) })}</p>
+              {ncs
+                .filter((n) => n.finding === fid)
+                .map((n) => (
+                  <a class="raise" key={n.id} href={`#/nc/${n.id}`}>
+                    {t("finding.nc", { name: ncName(n), state: t(`nc.state.${n.state}` as Key) })}
+                  </a>
+                ))}
             </li>
           ))}
         </ul>

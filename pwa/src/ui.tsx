@@ -3,11 +3,14 @@
 // rules' refusals in the language shown.
 import { t } from "./i18n";
 
-/** The outcome of an action, as shown under it. */
-export interface Outcome {
-  ok: boolean;
-  text: string;
-}
+/**
+ * The outcome of an action, as shown under it: saved on the tablet (said in
+ * the language shown at the time it is read), or refused with its text.
+ */
+export type Outcome = { ok: true } | { ok: false; text: string };
+
+/** The edit is on the tablet's disk. */
+export const saved: Outcome = { ok: true };
 
 /** A refusal of the rules, in the language shown (the rule's own words follow). */
 export function refusal(e: unknown): string {
@@ -26,7 +29,7 @@ export function OutcomeLine(props: { outcome?: Outcome; small?: boolean }) {
   return (
     <p class={(o.ok ? "saved" : "error") + size} role={o.ok ? "status" : "alert"}>
       {o.ok && <span aria-hidden="true">✓ </span>}
-      {o.text}
+      {o.ok ? t("item.saved") : o.text}
     </p>
   );
 }

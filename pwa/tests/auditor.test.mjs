@@ -4,34 +4,8 @@
 // contest after sync, and the lead settles it in one tap for both.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { database, en, open, planAudit, shots, signIn } from "./harness.mjs";
-
-/** One value from the server's SQLite database. */
-function sql(query) {
-  return execFileSync("sqlite3", [database(), query], { encoding: "utf8" }).trim();
-}
-
-const status = (page) => page.locator("header [role=status]");
-
-/** The lead opens a planned audit on their tablet and starts it, then waits for the server to hold it. */
-async function beginAndStart(page, number) {
-  const card = page.locator("li.card", { hasText: number });
-  await card.getByRole("button", { name: en["audits.begin"] }).click();
-  await page.getByRole("heading", { name: number }).waitFor();
-  await page.getByRole("button", { name: en["move.start"] }).click();
-  await page.locator(".audit-state", { hasText: en["audit.state.in_progress"] }).waitFor();
-  await status(page).filter({ hasText: en["state.saved_server"] }).waitFor();
-}
-
-/** Taps an answer of an item and waits until the item says it is on the tablet. */
-async function answer(page, key, words) {
-  const item = page.locator(`li.item[data-key="${key}"]`);
-  await item.getByRole("button", { name: words, exact: true }).click();
-  await item.getByRole("status").filter({ hasText: en["item.saved"] }).waitFor();
-  assert.equal(await item.getByRole("button", { name: words, exact: true }).getAttribute("aria-pressed"), "true");
-}
+import { answer, beginAndStart, en, open, planAudit, shots, signIn, sql, status } from "./harness.mjs";
 
 test("offline, an auditor answers, raises a finding and its NC; a reload keeps them; online, the server holds them", async () => {
   const number = "IA/DEMO-I/2025-26/004";

@@ -56,7 +56,7 @@ test("an auditor signs in and sees their audits, in English and in Hindi, online
 
     await signIn(page, "k.iyer");
     // K. Iyer leads audits 001 and 003 of the demo.
-    const cards = page.locator("li.card h3");
+    const cards = page.locator("li.card[data-audit] h3");
     await cards.first().waitFor();
     assert.deepEqual(
       (await cards.allTextContents()).sort(),
@@ -83,7 +83,7 @@ test("an auditor signs in and sees their audits, in English and in Hindi, online
     await page.getByRole("heading", { name: hi["audits.heading"] }).waitFor();
     await context.setOffline(true);
     await page.getByRole("status").filter({ hasText: hi["state.offline"] }).waitFor();
-    assert.equal(await page.locator("li.card").count(), 2);
+    assert.equal(await page.locator("li.card[data-audit]").count(), 2);
     await page.getByRole("button", { name: hi["lang.switch_label"] }).click();
     await context.setOffline(false);
     assert.deepEqual(errors, [], "no script error on the page");
@@ -105,6 +105,9 @@ test("the audits come to the tablet by sync, and after the first visit the app s
   const card = (number) => page.locator("li.card", { hasText: number }).locator(".audit-state");
   await card("IA/DEMO-I/2025-26/003").filter({ hasText: en["audit.state.in_review"] }).waitFor();
   await card("IA/DEMO-I/2025-26/001").filter({ hasText: en["audit.state.closed"] }).waitFor();
+  // The NCs of his audits came with them, and are listed too.
+  const ncs = await page.locator("li.card[data-nc]").count();
+  assert.ok(ncs > 0, "no NC listed");
   await page.evaluate(async () => {
     await navigator.serviceWorker.ready;
   });
@@ -116,7 +119,8 @@ test("the audits come to the tablet by sync, and after the first visit the app s
   await page.getByRole("heading", { name: en["audits.heading"] }).waitFor();
   await page.getByRole("status").filter({ hasText: en["state.offline"] }).waitFor();
   await card("IA/DEMO-I/2025-26/003").filter({ hasText: en["audit.state.in_review"] }).waitFor();
-  assert.equal(await page.locator("li.card").count(), 2);
+  assert.equal(await page.locator("li.card[data-audit]").count(), 2);
+  assert.equal(await page.locator("li.card[data-nc]").count(), ncs, "the same NCs offline");
   await page.screenshot({ path: path.join(shots, "audits-offline-en-1280x800.png") });
 
   // The network back: the tablet connects again by itself.

@@ -3,7 +3,8 @@
 // the catalogues, and the steps every user takes (signing in). `cargo xtask
 // test` sets SQM_BIN, SQM_WEB_DIR, SQM_CHROMIUM and SQM_SCREENSHOTS.
 import { before, after } from "node:test";
-import { spawn } from "node:child_process";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -113,3 +114,29 @@ export async function open(viewport = { width: 1280, height: 800 }) {
   page.on("pageerror", (e) => errors.push(String(e)));
   return { context, page, errors };
 }
+
+/** One value from the server's SQLite database. */
+export function sql(query) {
+  return execFileSync("sqlite3", [database(), query], { encoding: "utf8" }).trim();
+}
+
+export const status = (page) => page.locator("header [role=status]");
+
+/** The lead opens a planned audit on their tablet and starts it, then waits for the server to hold it. */
+export async function beginAndStart(page, number) {
+  const card = page.locator("li.card", { hasText: number });
+  await card.getByRole("button", { name: en["audits.begin"] }).click();
+  await page.getByRole("heading", { name: number }).waitFor();
+  await page.getByRole("button", { name: en["move.start"] }).click();
+  await page.locator(".audit-state", { hasText: en["audit.state.in_progress"] }).waitFor();
+  await status(page).filter({ hasText: en["state.saved_server"] }).waitFor();
+}
+
+/** Taps an answer of an item and waits until the item says it is on the tablet. */
+export async function answer(page, key, words) {
+  const item = page.locator(`li.item[data-key="${key}"]`);
+  await item.getByRole("button", { name: words, exact: true }).click();
+  await item.getByRole("status").filter({ hasText: en["item.saved"] }).waitFor();
+  assert.equal(await item.getByRole("button", { name: words, exact: true }).getAttribute("aria-pressed"), "true");
+}
+

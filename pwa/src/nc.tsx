@@ -1,0 +1,304 @@
+// Non-conformities on the tablet: the list of the NCs the user deals with
+// (overdue first, with days overdue and escalation level) and one NC with
+// its finding, the process owner's correction, root cause and actions, and
+// the moves the rules let this user make now (raise, submit the response,
+// accept or reject the plan, ...). Every "may I?" asks the wasm build.
+import { useState } from "preact/hooks";
+import { type Key, showDate, t, today } from "./i18n";
+import type { Sync } from "./sync";
+import { type Outcome, OutcomeLine, failed, refusal, saved } from "./ui";
+
+export interface NcView {
+  kind: "nc";
+  id: string;
+  audit: string;
+  finding: string;
+  process: string | null;
+  clause: string;
+  class: string;
+  raised_on: string;
+  number: string | null;
+  provisional: string;
+  description: string;
+  correction: string;
+  root_cause: string;
+  actions: Record<string, { text: string; owner: string; target: string; done_on: string | null }>;
+  state: string;
+  due: string | null;
+  days_overdue: number | null;
+  escalation: string | null;
+  events: { move: string; from: string; by: string; at: string; note: string }[];
+}
+
+/** The NC moves, in the order they come, and whether each needs a reason. */
+const MOVES: [string, boolean][] = [
+  ["raise", false],
+  ["submit_response", false],
+  ["accept_plan", false],
+  ["reject_plan", true],
+  ["mark_implemented", false],
+  ["verify_effective", false],
+  ["verify_not_effective", true],
+  ["reopen", true],
+  ["withdraw", true],
+];
+
+/** The NC a document holds, or nothing if it holds another kind. */
+export function readNc(sync: Sync, id: string): NcView | undefined {
+  try {
+    const v = JSON.parse(sync.device.nc_view(id, today()));
+    return v.kind === "nc" ? v : undefined;
+  } catch {
+    // Not an NC, or its first changes are still on their way.
+    return undefined;
+  }
+}
+
+/** Every NC the tablet holds: open ones first, the most overdue first, then by due date. */
+export function heldNcs(sync: Sync): NcView[] {
+  const done = (n: NcView) => n.state === "closed" || n.state === "withdrawn";
+  return sync.device
+    .documents()
+    .map((id) => readNc(sync, id))
+    .filter((n): n is NcView => n !== undefined)
+    .sort(
+      (a, b) =>
+        Number(done(a)) - Number(done(b)) ||
+        (b.days_overdue ?? -1) - (a.days_overdue ?? -1) ||
+        (a.due ?? "9999").localeCompare(b.due ?? "9999"),
+    );
+}
+
+export const ncName = (n: NcView) => n.number ?? n.provisional;
+
+/** Due date, days overdue and escalation level, in words. */
+function Due(props: { nc: NcView }) {
+  const { nc } = props;
+  if (!nc.due) return null;
+  return (
+    <p class={nc.days_overdue ? "overdue" : undefined}>
+      {t("nc.due", { date: showDate(nc.due) })}
+      {nc.days_overdue ? ` · ${t("nc.overdue", { days: nc.days_overdue })}` : ""}
+      {nc.escalation ? ` · ${t("nc.level", { level: nc.escalation })}` : ""}
+    </p>
+  );
+}
+
+export function NcCards(props: { sync: Sync }) {
+  const ncs = heldNcs(props.sync);
+  if (ncs.length === 0) return null;
+  return (
+    <section aria-labelledby="ncs-heading">
+      <h2 id="ncs-heading">{t("nc.heading")}</h2>
+      <ul class="cards">
+        {ncs.map((nc) => (
+          <li class="card" key={nc.id} data-nc={nc.id}>
+            <h3>
+              <a href={`#/nc/${nc.id}`}>{ncName(nc)}</a>
+            </h3>
+            <p class="audit-state">{t(`nc.state.${nc.state}` as Key)}</p>
+            <p>
+              {t(`finding.class.${nc.class}` as Key)} · {t("audit.clause", { clause: nc.clause })}
+              {nc.process && ` · ${t("audit.process", { process: nc.process })}`}
+            </p>
+            <Due nc={nc} />
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+/** A text the process owner writes, saved on its own. */
+function OwnerText(props: { label: string; value: string; editable: boolean; save: (text: string) => Promise<void> }) {
+  const [text, setText] = useState<string>();
+  const [outcome, setOutcome] = useState<Outcome>();
+  if (!props.editable) {
+    return (
+      <div>
+        <h3>{props.label}</h3>
+        <p class="note">{props.value || t("nc.not_given")}</p>
+      </div>
+    );
+  }
+  return (
+    <div class="field">
+      <label>
+        {props.label}
+        <textarea rows={3} value={text ?? props.value} onInput={(e) => setText(e.currentTarget.value)} />
+      </label>
+      <button
+        type="button"
+        disabled={text === undefined}
+        onClick={async () => {
+          try {
+            await props.save(text ?? props.value);
+            setText(undefined);
+            setOutcome(saved);
+          } catch (e) {
+            setOutcome(failed(refusal(e)));
+          }
+        }}
+      >
+        {t("nc.save", { what: props.label })}
+      </button>
+      <OutcomeLine outcome={outcome} small />
+    </div>
+  );
+}
+
+/** A new action: what, who does it, by when. */
+function NewAction(props: { save: (edit: object) => Promise<void> }) {
+  const [outcome, setOutcome] = useState<Outcome>();
+  async function submit(e: Event) {
+    e.preventDefault();
+    const form = e.currentTarget as HTMLFormElement;
+    const data = new FormData(form);
+    const id = `a-${[...crypto.getRandomValues(new Uint8Array(4))].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+    try {
+      await props.save({
+        edit: "put_action",
+        id,
+        text: String(data.get("text")),
+        owner: String(data.get("owner")),
+        target: String(data.get("target")),
+      });
+      form.reset();
+      setOutcome(saved);
+    } catch (err) {
+      setOutcome(failed(refusal(err)));
+    }
+  }
+  return (
+    <form class="wide" onSubmit={submit}>
+      <fieldset>
+        <legend>{t("nc.action_new")}</legend>
+        <label>
+          {t("nc.action_text")}
+          <textarea name="text" rows={2} required />
+        </label>
+        <label>
+          {t("nc.action_owner")}
+          <input name="owner" required />
+        </label>
+        <label>
+          {t("nc.action_target")}
+          <input name="target" type="date" required />
+        </label>
+        <button type="submit">{t("nc.action_add")}</button>
+        <OutcomeLine outcome={outcome} small />
+      </fieldset>
+    </form>
+  );
+}
+
+/** The moves this user may make now; those that need a reason take it first. */
+function NcMoves(props: { sync: Sync; nc: NcView }) {
+  const { sync, nc } = props;
+  const [reason, setReason] = useState("");
+  const [outcome, setOutcome] = useState<Outcome>();
+  const allowed = MOVES.filter(([mv]) => JSON.parse(sync.device.may_edit(nc.id, JSON.stringify({ move: mv }), today())).ok);
+  if (allowed.length === 0) return null;
+  async function move(mv: string) {
+    try {
+      await sync.edit(nc.id, { edit: "move", move: mv, note: reason });
+      setReason("");
+      setOutcome(saved);
+    } catch (e) {
+      setOutcome(failed(refusal(e)));
+    }
+  }
+  return (
+    <section class="moves-panel" aria-label={t("move.heading")}>
+      {allowed.some(([, needs]) => needs) && (
+        <label>
+          {t("nc.reason")}
+          <textarea rows={2} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+        </label>
+      )}
+      <div class="moves">
+        {allowed.map(([mv, needs]) => (
+          <button type="button" key={mv} disabled={needs && !reason.trim()} onClick={() => move(mv)}>
+            {t(`nc.move.${mv}` as Key)}
+          </button>
+        ))}
+      </div>
+      <OutcomeLine outcome={outcome} />
+    </section>
+  );
+}
+
+export function NcScreen(props: { sync?: Sync; id: string }) {
+  const back = (
+    <a class="back" href="#/">
+      ← {t("audit.back")}
+    </a>
+  );
+  const nc = props.sync && readNc(props.sync, props.id);
+  if (!props.sync || !nc) {
+    return (
+      <main class="panel">
+        {back}
+        <p>{t("audit.not_here")}</p>
+      </main>
+    );
+  }
+  const sync = props.sync;
+  const save = (edit: object) => sync.edit(nc.id, edit);
+  const owner = JSON.parse(sync.device.may_edit(nc.id, '{"field":"nc_owner_fields"}', today())).ok;
+  const actions = Object.entries(nc.actions);
+  return (
+    <main class="panel">
+      {back}
+      <h2>{t("nc.title", { name: ncName(nc) })}</h2>
+      <p>
+        <span class="audit-state">{t(`nc.state.${nc.state}` as Key)}</span>
+      </p>
+      <p>
+        {t(`finding.class.${nc.class}` as Key)} · {t("audit.clause", { clause: nc.clause })}
+        {nc.process && ` · ${t("audit.process", { process: nc.process })}`} ·{" "}
+        {t("nc.raised_on", { date: showDate(nc.raised_on) })}
+      </p>
+      <Due nc={nc} />
+      <h3>{t("nc.description")}</h3>
+      <p class="note">{nc.description}</p>
+      <OwnerText
+        label={t("nc.correction")}
+        value={nc.correction}
+        editable={owner}
+        save={(text) => save({ edit: "set_correction", text })}
+      />
+      <OwnerText
+        label={t("nc.root_cause")}
+        value={nc.root_cause}
+        editable={owner}
+        save={(text) => save({ edit: "set_root_cause", text })}
+      />
+      <h3>{t("nc.actions")}</h3>
+      {actions.length === 0 && <p class="muted">{t("nc.not_given")}</p>}
+      <ul class="items">
+        {actions.map(([aid, a]) => (
+          <li class="item" key={aid} data-action={aid}>
+            <p class="note">{a.text}</p>
+            <p class="muted small">{t("nc.action_by", { owner: a.owner, date: showDate(a.target) })}</p>
+          </li>
+        ))}
+      </ul>
+      {owner && <NewAction save={save} />}
+      <NcMoves sync={sync} nc={nc} />
+      {nc.events.length > 0 && (
+        <>
+          <h3>{t("nc.history")}</h3>
+          <ul class="items">
+            {nc.events.map((e) => (
+              <li class="item small" key={e.at + e.move}>
+                {t(`nc.done.${e.move}` as Key)} · {t("audit.by", { user: e.by, date: showDate(e.at) })}
+                {e.note && <p class="note">{e.note}</p>}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </main>
+  );
+}
