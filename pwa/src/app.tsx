@@ -61,6 +61,11 @@ function Header(props: { session?: store.Session; sync?: Sync; onSignOut: () => 
     setState(props.sync?.saved.get());
     return props.sync?.saved.follow(setState);
   }, [props.sync]);
+  const [sending, setSending] = useState(props.sync?.uploads.sending.get());
+  useEffect(() => {
+    setSending(props.sync?.uploads.sending.get());
+    return props.sync?.uploads.sending.follow(setSending);
+  }, [props.sync]);
   // No network is offline, whatever the socket still believes.
   const shown: SaveState = !online && state !== "saved_tablet" && state !== "refused" ? "offline" : (state ?? "offline");
   const [words, icon] = STATE_WORDS[shown];
@@ -71,7 +76,13 @@ function Header(props: { session?: store.Session; sync?: Sync; onSignOut: () => 
       <h1>{t("app.title")}</h1>
       <span class={good ? "state online" : bad ? "state bad" : "state offline"} role="status" data-state={shown}>
         <span aria-hidden="true">{icon}</span>{" "}
-        {shown === "refused" ? <a href="#/refused">{t(words)}</a> : t(words)}
+        {shown === "refused" ? (
+          <a href="#/refused">{t(words)}</a>
+        ) : shown === "syncing" && sending && sending.total > 0 ? (
+          t("state.sending", { percent: Math.floor((100 * sending.sent) / sending.total) })
+        ) : (
+          t(words)
+        )}
       </span>
       <button
         type="button"

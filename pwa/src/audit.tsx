@@ -5,6 +5,8 @@
 // every "may I?" are read through the wasm build, and every edit is on the
 // tablet's disk before the item says it is saved.
 import { useState } from "preact/hooks";
+import { AddFile, Files } from "./evidence";
+import type { Evidence } from "./files";
 import { FindingForm } from "./finding";
 import { heldNcs, ncName } from "./nc";
 import { type Key, showDate, t, today } from "./i18n";
@@ -23,7 +25,7 @@ export interface Answer {
 export interface Response {
   answer: Answer | "photo";
   note: string;
-  evidence: unknown[];
+  evidence: Evidence[];
   by: string;
   at: string;
 }
@@ -33,6 +35,7 @@ export interface FindingView {
   clause: string;
   process: string | null;
   text: string;
+  evidence: Evidence[];
   by: string;
   at: string;
 }
@@ -88,11 +91,12 @@ function words(a: Answer | "photo"): string {
   return a.text ?? "";
 }
 
-function Given(props: { r: Response }) {
+function Given(props: { r: Response; sync: Sync }) {
   return (
     <>
       <p class="answer">{words(props.r.answer)}</p>
       {props.r.note && <p class="note">{props.r.note}</p>}
+      <Files sync={props.sync} files={props.r.evidence} />
       <p class="muted small">
         {t("audit.by", { user: props.r.by, date: showDate(props.r.at) })}
         {props.r.evidence.length > 0 && ` · ${t("audit.files", { count: props.r.evidence.length })}`}
@@ -112,6 +116,7 @@ function Item(props: {
   editable: boolean;
   lead: boolean;
   save: Save;
+  sync: Sync;
 }) {
   const { rkey, rule, view, editable } = props;
   const given = view.responses[rkey];
@@ -164,12 +169,13 @@ function Item(props: {
           <div class="values">
             {contest.map((r) => (
               <div class="value" key={r.by + r.at}>
-                <Given r={r} />
+                <Given r={r} sync={props.sync} />
                 {props.lead && editable && (
                   <button
                     type="button"
                     aria-label={t("audit.choose_label", { answer: words(r.answer), user: r.by })}
-                    onClick={() => answer(r.answer, r.note, r.evidence)}
+                    // The merged response holds every value's files: none is lost by the choice.
+                    onClick={() => answer(r.answer, r.note, given?.evidence ?? r.evidence)}
                   >
                     {t("audit.choose")}
                   </button>
@@ -180,7 +186,7 @@ function Item(props: {
           <p class="muted small">{t("audit.contested_help")}</p>
         </div>
       ) : given ? (
-        <Given r={given} />
+        <Given r={given} sync={props.sync} />
       ) : (
         <p class="muted">{t("audit.unanswered")}</p>
       )}
@@ -249,9 +255,21 @@ function Item(props: {
             </button>
             {!given && <p class="muted small">{t("item.note_needs_answer")}</p>}
           </details>
-          <a class="raise" href={`#/audit/${view.id}/finding/${encodeURIComponent(rkey)}`}>
-            {t("finding.raise")}
-          </a>
+          <div class="actions">
+            <AddFile
+              sync={props.sync}
+              disabled={!given && rule.answer !== "photo"}
+              attach={async (e) => {
+                const files = [...(given?.evidence ?? []), e];
+                await props.save({ edit: "set_response", key: rkey, answer: given?.answer ?? "photo", note: noteNow, evidence: files });
+                setNote(undefined);
+              }}
+            />
+            <a class="raise" href={`#/audit/${view.id}/finding/${encodeURIComponent(rkey)}`}>
+              {t("finding.raise")}
+            </a>
+          </div>
+          {!given && rule.answer !== "photo" && <p class="muted small">{t("file.needs_answer")}</p>}
         </div>
       )}
       <OutcomeLine outcome={status} small />
@@ -379,6 +397,7 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
                   editable={may.ok}
                   lead={lead}
                   save={save}
+                  sync={sync}
                 />
               ))}
             </ul>
@@ -396,6 +415,7 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
                 {f.process && <span class="tag">{t("audit.process", { process: f.process })}</span>}
               </p>
               <p class="note">{f.text}</p>
+              <Files sync={sync} files={f.evidence} />
               <p class="muted small">{t("audit.by", { user: f.by, date: showDate(f.at) })}</p>
               {ncs
                 .filter((n) => n.finding === fid)

@@ -5,6 +5,8 @@
 import { useState } from "preact/hooks";
 import { new_document_id } from "../generated/sync-wasm/sync_wasm.js";
 import type { AuditView } from "./audit";
+import { AddFile, Files } from "./evidence";
+import type { Evidence } from "./files";
 import { type Key, t, today } from "./i18n";
 import type { TemplateItem } from "./store";
 import type { Sync } from "./sync";
@@ -40,6 +42,8 @@ export function FindingForm(props: { sync: Sync; view: AuditView; rkey: string; 
   const [cls, setCls] = useState("minor");
   const [text, setText] = useState("");
   const [raiseNc, setRaiseNc] = useState(true);
+  // Each photo is on the tablet's disk as soon as it is taken.
+  const [files, setFiles] = useState<Evidence[]>([]);
   const [error, setError] = useState<Outcome>();
   const [busy, setBusy] = useState(false);
   const clause = item?.clause ?? "";
@@ -62,6 +66,7 @@ export function FindingForm(props: { sync: Sync; view: AuditView; rkey: string; 
         clause,
         process,
         text,
+        evidence: files,
       });
       if (createsNc && raiseNc) {
         const nc = new_document_id(Date.now(), crypto.getRandomValues(new Uint8Array(10)));
@@ -113,6 +118,8 @@ export function FindingForm(props: { sync: Sync; view: AuditView; rkey: string; 
           {t("finding.text")}
           <textarea rows={5} value={text} onInput={(e) => setText(e.currentTarget.value)} required />
         </label>
+        <Files sync={sync} files={files} />
+        <AddFile sync={sync} attach={async (e) => setFiles((now) => [...now, e])} />
         {createsNc && (
           <label class="radio">
             <input type="checkbox" checked={raiseNc} onChange={(e) => setRaiseNc(e.currentTarget.checked)} />

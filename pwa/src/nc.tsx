@@ -4,9 +4,18 @@
 // the moves the rules let this user make now (raise, submit the response,
 // accept or reject the plan, ...). Every "may I?" asks the wasm build.
 import { useState } from "preact/hooks";
+import { AddFile, Files } from "./evidence";
+import type { Evidence } from "./files";
 import { type Key, showDate, t, today } from "./i18n";
 import type { Sync } from "./sync";
 import { type Outcome, OutcomeLine, failed, refusal, saved } from "./ui";
+
+export interface NcAction {
+  text: string;
+  owner: string;
+  target: string;
+  done_on: string | null;
+}
 
 export interface NcView {
   kind: "nc";
@@ -22,7 +31,11 @@ export interface NcView {
   description: string;
   correction: string;
   root_cause: string;
-  actions: Record<string, { text: string; owner: string; target: string; done_on: string | null }>;
+  actions: Record<string, NcAction>;
+  extensions: { of: string; due: string; justification: string; by: string; at: string }[];
+  verification: { note: string; by: string; on: string } | null;
+  implementation_evidence: (Evidence & { by: string; at: string })[];
+  verification_evidence: (Evidence & { by: string; at: string })[];
   state: string;
   due: string | null;
   days_overdue: number | null;
@@ -42,6 +55,10 @@ const MOVES: [string, boolean][] = [
   ["reopen", true],
   ["withdraw", true],
 ];
+
+/** Whether the rules let this user write `field` of the NC now. */
+const mayWrite = (sync: Sync, id: string, field: string) =>
+  JSON.parse(sync.device.may_edit(id, JSON.stringify({ field }), today())).ok === true;
 
 /** The NC a document holds, or nothing if it holds another kind. */
 export function readNc(sync: Sync, id: string): NcView | undefined {
@@ -192,6 +209,165 @@ function NewAction(props: { save: (edit: object) => Promise<void> }) {
   );
 }
 
+/** One action: what, who, by when, and done (or, for the owner, a button that says it is done today). */
+function ActionItem(props: { id: string; action: NcAction; owner: boolean; save: (edit: object) => Promise<void> }) {
+  const { id, action: a } = props;
+  const [outcome, setOutcome] = useState<Outcome>();
+  return (
+    <li class="item" data-action={id}>
+      <p class="note">{a.text}</p>
+      <p class="muted small">{t("nc.action_by", { owner: a.owner, date: showDate(a.target) })}</p>
+      {a.done_on ? (
+        <p class="saved small">{t("nc.action_done_on", { date: showDate(a.done_on) })}</p>
+      ) : (
+        props.owner && (
+          <button
+            type="button"
+            aria-label={t("nc.action_mark_done_label", { text: a.text })}
+            onClick={async () => {
+              try {
+                await props.save({ edit: "put_action", id, ...a, done_on: today() });
+                setOutcome(saved);
+              } catch (e) {
+                setOutcome(failed(refusal(e)));
+              }
+            }}
+          >
+            {t("nc.action_mark_done")}
+          </button>
+        )
+      )}
+      <OutcomeLine outcome={outcome} small />
+    </li>
+  );
+}
+
+/** Files attached to the NC, and (for whoever may) a button that attaches one more. */
+function NcFiles(props: {
+  sync: Sync;
+  nc: NcView;
+  of: "implementation" | "verification";
+  may: boolean;
+}) {
+  const files = props.of === "implementation" ? props.nc.implementation_evidence : props.nc.verification_evidence;
+  if (!props.may && files.length === 0) return null;
+  return (
+    <section data-evidence={props.of}>
+      <h3>{t(`nc.evidence.${props.of}` as Key)}</h3>
+      {files.length === 0 && <p class="muted">{t("nc.not_given")}</p>}
+      <Files sync={props.sync} files={files} />
+      {props.may && (
+        <AddFile
+          sync={props.sync}
+          pdf
+          label={t("file.add_evidence")}
+          attach={(file) => props.sync.edit(props.nc.id, { edit: "attach_nc_evidence", of: props.of, file })}
+        />
+      )}
+    </section>
+  );
+}
+
+/** The verification: what an independent auditor saw, and on which day. */
+function Verification(props: { nc: NcView; may: boolean; save: (edit: object) => Promise<void> }) {
+  const v = props.nc.verification;
+  const [note, setNote] = useState<string>();
+  const [on, setOn] = useState(today());
+  const [outcome, setOutcome] = useState<Outcome>();
+  if (!props.may) {
+    if (!v) return null;
+    return (
+      <section>
+        <h3>{t("nc.verification")}</h3>
+        <p class="note">{v.note}</p>
+        <p class="muted small">{t("audit.by", { user: v.by, date: showDate(v.on) })}</p>
+      </section>
+    );
+  }
+  const text = note ?? v?.note ?? "";
+  return (
+    <section class="field">
+      <label>
+        {t("nc.verification")}
+        <textarea rows={3} value={text} onInput={(e) => setNote(e.currentTarget.value)} />
+      </label>
+      <label>
+        {t("nc.verified_on")}
+        <input type="date" value={on} max={today()} onInput={(e) => setOn(e.currentTarget.value)} />
+      </label>
+      <button
+        type="button"
+        disabled={!text.trim() || !on}
+        onClick={async () => {
+          try {
+            await props.save({ edit: "set_verification", note: text, on });
+            setNote(undefined);
+            setOutcome(saved);
+          } catch (e) {
+            setOutcome(failed(refusal(e)));
+          }
+        }}
+      >
+        {t("nc.save", { what: t("nc.verification") })}
+      </button>
+      <OutcomeLine outcome={outcome} small />
+    </section>
+  );
+}
+
+/** Extensions granted, and for the nodal officer a form that grants one. */
+function Extensions(props: { nc: NcView; may: boolean; save: (edit: object) => Promise<void> }) {
+  const { nc } = props;
+  const [outcome, setOutcome] = useState<Outcome>();
+  // The due date running now: the response's until the plan is accepted, then the actions'.
+  const of = nc.state === "open" ? "response" : "action";
+  const open = nc.state === "open" || nc.state === "plan_accepted";
+  if (nc.extensions.length === 0 && !(props.may && open)) return null;
+  async function submit(e: Event) {
+    e.preventDefault();
+    const form = e.currentTarget as HTMLFormElement;
+    const data = new FormData(form);
+    try {
+      await props.save({ edit: "extend", of, due: String(data.get("due")), justification: String(data.get("why")) });
+      form.reset();
+      setOutcome(saved);
+    } catch (err) {
+      setOutcome(failed(refusal(err)));
+    }
+  }
+  return (
+    <section>
+      <h3>{t("nc.extensions")}</h3>
+      <ul class="items">
+        {nc.extensions.map((x) => (
+          <li class="item small" key={x.at}>
+            {t(`nc.extension.${x.of}` as Key, { date: showDate(x.due) })} ·{" "}
+            {t("audit.by", { user: x.by, date: showDate(x.at) })}
+            <p class="note">{x.justification}</p>
+          </li>
+        ))}
+      </ul>
+      {props.may && open && (
+        <form class="wide" onSubmit={submit}>
+          <fieldset>
+            <legend>{t(`nc.extend.${of}` as Key)}</legend>
+            <label>
+              {t("nc.extend_due")}
+              <input name="due" type="date" min={nc.due ?? undefined} required />
+            </label>
+            <label>
+              {t("nc.extend_why")}
+              <textarea name="why" rows={2} required />
+            </label>
+            <button type="submit">{t("nc.extend_grant")}</button>
+            <OutcomeLine outcome={outcome} small />
+          </fieldset>
+        </form>
+      )}
+    </section>
+  );
+}
+
 /** The moves this user may make now; those that need a reason take it first. */
 function NcMoves(props: { sync: Sync; nc: NcView }) {
   const { sync, nc } = props;
@@ -245,7 +421,7 @@ export function NcScreen(props: { sync?: Sync; id: string }) {
   }
   const sync = props.sync;
   const save = (edit: object) => sync.edit(nc.id, edit);
-  const owner = JSON.parse(sync.device.may_edit(nc.id, '{"field":"nc_owner_fields"}', today())).ok;
+  const owner = mayWrite(sync, nc.id, "nc_owner_fields");
   const actions = Object.entries(nc.actions);
   return (
     <main class="panel">
@@ -278,13 +454,14 @@ export function NcScreen(props: { sync?: Sync; id: string }) {
       {actions.length === 0 && <p class="muted">{t("nc.not_given")}</p>}
       <ul class="items">
         {actions.map(([aid, a]) => (
-          <li class="item" key={aid} data-action={aid}>
-            <p class="note">{a.text}</p>
-            <p class="muted small">{t("nc.action_by", { owner: a.owner, date: showDate(a.target) })}</p>
-          </li>
+          <ActionItem key={aid} id={aid} action={a} owner={owner} save={save} />
         ))}
       </ul>
       {owner && <NewAction save={save} />}
+      <NcFiles sync={sync} nc={nc} of="implementation" may={mayWrite(sync, nc.id, "nc_implementation_evidence")} />
+      <Verification nc={nc} may={mayWrite(sync, nc.id, "nc_verification")} save={save} />
+      <NcFiles sync={sync} nc={nc} of="verification" may={mayWrite(sync, nc.id, "nc_verification_evidence")} />
+      <Extensions nc={nc} may={mayWrite(sync, nc.id, "nc_extension")} save={save} />
       <NcMoves sync={sync} nc={nc} />
       {nc.events.length > 0 && (
         <>

@@ -77,6 +77,25 @@ export interface RefusedChange {
   seen?: string;
 }
 
+/**
+ * A photo or scan taken on this tablet: its bytes, kept until the server
+ * holds them (and after, to be shown offline), with the reference the
+ * documents carry.
+ */
+export interface KeptBlob {
+  /** `user/sha256`. */
+  key: string;
+  sha256: string;
+  user: string;
+  bytes: Uint8Array;
+  name: string;
+  mime: string;
+  /** The server holds every byte (from this user). */
+  uploaded: boolean;
+  /** Why the server refused it, if it did; kept and shown, never dropped. */
+  refused?: string;
+}
+
 export interface Kept<T> {
   value: T;
   /** When the tablet received it, ISO 8601. */
@@ -88,12 +107,13 @@ interface Schema extends DBSchema {
   reference: { key: string; value: Kept<Reference> };
   docs: { key: string; value: KeptDoc };
   refused: { key: string; value: RefusedChange };
+  blobs: { key: string; value: KeptBlob };
 }
 
 let db: Promise<IDBPDatabase<Schema>> | undefined;
 
 function open(): Promise<IDBPDatabase<Schema>> {
-  db ??= openDB<Schema>("sqm-field-audit", 3, {
+  db ??= openDB<Schema>("sqm-field-audit", 4, {
     upgrade(d, from) {
       if (from < 1) {
         d.createObjectStore("session");
@@ -101,6 +121,7 @@ function open(): Promise<IDBPDatabase<Schema>> {
       }
       if (from < 2) d.createObjectStore("docs", { keyPath: "key" });
       if (from < 3) d.createObjectStore("refused", { keyPath: "key" });
+      if (from < 4) d.createObjectStore("blobs", { keyPath: "key" });
     },
   });
   return db;
@@ -146,5 +167,19 @@ export const refused = {
   put: async (items: RefusedChange[]) => {
     const tx = (await open()).transaction("refused", "readwrite", { durability: "strict" });
     await Promise.all([...items.map((r) => tx.store.put(r)), tx.done]);
+  },
+};
+
+export const blobs = {
+  /** The files kept for `user` that the server does not hold yet. */
+  waiting: async (user: string) =>
+    (await open())
+      .getAll("blobs", IDBKeyRange.bound(`${user}/`, `${user}/\uffff`))
+      .then((all) => all.filter((b) => !b.uploaded)),
+  get: async (user: string, sha256: string) => (await open()).get("blobs", `${user}/${sha256}`),
+  /** Keeps a file, on disk when it resolves. */
+  put: async (b: KeptBlob) => {
+    const tx = (await open()).transaction("blobs", "readwrite", { durability: "strict" });
+    await Promise.all([tx.store.put(b), tx.done]);
   },
 };

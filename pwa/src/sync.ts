@@ -4,6 +4,7 @@
 // IndexedDB before the device may offer the change to the server.
 import { Device } from "../generated/sync-wasm/sync_wasm.js";
 import { refreshed } from "./api";
+import { type Evidence, Uploads, keepFile } from "./files";
 import { signal } from "./signal";
 import * as store from "./store";
 
@@ -52,11 +53,18 @@ export class Sync {
   /** The server no longer takes this session's tokens. */
   private signedOut = false;
 
+  /** Photos and scans on their way to the server. */
+  readonly uploads: Uploads;
+
   private constructor(
     readonly device: Device,
     private session: store.Session,
     private readonly onSession: (s: store.Session) => void,
-  ) {}
+  ) {
+    const auth = { token: () => this.session.access, renew: () => this.renew() };
+    this.uploads = new Uploads(session.user, auth, (b, reason) => this.fileRefused(b, reason));
+    this.uploads.sending.follow(() => this.judge());
+  }
 
   /** A device for the session's user with every document the tablet keeps. */
   static async start(
@@ -77,6 +85,7 @@ export class Sync {
     sync.refused.set(await store.refused.of(session.user));
     addEventListener("online", sync.online);
     addEventListener("offline", sync.offline);
+    await sync.uploads.kick(false);
     sync.judge();
     sync.connect();
     return sync;
@@ -106,9 +115,20 @@ export class Sync {
     await this.keep();
   }
 
+  /**
+   * Keeps a photo (or, with `pdf`, a PDF) on the tablet's disk and returns
+   * the reference an edit attaches; the file goes to the server when it can.
+   */
+  async keepFile(file: File, pdf = false): Promise<Evidence> {
+    const evidence = await keepFile(this.session.user, file, pdf);
+    this.dirty = true;
+    void this.uploads.kick(this.link.get() === "connected");
+    return evidence;
+  }
+
   /** Whether some work is not yet saved on the server as it is here. */
   unsent(): boolean {
-    return this.device.has_unsaved() || this.device.unsynced().length > 0;
+    return this.device.has_unsaved() || this.device.unsynced().length > 0 || this.uploads.waiting();
   }
 
   /** The user has seen the refusals listed: the bar stops calling for them. */
@@ -141,9 +161,12 @@ export class Sync {
           this.attempt = 0;
           this.link.set("connected");
           this.send(this.device.connect(now()));
+          void this.uploads.kick(true);
           this.ticker = setInterval(() => {
             this.send(this.device.tick(now()));
             if (this.writeFailed) this.keep().catch(() => undefined);
+            // A file whose sending stopped (the line dropped mid-part) resumes where the server stopped.
+            if (this.uploads.waiting()) void this.uploads.kick(true);
             this.judge();
           }, 2000);
           this.judge();
@@ -163,9 +186,7 @@ export class Sync {
       if (event.code === UNAUTHORIZED) {
         // The access token expired: a new pair, then at once again.
         try {
-          this.session = await refreshed(this.session);
-          await store.session.put(this.session);
-          this.onSession(this.session);
+          await this.renew();
           this.attempt = 0;
         } catch {
           // Signed out elsewhere: the tablet keeps working offline and says so.
@@ -176,6 +197,30 @@ export class Sync {
       }
       this.later();
     };
+  }
+
+  /** A new pair of tokens for the session, kept on the tablet. */
+  private async renew() {
+    this.session = await refreshed(this.session);
+    await store.session.put(this.session);
+    this.onSession(this.session);
+  }
+
+  /** A file the server will not take: kept with the refusals, to be seen and exported. */
+  private async fileRefused(b: store.KeptBlob, reason: string) {
+    await store.refused.put([
+      {
+        key: `${this.session.user}/file/${b.sha256}`,
+        user: this.session.user,
+        doc: "",
+        rule: "blob",
+        message: `${b.name}: ${reason}`,
+        changes: [b.sha256],
+        at: now(),
+      },
+    ]);
+    this.refused.set(await store.refused.of(this.session.user));
+    this.judge();
   }
 
   /** Tries again after 1, 2, 4 ... 60 s, each with up to half as much again at random. */

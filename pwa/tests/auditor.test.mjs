@@ -4,8 +4,9 @@
 // contest after sync, and the lead settles it in one tap for both.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import path from "node:path";
-import { answer, beginAndStart, en, open, planAudit, shots, signIn, sql, status } from "./harness.mjs";
+import { answer, base, beginAndStart, en, open, photo, planAudit, shots, signIn, sql, status, token } from "./harness.mjs";
 
 test("offline, an auditor answers, raises a finding and its NC; a reload keeps them; online, the server holds them", async () => {
   const number = "IA/DEMO-I/2025-26/004";
@@ -25,12 +26,25 @@ test("offline, an auditor answers, raises a finding and its NC; a reload keeps t
   await item.getByLabel(en["item.note"]).fill("2 of 10 amendments took 19 days against 15.");
   await item.getByRole("button", { name: en["item.note_save"] }).click();
   await item.locator(".note", { hasText: "19 days against 15" }).waitFor();
+  // A photo of the register, from the camera: downscaled and kept on the tablet, attached to the answer.
+  await item.locator("input[type=file]").setInputFiles(await photo(page, "register"));
+  const thumb = item.locator(".files img");
+  await thumb.waitFor();
+  const sha256 = await item.locator(".files li").getAttribute("data-sha256");
+  assert.match(sha256, /^[0-9a-f]{64}$/);
+  assert.deepEqual(
+    await thumb.evaluate((img) => [img.naturalWidth, img.naturalHeight]),
+    [1600, 1200],
+    "a 2400 × 1800 photo is kept at 1600 × 1200",
+  );
 
   // A minor finding from the item raises its NC (a draft until the report), with a provisional number.
   await item.getByRole("link", { name: en["finding.raise"] }).click();
   await page.getByRole("heading", { name: en["finding.new"] }).waitFor();
   await page.getByLabel(en["finding.class.minor"]).check();
   await page.getByLabel(en["finding.text"]).fill("Amendments ARN-118 and ARN-131 approved in 19 days.");
+  await page.locator("input[type=file]").setInputFiles(await photo(page, "ARN-118", 1200, 1600));
+  await page.locator("form .files img").waitFor();
   assert.ok(await page.getByLabel(en["finding.raise_nc"]).isChecked());
   await page.getByRole("button", { name: en["finding.submit"] }).click();
   await page.getByRole("heading", { name: number }).waitFor();
@@ -43,6 +57,13 @@ test("offline, an auditor answers, raises a finding and its NC; a reload keeps t
   const partly = page.locator('li.item[data-key="sd.timeliness@P03"]').getByRole("button", { name: en["answer.partly"] });
   assert.equal(await partly.getAttribute("aria-pressed"), "true");
   await page.locator("li[data-finding]", { hasText: "ARN-118" }).waitFor();
+  // The photos show from the tablet's own store.
+  for (const img of await page.locator(".files img").all()) {
+    await img.scrollIntoViewIfNeeded();
+    const shown = await img.evaluate((i) => i.decode().then(() => i.naturalWidth > 0), undefined, { timeout: 10_000 });
+    assert.ok(shown, "a kept photo shows offline");
+  }
+  assert.equal(await page.locator(".files img").count(), 2);
   assert.equal(sql(`SELECT responses FROM audits WHERE doc_id = '${planned.id}'`), "0", "nothing reached the server offline");
 
   // Online: the tablet says so once the server holds everything, and its database does.
@@ -54,6 +75,25 @@ test("offline, an auditor answers, raises a finding and its NC; a reload keeps t
   assert.equal(
     sql(`SELECT class || ' ' || state || ' ' || process FROM ncs WHERE audit_id = '${planned.id}'`),
     "minor draft P03",
+  );
+  // The photos are on the server, whole, and the documents refer to them.
+  assert.equal(
+    sql(
+      `SELECT COUNT(*) FROM blob_refs r JOIN blobs b ON b.sha256 = r.sha256 WHERE r.doc_id = '${planned.id}' AND b.complete_at IS NOT NULL`,
+    ),
+    "2",
+  );
+  // What the server serves back is the JPEG the tablet made: its bytes hash to its name.
+  const served = await fetch(`${base}/api/v1/blobs/${sha256}`, {
+    headers: { authorization: `Bearer ${await token("k.iyer")}` },
+  });
+  assert.equal(served.status, 200);
+  const bytes = Buffer.from(await served.arrayBuffer());
+  assert.equal(createHash("sha256").update(bytes).digest("hex"), sha256);
+  assert.deepEqual([...bytes.subarray(0, 2)], [0xff, 0xd8], "a JPEG");
+  assert.equal(
+    sql(`SELECT mime || ' ' || (SELECT size FROM blobs WHERE blobs.sha256 = blob_refs.sha256) FROM blob_refs WHERE sha256 = '${sha256}'`),
+    `image/jpeg ${bytes.length}`,
   );
   assert.match(sql(`SELECT number FROM ncs WHERE audit_id = '${planned.id}'`), /^NC-\d+$/, "the server numbered it");
   assert.match(

@@ -140,3 +140,28 @@ export async function answer(page, key, words) {
   assert.equal(await item.getByRole("button", { name: words, exact: true }).getAttribute("aria-pressed"), "true");
 }
 
+
+/**
+ * A test photo as a camera would give it: a PNG of `width` × `height` drawn
+ * in the page (stripes and a label, so that it has content to compress).
+ */
+export async function photo(page, label, width = 2400, height = 1800) {
+  const base64 = await page.evaluate(
+    ([label, width, height]) => {
+      const c = document.createElement("canvas");
+      c.width = width;
+      c.height = height;
+      const g = c.getContext("2d");
+      for (let x = 0; x < width; x += 100) {
+        g.fillStyle = `hsl(${(x / width) * 360} 60% 60%)`;
+        g.fillRect(x, 0, 100, height);
+      }
+      g.fillStyle = "#000";
+      g.font = "120px sans-serif";
+      g.fillText(label, 100, height / 2);
+      return c.toDataURL("image/png").split(",")[1];
+    },
+    [label, width, height],
+  );
+  return { name: `${label}.png`, mimeType: "image/png", buffer: Buffer.from(base64, "base64") };
+}

@@ -2,13 +2,16 @@
 // (issue 16's scenario c): the auditor raises it from a finding, the process
 // owner of P03 answers it with correction, root cause and an action and
 // submits, and the auditor accepts the plan, each in their own context;
-// the server's database follows every step.
+// the owner marks the action done and attaches a PDF as implementation
+// evidence (its upload cut halfway and resumed), and the auditor verifies
+// and closes it; the server's database follows every step.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
 import path from "node:path";
 import { answer, beginAndStart, en, hi, open, planAudit, shots, signIn, sql, status } from "./harness.mjs";
 
-test("the auditor raises an NC, the process owner answers it, and the auditor accepts the plan", async () => {
+test("the auditor raises an NC, the process owner answers it, the auditor accepts the plan, the owner shows it done with evidence, and the auditor closes it", async () => {
   const number = "IA/DEMO-I/2025-26/006";
   const planned = await planAudit(number);
   const auditor = await open();
@@ -75,6 +78,44 @@ test("the auditor raises an NC, the process owner answers it, and the auditor ac
   for (const [move, user] of [["raise", "k.iyer"], ["submit_response", "ac.div2"], ["accept_plan", "k.iyer"]]) {
     assert.match(history, new RegExp(`${en[`nc.done.${move}`]} · ${user}`), history);
   }
+
+  // The owner (reading Hindi) marks the action done and attaches the daily report as a PDF.
+  // Its upload is cut after the first part: it resumes from the server's count, not from 0.
+  const parts = [];
+  await owner.context.route("**/api/v1/blobs/*", (route) => {
+    const req = route.request();
+    if (req.method() !== "PUT") return route.continue();
+    parts.push(req.headers()["content-range"]);
+    return parts.length === 2 ? route.abort("connectionreset") : route.continue();
+  });
+  await owner.page.getByRole("button", { name: hi["nc.action_mark_done"] }).click();
+  await owner.page.locator("li[data-action] .saved", { hasText: hi["nc.action_done_on"].replace("{date}", "") }).waitFor();
+  const pdf = Buffer.concat([Buffer.from("%PDF-1.4\n"), randomBytes(600 * 1024), Buffer.from("\n%%EOF\n")]);
+  const pdfSha = createHash("sha256").update(pdf).digest("hex");
+  await owner.page
+    .locator('section[data-evidence="implementation"] input[type=file]')
+    .setInputFiles({ name: "daily-queue-report.pdf", mimeType: "application/pdf", buffer: pdf });
+  await owner.page.locator(`section[data-evidence="implementation"] li[data-sha256="${pdfSha}"]`).waitFor();
+  await owner.page.getByRole("button", { name: hi["nc.move.mark_implemented"] }).click();
+  await owner.page.locator(".audit-state", { hasText: hi["nc.state.implemented"] }).waitFor();
+  await status(owner.page).filter({ hasText: hi["state.saved_server"] }).waitFor({ timeout: 30_000 });
+  assert.equal(sql(`SELECT state FROM ncs WHERE doc_id = '${ncId}'`), "implemented");
+  assert.equal(sql(`SELECT size FROM blobs WHERE sha256 = '${pdfSha}' AND complete_at IS NOT NULL`), String(pdf.length));
+  assert.equal(sql(`SELECT mime FROM blob_refs WHERE sha256 = '${pdfSha}' AND doc_id = '${ncId}'`), "application/pdf");
+  const total = pdf.length;
+  assert.equal(parts[0], `bytes 0-262143/${total}`, parts.join(" | "));
+  assert.equal(parts[2], parts[1], `the cut part is sent again, not the file from 0: ${parts.join(" | ")}`);
+  assert.equal(parts.filter((p) => p.startsWith("bytes 0-")).length, 1, parts.join(" | "));
+
+  // The auditor verifies: the note first (the rules ask for it), then effective; the NC closes.
+  await page.locator(".audit-state", { hasText: en["nc.state.implemented"] }).waitFor({ timeout: 20_000 });
+  await page.locator('section[data-evidence="implementation"] a', { hasText: "daily-queue-report.pdf" }).waitFor();
+  await page.getByLabel(en["nc.verification"]).fill("Queue report seen for 10 days; no case over 15 days since 01-03-2026.");
+  await page.getByRole("button", { name: en["nc.save"].replace("{what}", en["nc.verification"]) }).click();
+  await page.getByRole("button", { name: en["nc.move.verify_effective"] }).click();
+  await page.locator(".audit-state", { hasText: en["nc.state.closed"] }).waitFor();
+  await status(page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
+  assert.equal(sql(`SELECT state FROM ncs WHERE doc_id = '${ncId}'`), "closed");
   await page.screenshot({ path: path.join(shots, "nc-auditor-en-1280x800.png"), fullPage: true });
   assert.deepEqual([...auditor.errors, ...owner.errors], [], "no script error on the pages");
   await auditor.context.close();
