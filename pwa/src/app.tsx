@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { Refused, referenceOf, refreshed, signIn } from "./api";
 import { AuditScreen, readAudit } from "./audit";
+import { Dashboard, isNodal } from "./dashboard";
 import { type Key, lang, setLang, showDate, t } from "./i18n";
 import type { Signal } from "./signal";
 import * as store from "./store";
@@ -255,8 +256,10 @@ function MyAudits(props: {
   const nc = /^#\/nc\/([0-9a-f-]+)$/.exec(hash);
   if (nc) return <NcScreen id={nc[1]} sync={sync} />;
   const mine = kept.value.audits.filter((a) => kept.value.author.audits[a.id]);
+  const nodal = isNodal(kept.value);
   return (
     <main class="panel">
+      {sync && nodal && <Dashboard sync={sync} reference={kept.value} />}
       <h2>{t("audits.heading")}</h2>
       <p class="muted">{t("audits.as_of", { date: showDate(kept.at) })}</p>
       {mine.length === 0 && <p>{t("audits.none")}</p>}

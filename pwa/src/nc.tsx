@@ -20,6 +20,7 @@ export interface NcAction {
 export interface NcView {
   kind: "nc";
   id: string;
+  unit: string;
   audit: string;
   finding: string;
   process: string | null;

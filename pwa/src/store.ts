@@ -41,6 +41,8 @@ export interface Reference {
   /** The caller's rights, as the wasm build's Device reads them. */
   author: {
     user: string;
+    /** Roles by unit, with the days they are in force (ISO dates). */
+    grants: { unit: string; role: string; from: string; until: string | null }[];
     audits: Record<string, "lead" | "member">;
     actors: string[];
     /** Each planned audit's checklist, resolved for its scope, by audit id. */
@@ -48,6 +50,17 @@ export interface Reference {
   };
   audits: PlannedAudit[];
   templates: Template[];
+  /** Amendments, with the units (of a nodal officer's) that have yet to acknowledge each. */
+  amendments?: Amendment[];
+}
+
+export interface Amendment {
+  id: string;
+  issued_on: string;
+  authority: string;
+  note: string;
+  template_version: number;
+  pending: string[];
 }
 
 /**

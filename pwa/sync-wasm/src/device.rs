@@ -372,6 +372,29 @@ mod tests {
     }
 
     #[test]
+    fn a_review_opened_by_the_nodal_officer_reads_back_as_the_dashboard_lists_it()
+    -> Result<(), GlueError> {
+        let demo = Demo::new();
+        let mut nodal = Device::new(actor(4), demo.nodal.clone())?;
+        let open = Edit::CreateReview {
+            unit: demo.unit.clone(),
+            title: "MR-3".into(),
+        };
+        nodal.edit(demo.review_id, &open, demo.now())?;
+        let view: serde_json::Value =
+            serde_json::from_str(&crate::view::review_json(nodal.doc(demo.review_id)?)?)
+                .map_err(|e| GlueError::BadDocument(e.to_string()))?;
+        assert_eq!(view["kind"], "review");
+        assert_eq!(view["title"], "MR-3");
+        assert_eq!(view["unit"], demo.unit.to_string());
+        assert_eq!(view["held_on"], serde_json::Value::Null);
+        // An NC is no review: the view says so rather than showing it as one.
+        nodal.load(demo.nc_id, &demo.nc().save())?;
+        assert!(crate::view::review_json(nodal.doc(demo.nc_id)?).is_err());
+        Ok(())
+    }
+
+    #[test]
     fn loading_checks_the_document_id() -> Result<(), GlueError> {
         let demo = Demo::new();
         let mut device = Device::new(actor(1), demo.lead.clone())?;

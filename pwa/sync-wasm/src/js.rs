@@ -13,7 +13,7 @@ use crate::device::Device;
 use crate::edit::{parse_edit, parse_target};
 use crate::error::{GlueError, parse};
 use crate::notice::{may_edit_json, notices_json};
-use crate::view::{audit_json, nc_json};
+use crate::view::{audit_json, nc_json, review_json};
 
 /// One user on one device (see the crate docs for the loop the caller runs).
 #[wasm_bindgen(js_name = Device)]
@@ -74,6 +74,11 @@ impl JsDevice {
             date(as_of_iso)?,
             |unit| author.due_rules_of(unit),
         )?)
+    }
+
+    /// The management review as JSON text.
+    pub fn review_view(&self, doc_id: &str) -> Result<String, JsError> {
+        Ok(review_json(self.0.doc(doc_id_of(doc_id)?)?)?)
     }
 
     /// The document in Automerge's saved form.

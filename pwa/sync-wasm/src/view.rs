@@ -39,10 +39,37 @@ pub fn document_json(
     match DocContext::read(doc).map_err(unreadable)?.kind {
         DocKind::Audit => audit_json(doc, checklist),
         DocKind::Nc => nc_json(doc, as_of, rules),
-        DocKind::Review => Err(GlueError::BadDocument(
-            "Management reviews have no view in the glue yet.".into(),
-        )),
+        DocKind::Review => review_json(doc),
     }
+}
+
+/// A management review as the UI lists it: its unit, title, the day it was
+/// held, its decisions and minutes, and how many action items it holds.
+#[derive(Serialize)]
+struct ReviewJson {
+    kind: &'static str,
+    id: String,
+    unit: String,
+    title: String,
+    held_on: Option<String>,
+    decisions: Vec<String>,
+    minutes: String,
+    actions: usize,
+}
+
+/// The review as the UI shows it.
+pub fn review_json(doc: &Automerge) -> Result<String, GlueError> {
+    let r = sync_core::review::Review::read(doc).map_err(unreadable)?;
+    Ok(to_json(&ReviewJson {
+        kind: "review",
+        id: r.id.to_string(),
+        unit: r.unit.to_string(),
+        title: r.title,
+        held_on: r.held_on.map(|d| d.to_string()),
+        decisions: r.decisions,
+        minutes: r.minutes,
+        actions: r.actions.len(),
+    }))
 }
 
 /// The audit as the UI shows it, with what keeps it from review when the
