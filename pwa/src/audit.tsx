@@ -4,7 +4,7 @@
 // findings raised, and the lead's moves. The audit, its rules, its gaps and
 // every "may I?" are read through the wasm build, and every edit is on the
 // tablet's disk before the item says it is saved.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { AddFile, Files } from "./evidence";
 import type { Evidence } from "./files";
 import { FindingForm } from "./finding";
@@ -313,6 +313,9 @@ function itemsOf(reference: Reference, version: number): Map<string, TemplateIte
   return new Map((template?.items ?? []).map((i) => [i.key, i]));
 }
 
+/** The performance mark of the checklist's first showing on a page. */
+const SHOWN = "sqm:checklist-shown";
+
 export function readAudit(sync: Sync | undefined, id: string): AuditView | undefined {
   try {
     if (sync?.device.documents().includes(id)) return JSON.parse(sync.device.audit_view(id));
@@ -326,6 +329,11 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
   const planned = props.reference.audits.find((a) => a.id === props.id);
   const plan = props.reference.author.planned?.[props.id];
   const view = readAudit(props.sync, props.id);
+  const shown = Boolean(planned && plan && view && props.sync && props.finding === undefined);
+  // Once per page: when the checklist is first on the screen (the browser suite's benchmark reads it).
+  useEffect(() => {
+    if (shown && performance.getEntriesByName(SHOWN).length === 0) performance.mark(SHOWN);
+  });
   const back = (
     <a class="back" href="#/">
       ← {t("audit.back")}

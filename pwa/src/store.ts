@@ -146,8 +146,34 @@ async function put<S extends "session" | "reference">(store: S, value: Schema[S]
   await tx.done;
 }
 
+/**
+ * Reads started at boot, while the wasm compiles: each is taken once by the
+ * first caller (later calls read IndexedDB afresh).
+ */
+const early: {
+  session?: Promise<Session | undefined>;
+  reference?: Promise<Kept<Reference> | undefined>;
+  docs?: Promise<{ user?: string; docs: KeptDoc[] }>;
+} = {};
+
+function take<K extends keyof typeof early>(key: K): (typeof early)[K] {
+  const p = early[key];
+  early[key] = undefined;
+  return p;
+}
+
+/** Starts reading the session, the reference data and the user's documents. */
+export function preload(): void {
+  const s = session.get();
+  early.session = s;
+  early.reference = reference.get();
+  early.docs = s.then(async (got) => ({ user: got?.user, docs: got ? await docsOf(got.user) : [] }));
+  // A failed read here is read again by its first caller.
+  for (const p of [early.session, early.reference, early.docs]) p.catch(() => undefined);
+}
+
 export const session = {
-  get: async () => (await open()).get("session", "current"),
+  get: async () => (await take("session")) ?? (await open()).get("session", "current"),
   put: (s: Session) => put("session", s),
   clear: async () => {
     const tx = (await open()).transaction("session", "readwrite", { durability: "strict" });
@@ -157,13 +183,20 @@ export const session = {
 };
 
 export const reference = {
-  get: async () => (await open()).get("reference", "current"),
+  get: async () => (await take("reference")) ?? (await open()).get("reference", "current"),
   put: (r: Kept<Reference>) => put("reference", r),
 };
 
+async function docsOf(user: string): Promise<KeptDoc[]> {
+  return (await open()).getAll("docs").then((all) => all.filter((d) => d.user === user));
+}
+
 export const docs = {
   /** The documents kept for `user`. */
-  of: async (user: string) => (await open()).getAll("docs").then((all) => all.filter((d) => d.user === user)),
+  of: async (user: string): Promise<KeptDoc[]> => {
+    const read = await take("docs")?.catch(() => undefined);
+    return read && read.user === user ? read.docs : docsOf(user);
+  },
   /** Keeps documents in one transaction, on disk when it resolves. */
   put: async (kept: KeptDoc[]) => {
     const tx = (await open()).transaction("docs", "readwrite", { durability: "strict" });

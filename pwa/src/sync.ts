@@ -72,6 +72,7 @@ export class Sync {
     reference: store.Reference,
     onSession: (s: store.Session) => void,
   ): Promise<Sync> {
+    performance.mark("sqm:sync-starting");
     const device = new Device(session.actor, JSON.stringify(reference.author));
     for (const d of await store.docs.of(session.user)) {
       try {
@@ -85,7 +86,9 @@ export class Sync {
     sync.refused.set(await store.refused.of(session.user));
     addEventListener("online", sync.online);
     addEventListener("offline", sync.offline);
-    await sync.uploads.kick(false);
+    performance.mark("sqm:documents-loaded");
+    // What waits to upload is counted in the background; the bar follows.
+    void sync.uploads.kick(false);
     sync.judge();
     sync.connect();
     return sync;

@@ -87,14 +87,14 @@ export async function token(user) {
   return (await res.json()).access_token;
 }
 
-/** The nodal officer A. Rao puts an audit of P03 and P04 on the demo's programme. */
-export async function planAudit(number, lead = "k.iyer", members = ["s.khan"]) {
+/** The nodal officer A. Rao puts an audit (of P03 and P04 unless told) on the demo's programme. */
+export async function planAudit(number, lead = "k.iyer", members = ["s.khan"], scope = ["P03", "P04"]) {
   const res = await fetch(base + "/api/v1/admin/units/DEMO-I/audits", {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${await token("a.rao")}` },
     body: JSON.stringify({
       number,
-      scope: ["P03", "P04"],
+      scope,
       planned_from: "2026-02-02",
       planned_to: "2026-02-03",
       template_version: 2,
