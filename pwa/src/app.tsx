@@ -9,6 +9,7 @@ import type { Signal } from "./signal";
 import * as store from "./store";
 import { NcCards, NcScreen } from "./nc";
 import { Refusals } from "./refused";
+import { Search } from "./search";
 import { type SaveState, Sync } from "./sync";
 import { type Outcome, OutcomeLine, failed, refusal } from "./ui";
 
@@ -259,6 +260,7 @@ function MyAudits(props: {
   const nodal = isNodal(kept.value);
   return (
     <main class="panel">
+      {sync && <Search sync={sync} />}
       {sync && nodal && <Dashboard sync={sync} reference={kept.value} />}
       <h2>{t("audits.heading")}</h2>
       <p class="muted">{t("audits.as_of", { date: showDate(kept.at) })}</p>

@@ -64,6 +64,21 @@ test("offline, an auditor answers, raises a finding and its NC; a reload keeps t
     assert.ok(shown, "a kept photo shows offline");
   }
   assert.equal(await page.locator(".files img").count(), 2);
+
+  // Search, offline, over what the tablet holds: by the provisional number, and by words.
+  await page.getByRole("link", { name: en["audit.back"] }).click();
+  const search = page.getByLabel(en["search.label"]);
+  await search.fill("d-iyer");
+  await page.locator("#search-hits li", { hasText: /D-IYER-\d\d/ }).waitFor();
+  await search.fill("ARN-118 19 days");
+  const hits = await page.locator("#search-hits li").allInnerTexts();
+  assert.ok(hits.some((h) => h.includes(en["finding.heading"])), hits.join(" | "));
+  assert.ok(hits.some((h) => h.includes(en["nc.description"]) && /D-IYER-\d\d/.test(h)), hits.join(" | "));
+  await search.fill("ARN-118 nowhere-written");
+  assert.equal(await page.locator("#search-hits li").count(), 0, "every word must be found");
+  await search.fill("ARN-118");
+  await page.locator("#search-hits li", { hasText: en["finding.heading"] }).getByRole("link").click();
+  await page.getByRole("heading", { name: number }).waitFor();
   assert.equal(sql(`SELECT responses FROM audits WHERE doc_id = '${planned.id}'`), "0", "nothing reached the server offline");
 
   // Online: the tablet says so once the server holds everything, and its database does.
