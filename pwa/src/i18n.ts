@@ -22,6 +22,11 @@ export function setLang(l: Lang): void {
   lang.set(l);
 }
 
+/** Whether the catalogues hold `key` (for keys made from data, such as a rule's code). */
+export function has(key: string): key is Key {
+  return key in catalogues.en;
+}
+
 /** The text of `key` in the language shown, with `{name}` filled from `args`. */
 export function t(key: Key, args: Record<string, string | number> = {}): string {
   const text = catalogues[lang.get()][key] ?? catalogues.en[key];

@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { showDate, t } from "./i18n";
 import type { RefusedChange } from "./store";
 import type { Sync } from "./sync";
+import { ruleText } from "./ui";
 
 function base64(bytes: Uint8Array): string {
   let text = "";
@@ -41,7 +42,7 @@ export function Refusals(props: { sync: Sync }) {
       <ul class="items">
         {all.map((r) => (
           <li class="item" key={r.key} data-rule={r.rule}>
-            <p class="question">{t("refused.reason", { reason: r.message })}</p>
+            <p class="question">{t("refused.reason", { reason: ruleText(r.rule, r.message) })}</p>
             <p class="muted small">
               {t("refused.when", { date: showDate(r.at), count: r.changes.length })} · {r.rule}
             </p>

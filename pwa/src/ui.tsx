@@ -1,7 +1,7 @@
 // What every screen says after the user asked for something: done (a
 // status a screen reader announces politely) or not (an alert), and the
 // rules' refusals in the language shown.
-import { t } from "./i18n";
+import { has, t } from "./i18n";
 
 /**
  * The outcome of an action, as shown under it: saved on the tablet (said in
@@ -12,11 +12,20 @@ export type Outcome = { ok: true } | { ok: false; text: string };
 /** The edit is on the tablet's disk. */
 export const saved: Outcome = { ok: true };
 
+/**
+ * What a rule means, in the language shown, with the rule's own words (which
+ * name the case: the item, the state, the gap) after it.
+ */
+export function ruleText(rule: string, detail: string): string {
+  const key = `rule.${rule}`;
+  return has(key) ? `${t(key)} ${t("edit.detail", { detail })}` : detail;
+}
+
 /** A refusal of the rules, in the language shown (the rule's own words follow). */
 export function refusal(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);
   const m = /refused \(([a-z_.]+)\): (.*)/s.exec(text);
-  return m ? t("edit.refused", { reason: m[2] }) : t("edit.failed", { reason: text });
+  return m ? t("edit.refused", { reason: ruleText(m[1], m[2]) }) : t("edit.failed", { reason: text });
 }
 
 /** The failure of an action: its text in an alert. */

@@ -20,6 +20,11 @@ test("the two catalogues hold the same keys, and every key the screens use", () 
   const missing = used.filter((k) => !(k in en));
   assert.deepEqual(missing, [], "keys the screens use but the catalogues lack");
   assert.ok(used.length > 10, `only ${used.length} keys found in the screens`);
+  // Every rule of sync-core has its meaning in the catalogues, said with a refusal.
+  const rules = readFileSync(new URL("../../sync-core/src/rules.rs", import.meta.url), "utf8");
+  const codes = [...rules.matchAll(/^\s+\w+ = "([a-z_.]+)",$/gm)].map((m) => m[1]);
+  assert.ok(codes.length > 30, `only ${codes.length} rules read`);
+  assert.deepEqual(codes.filter((c) => !(`rule.${c}` in en)), [], "rules the catalogues do not explain");
 });
 
 test("the server hands out the client with its caching and security headers", async () => {

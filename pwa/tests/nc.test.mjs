@@ -49,6 +49,8 @@ test("the auditor raises an NC, the process owner answers it, the auditor accept
   // Submitting before any action is refused by the rules, with the reason, and changes nothing.
   await owner.page.getByRole("button", { name: en["nc.move.submit_response"] }).click();
   await owner.page.getByRole("alert").filter({ hasText: "at least one action" }).waitFor();
+  // The refusal says what the rule means in the catalogue's words, then the rule's own.
+  await owner.page.getByRole("alert").filter({ hasText: en["rule.move.requirement"] }).waitFor();
   await owner.page.locator(".audit-state", { hasText: en["nc.state.open"] }).waitFor();
   await owner.page.getByLabel(en["nc.action_text"]).fill("Daily queue report to the AC, with cases over 10 days flagged.");
   await owner.page.getByLabel(en["nc.action_owner"]).fill("Supdt Div-II");
