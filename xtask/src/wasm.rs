@@ -88,7 +88,13 @@ const PROFILE: &str = "wasm";
 pub(crate) fn build(ws: &Workspace, options: &Options) -> Result<()> {
     ensure_target(ws)?;
     cmd::run(&mut ws.cargo(&[
-        "build", "-p", "sync-wasm", "--target", TARGET, "--profile", PROFILE,
+        "build",
+        "-p",
+        "sync-wasm",
+        "--target",
+        TARGET,
+        "--profile",
+        PROFILE,
     ]))?;
     let input = ws
         .target_dir()?
