@@ -1,7 +1,8 @@
 // The nodal officer's dashboard: the merged state of their units at a
 // glance, read from the documents the tablet holds (so it works offline and
 // agrees with the server once synced): NCs by state, open NCs by age and by
-// escalation level, the overdue list, audits by status, amendments not yet
+// escalation level, the overdue list, extension requests waiting for an
+// answer, audits by status, amendments not yet
 // acknowledged, and the management reviews, with a form that opens one.
 import { useState } from "preact/hooks";
 import { new_document_id } from "../generated/sync-wasm/sync_wasm.js";
@@ -136,6 +137,7 @@ export function Dashboard(props: { sync: Sync; reference: Reference }) {
   const ncs = heldNcs(sync).filter((n) => inUnit(n.unit));
   const live = ncs.filter((n) => LIVE.has(n.state));
   const overdue = live.filter((n) => (n.days_overdue ?? 0) > 0);
+  const asking = live.flatMap((n) => n.extension_requests.filter((q) => !q.answer).map((q) => ({ n, q })));
   const byState = count(ncs, (n) => n.state);
   const byAge = count(live, (n) => AGES.find(([, most]) => days(n.raised_on, day) <= most)![0]);
   const byLevel = count(live, (n) => n.escalation ?? "none");
@@ -203,6 +205,16 @@ export function Dashboard(props: { sync: Sync; reference: Reference }) {
               {n.escalation ? ` · ${t("nc.level", { level: n.escalation })}` : ""}
               {n.process ? ` · ${t("audit.process", { process: n.process })}` : ""}
             </p>
+          </li>
+        ))}
+      </ul>
+      <h3>{t("dash.requests", { count: asking.length })}</h3>
+      {asking.length === 0 && <p class="muted">{t("dash.requests_none")}</p>}
+      <ul class="items" id="requests">
+        {asking.map(({ n, q }) => (
+          <li class="item" key={q.id} data-nc={n.id}>
+            <a href={`#/nc/${n.id}`}>{ncName(n)}</a> · {t(`nc.request.${q.of}` as Key, { date: showDate(q.due) })}
+            <p class="note small">{q.justification}</p>
           </li>
         ))}
       </ul>

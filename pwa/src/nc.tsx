@@ -33,7 +33,8 @@ export interface NcView {
   correction: string;
   root_cause: string;
   actions: Record<string, NcAction>;
-  extensions: { of: string; due: string; justification: string; by: string; at: string }[];
+  extensions: { of: string; due: string; justification: string; by: string; at: string; request: string | null }[];
+  extension_requests: ExtensionRequest[];
   verification: { note: string; by: string; on: string } | null;
   implementation_evidence: (Evidence & { by: string; at: string })[];
   verification_evidence: (Evidence & { by: string; at: string })[];
@@ -316,20 +317,77 @@ function Verification(props: { nc: NcView; may: boolean; save: (edit: object) =>
   );
 }
 
-/** Extensions granted, and for the nodal officer a form that grants one. */
-function Extensions(props: { nc: NcView; may: boolean; save: (edit: object) => Promise<void> }) {
+export interface ExtensionRequest {
+  id: string;
+  of: string;
+  due: string;
+  justification: string;
+  by: string;
+  at: string;
+  answer: { granted: boolean; by: string; at: string; reason: string } | null;
+}
+
+/** The nodal officer's answer to one pending request: grant as asked, or refuse with a reason. */
+function Answer(props: { q: ExtensionRequest; save: (edit: object) => Promise<void> }) {
+  const [reason, setReason] = useState("");
+  const [outcome, setOutcome] = useState<Outcome>();
+  async function answer(edit: object) {
+    try {
+      await props.save(edit);
+      setOutcome(saved);
+    } catch (e) {
+      setOutcome(failed(refusal(e)));
+    }
+  }
+  return (
+    <div class="field">
+      <button type="button" onClick={() => answer({ edit: "grant_extension", request: props.q.id })}>
+        {t("nc.request_grant", { date: showDate(props.q.due) })}
+      </button>
+      <label>
+        {t("nc.request_refuse_why")}
+        <textarea rows={2} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+      </label>
+      <button
+        type="button"
+        disabled={!reason.trim()}
+        onClick={() => answer({ edit: "refuse_extension", request: props.q.id, reason })}
+      >
+        {t("nc.request_refuse")}
+      </button>
+      <OutcomeLine outcome={outcome} small />
+    </div>
+  );
+}
+
+/**
+ * Due-date extensions: the owner's requests with their answers, those
+ * granted; the owner's form that asks for one, and the nodal officer's
+ * answers and own form that grants one.
+ */
+function Extensions(props: { nc: NcView; owner: boolean; nodal: boolean; save: (edit: object) => Promise<void> }) {
   const { nc } = props;
   const [outcome, setOutcome] = useState<Outcome>();
   // The due date running now: the response's until the plan is accepted, then the actions'.
   const of = nc.state === "open" ? "response" : "action";
   const open = nc.state === "open" || nc.state === "plan_accepted";
-  if (nc.extensions.length === 0 && !(props.may && open)) return null;
+  const waiting = nc.extension_requests.some((q) => !q.answer);
+  const ask = props.owner && open && !waiting;
+  if (nc.extensions.length === 0 && nc.extension_requests.length === 0 && !((props.nodal || props.owner) && open)) {
+    return null;
+  }
   async function submit(e: Event) {
     e.preventDefault();
     const form = e.currentTarget as HTMLFormElement;
     const data = new FormData(form);
+    const [due, why] = [String(data.get("due")), String(data.get("why"))];
+    const id = `q-${[...crypto.getRandomValues(new Uint8Array(4))].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
     try {
-      await props.save({ edit: "extend", of, due: String(data.get("due")), justification: String(data.get("why")) });
+      await props.save(
+        ask
+          ? { edit: "request_extension", id, of, due, justification: why }
+          : { edit: "extend", of, due, justification: why },
+      );
       form.reset();
       setOutcome(saved);
     } catch (err) {
@@ -337,30 +395,49 @@ function Extensions(props: { nc: NcView; may: boolean; save: (edit: object) => P
     }
   }
   return (
-    <section>
+    <section data-extensions>
       <h3>{t("nc.extensions")}</h3>
       <ul class="items">
-        {nc.extensions.map((x) => (
-          <li class="item small" key={x.at}>
-            {t(`nc.extension.${x.of}` as Key, { date: showDate(x.due) })} ·{" "}
-            {t("audit.by", { user: x.by, date: showDate(x.at) })}
-            <p class="note">{x.justification}</p>
+        {nc.extension_requests.map((q) => (
+          <li class="item small" key={q.id} data-request={q.id}>
+            {t(`nc.request.${q.of}` as Key, { date: showDate(q.due) })} ·{" "}
+            {t("audit.by", { user: q.by, date: showDate(q.at) })}
+            <p class="note">{q.justification}</p>
+            {q.answer === null ? (
+              <p class="overdue">{t("nc.request_waiting")}</p>
+            ) : q.answer.granted ? (
+              <p class="saved">{t("nc.request_granted", { user: q.answer.by, date: showDate(q.answer.at) })}</p>
+            ) : (
+              <p class="error">
+                {t("nc.request_refused", { user: q.answer.by, date: showDate(q.answer.at), reason: q.answer.reason })}
+              </p>
+            )}
+            {q.answer === null && props.nodal && <Answer q={q} save={props.save} />}
           </li>
         ))}
+        {nc.extensions
+          .filter((x) => !x.request)
+          .map((x) => (
+            <li class="item small" key={x.at}>
+              {t(`nc.extension.${x.of}` as Key, { date: showDate(x.due) })} ·{" "}
+              {t("audit.by", { user: x.by, date: showDate(x.at) })}
+              <p class="note">{x.justification}</p>
+            </li>
+          ))}
       </ul>
-      {props.may && open && (
+      {open && (ask || props.nodal) && (
         <form class="wide" onSubmit={submit}>
           <fieldset>
-            <legend>{t(`nc.extend.${of}` as Key)}</legend>
+            <legend>{t(ask ? (`nc.ask.${of}` as Key) : (`nc.extend.${of}` as Key))}</legend>
             <label>
               {t("nc.extend_due")}
               <input name="due" type="date" min={nc.due ?? undefined} required />
             </label>
             <label>
               {t("nc.extend_why")}
-              <textarea name="why" rows={2} required />
+              <textarea name="why" rows={2} required minLength={15} />
             </label>
-            <button type="submit">{t("nc.extend_grant")}</button>
+            <button type="submit">{t(ask ? "nc.ask_submit" : "nc.extend_grant")}</button>
             <OutcomeLine outcome={outcome} small />
           </fieldset>
         </form>
@@ -462,7 +539,7 @@ export function NcScreen(props: { sync?: Sync; id: string }) {
       <NcFiles sync={sync} nc={nc} of="implementation" may={mayWrite(sync, nc.id, "nc_implementation_evidence")} />
       <Verification nc={nc} may={mayWrite(sync, nc.id, "nc_verification")} save={save} />
       <NcFiles sync={sync} nc={nc} of="verification" may={mayWrite(sync, nc.id, "nc_verification_evidence")} />
-      <Extensions nc={nc} may={mayWrite(sync, nc.id, "nc_extension")} save={save} />
+      <Extensions nc={nc} owner={owner} nodal={mayWrite(sync, nc.id, "nc_extension")} save={save} />
       <NcMoves sync={sync} nc={nc} />
       {nc.events.length > 0 && (
         <>

@@ -105,3 +105,44 @@ test("the nodal officer's dashboard shows what the server's database holds, and 
   assert.deepEqual(errors, [], "no script error on the page");
   await context.close();
 });
+
+test("the process owner asks for a later due date, the nodal officer grants it, and the NC is no longer overdue", async () => {
+  const ncId = sql(`SELECT doc_id FROM ncs WHERE number = 'NC-07'`);
+  assert.equal(sql(`SELECT state FROM ncs WHERE doc_id = '${ncId}'`), "open");
+  const asked = new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10);
+
+  // The owner of P02 asks, with the reason, on his NC.
+  const owner = await open({ width: 800, height: 1280 });
+  await signIn(owner.page, "ac.div2");
+  await owner.page.locator(`li.card[data-nc="${ncId}"]`).getByRole("link").click();
+  await owner.page.getByLabel(en["nc.extend_due"]).fill(asked);
+  await owner.page.getByLabel(en["nc.extend_why"]).fill("The files are with the CAG audit party until the 20th.");
+  await owner.page.getByRole("button", { name: en["nc.ask_submit"] }).click();
+  await owner.page.getByText(en["nc.request_waiting"]).waitFor();
+  // One request at a time: the form is gone while it waits.
+  assert.equal(await owner.page.getByRole("button", { name: en["nc.ask_submit"] }).count(), 0);
+  await status(owner.page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
+
+  // The nodal officer sees it waiting on the dashboard, opens the NC and grants it.
+  const nodal = await open();
+  await signIn(nodal.page, "a.rao");
+  const waiting = nodal.page.locator(`#requests li[data-nc="${ncId}"]`);
+  await waiting.waitFor({ timeout: 20_000 });
+  assert.ok((await nodal.page.locator(`#overdue li[data-nc="${ncId}"]`).count()) === 1, "overdue before");
+  await waiting.getByRole("link").click();
+  const [y, m, d] = asked.split("-");
+  await nodal.page.getByRole("button", { name: en["nc.request_grant"].replace("{date}", `${d}-${m}-${y}`) }).click();
+  await nodal.page.getByText(en["nc.request_granted"].split(" {user}")[0]).first().waitFor();
+  await status(nodal.page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
+  assert.equal(sql(`SELECT response_due FROM ncs WHERE doc_id = '${ncId}'`), asked, "the server's due date moved");
+
+  // Back on the dashboard: nothing waits, and the NC is no longer overdue.
+  await nodal.page.goBack();
+  await nodal.page.getByText(en["dash.requests_none"]).waitFor();
+  assert.equal(await nodal.page.locator(`#overdue li[data-nc="${ncId}"]`).count(), 0);
+  // The owner sees the answer.
+  await owner.page.getByText(en["nc.request_granted"].replace("{user}", "a.rao").split(",")[0]).waitFor({ timeout: 20_000 });
+  assert.deepEqual([...owner.errors, ...nodal.errors], [], "no script error on the pages");
+  await owner.context.close();
+  await nodal.context.close();
+});

@@ -86,6 +86,30 @@ pub enum Edit {
         /// Why.
         justification: String,
     },
+    /// Ask for a later due date (process owner); a nodal officer answers.
+    RequestExtension {
+        /// The request's id.
+        id: ItemId,
+        /// Which due date.
+        of: DueKind,
+        /// The date asked for.
+        due: Date,
+        /// Why it is needed.
+        justification: String,
+    },
+    /// Grant an owner's pending request as asked (nodal officer): an
+    /// extension to the date asked for, naming the request.
+    GrantExtension {
+        /// The request granted.
+        request: ItemId,
+    },
+    /// Refuse an owner's pending request, saying why (nodal officer).
+    RefuseExtension {
+        /// The request refused.
+        request: ItemId,
+        /// Why.
+        reason: String,
+    },
     /// Write the verification note (an independent auditor).
     SetVerification {
         /// What was verified.
@@ -153,10 +177,18 @@ pub fn apply_edit(
         Some(DocKind::Nc) => Some(fold::<NcState>(&events(&work)?).state.to_string()),
         _ => None,
     };
+    let request = answered_request(&work, kind, edit)?;
     let opts = CommitOptions::default().with_time(now.0 / 1000);
     work.transact_with(
         |_| opts,
-        |tx| write(tx, id, kind, edit, author, now, &heads, state.as_deref()),
+        |tx| {
+            let at = Now {
+                heads: &heads,
+                state: state.as_deref(),
+                request: request.as_ref(),
+            };
+            write(tx, id, kind, edit, author, now, &at)
+        },
     )
     .map_err(|f| f.error)?;
     let change = work
@@ -265,7 +297,42 @@ fn container(tx: &Transaction<'_>, key: &str) -> Result<automerge::ObjId, Refusa
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The pending request a grant or a refusal answers, read before the
+/// edit's transaction (or the refusal: no such request, or answered already).
+fn answered_request(
+    doc: &Automerge,
+    kind: Option<DocKind>,
+    edit: &Edit,
+) -> Result<Option<nc::ExtensionRequest>, Refusal> {
+    let (Edit::GrantExtension { request } | Edit::RefuseExtension { request, .. }) = edit else {
+        return Ok(None);
+    };
+    need(kind, DocKind::Nc)?;
+    let nc = nc::Nc::read(doc)
+        .map_err(|e| refuse(Rule::Schema, format!("The document cannot be read: {e}")))?;
+    let Some(asked) = nc.request(request) else {
+        return Err(refuse(
+            Rule::NcExtension,
+            format!("This NC has no extension request '{request}'."),
+        ));
+    };
+    if !nc.pending_requests().any(|q| &q.id == request) {
+        return Err(refuse(
+            Rule::NcExtension,
+            format!("The extension request '{request}' has been answered already."),
+        ));
+    }
+    Ok(Some(asked.clone()))
+}
+
+/// What the document holds before the edit, as the edit needs it.
+struct Now<'a> {
+    heads: &'a [ChangeHash],
+    state: Option<&'a str>,
+    /// The request a grant or refusal answers.
+    request: Option<&'a nc::ExtensionRequest>,
+}
+
 fn write(
     tx: &mut Transaction<'_>,
     id: DocumentId,
@@ -273,9 +340,9 @@ fn write(
     edit: &Edit,
     author: &Author,
     now: Timestamp,
-    heads: &[ChangeHash],
-    state: Option<&str>,
+    at: &Now<'_>,
 ) -> Result<(), Refusal> {
+    let (heads, state) = (at.heads, at.state);
     let by = author.user.clone();
     match edit {
         Edit::CreateAudit(header) => {
@@ -368,8 +435,52 @@ fn write(
                 justification: justification.clone(),
                 by,
                 at: now,
+                request: None,
             };
             nc::write_extension(tx, &list, &e).map_err(failed)
+        }
+        Edit::RequestExtension {
+            id: rid,
+            of,
+            due,
+            justification,
+        } => {
+            need(kind, DocKind::Nc)?;
+            let list = container(tx, nc::EXTENSION_REQUESTS)?;
+            let q = nc::ExtensionRequest {
+                id: rid.clone(),
+                of: *of,
+                due: *due,
+                justification: justification.clone(),
+                by,
+                at: now,
+            };
+            nc::write_request(tx, &list, &q).map_err(failed)
+        }
+        Edit::GrantExtension { .. } => {
+            let Some(q) = at.request else {
+                return Err(refuse(Rule::NcExtension, "No request to grant."));
+            };
+            let list = container(tx, "extensions")?;
+            let e = Extension {
+                of: q.of,
+                due: q.due,
+                justification: q.justification.clone(),
+                by,
+                at: now,
+                request: Some(q.id.clone()),
+            };
+            nc::write_extension(tx, &list, &e).map_err(failed)
+        }
+        Edit::RefuseExtension { request, reason } => {
+            let list = container(tx, nc::EXTENSION_REFUSALS)?;
+            let f = nc::ExtensionRefusal {
+                request: request.clone(),
+                reason: reason.clone(),
+                by,
+                at: now,
+            };
+            nc::write_refusal(tx, &list, &f).map_err(failed)
         }
         Edit::SetVerification { note, on } => {
             need(kind, DocKind::Nc)?;

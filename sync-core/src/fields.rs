@@ -398,6 +398,26 @@ const EXTENSION: &[Spec] = &[
     value("justification", Form::Lines).required(),
     value("by", Form::Sender).required(),
     value("at", Form::Timestamp).required(),
+    // The owner's request it grants, if any.
+    value("request", Form::Item),
+];
+
+/// A process owner's request for a later due date.
+const EXTENSION_REQUEST: &[Spec] = &[
+    value("id", Form::Item).required(),
+    value("of", Form::DueKind).required(),
+    value("due", Form::Date).required(),
+    value("justification", Form::Lines).required(),
+    value("by", Form::Sender).required(),
+    value("at", Form::Timestamp).required(),
+];
+
+/// A nodal officer's refusal of a request.
+const EXTENSION_REFUSAL: &[Spec] = &[
+    value("request", Form::Item).required(),
+    value("reason", Form::Lines).required(),
+    value("by", Form::Sender).required(),
+    value("at", Form::Timestamp).required(),
 ];
 
 /// The lifecycle events of an audit or an NC.
@@ -457,6 +477,12 @@ pub const NC: &[Spec] = &[
     object("actions", Object::Entries(EntryKey::Item, ACTION)).by(Field::NcOwnerFields),
     object("verification", Object::Fields(VERIFICATION)).by(Field::NcVerification),
     object("extensions", Object::Maps(EXTENSION))
+        .by(Field::NcExtension)
+        .append_only(),
+    object(crate::nc::EXTENSION_REQUESTS, Object::Maps(EXTENSION_REQUEST))
+        .by(Field::NcOwnerFields)
+        .append_only(),
+    object(crate::nc::EXTENSION_REFUSALS, Object::Maps(EXTENSION_REFUSAL))
         .by(Field::NcExtension)
         .append_only(),
     object("implementation_evidence", Object::Maps(NC_EVIDENCE))

@@ -4,7 +4,10 @@
 //! (`unit`, `audit`, `finding`, `process`, `clause`, `class`, `raised_on`,
 //! and the device's `provisional` number), the server's `number`,
 //! `description`, owner fields (`correction`, `root_cause`, `actions{..}`),
-//! `extensions[..]` (nodal officer), `verification{..}` (auditors),
+//! `extension_requests[..]` (owner: a later due date asked for, with why),
+//! `extensions[..]` (nodal officer; one granting a request names it) and
+//! `extension_refusals[..]` (nodal officer: a request refused, with why),
+//! `verification{..}` (auditors),
 //! `implementation_evidence[..]` (owner) and `verification_evidence[..]`
 //! (the verifying auditor): files attached, each with who and when, lists
 //! appended to and never changed, so what two devices attach concurrently
@@ -267,6 +270,8 @@ pub struct Extension {
     pub by: UserId,
     /// When.
     pub at: Timestamp,
+    /// The owner's request it grants, if it answers one.
+    pub request: Option<ItemId>,
 }
 
 impl Extension {
@@ -280,8 +285,86 @@ impl Extension {
             )?,
             by: r.parse(obj, "by", path)?,
             at: r.parse(obj, "at", path)?,
+            request: r.opt_parse(obj, "request", path)?,
         })
     }
+}
+
+/// The process owner's request for a later due date, which a nodal officer
+/// grants (an [`Extension`] naming it) or refuses (an [`ExtensionRefusal`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionRequest {
+    /// The request's id, which the answer names.
+    pub id: ItemId,
+    /// Which due date.
+    pub of: DueKind,
+    /// The date asked for.
+    pub due: Date,
+    /// Why the owner needs it.
+    pub justification: String,
+    /// Who asked.
+    pub by: UserId,
+    /// When.
+    pub at: Timestamp,
+}
+
+impl ExtensionRequest {
+    fn read(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<ExtensionRequest, SchemaError> {
+        Ok(ExtensionRequest {
+            id: r.parse(obj, "id", path)?,
+            of: r.parse(obj, "of", path)?,
+            due: r.parse(obj, "due", path)?,
+            justification: bounded(
+                &join(path, "justification"),
+                r.str(obj, "justification", path)?,
+            )?,
+            by: r.parse(obj, "by", path)?,
+            at: r.parse(obj, "at", path)?,
+        })
+    }
+}
+
+/// A nodal officer's refusal of an extension request, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionRefusal {
+    /// The request refused.
+    pub request: ItemId,
+    /// Why.
+    pub reason: String,
+    /// Who refused it.
+    pub by: UserId,
+    /// When.
+    pub at: Timestamp,
+}
+
+impl ExtensionRefusal {
+    fn read(r: &Reader<'_>, obj: &ObjId, path: &str) -> Result<ExtensionRefusal, SchemaError> {
+        Ok(ExtensionRefusal {
+            request: r.parse(obj, "request", path)?,
+            reason: bounded(&join(path, "reason"), r.str(obj, "reason", path)?)?,
+            by: r.parse(obj, "by", path)?,
+            at: r.parse(obj, "at", path)?,
+        })
+    }
+}
+
+/// The root keys of the request and refusal lists.
+pub const EXTENSION_REQUESTS: &str = "extension_requests";
+/// See [`EXTENSION_REQUESTS`].
+pub const EXTENSION_REFUSALS: &str = "extension_refusals";
+
+/// Every map of the list at `key` of the root, read with `read` (none if the list is absent).
+fn read_list<T>(
+    r: &Reader<'_>,
+    key: &str,
+    read: impl Fn(&Reader<'_>, &ObjId, &str) -> Result<T, SchemaError>,
+) -> Result<Vec<T>, SchemaError> {
+    let Some(list) = r.opt_list(&ROOT, key, "")? else {
+        return Ok(Vec::new());
+    };
+    (0..r.len(&list))
+        .map(|i| read(r, &r.map_at(&list, i, key)?, &format!("{key}/{i}")))
+        .collect()
 }
 
 /// Which of an NC's evidence lists a file is attached to.
@@ -558,6 +641,10 @@ pub struct Nc {
     pub actions: BTreeMap<ItemId, Action>,
     /// Due-date extensions, in order.
     pub extensions: Vec<Extension>,
+    /// The owner's requests for extensions, in order.
+    pub extension_requests: Vec<ExtensionRequest>,
+    /// Requests the nodal officers refused, in order.
+    pub extension_refusals: Vec<ExtensionRefusal>,
     /// The auditor's verification, once written.
     pub verification: Option<Verification>,
     /// Verifications written at the same time by auditors who had not seen
@@ -646,6 +733,8 @@ impl Nc {
             actions,
             contested_actions,
             extensions,
+            extension_requests: read_list(&r, EXTENSION_REQUESTS, ExtensionRequest::read)?,
+            extension_refusals: read_list(&r, EXTENSION_REFUSALS, ExtensionRefusal::read)?,
             verification,
             contested_verification,
             implementation_evidence: read_evidence(&r, EvidenceOf::Implementation)?,
@@ -704,6 +793,19 @@ impl Nc {
         };
         self.extended(DueKind::Action)
             .unwrap_or(self.link.raised_on.add_days(days))
+    }
+
+    /// The owner's requests no nodal officer has answered yet (granted or refused), in order.
+    pub fn pending_requests(&self) -> impl Iterator<Item = &ExtensionRequest> {
+        self.extension_requests.iter().filter(|q| {
+            !self.extensions.iter().any(|e| e.request.as_ref() == Some(&q.id))
+                && !self.extension_refusals.iter().any(|f| f.request == q.id)
+        })
+    }
+
+    /// The request of this id, if the owner made it.
+    pub fn request(&self, id: &ItemId) -> Option<&ExtensionRequest> {
+        self.extension_requests.iter().find(|q| &q.id == id)
     }
 
     fn extended(&self, of: DueKind) -> Option<Date> {
@@ -796,6 +898,8 @@ pub(crate) fn write_new<T: Transactable>(
     tx.put(ROOT, "root_cause", "")?;
     tx.put_object(ROOT, "actions", ObjType::Map)?;
     tx.put_object(ROOT, "extensions", ObjType::List)?;
+    tx.put_object(ROOT, EXTENSION_REQUESTS, ObjType::List)?;
+    tx.put_object(ROOT, EXTENSION_REFUSALS, ObjType::List)?;
     tx.put_object(ROOT, "verification", ObjType::Map)?;
     tx.put_object(ROOT, EvidenceOf::Implementation.key(), ObjType::List)?;
     tx.put_object(ROOT, EvidenceOf::Verification.key(), ObjType::List)?;
@@ -815,5 +919,39 @@ pub(crate) fn write_extension<T: Transactable>(
     tx.put_str(&obj, "due", e.due)?;
     tx.put_str(&obj, "justification", &e.justification)?;
     tx.put_str(&obj, "by", &e.by)?;
-    tx.put_str(&obj, "at", e.at)
+    tx.put_str(&obj, "at", e.at)?;
+    if let Some(request) = &e.request {
+        tx.put_str(&obj, "request", request)?;
+    }
+    Ok(())
+}
+
+/// Appends an owner's extension request.
+pub(crate) fn write_request<T: Transactable>(
+    tx: &mut T,
+    list: &ObjId,
+    q: &ExtensionRequest,
+) -> Result<(), AutomergeError> {
+    let at = tx.length(list);
+    let obj = tx.insert_object(list, at, ObjType::Map)?;
+    tx.put_str(&obj, "id", &q.id)?;
+    tx.put_str(&obj, "of", q.of)?;
+    tx.put_str(&obj, "due", q.due)?;
+    tx.put_str(&obj, "justification", &q.justification)?;
+    tx.put_str(&obj, "by", &q.by)?;
+    tx.put_str(&obj, "at", q.at)
+}
+
+/// Appends a nodal officer's refusal of a request.
+pub(crate) fn write_refusal<T: Transactable>(
+    tx: &mut T,
+    list: &ObjId,
+    f: &ExtensionRefusal,
+) -> Result<(), AutomergeError> {
+    let at = tx.length(list);
+    let obj = tx.insert_object(list, at, ObjType::Map)?;
+    tx.put_str(&obj, "request", &f.request)?;
+    tx.put_str(&obj, "reason", &f.reason)?;
+    tx.put_str(&obj, "by", &f.by)?;
+    tx.put_str(&obj, "at", f.at)
 }

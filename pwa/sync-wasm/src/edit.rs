@@ -95,6 +95,19 @@ enum EditJson {
         due: String,
         justification: String,
     },
+    RequestExtension {
+        id: String,
+        of: String,
+        due: String,
+        justification: String,
+    },
+    GrantExtension {
+        request: String,
+    },
+    RefuseExtension {
+        request: String,
+        reason: String,
+    },
     SetVerification {
         note: String,
         on: String,
@@ -284,6 +297,24 @@ pub fn parse_edit(json: &str) -> Result<Edit, GlueError> {
             of: parse("of", &of)?,
             due: parse("due", &due)?,
             justification,
+        },
+        EditJson::RequestExtension {
+            id,
+            of,
+            due,
+            justification,
+        } => Edit::RequestExtension {
+            id: parse("id", &id)?,
+            of: parse("of", &of)?,
+            due: parse("due", &due)?,
+            justification,
+        },
+        EditJson::GrantExtension { request } => Edit::GrantExtension {
+            request: parse("request", &request)?,
+        },
+        EditJson::RefuseExtension { request, reason } => Edit::RefuseExtension {
+            request: parse("request", &request)?,
+            reason,
         },
         EditJson::SetVerification { note, on } => Edit::SetVerification {
             note,

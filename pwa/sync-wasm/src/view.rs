@@ -189,7 +189,13 @@ pub fn nc_json(
                 justification: e.justification.clone(),
                 by: e.by.to_string(),
                 at: e.at.to_string(),
+                request: e.request.as_ref().map(ToString::to_string),
             })
+            .collect(),
+        extension_requests: nc
+            .extension_requests
+            .iter()
+            .map(|q| RequestJson::of(&nc, q))
             .collect(),
         verification: nc.verification.as_ref().map(|v| VerificationJson {
             note: v.note.clone(),
@@ -458,6 +464,9 @@ struct NcJson {
     /// process owner writes the action again (`put_action`). Others absent.
     contested_actions: BTreeMap<String, Vec<ContestedActionJson>>,
     extensions: Vec<ExtensionJson>,
+    /// The owner's requests for a later due date, each with its answer
+    /// (`granted` or `refused`, with who, when and why) once a nodal officer gave one.
+    extension_requests: Vec<RequestJson>,
     verification: Option<VerificationJson>,
     /// Verifications written at the same time by auditors who had not seen
     /// each other's: every one, with who and when, until an auditor who may
@@ -516,6 +525,62 @@ struct ExtensionJson {
     justification: String,
     by: String,
     at: String,
+    request: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RequestJson {
+    id: String,
+    of: String,
+    due: String,
+    justification: String,
+    by: String,
+    at: String,
+    answer: Option<AnswerOfRequest>,
+}
+
+#[derive(Serialize)]
+struct AnswerOfRequest {
+    granted: bool,
+    by: String,
+    at: String,
+    /// The refusal's reason; empty for a grant.
+    reason: String,
+}
+
+impl RequestJson {
+    fn of(nc: &Nc, q: &sync_core::nc::ExtensionRequest) -> RequestJson {
+        let granted = nc
+            .extensions
+            .iter()
+            .find(|e| e.request.as_ref() == Some(&q.id))
+            .map(|e| AnswerOfRequest {
+                granted: true,
+                by: e.by.to_string(),
+                at: e.at.to_string(),
+                reason: String::new(),
+            });
+        let refused = || {
+            nc.extension_refusals
+                .iter()
+                .find(|f| f.request == q.id)
+                .map(|f| AnswerOfRequest {
+                    granted: false,
+                    by: f.by.to_string(),
+                    at: f.at.to_string(),
+                    reason: f.reason.clone(),
+                })
+        };
+        RequestJson {
+            id: q.id.to_string(),
+            of: q.of.to_string(),
+            due: q.due.to_string(),
+            justification: q.justification.clone(),
+            by: q.by.to_string(),
+            at: q.at.to_string(),
+            answer: granted.or_else(refused),
+        }
+    }
 }
 
 /// A file attached to an NC, with who attached it and when.
