@@ -398,32 +398,43 @@ function Extensions(props: { nc: NcView; owner: boolean; nodal: boolean; save: (
     <section data-extensions>
       <h3>{t("nc.extensions")}</h3>
       <ul class="items">
-        {nc.extension_requests.map((q) => (
-          <li class="item small" key={q.id} data-request={q.id}>
-            {t(`nc.request.${q.of}` as Key, { date: showDate(q.due) })} ·{" "}
-            {t("audit.by", { user: q.by, date: showDate(q.at) })}
-            <p class="note">{q.justification}</p>
-            {q.answer === null ? (
-              <p class="overdue">{t("nc.request_waiting")}</p>
-            ) : q.answer.granted ? (
-              <p class="saved">{t("nc.request_granted", { user: q.answer.by, date: showDate(q.answer.at) })}</p>
-            ) : (
-              <p class="error">
-                {t("nc.request_refused", { user: q.answer.by, date: showDate(q.answer.at), reason: q.answer.reason })}
-              </p>
-            )}
-            {q.answer === null && props.nodal && <Answer q={q} save={props.save} />}
-          </li>
-        ))}
-        {nc.extensions
-          .filter((x) => !x.request)
-          .map((x) => (
-            <li class="item small" key={x.at}>
-              {t(`nc.extension.${x.of}` as Key, { date: showDate(x.due) })} ·{" "}
-              {t("audit.by", { user: x.by, date: showDate(x.at) })}
-              <p class="note">{x.justification}</p>
-            </li>
-          ))}
+        {[
+          ...nc.extension_requests.map((q) => ({
+            at: q.at,
+            item: (
+              <li class="item small" key={q.id} data-request={q.id}>
+                {t(`nc.request.${q.of}` as Key, { date: showDate(q.due) })} ·{" "}
+                {t("audit.by", { user: q.by, date: showDate(q.at) })}
+                <p class="note">{q.justification}</p>
+                {q.answer === null ? (
+                  <p class="overdue">{t("nc.request_waiting")}</p>
+                ) : q.answer.granted ? (
+                  <p class="saved">{t("nc.request_granted", { user: q.answer.by, date: showDate(q.answer.at) })}</p>
+                ) : (
+                  <p class="error">
+                    {t("nc.request_refused", { user: q.answer.by, date: showDate(q.answer.at), reason: q.answer.reason })}
+                  </p>
+                )}
+                {q.answer === null && props.nodal && <Answer q={q} save={props.save} />}
+              </li>
+            ),
+          })),
+          // Extensions granted on the officer's own motion (a granted request shows with its request).
+          ...nc.extensions
+            .filter((x) => !x.request)
+            .map((x) => ({
+              at: x.at,
+              item: (
+                <li class="item small" key={x.at}>
+                  {t(`nc.extension.${x.of}` as Key, { date: showDate(x.due) })} ·{" "}
+                  {t("audit.by", { user: x.by, date: showDate(x.at) })}
+                  <p class="note">{x.justification}</p>
+                </li>
+              ),
+            })),
+        ]
+          .sort((a, b) => a.at.localeCompare(b.at))
+          .map((e) => e.item)}
       </ul>
       {open && (ask || props.nodal) && (
         <form class="wide" onSubmit={submit}>

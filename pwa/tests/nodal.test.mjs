@@ -135,6 +135,7 @@ test("the process owner asks for a later due date, the nodal officer grants it, 
   await nodal.page.getByText(en["nc.request_granted"].split(" {user}")[0]).first().waitFor();
   await status(nodal.page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
   assert.equal(sql(`SELECT response_due FROM ncs WHERE doc_id = '${ncId}'`), asked, "the server's due date moved");
+  await nodal.page.screenshot({ path: path.join(shots, "nc-extension-en-1280x800.png"), fullPage: true });
 
   // Back on the dashboard: nothing waits, and the NC is no longer overdue.
   await nodal.page.goBack();

@@ -479,12 +479,18 @@ pub const NC: &[Spec] = &[
     object("extensions", Object::Maps(EXTENSION))
         .by(Field::NcExtension)
         .append_only(),
-    object(crate::nc::EXTENSION_REQUESTS, Object::Maps(EXTENSION_REQUEST))
-        .by(Field::NcOwnerFields)
-        .append_only(),
-    object(crate::nc::EXTENSION_REFUSALS, Object::Maps(EXTENSION_REFUSAL))
-        .by(Field::NcExtension)
-        .append_only(),
+    object(
+        crate::nc::EXTENSION_REQUESTS,
+        Object::Maps(EXTENSION_REQUEST),
+    )
+    .by(Field::NcOwnerFields)
+    .append_only(),
+    object(
+        crate::nc::EXTENSION_REFUSALS,
+        Object::Maps(EXTENSION_REFUSAL),
+    )
+    .by(Field::NcExtension)
+    .append_only(),
     object("implementation_evidence", Object::Maps(NC_EVIDENCE))
         .by(Field::NcImplementationEvidence)
         .append_only(),

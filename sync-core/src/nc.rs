@@ -798,7 +798,10 @@ impl Nc {
     /// The owner's requests no nodal officer has answered yet (granted or refused), in order.
     pub fn pending_requests(&self) -> impl Iterator<Item = &ExtensionRequest> {
         self.extension_requests.iter().filter(|q| {
-            !self.extensions.iter().any(|e| e.request.as_ref() == Some(&q.id))
+            !self
+                .extensions
+                .iter()
+                .any(|e| e.request.as_ref() == Some(&q.id))
                 && !self.extension_refusals.iter().any(|f| f.request == q.id)
         })
     }

@@ -45,7 +45,12 @@ fn the_owner_asks_and_the_nodal_officer_grants_the_date_asked_for() {
     let demo = Demo::new();
     let mut doc = demo.nc_in(NcState::Open);
     let before = Nc::read(&doc).expect("reads").response_due(&rules());
-    accepted(&demo, &mut doc, &demo.owner, ask("q-1", DueKind::Response, 21));
+    accepted(
+        &demo,
+        &mut doc,
+        &demo.owner,
+        ask("q-1", DueKind::Response, 21),
+    );
     let nc = Nc::read(&doc).expect("reads");
     assert_eq!(nc.pending_requests().count(), 1);
     assert_eq!(nc.response_due(&rules()), before, "asking moves nothing");
@@ -85,7 +90,12 @@ fn the_owner_asks_and_the_nodal_officer_grants_the_date_asked_for() {
 fn a_refused_request_keeps_the_due_date_and_says_why() {
     let demo = Demo::new();
     let mut doc = demo.nc_in(NcState::Open);
-    accepted(&demo, &mut doc, &demo.owner, ask("q-1", DueKind::Response, 30));
+    accepted(
+        &demo,
+        &mut doc,
+        &demo.owner,
+        ask("q-1", DueKind::Response, 30),
+    );
     accepted(
         &demo,
         &mut doc,
@@ -114,7 +124,12 @@ fn only_the_owner_asks_and_only_the_nodal_officer_answers() {
             .expect_err("not the owner");
         assert_eq!(refused.rule, "nc.owner_fields", "{}: {refused}", who.user);
     }
-    accepted(&demo, &mut doc, &demo.owner, ask("q-1", DueKind::Response, 21));
+    accepted(
+        &demo,
+        &mut doc,
+        &demo.owner,
+        ask("q-1", DueKind::Response, 21),
+    );
     for who in [&demo.owner, &demo.lead] {
         for answer in [
             Edit::GrantExtension { request: id("q-1") },
@@ -137,7 +152,10 @@ fn only_the_owner_asks_and_only_the_nodal_officer_answers() {
             Edit::GrantExtension { request: id("q-7") },
         )
         .expect_err("no such request");
-    assert!(unknown.message.contains("no extension request"), "{unknown}");
+    assert!(
+        unknown.message.contains("no extension request"),
+        "{unknown}"
+    );
     assert_eq!(Nc::read(&doc).expect("reads").pending_requests().count(), 1);
 }
 
@@ -146,7 +164,12 @@ fn a_grant_still_meets_the_terms_of_an_extension() {
     let demo = Demo::new();
     let mut doc = demo.nc_in(NcState::Open);
     // The response is due 7 days after raising: asking for day 5 asks for nothing later.
-    accepted(&demo, &mut doc, &demo.owner, ask("q-1", DueKind::Response, 5));
+    accepted(
+        &demo,
+        &mut doc,
+        &demo.owner,
+        ask("q-1", DueKind::Response, 5),
+    );
     let refused = demo
         .edit(
             demo.nc_id,
