@@ -100,6 +100,37 @@ fn full_documents(demo: &Demo) -> [(DocKind, DocumentId, Automerge); 3] {
             justification: "The officer is on election duty".into(),
         },
     );
+    // The owner asks twice: the nodal officer grants one request and refuses the other.
+    for (rid, due) in [("q-1", "2026-03-15"), ("q-2", "2026-04-15")] {
+        demo.must(
+            demo.nc_id,
+            &mut nc,
+            &demo.owner,
+            Edit::RequestExtension {
+                id: rid.parse().expect("id"),
+                of: DueKind::Response,
+                due: due.parse().expect("date"),
+                justification: "The records are with the CAG audit party".into(),
+            },
+        );
+    }
+    demo.must(
+        demo.nc_id,
+        &mut nc,
+        &demo.nodal,
+        Edit::GrantExtension {
+            request: "q-1".parse().expect("id"),
+        },
+    );
+    demo.must(
+        demo.nc_id,
+        &mut nc,
+        &demo.nodal,
+        Edit::RefuseExtension {
+            request: "q-2".parse().expect("id"),
+            reason: "Two weeks are enough".into(),
+        },
+    );
     demo.must(
         demo.nc_id,
         &mut nc,
