@@ -11,7 +11,7 @@ import { type Key, showDate, t, today } from "./i18n";
 import { type NcView, heldNcs, ncName } from "./nc";
 import type { Reference } from "./store";
 import type { Sync } from "./sync";
-import { type Outcome, OutcomeLine, failed, refusal, saved } from "./ui";
+import { type Outcome, OutcomeLine, savingForm } from "./ui";
 
 /** The NC states in the order an NC goes through them. */
 const NC_STATES = ["draft", "open", "response_submitted", "plan_accepted", "implemented", "closed", "withdrawn"];
@@ -88,19 +88,10 @@ function readReviews(sync: Sync): ReviewView[] {
 /** Opens a management review of a unit: a new document, on the tablet first. */
 function OpenReview(props: { sync: Sync; units: string[] }) {
   const [outcome, setOutcome] = useState<Outcome>();
-  async function submit(e: Event) {
-    e.preventDefault();
-    const form = e.currentTarget as HTMLFormElement;
-    const data = new FormData(form);
+  const submit = savingForm((data) => {
     const id = new_document_id(Date.now(), crypto.getRandomValues(new Uint8Array(10)));
-    try {
-      await props.sync.edit(id, { edit: "create_review", unit: String(data.get("unit")), title: String(data.get("title")) });
-      form.reset();
-      setOutcome(saved);
-    } catch (err) {
-      setOutcome(failed(refusal(err)));
-    }
-  }
+    return props.sync.edit(id, { edit: "create_review", unit: String(data.get("unit")), title: String(data.get("title")) });
+  }, setOutcome);
   return (
     <form class="wide" onSubmit={submit}>
       <fieldset>

@@ -107,6 +107,8 @@ export class Uploads {
   readonly sending = signal<Sending | undefined>(undefined);
   private running?: Promise<void>;
   private again = false;
+  /** The files not yet on the server (nor refused), once scanned. */
+  private pending?: Set<string>;
 
   /** `refused` hears of a file the server will not take; it stays on the tablet. */
   constructor(
@@ -136,8 +138,18 @@ export class Uploads {
     return this.running;
   }
 
+  /** A file just kept on the tablet: sent with the others. */
+  added(sha256: string): void {
+    this.pending?.add(sha256);
+  }
+
   private async run(online: boolean) {
-    const todo = (await store.blobs.waiting(this.user)).filter((b) => !b.refused);
+    // The tablet's files are scanned once; after that only those still waiting are read.
+    this.pending ??= new Set(
+      (await store.blobs.waiting(this.user)).filter((b) => !b.refused).map((b) => b.sha256),
+    );
+    const read = await Promise.all([...this.pending].map((sha) => store.blobs.get(this.user, sha)));
+    const todo = read.filter((b): b is store.KeptBlob => b !== undefined && !b.uploaded && !b.refused);
     const total = todo.reduce((n, b) => n + b.bytes.length, 0);
     let sent = 0;
     this.sending.set(todo.length ? { files: todo.length, sent, total } : undefined);
@@ -145,6 +157,7 @@ export class Uploads {
     for (const b of todo) {
       const done = await this.send(b, (n) => this.sending.set({ files: todo.length, sent: sent + n, total }));
       if (done === "stopped") return;
+      this.pending.delete(b.sha256);
       sent += b.bytes.length;
     }
     this.sending.set(undefined);

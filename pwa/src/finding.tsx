@@ -10,13 +10,9 @@ import type { Evidence } from "./files";
 import { type Key, t, today } from "./i18n";
 import type { TemplateItem } from "./store";
 import type { Sync } from "./sync";
-import { type Outcome, OutcomeLine, failed, refusal } from "./ui";
+import { type Outcome, OutcomeLine, failed, itemId, refusal } from "./ui";
 
 const CLASSES = ["major", "minor", "observation", "ofi", "good_practice"];
-
-function randomHex(bytes: number): string {
-  return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** The next provisional number of this user's NCs on this tablet: D-IYER-01, D-IYER-02 ... */
 export function nextProvisional(sync: Sync): string {
@@ -57,7 +53,7 @@ export function FindingForm(props: { sync: Sync; view: AuditView; rkey: string; 
     }
     setBusy(true);
     setError(undefined);
-    const fid = `f-${randomHex(4)}`;
+    const fid = itemId("f");
     try {
       await sync.edit(view.id, {
         edit: "put_finding",

@@ -8,7 +8,7 @@ import { AddFile, Files } from "./evidence";
 import type { Evidence } from "./files";
 import { type Key, showDate, t, today } from "./i18n";
 import type { Sync } from "./sync";
-import { type Outcome, OutcomeLine, failed, refusal, saved } from "./ui";
+import { type Outcome, OutcomeLine, failed, itemId, refusal, saved, savingForm } from "./ui";
 
 export interface NcAction {
   text: string;
@@ -169,25 +169,17 @@ function OwnerText(props: { label: string; value: string; editable: boolean; sav
 /** A new action: what, who does it, by when. */
 function NewAction(props: { save: (edit: object) => Promise<void> }) {
   const [outcome, setOutcome] = useState<Outcome>();
-  async function submit(e: Event) {
-    e.preventDefault();
-    const form = e.currentTarget as HTMLFormElement;
-    const data = new FormData(form);
-    const id = `a-${[...crypto.getRandomValues(new Uint8Array(4))].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
-    try {
-      await props.save({
+  const submit = savingForm(
+    (data) =>
+      props.save({
         edit: "put_action",
-        id,
+        id: itemId("a"),
         text: String(data.get("text")),
         owner: String(data.get("owner")),
         target: String(data.get("target")),
-      });
-      form.reset();
-      setOutcome(saved);
-    } catch (err) {
-      setOutcome(failed(refusal(err)));
-    }
-  }
+      }),
+    setOutcome,
+  );
   return (
     <form class="wide" onSubmit={submit}>
       <fieldset>
@@ -376,24 +368,14 @@ function Extensions(props: { nc: NcView; owner: boolean; nodal: boolean; save: (
   if (nc.extensions.length === 0 && nc.extension_requests.length === 0 && !((props.nodal || props.owner) && open)) {
     return null;
   }
-  async function submit(e: Event) {
-    e.preventDefault();
-    const form = e.currentTarget as HTMLFormElement;
-    const data = new FormData(form);
+  const submit = savingForm((data) => {
     const [due, why] = [String(data.get("due")), String(data.get("why"))];
-    const id = `q-${[...crypto.getRandomValues(new Uint8Array(4))].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
-    try {
-      await props.save(
-        ask
-          ? { edit: "request_extension", id, of, due, justification: why }
-          : { edit: "extend", of, due, justification: why },
-      );
-      form.reset();
-      setOutcome(saved);
-    } catch (err) {
-      setOutcome(failed(refusal(err)));
-    }
-  }
+    return props.save(
+      ask
+        ? { edit: "request_extension", id: itemId("q"), of, due, justification: why }
+        : { edit: "extend", of, due, justification: why },
+    );
+  }, setOutcome);
   return (
     <section data-extensions>
       <h3>{t("nc.extensions")}</h3>

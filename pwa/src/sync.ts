@@ -124,6 +124,7 @@ export class Sync {
    */
   async keepFile(file: File, pdf = false): Promise<Evidence> {
     const evidence = await keepFile(this.session.user, file, pdf);
+    this.uploads.added(evidence.sha256);
     this.dirty = true;
     void this.uploads.kick(this.link.get() === "connected");
     return evidence;

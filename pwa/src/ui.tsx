@@ -42,3 +42,27 @@ export function OutcomeLine(props: { outcome?: Outcome; small?: boolean }) {
     </p>
   );
 }
+
+/** A new id for an item of a document (a finding, an action, a request): `prefix-` and 8 hex digits. */
+export function itemId(prefix: string): string {
+  const hex = [...crypto.getRandomValues(new Uint8Array(4))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${prefix}-${hex}`;
+}
+
+/**
+ * A form's submit handler: `save` makes the edit from the form's fields;
+ * then the form is cleared and the outcome said (or the refusal, the fields kept).
+ */
+export function savingForm(save: (data: FormData) => Promise<void>, said: (o: Outcome) => void) {
+  return async (e: Event) => {
+    e.preventDefault();
+    const form = e.currentTarget as HTMLFormElement;
+    try {
+      await save(new FormData(form));
+      form.reset();
+      said(saved);
+    } catch (err) {
+      said(failed(refusal(err)));
+    }
+  };
+}

@@ -679,13 +679,7 @@ impl Nc {
             bounded(key, r.opt_str(root, key, "")?.unwrap_or_default())
         };
         let (actions, contested_actions) = read_actions(&r)?;
-        let mut extensions = Vec::new();
-        if let Some(list) = r.opt_list(root, "extensions", "")? {
-            for i in 0..r.len(&list) {
-                let obj = r.map_at(&list, i, "extensions")?;
-                extensions.push(Extension::read(&r, &obj, &format!("extensions/{i}"))?);
-            }
-        }
+        let extensions = read_list(&r, "extensions", Extension::read)?;
         let mut contested_text = BTreeMap::new();
         for key in crate::fields::signed(DocKind::Nc) {
             let values = contested_text_of(doc, None, key)?;
