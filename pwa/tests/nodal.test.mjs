@@ -33,6 +33,22 @@ test("the nodal officer's dashboard shows what the server's database holds, and 
   await page.getByRole("heading", { name: en["dash.heading"] }).waitFor();
   await status(page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
   const units = "(SELECT unit FROM ncs)";
+  // "Saved on the server" speaks of the tablet's own work: the unit's documents may still be arriving.
+  const total = Number(sql(`SELECT COUNT(*) FROM ncs WHERE unit IN ${units}`));
+  await page.waitForFunction(
+    (n) =>
+      [...document.querySelectorAll('table[data-counts="nc-states"] td')].reduce((a, td) => a + Number(td.textContent), 0) === n,
+    total,
+  );
+  const begun = Number(sql(`SELECT COUNT(*) FROM audits`));
+  await page.waitForFunction(
+    (n) =>
+      [...document.querySelectorAll('table[data-counts="audit-states"] tr:not([data-key="planned"]) td')].reduce(
+        (a, td) => a + Number(td.textContent),
+        0,
+      ) === n,
+    begun,
+  );
 
   const states = ["draft", "open", "response_submitted", "plan_accepted", "implemented", "closed", "withdrawn"];
   const held = await counts(page, "nc-states");
