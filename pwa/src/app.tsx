@@ -147,13 +147,20 @@ function SignIn(props: { onSignedIn: (s: store.Session) => void }) {
   );
 }
 
-/** The reference data kept on the tablet, brought up to date when online. */
-function useReference(session: store.Session, setSession: (s: store.Session) => void) {
-  const [kept, setKept] = useState<store.Kept<store.Reference>>();
+/**
+ * The reference data kept on the tablet (read at boot, or here), brought up
+ * to date when online.
+ */
+function useReference(
+  session: store.Session,
+  setSession: (s: store.Session) => void,
+  booted?: store.Kept<store.Reference>,
+) {
+  const [kept, setKept] = useState(mineOnly(session, booted));
   useEffect(() => {
     let live = true;
     (async () => {
-      const stored = await store.reference.get();
+      const stored = mineOnly(session, kept ?? (await store.reference.get()));
       if (live && stored) setKept(stored);
       if (!navigator.onLine) return;
       let s = session;
@@ -179,6 +186,11 @@ function useReference(session: store.Session, setSession: (s: store.Session) => 
     };
   }, [session.user]);
   return kept;
+}
+
+/** The reference data kept on the tablet if it is the signed-in user's (another user's rights are never theirs). */
+function mineOnly(session: store.Session, kept?: store.Kept<store.Reference>) {
+  return kept?.value.author.user === session.user ? kept : undefined;
 }
 
 /**
@@ -219,39 +231,47 @@ function Begin(props: { sync: Sync; audit: store.PlannedAudit }) {
 function MyAudits(props: {
   session: store.Session;
   setSession: (s: store.Session) => void;
+  /** The reference data read at boot, if any. */
+  booted?: store.Kept<store.Reference>;
+  /** The audit's screen kept on the tablet, drawn until the device is ready. */
+  snapshot?: store.Snapshot & { id: string };
+  live?: Promise<Live>;
+  sync?: Sync;
+  /** The device the page opened with is still on its way. */
+  waiting: boolean;
   onSync: (s: Sync) => void;
 }) {
   useSignal(lang);
-  const kept = useReference(props.session, props.setSession);
-  const [sync, setSync] = useState<Sync>();
+  const kept = useReference(props.session, props.setSession, props.booted);
+  const sync = props.sync;
   const [, setChanged] = useState(0);
   const hasReference = kept !== undefined;
-  // One sync per signed-in user, started once the tablet has their rights.
+  // One sync per signed-in user, started once the tablet has their rights (at boot if it had them then).
   useEffect(() => {
-    if (!kept) return;
+    if (!kept || sync || props.waiting) return;
     let live = true;
-    let started: Sync | undefined;
-    Sync.start(props.session, kept.value, props.setSession).then((s) => {
-      started = s;
-      if (!live) {
-        s.stop();
-        return;
-      }
-      setSync(s);
-      props.onSync(s);
-    });
+    Sync.start(props.session, kept.value).then((s) => (live ? props.onSync(s) : s.stop()));
     return () => {
       live = false;
-      started?.stop();
     };
-  }, [hasReference, props.session.user]);
+  }, [hasReference, props.session.user, sync === undefined, props.waiting]);
   useEffect(() => sync?.changed.follow(setChanged), [sync]);
   const hash = useHash();
   if (!kept) return <main class="panel" aria-busy="true" />;
   const open = /^#\/audit\/([0-9a-f-]+)(?:\/finding\/(.+))?$/.exec(hash);
   if (open) {
     const finding = open[2] === undefined ? undefined : decodeURIComponent(open[2]);
-    return <AuditScreen id={open[1]} finding={finding} reference={kept.value} sync={sync} />;
+    const early = props.snapshot?.id === open[1] ? props.snapshot : undefined;
+    return (
+      <AuditScreen
+        id={open[1]}
+        finding={finding}
+        reference={kept.value}
+        sync={sync}
+        snapshot={early}
+        live={early && props.live?.then((l) => l.sync)}
+      />
+    );
   }
   if (hash === "#/refused" && sync) return <Refusals sync={sync} />;
   const nc = /^#\/nc\/([0-9a-f-]+)$/.exec(hash);
@@ -291,29 +311,80 @@ function MyAudits(props: {
   );
 }
 
-export function App(props: { core: string }) {
-  const [session, setSession] = useState<store.Session | null>();
-  const [sync, setSync] = useState<Sync>();
+/** The device, once the wasm build is ready (with its version, for the footer). */
+export interface Live {
+  core: string;
+  sync?: Sync;
+}
+
+/**
+ * What the tablet held when the page opened, read before the first screen so
+ * that the screen the address names opens at once: with the device ready,
+ * or with the audit's kept snapshot and the device still on its way (`live`).
+ */
+export interface Boot extends Partial<Live> {
+  session?: store.Session;
+  reference?: store.Kept<store.Reference>;
+  snapshot?: store.Snapshot & { id: string };
+  live?: Promise<Live>;
+}
+
+export function App(props: { boot: Boot }) {
+  // What the page opened with, until the user signs out.
+  const [boot, setBoot] = useState(props.boot);
+  const [session, setSession] = useState<store.Session | null>(boot.session ?? null);
+  const [sync, setSync] = useState<Sync | undefined>(boot.sync);
+  const [core, setCore] = useState(boot.core);
+  // Until the device the page opened with is ready, no other is started.
+  const [waiting, setWaiting] = useState(boot.core === undefined);
   useSignal(lang);
   useEffect(() => {
-    store.session.get().then((s) => setSession(s ?? null));
-  }, []);
+    let current = true;
+    boot.live?.then(
+      (l) => {
+        setCore(l.core);
+        if (current) setSync(l.sync);
+        else l.sync?.stop();
+        setWaiting(false);
+      },
+      () => setWaiting(false),
+    );
+    return () => {
+      current = false;
+    };
+  }, [boot]);
+  // The sync in use is stopped when it is replaced or the user signs out.
+  useEffect(() => () => sync?.stop(), [sync]);
+  useEffect(() => sync?.tokens.follow(setSession), [sync]);
   async function signOut() {
     // Work not yet on the server stays on the tablet for this user, but say so first.
     if (sync?.unsent()) {
       if (!confirm(t("signout.pending"))) return;
     }
-    sync?.stop();
-    setSync(undefined);
     await store.session.clear();
+    // In one render: no sync is started again for the user signing out.
+    setBoot({});
+    setWaiting(false);
+    setSync(undefined);
     setSession(null);
   }
   return (
     <>
       <Header session={session ?? undefined} sync={sync} onSignOut={signOut} />
       {session === null && <SignIn onSignedIn={setSession} />}
-      {session && <MyAudits session={session} setSession={setSession} onSync={setSync} />}
-      <footer class="muted">{t("footer.core", { version: props.core })}</footer>
+      {session && (
+        <MyAudits
+          session={session}
+          setSession={setSession}
+          booted={boot.reference}
+          snapshot={sync ? undefined : boot.snapshot}
+          live={boot.live}
+          sync={sync}
+          waiting={waiting}
+          onSync={setSync}
+        />
+      )}
+      {core && <footer class="muted">{t("footer.core", { version: core })}</footer>}
     </>
   );
 }

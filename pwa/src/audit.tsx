@@ -4,13 +4,14 @@
 // findings raised, and the lead's moves. The audit, its rules, its gaps and
 // every "may I?" are read through the wasm build, and every edit is on the
 // tablet's disk before the item says it is saved.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { AddFile, Files } from "./evidence";
 import type { Evidence } from "./files";
 import { FindingForm } from "./finding";
 import { heldNcs, ncName } from "./nc";
-import { type Key, showDate, t, today } from "./i18n";
-import type { Reference, TemplateItem } from "./store";
+import { type Key, showDate, t } from "./i18n";
+import { mayAnswer, movesAllowed } from "./snapshot";
+import type { Reference, Snapshot, TemplateItem } from "./store";
 import type { Sync } from "./sync";
 import { type Outcome, OutcomeLine, failed, refusal, saved } from "./ui";
 
@@ -72,15 +73,6 @@ const CHOICES: Record<string, [string, Key][]> = {
   ],
 };
 
-/** The lead's moves of an audit, in the order they come. */
-const MOVES: [string, Key][] = [
-  ["start", "move.start"],
-  ["submit_for_review", "move.submit_for_review"],
-  ["return_for_edit", "move.return_for_edit"],
-  ["issue_report", "move.issue_report"],
-  ["accept_late_edits", "move.accept_late_edits"],
-];
-
 /** An answer in the words of the language shown. */
 function words(a: Answer | "photo"): string {
   if (a === "photo") return t("answer.photo");
@@ -91,7 +83,7 @@ function words(a: Answer | "photo"): string {
   return a.text ?? "";
 }
 
-function Given(props: { r: Response; sync: Sync }) {
+function Given(props: { r: Response; sync?: Sync }) {
   return (
     <>
       <p class="answer">{words(props.r.answer)}</p>
@@ -116,7 +108,8 @@ function Item(props: {
   editable: boolean;
   lead: boolean;
   save: Save;
-  sync: Sync;
+  /** Absent while the screen is drawn from its snapshot. */
+  sync?: Sync;
 }) {
   const { rkey, rule, view, editable } = props;
   const given = view.responses[rkey];
@@ -278,18 +271,13 @@ function Item(props: {
 }
 
 /** The lead's moves that the rules allow now, each with what it does. */
-function Moves(props: { sync: Sync; id: string; lead: boolean }) {
+function Moves(props: { allowed: string[]; save: Save }) {
   const [status, setStatus] = useState<Outcome>();
-  if (!props.lead) return null;
-  const allowed = MOVES.filter(([mv]) => {
-    const may = JSON.parse(props.sync.device.may_edit(props.id, JSON.stringify({ move: mv }), today()));
-    return may.ok || may.rule === "audit.checklist";
-  });
-  if (allowed.length === 0) return null;
+  if (props.allowed.length === 0) return null;
   async function move(mv: string) {
     setStatus(undefined);
     try {
-      await props.sync.edit(props.id, { edit: "move", move: mv, note: "" });
+      await props.save({ edit: "move", move: mv, note: "" });
       setStatus(saved);
     } catch (e) {
       setStatus(failed(refusal(e)));
@@ -297,9 +285,9 @@ function Moves(props: { sync: Sync; id: string; lead: boolean }) {
   }
   return (
     <section class="moves" aria-label={t("move.heading")}>
-      {allowed.map(([mv, key]) => (
+      {props.allowed.map((mv) => (
         <button type="button" key={mv} onClick={() => move(mv)}>
-          {t(key)}
+          {t(`move.${mv}` as Key)}
         </button>
       ))}
       <OutcomeLine outcome={status} />
@@ -313,8 +301,17 @@ function itemsOf(reference: Reference, version: number): Map<string, TemplateIte
   return new Map((template?.items ?? []).map((i) => [i.key, i]));
 }
 
-/** The performance mark of the checklist's first showing on a page. */
+/** The performance marks of the checklist's first screenful and of the whole of it, once per page. */
 const SHOWN = "sqm:checklist-shown";
+const COMPLETE = "sqm:checklist-complete";
+const LIVE = "sqm:checklist-live";
+
+/** Items drawn at once when an audit opens (more than a tablet's screen holds); the rest follow in the next frame. */
+const FIRST_ITEMS = 12;
+
+function markOnce(name: string) {
+  if (performance.getEntriesByName(name).length === 0) performance.mark(name);
+}
 
 export function readAudit(sync: Sync | undefined, id: string): AuditView | undefined {
   try {
@@ -325,21 +322,39 @@ export function readAudit(sync: Sync | undefined, id: string): AuditView | undef
   return undefined;
 }
 
-export function AuditScreen(props: { id: string; finding?: string; reference: Reference; sync?: Sync }) {
+export function AuditScreen(props: {
+  id: string;
+  finding?: string;
+  reference: Reference;
+  sync?: Sync;
+  /** The audit's screen kept on the tablet, drawn while the device is on its way. */
+  snapshot?: Snapshot;
+  /** The device once it is ready: an edit made from the snapshot waits for it. */
+  live?: Promise<Sync | undefined>;
+}) {
   const planned = props.reference.audits.find((a) => a.id === props.id);
   const plan = props.reference.author.planned?.[props.id];
-  const view = readAudit(props.sync, props.id);
-  const shown = Boolean(planned && plan && view && props.sync && props.finding === undefined);
-  // Once per page: when the checklist is first on the screen (the browser suite's benchmark reads it).
+  const sync = props.sync;
+  const early = sync ? undefined : props.snapshot;
+  const kept = useMemo(() => early && (JSON.parse(early.view) as AuditView), [early]);
+  const view = kept ?? readAudit(sync, props.id);
+  const shown = Boolean(planned && plan && view && (sync || early) && props.finding === undefined);
+  // The first screenful is drawn at once, the rest once it is on the screen.
+  const [whole, setWhole] = useState(false);
+  // When the checklist is first on the screen, whole, and live (the browser suite's benchmark reads them).
   useEffect(() => {
-    if (shown && performance.getEntriesByName(SHOWN).length === 0) performance.mark(SHOWN);
+    if (!shown) return;
+    markOnce(SHOWN);
+    if (sync) markOnce(LIVE);
+    if (whole) markOnce(COMPLETE);
+    else setWhole(true);
   });
   const back = (
     <a class="back" href="#/">
       ← {t("audit.back")}
     </a>
   );
-  if (!planned || !plan || !view || !props.sync) {
+  if (!planned || !plan || !view || !(sync || early)) {
     return (
       <main class="panel">
         {back}
@@ -347,10 +362,10 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
       </main>
     );
   }
-  const sync = props.sync;
   const template = itemsOf(props.reference, plan.checklist.version);
   const rules = plan.checklist.items as Record<string, Rule>;
   if (props.finding !== undefined) {
+    if (!sync) return <main class="panel" aria-busy="true" />;
     const item = template.get(props.finding.split("@")[0]);
     return <FindingForm sync={sync} view={view} rkey={props.finding} item={item} />;
   }
@@ -362,11 +377,20 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
     groups.get(clause)!.push([rkey, rule, item]);
   }
   const clauses = [...groups.keys()].sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
-  const may = JSON.parse(sync.device.may_edit(props.id, '{"field":"audit_content"}', today()));
+  const may = sync ? mayAnswer(sync.device, props.id) : early!.may;
   const lead = props.reference.author.audits[props.id] === "lead";
-  const save: Save = (edit) => sync.edit(props.id, edit);
+  const moves = !lead ? [] : sync ? movesAllowed(sync.device, props.id) : early!.moves;
+  const live = props.live;
+  const save: Save = sync
+    ? (edit) => sync.edit(props.id, edit)
+    : async (edit) => {
+        const ready = await live;
+        if (!ready) throw new Error(t("edit.not_ready"));
+        await ready.edit(props.id, edit);
+      };
   const findings = Object.entries(view.findings);
-  const ncs = findings.length > 0 ? heldNcs(sync).filter((n) => n.audit === view.id) : [];
+  const ncs = findings.length > 0 && sync ? heldNcs(sync).filter((n) => n.audit === view.id) : [];
+  let budget = FIRST_ITEMS;
   return (
     <main class="panel">
       {back}
@@ -377,16 +401,19 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
       {!may.ok && (
         <p class="notice" role="note">
           {!view.locked
-            ? t("edit.refused", { reason: may.message })
+            ? t("edit.refused", { reason: may.message ?? "" })
             : view.state === "in_review"
               ? t("audit.locked_review")
               : t("audit.locked")}
         </p>
       )}
       {view.gaps && view.gaps.length > 0 && <p class="muted">{t("audit.gaps", { count: view.gaps.length })}</p>}
-      <Moves sync={sync} id={props.id} lead={lead} />
+      <Moves allowed={moves} save={save} />
       {clauses.map((clause) => {
         const items = groups.get(clause)!;
+        const before = budget;
+        budget -= items.length;
+        if (!whole && before <= 0) return null;
         const done = items.filter(([k]) => view.responses[k]).length;
         return (
           <section class="clause" key={clause}>
@@ -395,7 +422,7 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
               <span class="progress">{t("audit.progress", { done, total: items.length })}</span>
             </h3>
             <ul class="items">
-              {items.map(([rkey, rule, item]) => (
+              {(whole ? items : items.slice(0, before)).map(([rkey, rule, item]) => (
                 <Item
                   key={rkey}
                   rkey={rkey}
@@ -412,30 +439,32 @@ export function AuditScreen(props: { id: string; finding?: string; reference: Re
           </section>
         );
       })}
-      <section class="clause">
-        <h3>{t("finding.heading")}</h3>
-        {findings.length === 0 && <p class="muted">{t("finding.none")}</p>}
-        <ul class="items">
-          {findings.map(([fid, f]) => (
-            <li class="item" key={fid} data-finding={fid}>
-              <p class="question">
-                {t(`finding.class.${f.class}` as Key)} · {t("audit.clause", { clause: f.clause })}
-                {f.process && <span class="tag">{t("audit.process", { process: f.process })}</span>}
-              </p>
-              <p class="note">{f.text}</p>
-              <Files sync={sync} files={f.evidence} />
-              <p class="muted small">{t("audit.by", { user: f.by, date: showDate(f.at) })}</p>
-              {ncs
-                .filter((n) => n.finding === fid)
-                .map((n) => (
-                  <a class="raise" key={n.id} href={`#/nc/${n.id}`}>
-                    {t("finding.nc", { name: ncName(n), state: t(`nc.state.${n.state}` as Key) })}
-                  </a>
-                ))}
-            </li>
-          ))}
-        </ul>
-      </section>
+      {whole && (
+        <section class="clause">
+          <h3>{t("finding.heading")}</h3>
+          {findings.length === 0 && <p class="muted">{t("finding.none")}</p>}
+          <ul class="items">
+            {findings.map(([fid, f]) => (
+              <li class="item" key={fid} data-finding={fid}>
+                <p class="question">
+                  {t(`finding.class.${f.class}` as Key)} · {t("audit.clause", { clause: f.clause })}
+                  {f.process && <span class="tag">{t("audit.process", { process: f.process })}</span>}
+                </p>
+                <p class="note">{f.text}</p>
+                <Files sync={sync} files={f.evidence} />
+                <p class="muted small">{t("audit.by", { user: f.by, date: showDate(f.at) })}</p>
+                {ncs
+                  .filter((n) => n.finding === fid)
+                  .map((n) => (
+                    <a class="raise" key={n.id} href={`#/nc/${n.id}`}>
+                      {t("finding.nc", { name: ncName(n), state: t(`nc.state.${n.state}` as Key) })}
+                    </a>
+                  ))}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
     </main>
   );
 }

@@ -28,7 +28,8 @@ function Icon(props: { kind: "camera" | "file" }) {
  * kept on the tablet, then `attach` makes the edit that refers to it.
  */
 export function AddFile(props: {
-  sync: Sync;
+  /** Absent until the device is ready (the button waits, disabled). */
+  sync?: Sync;
   attach: (e: Evidence) => Promise<void>;
   label?: string;
   pdf?: boolean;
@@ -43,7 +44,9 @@ export function AddFile(props: {
     setBusy(true);
     setStatus(undefined);
     try {
-      for (const f of files) await props.attach(await props.sync.keepFile(f, props.pdf));
+      const sync = props.sync;
+      if (!sync) return;
+      for (const f of files) await props.attach(await sync.keepFile(f, props.pdf));
       setStatus({ ok: true });
     } catch (e) {
       setStatus(failed(e instanceof FileRefused ? e.message : refusal(e)));
@@ -51,9 +54,10 @@ export function AddFile(props: {
       setBusy(false);
     }
   }
+  const off = props.disabled || busy || !props.sync;
   return (
     <div class="add-file">
-      <label class={props.disabled || busy ? "button disabled" : "button"}>
+      <label class={off ? "button disabled" : "button"}>
         <Icon kind="camera" />
         {busy ? t("file.keeping") : (props.label ?? t("file.add_photo"))}
         <input
@@ -61,7 +65,7 @@ export function AddFile(props: {
           class="visually-hidden"
           accept={props.pdf ? "image/*,application/pdf" : "image/*"}
           capture={props.pdf ? undefined : "environment"}
-          disabled={props.disabled || busy}
+          disabled={off}
           onChange={(e) => chosen(e.currentTarget)}
         />
       </label>
@@ -71,7 +75,7 @@ export function AddFile(props: {
 }
 
 /** One file: a thumbnail for a photo, a link for a PDF, its name when the tablet cannot show it. */
-function Thumb(props: { sync: Sync; file: Evidence }) {
+function Thumb(props: { sync?: Sync; file: Evidence }) {
   const { file } = props;
   const [url, setUrl] = useState<string>();
   useEffect(() => {
@@ -79,8 +83,10 @@ function Thumb(props: { sync: Sync; file: Evidence }) {
     let made: string | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     // The file may reach the server after the document that names it: ask again until it is there.
+    const sync = props.sync;
+    if (!sync) return;
     const look = () =>
-      props.sync.uploads.content(file).then((b) => {
+      sync.uploads.content(file).then((b) => {
         if (!live) return;
         if (!b) {
           timer = setTimeout(look, 3000);
@@ -95,7 +101,7 @@ function Thumb(props: { sync: Sync; file: Evidence }) {
       clearTimeout(timer);
       if (made) URL.revokeObjectURL(made);
     };
-  }, [file.sha256]);
+  }, [file.sha256, props.sync]);
   if (!url) return <li class="file muted small">{t("file.not_here", { name: file.name })}</li>;
   return (
     <li class="file" data-sha256={file.sha256}>
@@ -109,7 +115,7 @@ function Thumb(props: { sync: Sync; file: Evidence }) {
   );
 }
 
-export function Files(props: { sync: Sync; files: Evidence[] }) {
+export function Files(props: { sync?: Sync; files: Evidence[] }) {
   if (props.files.length === 0) return null;
   return (
     <ul class="files" aria-label={t("file.list", { count: props.files.length })}>

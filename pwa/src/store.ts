@@ -75,6 +75,25 @@ export interface KeptDoc {
   bytes: Uint8Array;
 }
 
+/**
+ * What an audit's screen shows, computed by the wasm build shortly after the
+ * document was kept (snapshot.ts): a cold start draws it while the wasm
+ * compiles. A display only, never the data: every edit goes through the
+ * device once it is ready.
+ */
+export interface Snapshot {
+  /** `user/id`, like the document's. */
+  key: string;
+  /** The shape of this record: one of another version of the app is not drawn. */
+  format: number;
+  /** The audit view's JSON text. */
+  view: string;
+  /** May the user change the answers (as of the day it was kept)? */
+  may: { ok: boolean; rule?: string; message?: string };
+  /** The lead's moves offered. */
+  moves: string[];
+}
+
 /** Changes the server refused, kept to be seen and exported (never dropped). */
 export interface RefusedChange {
   key: string;
@@ -121,12 +140,13 @@ interface Schema extends DBSchema {
   docs: { key: string; value: KeptDoc };
   refused: { key: string; value: RefusedChange };
   blobs: { key: string; value: KeptBlob };
+  screens: { key: string; value: Snapshot };
 }
 
 let db: Promise<IDBPDatabase<Schema>> | undefined;
 
 function open(): Promise<IDBPDatabase<Schema>> {
-  db ??= openDB<Schema>("sqm-field-audit", 4, {
+  db ??= openDB<Schema>("sqm-field-audit", 5, {
     upgrade(d, from) {
       if (from < 1) {
         d.createObjectStore("session");
@@ -135,6 +155,7 @@ function open(): Promise<IDBPDatabase<Schema>> {
       if (from < 2) d.createObjectStore("docs", { keyPath: "key" });
       if (from < 3) d.createObjectStore("refused", { keyPath: "key" });
       if (from < 4) d.createObjectStore("blobs", { keyPath: "key" });
+      if (from < 5) d.createObjectStore("screens", { keyPath: "key" });
     },
   });
   return db;
@@ -147,33 +168,24 @@ async function put<S extends "session" | "reference">(store: S, value: Schema[S]
 }
 
 /**
- * Reads started at boot, while the wasm compiles: each is taken once by the
- * first caller (later calls read IndexedDB afresh).
+ * What a cold start reads first, in one transaction: the session, the
+ * reference data if it is the signed-in user's, and the screen kept with
+ * the audit `audit` (if named and kept).
  */
-const early: {
-  session?: Promise<Session | undefined>;
-  reference?: Promise<Kept<Reference> | undefined>;
-  docs?: Promise<{ user?: string; docs: KeptDoc[] }>;
-} = {};
-
-function take<K extends keyof typeof early>(key: K): (typeof early)[K] {
-  const p = early[key];
-  early[key] = undefined;
-  return p;
-}
-
-/** Starts reading the session, the reference data and the user's documents. */
-export function preload(): void {
-  const s = session.get();
-  early.session = s;
-  early.reference = reference.get();
-  early.docs = s.then(async (got) => ({ user: got?.user, docs: got ? await docsOf(got.user) : [] }));
-  // A failed read here is read again by its first caller.
-  for (const p of [early.session, early.reference, early.docs]) p.catch(() => undefined);
+export async function opening(audit?: string): Promise<{
+  session?: Session;
+  reference?: Kept<Reference>;
+  snapshot?: Snapshot;
+}> {
+  const tx = (await open()).transaction(["session", "reference", "screens"], "readonly");
+  const [session, reference] = await Promise.all([tx.objectStore("session").get("current"), tx.objectStore("reference").get("current")]);
+  if (!session || reference?.value.author.user !== session.user) return { session };
+  const snapshot = audit === undefined ? undefined : await tx.objectStore("screens").get(`${session.user}/${audit}`);
+  return { session, reference, snapshot };
 }
 
 export const session = {
-  get: async () => (await take("session")) ?? (await open()).get("session", "current"),
+  get: async () => (await open()).get("session", "current"),
   put: (s: Session) => put("session", s),
   clear: async () => {
     const tx = (await open()).transaction("session", "readwrite", { durability: "strict" });
@@ -183,24 +195,26 @@ export const session = {
 };
 
 export const reference = {
-  get: async () => (await take("reference")) ?? (await open()).get("reference", "current"),
+  get: async () => (await open()).get("reference", "current"),
   put: (r: Kept<Reference>) => put("reference", r),
 };
 
-async function docsOf(user: string): Promise<KeptDoc[]> {
-  return (await open()).getAll("docs").then((all) => all.filter((d) => d.user === user));
-}
-
 export const docs = {
   /** The documents kept for `user`. */
-  of: async (user: string): Promise<KeptDoc[]> => {
-    const read = await take("docs")?.catch(() => undefined);
-    return read && read.user === user ? read.docs : docsOf(user);
-  },
+  of: async (user: string): Promise<KeptDoc[]> =>
+    (await open()).getAll("docs").then((all) => all.filter((d) => d.user === user)),
   /** Keeps documents in one transaction, on disk when it resolves. */
   put: async (kept: KeptDoc[]) => {
     const tx = (await open()).transaction("docs", "readwrite", { durability: "strict" });
     await Promise.all([...kept.map((d) => tx.store.put(d)), tx.done]);
+  },
+};
+
+export const screens = {
+  /** Keeps audits' screens (a display cache: the default durability will do). */
+  put: async (kept: Snapshot[]) => {
+    const tx = (await open()).transaction("screens", "readwrite");
+    await Promise.all([...kept.map((k) => tx.store.put(k)), tx.done]);
   },
 };
 

@@ -5,7 +5,8 @@
 import { Device } from "../generated/sync-wasm/sync_wasm.js";
 import { refreshed } from "./api";
 import { type Evidence, Uploads, keepFile } from "./files";
-import { signal } from "./signal";
+import { type Signal, signal } from "./signal";
+import { snapshotOf } from "./snapshot";
 import * as store from "./store";
 
 export type Link = "offline" | "connecting" | "connected";
@@ -55,26 +56,30 @@ export class Sync {
 
   /** Photos and scans on their way to the server. */
   readonly uploads: Uploads;
+  /** The session with the tokens renewed last (the screens keep it). */
+  readonly tokens: Signal<store.Session>;
 
   private constructor(
     readonly device: Device,
     private session: store.Session,
-    private readonly onSession: (s: store.Session) => void,
+    /** The user's audits: their screens are kept with their documents. */
+    private readonly audits: Set<string>,
   ) {
+    this.tokens = signal(session);
     const auth = { token: () => this.session.access, renew: () => this.renew() };
     this.uploads = new Uploads(session.user, auth, (b, reason) => this.fileRefused(b, reason));
     this.uploads.sending.follow(() => this.judge());
   }
 
-  /** A device for the session's user with every document the tablet keeps. */
-  static async start(
-    session: store.Session,
-    reference: store.Reference,
-    onSession: (s: store.Session) => void,
-  ): Promise<Sync> {
+  /**
+   * A device for the session's user with every document the tablet keeps
+   * (`kept`, when they were read already).
+   */
+  static async start(session: store.Session, reference: store.Reference, kept?: store.KeptDoc[]): Promise<Sync> {
     performance.mark("sqm:sync-starting");
+    const refused = store.refused.of(session.user);
     const device = new Device(session.actor, JSON.stringify(reference.author));
-    for (const d of await store.docs.of(session.user)) {
+    for (const d of kept ?? (await store.docs.of(session.user))) {
       try {
         device.load(d.id, d.bytes);
       } catch (e) {
@@ -82,8 +87,8 @@ export class Sync {
         console.warn(`document ${d.id} could not be loaded`, e);
       }
     }
-    const sync = new Sync(device, session, onSession);
-    sync.refused.set(await store.refused.of(session.user));
+    const sync = new Sync(device, session, new Set(Object.keys(reference.author.audits)));
+    sync.refused.set(await refused);
     addEventListener("online", sync.online);
     addEventListener("offline", sync.offline);
     performance.mark("sqm:documents-loaded");
@@ -91,6 +96,8 @@ export class Sync {
     void sync.uploads.kick(false);
     sync.judge();
     sync.connect();
+    // Screens kept by an older version, or on another day, are brought up to date.
+    sync.keepScreens([...sync.audits]);
     return sync;
   }
 
@@ -104,6 +111,7 @@ export class Sync {
     this.stopped = true;
     clearTimeout(this.timer);
     clearInterval(this.ticker);
+    clearTimeout(this.screensTimer);
     this.ws?.close();
   }
 
@@ -207,7 +215,7 @@ export class Sync {
   private async renew() {
     this.session = await refreshed(this.session);
     await store.session.put(this.session);
-    this.onSession(this.session);
+    this.tokens.set(this.session);
   }
 
   /** A file the server will not take: kept with the refusals, to be seen and exported. */
@@ -270,6 +278,25 @@ export class Sync {
     this.send(this.device.stored(ids, now()));
     this.changed.set(this.changed.get() + 1);
     this.judge();
+    this.keepScreens(ids);
+  }
+
+  /** Audits whose screens are to be kept, and the timer that keeps them. */
+  private screensDue = new Set<string>();
+  private screensTimer?: ReturnType<typeof setTimeout>;
+
+  /** Keeps the screens of the audits among `ids` a second after the last keep (a run of taps costs one). */
+  private keepScreens(ids: string[]) {
+    for (const id of ids) if (this.audits.has(id)) this.screensDue.add(id);
+    if (this.screensDue.size === 0) return;
+    clearTimeout(this.screensTimer);
+    this.screensTimer = setTimeout(() => {
+      const due = [...this.screensDue];
+      this.screensDue.clear();
+      const kept = due.flatMap((id) => snapshotOf(this.device, this.session.user, id) ?? []);
+      // A screen not kept only makes the next cold start wait for the wasm.
+      store.screens.put(kept).catch((e) => console.warn("screens not kept", e));
+    }, 1000);
   }
 
   /** Keeps the server's refusals on the tablet, to be seen and exported. */

@@ -165,3 +165,32 @@ export async function photo(page, label, width = 2400, height = 1800) {
   );
   return { name: `${label}.png`, mimeType: "image/png", buffer: Buffer.from(base64, "base64") };
 }
+
+/**
+ * Waits (up to 10 s) until the tablet keeps the screen of `user`'s audit
+ * `id` with `answers` answers: the screen a cold start draws before the wasm
+ * is ready.
+ */
+export async function screenKept(page, user, id, answers) {
+  const kept = () =>
+    page.evaluate(
+      ([key, answers]) =>
+        new Promise((resolve) => {
+          const req = indexedDB.open("sqm-field-audit");
+          req.onerror = () => resolve(false);
+          req.onsuccess = () => {
+            const get = req.result.transaction("screens").objectStore("screens").get(key);
+            get.onerror = () => resolve(false);
+            get.onsuccess = () => {
+              req.result.close();
+              resolve(Boolean(get.result) && Object.keys(JSON.parse(get.result.view).responses).length === answers);
+            };
+          };
+        }),
+      [`${user}/${id}`, answers],
+    );
+  for (let tries = 0; !(await kept()); tries++) {
+    if (tries === 100) throw new Error(`the screen of ${id} with ${answers} answers was not kept`);
+    await page.waitForTimeout(100);
+  }
+}
