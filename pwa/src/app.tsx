@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { Refused, referenceOf, refreshed, signIn } from "./api";
 import { AuditScreen, readAudit } from "./audit";
-import { Dashboard, isNodal } from "./dashboard";
+import { Dashboard, isAdmin, isNodal } from "./dashboard";
 import { type Key, lang, setLang, showDate, t } from "./i18n";
 import type { Signal } from "./signal";
 import * as store from "./store";
@@ -282,6 +282,12 @@ function MyAudits(props: {
     <main class="panel">
       {sync && <Search sync={sync} />}
       {sync && nodal && <Dashboard sync={sync} reference={kept.value} />}
+      {isAdmin(kept.value) && (
+        <section id="admin">
+          <h2>{t("admin.heading")}</h2>
+          <p>{t("admin.where")}</p>
+        </section>
+      )}
       <h2>{t("audits.heading")}</h2>
       <p class="muted">{t("audits.as_of", { date: showDate(kept.at) })}</p>
       {mine.length === 0 && <p>{t("audits.none")}</p>}

@@ -9,11 +9,11 @@ import { AddFile, Files } from "./evidence";
 import type { Evidence } from "./files";
 import { FindingForm } from "./finding";
 import { heldNcs, ncName } from "./nc";
-import { type Key, showDate, t } from "./i18n";
+import { type Key, parseDate, showDate, t } from "./i18n";
 import { mayAnswer, movesAllowed } from "./snapshot";
 import type { Reference, Snapshot, TemplateItem } from "./store";
 import type { Sync } from "./sync";
-import { type Outcome, OutcomeLine, failed, refusal, saved } from "./ui";
+import { DateField, type Outcome, OutcomeLine, failed, refusal, saved } from "./ui";
 
 export interface Answer {
   cpna?: string;
@@ -139,10 +139,13 @@ function Item(props: {
     const v = value ?? "";
     if (rule.answer === "text") return v.trim() ? { text: v } : undefined;
     if (rule.answer === "number") return /^-?\d+$/.test(v.trim()) ? { number: Number(v) } : undefined;
-    if (rule.answer === "date") return v ? { date: v } : undefined;
+    if (rule.answer === "date") {
+      const date = parseDate(v);
+      return date ? { date } : undefined;
+    }
     return undefined;
   };
-  const shown = rule.answer === "text" ? current?.text : rule.answer === "number" ? current?.number : current?.date;
+  const shown = rule.answer === "text" ? current?.text : current?.number;
 
   return (
     <li class={contest ? "item contested" : "item"} data-key={rkey}>
@@ -205,16 +208,25 @@ function Item(props: {
             </div>
           ) : rule.answer === "photo" ? null : (
             <div class="typed">
-              <label>
-                {t("item.value")}
-                <input
-                  // One input for the three typed answers (the attribute types split by value).
-                  type={(rule.answer === "number" ? "number" : rule.answer === "date" ? "date" : "text") as "text"}
-                  value={value ?? (shown === undefined ? "" : String(shown))}
-                  aria-describedby={`q-${rkey}`}
-                  onInput={(e) => setValue(e.currentTarget.value)}
+              {rule.answer === "date" ? (
+                <DateField
+                  label={t("item.value")}
+                  value={value ?? (current?.date ? showDate(current.date) : "")}
+                  describedBy={`q-${rkey}`}
+                  onText={setValue}
                 />
-              </label>
+              ) : (
+                <label>
+                  {t("item.value")}
+                  <input
+                    // One input for the two typed answers (the attribute types split by value).
+                    type={(rule.answer === "number" ? "number" : "text") as "text"}
+                    value={value ?? (shown === undefined ? "" : String(shown))}
+                    aria-describedby={`q-${rkey}`}
+                    onInput={(e) => setValue(e.currentTarget.value)}
+                  />
+                </label>
+              )}
               <button
                 type="button"
                 disabled={value === undefined || !typed()}

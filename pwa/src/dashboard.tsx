@@ -37,13 +37,17 @@ export interface ReviewView {
   actions: number;
 }
 
-/** Whether the user is a nodal officer of some unit today. */
-export function isNodal(reference: Reference): boolean {
+/** Whether the user holds `role` in some unit today. */
+function holds(reference: Reference, role: string): boolean {
   const day = today();
-  return reference.author.grants.some(
-    (g) => g.role === "nodal_officer" && g.from <= day && (g.until === null || day <= g.until),
-  );
+  return reference.author.grants.some((g) => g.role === role && g.from <= day && (g.until === null || day <= g.until));
 }
+
+/** Whether the user is a nodal officer of some unit today. */
+export const isNodal = (reference: Reference) => holds(reference, "nodal_officer");
+
+/** Whether the user is an administrator today (their work is on the admin API, not on the tablet). */
+export const isAdmin = (reference: Reference) => holds(reference, "admin");
 
 function days(from: string, to: string): number {
   return Math.round((Date.parse(to) - Date.parse(from)) / 86_400_000);
@@ -117,26 +121,70 @@ function OpenReview(props: { sync: Sync; units: string[] }) {
   );
 }
 
+/** One row per unit (an apex officer's units and those below): its open NCs, overdue NCs and audits held. */
+function ByUnit(props: { units: string[]; ncs: NcView[]; audits: string[] }) {
+  const live = props.ncs.filter((n) => LIVE.has(n.state));
+  const open = count(live, (n) => n.unit);
+  const late = count(
+    live.filter((n) => (n.days_overdue ?? 0) > 0),
+    (n) => n.unit,
+  );
+  const audits = count(props.audits, (u) => u);
+  const n = (m: Map<string, number>, u: string) => (m.get(u) ?? 0).toLocaleString("en-IN");
+  return (
+    <table class="counts wide" id="units">
+      <caption>{t("dash.by_unit")}</caption>
+      <thead>
+        <tr>
+          <th scope="col">{t("dash.unit")}</th>
+          <th scope="col">{t("dash.col_open")}</th>
+          <th scope="col">{t("dash.col_overdue")}</th>
+          <th scope="col">{t("dash.col_audits")}</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.units.map((u) => (
+          <tr key={u} data-unit={u}>
+            <th scope="row">{u}</th>
+            <td data-col="open">{n(open, u)}</td>
+            <td data-col="overdue">{n(late, u)}</td>
+            <td data-col="audits">{n(audits, u)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 export function Dashboard(props: { sync: Sync; reference: Reference }) {
   const { sync, reference } = props;
   const day = today();
+  const held = heldNcs(sync);
+  const heldAudits = sync.device
+    .documents()
+    .map((id) => readAudit(sync, id))
+    .filter((a) => a !== undefined);
+  // The units of the officer's grants and, for an apex officer, the units
+  // below whose work the tablet holds (the server sends what they may read).
   const units = [
-    ...new Set(reference.author.grants.filter((g) => g.role === "nodal_officer").map((g) => g.unit)),
+    ...new Set([
+      ...reference.author.grants.filter((g) => g.role === "nodal_officer").map((g) => g.unit),
+      ...held.map((n) => n.unit),
+      ...heldAudits.map((a) => a.header.unit),
+      ...reference.audits.map((a) => a.unit),
+    ]),
   ].sort();
   const [unit, setUnit] = useState("");
   const inUnit = (u: string) => unit === "" || u === unit;
-  const ncs = heldNcs(sync).filter((n) => inUnit(n.unit));
+  const ncs = held.filter((n) => inUnit(n.unit));
   const live = ncs.filter((n) => LIVE.has(n.state));
   const overdue = live.filter((n) => (n.days_overdue ?? 0) > 0);
   const asking = live.flatMap((n) => n.extension_requests.filter((q) => !q.answer).map((q) => ({ n, q })));
   const byState = count(ncs, (n) => n.state);
   const byAge = count(live, (n) => AGES.find(([, most]) => days(n.raised_on, day) <= most)![0]);
   const byLevel = count(live, (n) => n.escalation ?? "none");
-  const audits = sync.device
-    .documents()
-    .map((id) => readAudit(sync, id))
-    .filter((a) => a !== undefined && inUnit(a.header.unit));
-  const byAudit = count(audits, (a) => a!.state);
+  const audits = heldAudits.filter((a) => inUnit(a.header.unit));
+  const byAudit = count(audits, (a) => a.state);
   const notBegun = reference.audits.filter((a) => !a.begun && inUnit(a.unit) && !readAudit(sync, a.id)).length;
   const amendments = (reference.amendments ?? [])
     .map((a) => ({ ...a, pending: a.pending.filter(inUnit) }))
@@ -160,6 +208,7 @@ export function Dashboard(props: { sync: Sync; reference: Reference }) {
         </label>
       )}
       <p class="muted small">{t("dash.as_held", { date: showDate(day) })}</p>
+      {units.length > 1 && unit === "" && <ByUnit units={units} ncs={held} audits={heldAudits.map((a) => a.header.unit)} />}
       <div class="tiles">
         <Counts
           id="nc-states"

@@ -39,6 +39,37 @@ export function showDate(iso: string): string {
   return m ? `${m[3]}-${m[2]}-${m[1]}` : iso;
 }
 
+/**
+ * A date as users write it, DD-MM-YYYY, as ISO 8601 (15-01-2026 is
+ * 2026-01-15); undefined if it is not a day of the calendar. The separator
+ * may be a dash, a slash, a dot or a space, or none at all (15012026: a
+ * tablet's number pad has no dash); an ISO date pasted in is taken as it is.
+ */
+export function parseDate(text: string): string | undefined {
+  const s = text.trim();
+  const m = /^(\d{1,2})[-/. ](\d{1,2})[-/. ](\d{4})$/.exec(s) ?? /^(\d{2})(\d{2})(\d{4})$/.exec(s);
+  const iso = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+  const [y, mo, d] = m ? [+m[3], +m[2], +m[1]] : iso ? [+iso[1], +iso[2], +iso[3]] : [0, 0, 0];
+  if (y < 1900 || y > 2999) return undefined;
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  // 31-02 rolls over to March: a day that is not on the calendar does not round-trip.
+  if (day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return undefined;
+  return day.toISOString().slice(0, 10);
+}
+
+/**
+ * What is wrong with a typed date, in the language shown, or undefined if
+ * nothing is (an empty field is for `required` to judge). `min` and `max` are ISO.
+ */
+export function dateProblem(text: string, min?: string, max?: string): string | undefined {
+  if (!text.trim()) return undefined;
+  const iso = parseDate(text);
+  if (!iso) return t(/^\s*\d{1,2}[-/. ]?\d{1,2}[-/. ]?\d{4}\s*$/.test(text) ? "date.no_such_day" : "date.format");
+  if (min && iso < min) return t("date.before", { date: showDate(min) });
+  if (max && iso > max) return t("date.after", { date: showDate(max) });
+  return undefined;
+}
+
 /** Today on the tablet's calendar, ISO 8601 (2026-01-15). */
 export function today(): string {
   const d = new Date();

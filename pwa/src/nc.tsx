@@ -6,9 +6,9 @@
 import { useState } from "preact/hooks";
 import { AddFile, Files } from "./evidence";
 import type { Evidence } from "./files";
-import { type Key, showDate, t, today } from "./i18n";
+import { type Key, dateProblem, parseDate, showDate, t, today } from "./i18n";
 import type { Sync } from "./sync";
-import { type Outcome, OutcomeLine, failed, itemId, refusal, saved, savingForm } from "./ui";
+import { DateField, type Outcome, OutcomeLine, failed, formDate, itemId, refusal, saved, savingForm } from "./ui";
 
 export interface NcAction {
   text: string;
@@ -176,7 +176,7 @@ function NewAction(props: { save: (edit: object) => Promise<void> }) {
         id: itemId("a"),
         text: String(data.get("text")),
         owner: String(data.get("owner")),
-        target: String(data.get("target")),
+        target: formDate(data, "target"),
       }),
     setOutcome,
   );
@@ -192,10 +192,7 @@ function NewAction(props: { save: (edit: object) => Promise<void> }) {
           {t("nc.action_owner")}
           <input name="owner" required />
         </label>
-        <label>
-          {t("nc.action_target")}
-          <input name="target" type="date" required />
-        </label>
+        <DateField label={t("nc.action_target")} name="target" required />
         <button type="submit">{t("nc.action_add")}</button>
         <OutcomeLine outcome={outcome} small />
       </fieldset>
@@ -266,7 +263,7 @@ function NcFiles(props: {
 function Verification(props: { nc: NcView; may: boolean; save: (edit: object) => Promise<void> }) {
   const v = props.nc.verification;
   const [note, setNote] = useState<string>();
-  const [on, setOn] = useState(today());
+  const [on, setOn] = useState(() => showDate(v?.on ?? today()));
   const [outcome, setOutcome] = useState<Outcome>();
   if (!props.may) {
     if (!v) return null;
@@ -279,22 +276,20 @@ function Verification(props: { nc: NcView; may: boolean; save: (edit: object) =>
     );
   }
   const text = note ?? v?.note ?? "";
+  const onIso = parseDate(on);
   return (
     <section class="field">
       <label>
         {t("nc.verification")}
         <textarea rows={3} value={text} onInput={(e) => setNote(e.currentTarget.value)} />
       </label>
-      <label>
-        {t("nc.verified_on")}
-        <input type="date" value={on} max={today()} onInput={(e) => setOn(e.currentTarget.value)} />
-      </label>
+      <DateField label={t("nc.verified_on")} value={on} max={today()} onText={setOn} />
       <button
         type="button"
-        disabled={!text.trim() || !on}
+        disabled={!text.trim() || !onIso || !!dateProblem(on, undefined, today())}
         onClick={async () => {
           try {
-            await props.save({ edit: "set_verification", note: text, on });
+            await props.save({ edit: "set_verification", note: text, on: onIso });
             setNote(undefined);
             setOutcome(saved);
           } catch (e) {
@@ -369,7 +364,7 @@ function Extensions(props: { nc: NcView; owner: boolean; nodal: boolean; save: (
     return null;
   }
   const submit = savingForm((data) => {
-    const [due, why] = [String(data.get("due")), String(data.get("why"))];
+    const [due, why] = [formDate(data, "due"), String(data.get("why"))];
     return props.save(
       ask
         ? { edit: "request_extension", id: itemId("q"), of, due, justification: why }
@@ -422,10 +417,7 @@ function Extensions(props: { nc: NcView; owner: boolean; nodal: boolean; save: (
         <form class="wide" onSubmit={submit}>
           <fieldset>
             <legend>{t(ask ? (`nc.ask.${of}` as Key) : (`nc.extend.${of}` as Key))}</legend>
-            <label>
-              {t("nc.extend_due")}
-              <input name="due" type="date" min={nc.due ?? undefined} required />
-            </label>
+            <DateField label={t("nc.extend_due")} name="due" min={nc.due ?? undefined} required />
             <label>
               {t("nc.extend_why")}
               <textarea name="why" rows={2} required minLength={15} />

@@ -1,7 +1,8 @@
 // What every screen says after the user asked for something: done (a
 // status a screen reader announces politely) or not (an alert), and the
 // rules' refusals in the language shown.
-import { has, t } from "./i18n";
+import { useState } from "preact/hooks";
+import { dateProblem, has, parseDate, showDate, t } from "./i18n";
 
 /**
  * The outcome of an action, as shown under it: saved on the tablet (said in
@@ -65,4 +66,78 @@ export function savingForm(save: (data: FormData) => Promise<void>, said: (o: Ou
       said(failed(refusal(err)));
     }
   };
+}
+
+/**
+ * A date field as users write dates, DD-MM-YYYY, in a text box with the
+ * number pad (a browser's own date box shows the tablet's locale, often
+ * MM/DD/YYYY). What it holds is checked as it is typed: a form will not
+ * submit a date that is not on the calendar or out of `min`..`max` (ISO), and
+ * the reason is shown under the field once the user leaves it. In a form the
+ * field's value is the typed text: `parseDate` makes it ISO. Given `value`,
+ * the field shows it and reports each change through `onText`.
+ */
+export function DateField(props: {
+  label: string;
+  name?: string;
+  value?: string;
+  min?: string;
+  max?: string;
+  required?: boolean;
+  describedBy?: string;
+  onText?: (text: string) => void;
+}) {
+  const [problem, setProblem] = useState<string>();
+  const [errorId] = useState(() => itemId("date-error"));
+  const check = (el: HTMLInputElement, show: boolean) => {
+    const p = dateProblem(el.value, props.min, props.max);
+    el.setCustomValidity(p ?? "");
+    if (show || !p) setProblem(p);
+  };
+  return (
+    <>
+      <label>
+        {props.label}
+        <input
+          type="text"
+          inputMode="numeric"
+          autoComplete="off"
+          maxLength={10}
+          placeholder={t("date.placeholder")}
+          name={props.name}
+          value={props.value}
+          required={props.required}
+          aria-invalid={problem ? true : undefined}
+          aria-describedby={[props.describedBy, problem && errorId].filter(Boolean).join(" ") || undefined}
+          onInput={(e) => {
+            check(e.currentTarget, false);
+            props.onText?.(e.currentTarget.value);
+          }}
+          onBlur={(e) => {
+            const el = e.currentTarget;
+            // 15032026 reads back as 15-03-2026 once the user moves on.
+            const iso = parseDate(el.value);
+            if (iso && showDate(iso) !== el.value) {
+              el.value = showDate(iso);
+              props.onText?.(el.value);
+            }
+            check(el, true);
+          }}
+          onInvalid={(e) => check(e.currentTarget, true)}
+        />
+      </label>
+      {problem && (
+        <p class="error small" id={errorId}>
+          {problem}
+        </p>
+      )}
+    </>
+  );
+}
+
+/** The ISO date of a form's date field (a `DateField`), or an error that says how to write it. */
+export function formDate(data: FormData, name: string): string {
+  const iso = parseDate(String(data.get(name) ?? ""));
+  if (!iso) throw new Error(t("date.format"));
+  return iso;
 }

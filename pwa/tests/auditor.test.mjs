@@ -10,7 +10,8 @@ import { answer, base, beginAndStart, en, open, photo, planAudit, shots, signIn,
 
 test("offline, an auditor answers, raises a finding and its NC; a reload keeps them; online, the server holds them", async () => {
   const number = "IA/DEMO-I/2025-26/004";
-  const planned = await planAudit(number);
+  // P07 (exigencies) brings the date item "ex.tested" into the checklist.
+  const planned = await planAudit(number, "k.iyer", ["s.khan"], ["P03", "P04", "P07"]);
   const { context, page, errors } = await open();
   await signIn(page, "k.iyer");
   await beginAndStart(page, number);
@@ -20,6 +21,20 @@ test("offline, an auditor answers, raises a finding and its NC; a reload keeps t
   await answer(page, "sd.timeliness@P03", en["answer.partly"]);
   await answer(page, "sd.timeliness@P04", en["answer.conform"]);
   await status(page).filter({ hasText: en["state.saved_tablet"] }).waitFor();
+  // A date answer is written DD-MM-YYYY: a day not on the calendar is refused
+  // with the reason, eight digits from the number pad read back with dashes.
+  const dated = page.locator('li.item[data-key="ex.tested"]');
+  const day = dated.getByLabel(en["item.value"]);
+  await day.fill("31-11-2025");
+  await day.blur();
+  await dated.getByText(en["date.no_such_day"]).waitFor();
+  assert.ok(await dated.getByRole("button", { name: en["item.save"] }).isDisabled(), "no such day is saved");
+  await day.fill("05112025");
+  await day.blur();
+  assert.equal(await day.inputValue(), "05-11-2025");
+  assert.equal(await dated.getByText(en["date.no_such_day"]).count(), 0, "the reason goes once the date is right");
+  await dated.getByRole("button", { name: en["item.save"] }).click();
+  await dated.locator(".answer", { hasText: "05-11-2025" }).waitFor();
   // A note on the item, kept with its answer.
   const item = page.locator('li.item[data-key="sd.timeliness@P03"]');
   await item.getByText(en["item.note_add"]).click();
@@ -64,6 +79,7 @@ test("offline, an auditor answers, raises a finding and its NC; a reload keeps t
     assert.ok(shown, "a kept photo shows offline");
   }
   assert.equal(await page.locator(".files img").count(), 2);
+  await page.locator('li.item[data-key="ex.tested"] .answer', { hasText: "05-11-2025" }).waitFor();
 
   // Search, offline, over what the tablet holds: by the provisional number, and by words.
   await page.getByRole("link", { name: en["audit.back"] }).click();
@@ -85,7 +101,7 @@ test("offline, an auditor answers, raises a finding and its NC; a reload keeps t
   await context.setOffline(false);
   await status(page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
   await page.screenshot({ path: path.join(shots, "audit-saved-en-1280x800.png") });
-  assert.equal(sql(`SELECT responses FROM audits WHERE doc_id = '${planned.id}'`), "2");
+  assert.equal(sql(`SELECT responses FROM audits WHERE doc_id = '${planned.id}'`), "3");
   assert.equal(sql(`SELECT class || ' ' || clause || ' ' || process FROM findings WHERE audit_id = '${planned.id}'`), "minor 3.2.1 P03");
   assert.equal(
     sql(`SELECT class || ' ' || state || ' ' || process FROM ncs WHERE audit_id = '${planned.id}'`),

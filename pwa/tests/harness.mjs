@@ -27,6 +27,8 @@ let dataDir;
 export let base;
 /** The browser, once `before` ran. */
 export let browser;
+/** What `sqm serve --demo` printed so far (the address, then the demo logins). */
+export let printed = "";
 
 /** Starts `sqm serve --demo` on a free port of 127.0.0.1 and waits for its address. */
 function startServer() {
@@ -38,13 +40,12 @@ function startServer() {
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   return new Promise((resolve, reject) => {
-    let seen = "";
     child.stdout.on("data", (chunk) => {
-      seen += chunk;
-      const m = /serving at (http:\/\/[^/\s]+)\//.exec(seen);
+      printed += chunk;
+      const m = /serving at (http:\/\/[^/\s]+)\//.exec(printed);
       if (m) resolve([child, m[1]]);
     });
-    child.on("exit", (code) => reject(new Error(`sqm serve ended (${code}): ${seen}`)));
+    child.on("exit", (code) => reject(new Error(`sqm serve ended (${code}): ${printed}`)));
   });
 }
 

@@ -54,7 +54,14 @@ test("the auditor raises an NC, the process owner answers it, the auditor accept
   await owner.page.locator(".audit-state", { hasText: en["nc.state.open"] }).waitFor();
   await owner.page.getByLabel(en["nc.action_text"]).fill("Daily queue report to the AC, with cases over 10 days flagged.");
   await owner.page.getByLabel(en["nc.action_owner"]).fill("Supdt Div-II");
-  await owner.page.getByLabel(en["nc.action_target"]).fill("2026-03-15");
+  // The target date is written DD-MM-YYYY; a form with a day not on the calendar is not sent.
+  const target = owner.page.getByLabel(en["nc.action_target"]);
+  await target.fill("30-02-2026");
+  await owner.page.getByRole("button", { name: en["nc.action_add"] }).click();
+  await owner.page.getByText(en["date.no_such_day"]).waitFor();
+  assert.equal(await owner.page.locator("li[data-action]").count(), 0, "no action with no such day");
+  assert.equal(await owner.page.getByLabel(en["nc.action_text"]).inputValue(), "Daily queue report to the AC, with cases over 10 days flagged.", "nothing typed is lost");
+  await target.fill("15-03-2026");
   await owner.page.getByRole("button", { name: en["nc.action_add"] }).click();
   await owner.page.locator("li[data-action]", { hasText: "15-03-2026" }).waitFor();
   await owner.page.getByRole("button", { name: en["nc.move.submit_response"] }).click();

@@ -131,8 +131,17 @@ test("the process owner asks for a later due date, the nodal officer grants it, 
   const owner = await open({ width: 800, height: 1280 });
   await signIn(owner.page, "ac.div2");
   await owner.page.locator(`li.card[data-nc="${ncId}"]`).getByRole("link").click();
-  await owner.page.getByLabel(en["nc.extend_due"]).fill(asked);
+  // The due date is written as users write dates; a date before the current due date is not sent.
+  const [y, m, d] = asked.split("-");
+  const due = owner.page.getByLabel(en["nc.extend_due"]);
+  const current = sql(`SELECT response_due FROM ncs WHERE doc_id = '${ncId}'`);
+  await due.fill("01-01-2020");
   await owner.page.getByLabel(en["nc.extend_why"]).fill("The files are with the CAG audit party until the 20th.");
+  await owner.page.getByRole("button", { name: en["nc.ask_submit"] }).click();
+  const showCurrent = current.split("-").reverse().join("-");
+  await owner.page.getByText(en["date.before"].replace("{date}", showCurrent)).waitFor();
+  assert.equal(await owner.page.getByText(en["nc.request_waiting"]).count(), 0, "nothing was asked");
+  await due.fill(`${d}-${m}-${y}`);
   await owner.page.getByRole("button", { name: en["nc.ask_submit"] }).click();
   await owner.page.getByText(en["nc.request_waiting"]).waitFor();
   // One request at a time: the form is gone while it waits.
@@ -146,7 +155,6 @@ test("the process owner asks for a later due date, the nodal officer grants it, 
   await waiting.waitFor({ timeout: 20_000 });
   assert.ok((await nodal.page.locator(`#overdue li[data-nc="${ncId}"]`).count()) === 1, "overdue before");
   await waiting.getByRole("link").click();
-  const [y, m, d] = asked.split("-");
   await nodal.page.getByRole("button", { name: en["nc.request_grant"].replace("{date}", `${d}-${m}-${y}`) }).click();
   await nodal.page.getByText(en["nc.request_granted"].split(" {user}")[0]).first().waitFor();
   await status(nodal.page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
