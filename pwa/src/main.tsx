@@ -8,14 +8,19 @@ import { FORMAT } from "./snapshot";
 import { Sync } from "./sync";
 import "./style.css";
 
+performance.mark("sqm:main");
 document.documentElement.lang = lang.get();
+
+/** Resolves once what is rendered now is on the screen. */
+const painted = () => new Promise((done) => requestAnimationFrame(() => setTimeout(done)));
 
 /**
  * Everything the first screen needs, before it is drawn. The wasm build of
  * sync-core (every rule the screens apply runs in it) compiles while the
  * tablet's storage is read; then the signed-in user's documents are loaded
  * into their device. An audit named by the address, kept with its screen,
- * is drawn at once from that snapshot and goes live when the device is ready.
+ * is drawn at once from that snapshot, the wasm compiles after it is on the
+ * screen, and the audit goes live when the device is ready.
  */
 async function boot(): Promise<Boot> {
   const audit = /^#\/audit\/([0-9a-f-]+)$/.exec(location.hash)?.[1];
@@ -24,13 +29,19 @@ async function boot(): Promise<Boot> {
     console.warn("the tablet's storage could not be read", e);
     return {} as Awaited<ReturnType<typeof store.opening>>;
   });
-  const wasm = init({ module_or_path: wasmUrl });
+  const compile = () => init({ module_or_path: wasmUrl });
+  const early = audit ? undefined : compile();
   const { session, reference, snapshot } = await first;
+  performance.mark("sqm:storage-read");
+  const kept = audit && snapshot?.format === FORMAT;
+  // With a kept screen to draw, the wasm compiles once it is painted: on
+  // two cores, compiling it alongside slows the first screen by a third.
+  const wasm = early ?? (kept ? painted().then(compile) : compile());
   const docs = session && reference ? store.docs.of(session.user) : Promise.resolve([]);
   const live: Promise<Live> = Promise.all([wasm, docs]).then(async ([, docs]) => {
     performance.mark("sqm:wasm-ready");
     // The snapshot, if drawn, is painted before the documents are loaded.
-    await new Promise((painted) => requestAnimationFrame(() => setTimeout(painted)));
+    await painted();
     const core = core_version();
     if (!session || !reference) return { core };
     try {
@@ -41,7 +52,7 @@ async function boot(): Promise<Boot> {
       return { core };
     }
   });
-  if (audit && snapshot?.format === FORMAT) return { session, reference, snapshot: { id: audit, ...snapshot }, live };
+  if (kept) return { session, reference, snapshot: { id: audit, ...snapshot }, live };
   return { session, reference, ...(await live) };
 }
 

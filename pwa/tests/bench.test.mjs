@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { base, beginAndStart, en, open, planAudit, screenKept, signIn } from "./harness.mjs";
 
 const SCOPE = ["P01", "P02", "P03", "P04", "P05", "P06", "P07", "P08", "P09", "P10"];
-const COLD_OPENS = 7;
+const COLD_OPENS = 15;
 
 function summary(ms) {
   const sorted = [...ms].sort((a, b) => a - b);

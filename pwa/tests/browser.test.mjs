@@ -171,16 +171,46 @@ test("an auditor opens an audit on its checklist, grouped by clause, with the an
   }
 });
 
-test("a phone 360 px wide shows the audits with no horizontal scroll and 44 px touch targets", async () => {
-  const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
-  const page = await context.newPage();
-  await signIn(page, "s.khan");
-  const noScroll = await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth);
-  assert.ok(noScroll, "no horizontal scroll at 360 px");
-  for (const button of await page.getByRole("button").all()) {
-    const box = await button.boundingBox();
-    assert.ok(box.height >= 44, `a button ${box.height} px high`);
+test("a phone 360 px wide shows each role's screens with no horizontal scroll, a two-row header and 44 px touch targets", async () => {
+  const screens = [
+    // The auditor's audits, then a checklist.
+    ["s.khan", "audits", async () => {}],
+    [
+      "s.khan",
+      "checklist",
+      async (page) => {
+        await page.getByRole("link", { name: en["audit.open"].replace("{number}", "IA/DEMO-I/2025-26/003") }).click();
+        await page.locator("li.item[data-key]").first().waitFor();
+      },
+    ],
+    // The nodal officer's dashboard, with its table of units.
+    ["a.rao", "dashboard", (page) => page.locator("#units").waitFor({ timeout: 20_000 })],
+    // The process owner's NC, with its forms.
+    [
+      "ac.div2",
+      "nc",
+      async (page) => {
+        await page.locator("li.card[data-nc]").first().getByRole("link").click();
+        await page.locator(".audit-state").first().waitFor();
+      },
+    ],
+  ];
+  for (const [user, name, go] of screens) {
+    // A tablet of its own for each screen (a signed-in tablet opens on its user's home).
+    const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+    const page = await context.newPage();
+    await signIn(page, user);
+    await go(page);
+    const noScroll = await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth);
+    assert.ok(noScroll, `no horizontal scroll at 360 px on ${name}`);
+    const header = await page.locator("header.bar").boundingBox();
+    assert.ok(header.height <= 110, `the header is ${header.height} px high on ${name}: two rows at most`);
+    for (const button of await page.getByRole("button").all()) {
+      if (!(await button.isVisible())) continue;
+      const box = await button.boundingBox();
+      assert.ok(box.height >= 44, `a button ${box.height} px high on ${name}`);
+    }
+    await page.screenshot({ path: path.join(shots, `${name}-en-360x740.png`), fullPage: name !== "checklist" });
+    await context.close();
   }
-  await page.screenshot({ path: path.join(shots, "audits-en-360x740.png") });
-  await context.close();
 });
