@@ -164,15 +164,10 @@ export function Dashboard(props: { sync: Sync; reference: Reference }) {
     .documents()
     .map((id) => readAudit(sync, id))
     .filter((a) => a !== undefined);
-  // The units of the officer's grants and, for an apex officer, the units
-  // below whose work the tablet holds (the server sends what they may read).
+  // The units of the officer's grants: the server carries a nodal officer's
+  // role down the unit tree, so an apex officer's include every unit below.
   const units = [
-    ...new Set([
-      ...reference.author.grants.filter((g) => g.role === "nodal_officer").map((g) => g.unit),
-      ...held.map((n) => n.unit),
-      ...heldAudits.map((a) => a.header.unit),
-      ...reference.audits.map((a) => a.unit),
-    ]),
+    ...new Set(reference.author.grants.filter((g) => g.role === "nodal_officer").map((g) => g.unit)),
   ].sort();
   const [unit, setUnit] = useState("");
   const inUnit = (u: string) => unit === "" || u === unit;
