@@ -357,10 +357,10 @@ function Extensions(props: { nc: NcView; owner: boolean; nodal: boolean; save: (
   const [outcome, setOutcome] = useState<Outcome>();
   // The due date running now: the response's until the plan is accepted, then the actions'.
   const of = nc.state === "open" ? "response" : "action";
-  const open = nc.state === "open" || nc.state === "plan_accepted";
+  // The rules offer extensions (and requests for them) only while a due date runs.
   const waiting = nc.extension_requests.some((q) => !q.answer);
-  const ask = props.owner && open && !waiting;
-  if (nc.extensions.length === 0 && nc.extension_requests.length === 0 && !((props.nodal || props.owner) && open)) {
+  const ask = props.owner && !waiting;
+  if (nc.extensions.length === 0 && nc.extension_requests.length === 0 && !(props.nodal || props.owner)) {
     return null;
   }
   const submit = savingForm((data) => {
@@ -413,7 +413,7 @@ function Extensions(props: { nc: NcView; owner: boolean; nodal: boolean; save: (
           .sort((a, b) => a.at.localeCompare(b.at))
           .map((e) => e.item)}
       </ul>
-      {open && (ask || props.nodal) && (
+      {(ask || props.nodal) && (
         <form class="wide" onSubmit={submit}>
           <fieldset>
             <legend>{t(ask ? (`nc.ask.${of}` as Key) : (`nc.extend.${of}` as Key))}</legend>
@@ -484,7 +484,11 @@ export function NcScreen(props: { sync?: Sync; id: string }) {
   }
   const sync = props.sync;
   const save = (edit: object) => sync.edit(nc.id, edit);
+  // The rules offer the owner's part while the NC is open and once its plan
+  // is accepted; the plan is written in the first, the actions marked done in the second.
   const owner = mayWrite(sync, nc.id, "nc_owner_fields");
+  const planning = owner && nc.state === "open";
+  const doing = owner && nc.state === "plan_accepted";
   const actions = Object.entries(nc.actions);
   return (
     <main class="panel">
@@ -504,23 +508,23 @@ export function NcScreen(props: { sync?: Sync; id: string }) {
       <OwnerText
         label={t("nc.correction")}
         value={nc.correction}
-        editable={owner}
+        editable={planning}
         save={(text) => save({ edit: "set_correction", text })}
       />
       <OwnerText
         label={t("nc.root_cause")}
         value={nc.root_cause}
-        editable={owner}
+        editable={planning}
         save={(text) => save({ edit: "set_root_cause", text })}
       />
       <h3>{t("nc.actions")}</h3>
       {actions.length === 0 && <p class="muted">{t("nc.not_given")}</p>}
       <ul class="items">
         {actions.map(([aid, a]) => (
-          <ActionItem key={aid} id={aid} action={a} owner={owner} save={save} />
+          <ActionItem key={aid} id={aid} action={a} owner={doing} save={save} />
         ))}
       </ul>
-      {owner && <NewAction save={save} />}
+      {planning && <NewAction save={save} />}
       <NcFiles sync={sync} nc={nc} of="implementation" may={mayWrite(sync, nc.id, "nc_implementation_evidence")} />
       <Verification nc={nc} may={mayWrite(sync, nc.id, "nc_verification")} save={save} />
       <NcFiles sync={sync} nc={nc} of="verification" may={mayWrite(sync, nc.id, "nc_verification_evidence")} />

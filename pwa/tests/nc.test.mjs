@@ -68,6 +68,11 @@ test("the auditor raises an NC, the process owner answers it, the auditor accept
   await owner.page.locator(".audit-state", { hasText: en["nc.state.response_submitted"] }).waitFor();
   await status(owner.page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
   assert.equal(sql(`SELECT state FROM ncs WHERE doc_id = '${ncId}'`), "response_submitted");
+  // While the auditor reads the plan, it is not rewritten under them, and nothing is yet marked done.
+  assert.equal(await owner.page.getByLabel(en["nc.correction"]).count(), 0, "the submitted correction is not offered");
+  assert.equal(await owner.page.getByLabel(en["nc.action_text"]).count(), 0, "no new action while submitted");
+  assert.equal(await owner.page.getByRole("button", { name: en["nc.action_mark_done"] }).count(), 0);
+  assert.equal(await owner.page.locator('section[data-evidence="implementation"] input[type=file]').count(), 0);
   await owner.page.screenshot({ path: path.join(shots, "nc-owner-en-800x1280.png"), fullPage: true });
   await owner.page.getByRole("button", { name: en["lang.switch_label"] }).click();
   await owner.page.getByRole("heading", { name: hi["nc.actions"] }).waitFor();
@@ -125,6 +130,9 @@ test("the auditor raises an NC, the process owner answers it, the auditor accept
   await page.locator(".audit-state", { hasText: en["nc.state.closed"] }).waitFor();
   await status(page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
   assert.equal(sql(`SELECT state FROM ncs WHERE doc_id = '${ncId}'`), "closed");
+  // A closed NC's verification is kept as written.
+  assert.equal(await page.getByLabel(en["nc.verification"]).count(), 0, "the verification is not offered once closed");
+  await page.getByText("Queue report seen for 10 days").waitFor();
   await page.screenshot({ path: path.join(shots, "nc-auditor-en-1280x800.png"), fullPage: true });
   assert.deepEqual([...auditor.errors, ...owner.errors], [], "no script error on the pages");
   await auditor.context.close();

@@ -465,6 +465,25 @@ pub fn check_move<S: Lifecycle>(
     }
 }
 
+/// Whether the screens offer a part of an NC for writing at its step: the
+/// description while it is drafted or open; the plan (correction, root
+/// cause, actions) and a request for more time while it is open, and the
+/// actions' completion and its evidence once the plan is accepted; the
+/// verification once the actions are reported done; extensions while a due
+/// date runs; nothing once it is closed or withdrawn. As with the audit
+/// lock, the validator does not refuse a write made at another step: one
+/// made offline before the move reached the tablet is kept, with its time.
+fn nc_step_offers(state: NcState, field: Field) -> bool {
+    use NcState::*;
+    match field {
+        Field::NcDescription => matches!(state, Draft | Open),
+        Field::NcOwnerFields | Field::NcExtension => matches!(state, Open | PlanAccepted),
+        Field::NcImplementationEvidence => state == PlanAccepted,
+        Field::NcVerification | Field::NcVerificationEvidence => state == Implemented,
+        Field::AuditHeader | Field::AuditContent | Field::ReviewContent => true,
+    }
+}
+
 /// What the UI asks about before offering an edit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target<'a> {
@@ -475,7 +494,8 @@ pub enum Target<'a> {
 }
 
 /// May this user make this edit now? The same rules as the validator, plus
-/// the audit lock: a locked audit's content is not offered for editing.
+/// the audit lock (a locked audit's content is not offered for editing) and
+/// the NC's steps ([`nc_step_offers`]).
 pub fn may_edit(
     doc: &Automerge,
     author: &Author,
@@ -497,6 +517,15 @@ pub fn may_edit(
                     Rule::AuditLocked,
                     "The audit is locked for review: edits are kept as late edits for the lead auditor.",
                 ));
+            }
+            if ctx.kind == DocKind::Nc {
+                let state = fold::<NcState>(&events).state;
+                if !nc_step_offers(state, field) {
+                    return Err(refuse(
+                        Rule::NcStep,
+                        format!("{field} is not written while the NC is '{state}'."),
+                    ));
+                }
             }
             Ok(())
         }

@@ -78,6 +78,11 @@ rules! {
     NcExtensionTerms = "nc.extension.terms",
     /// Extensions are only ever added.
     NcExtensionAppendOnly = "nc.extension.append_only",
+    /// Each part of an NC is written at its step (the plan while open, the
+    /// actions' completion once the plan is accepted, the verification once
+    /// they are reported done, nothing once closed): the tablet's own check,
+    /// like the audit lock.
+    NcStep = "nc.step",
     /// A management review: its unit's nodal officers'.
     ReviewContent = "review.content",
     /// Lifecycle events are only ever appended.

@@ -232,6 +232,40 @@ fn a_locked_audit_offers_its_content_to_nobody_and_its_header_to_its_lead() {
     );
 }
 
+/// Each part of an NC is offered to its writer at its step alone, by a
+/// table written from the SQM's NC procedure: the description while the NC
+/// is drafted or open, the plan while it is open, the actions' completion
+/// and their evidence once the plan is accepted, the verification once the
+/// actions are reported done, extensions while a due date runs, and
+/// nothing once the NC is closed or withdrawn.
+#[test]
+fn each_part_of_an_nc_is_offered_to_its_writer_at_its_step_alone() {
+    use sync_core::workflow::NcState::{self, *};
+    let demo = Demo::new();
+    let parts: [(Field, &Author, &[NcState]); 6] = [
+        (Field::NcDescription, &demo.member, &[Draft, Open]),
+        (Field::NcOwnerFields, &demo.owner, &[Open, PlanAccepted]),
+        (Field::NcImplementationEvidence, &demo.owner, &[PlanAccepted]),
+        (Field::NcVerification, &demo.member, &[Implemented]),
+        (Field::NcVerificationEvidence, &demo.member, &[Implemented]),
+        (Field::NcExtension, &demo.nodal, &[Open, PlanAccepted]),
+    ];
+    for state in NcState::ALL {
+        let doc = demo.nc_in(*state);
+        for (field, writer, at) in parts {
+            let r = may_edit(&doc, writer, Target::Field(field), demo.today);
+            if at.contains(state) {
+                assert_eq!(r, Ok(()), "{field} while {state}");
+            } else {
+                assert_eq!(r.expect_err("not offered").rule, "nc.step", "{field} while {state}");
+            }
+        }
+        // Whoever else asks is told it is not theirs, at any step.
+        let r = may_edit(&doc, &demo.member, Target::Field(Field::NcOwnerFields), demo.today);
+        assert_eq!(r.expect_err("not the owner's").rule, "nc.owner_fields", "{state}");
+    }
+}
+
 /// An NC on a clause no process carries (3.4, management review) names no
 /// process: the unit's nodal officer answers it as a process owner would,
 /// no process owner reads or writes it, and the team verifies it.
