@@ -245,7 +245,11 @@ fn each_part_of_an_nc_is_offered_to_its_writer_at_its_step_alone() {
     let parts: [(Field, &Author, &[NcState]); 6] = [
         (Field::NcDescription, &demo.member, &[Draft, Open]),
         (Field::NcOwnerFields, &demo.owner, &[Open, PlanAccepted]),
-        (Field::NcImplementationEvidence, &demo.owner, &[PlanAccepted]),
+        (
+            Field::NcImplementationEvidence,
+            &demo.owner,
+            &[PlanAccepted],
+        ),
         (Field::NcVerification, &demo.member, &[Implemented]),
         (Field::NcVerificationEvidence, &demo.member, &[Implemented]),
         (Field::NcExtension, &demo.nodal, &[Open, PlanAccepted]),
@@ -257,12 +261,25 @@ fn each_part_of_an_nc_is_offered_to_its_writer_at_its_step_alone() {
             if at.contains(state) {
                 assert_eq!(r, Ok(()), "{field} while {state}");
             } else {
-                assert_eq!(r.expect_err("not offered").rule, "nc.step", "{field} while {state}");
+                assert_eq!(
+                    r.expect_err("not offered").rule,
+                    "nc.step",
+                    "{field} while {state}"
+                );
             }
         }
         // Whoever else asks is told it is not theirs, at any step.
-        let r = may_edit(&doc, &demo.member, Target::Field(Field::NcOwnerFields), demo.today);
-        assert_eq!(r.expect_err("not the owner's").rule, "nc.owner_fields", "{state}");
+        let r = may_edit(
+            &doc,
+            &demo.member,
+            Target::Field(Field::NcOwnerFields),
+            demo.today,
+        );
+        assert_eq!(
+            r.expect_err("not the owner's").rule,
+            "nc.owner_fields",
+            "{state}"
+        );
     }
 }
 
