@@ -64,20 +64,21 @@ test("the auditor raises an NC, the process owner answers it, the auditor accept
   await target.fill("15-03-2026");
   await owner.page.getByRole("button", { name: en["nc.action_add"] }).click();
   await owner.page.locator("li[data-action]", { hasText: "15-03-2026" }).waitFor();
-  await owner.page.getByRole("button", { name: en["nc.move.submit_response"] }).click();
-  await owner.page.locator(".audit-state", { hasText: en["nc.state.response_submitted"] }).waitFor();
-  await status(owner.page).filter({ hasText: en["state.saved_server"] }).waitFor({ timeout: 20_000 });
-  assert.equal(sql(`SELECT state FROM ncs WHERE doc_id = '${ncId}'`), "response_submitted");
-  // While the auditor reads the plan, it is not rewritten under them, and nothing is yet marked done.
-  assert.equal(await owner.page.getByLabel(en["nc.correction"]).count(), 0, "the submitted correction is not offered");
-  assert.equal(await owner.page.getByLabel(en["nc.action_text"]).count(), 0, "no new action while submitted");
-  assert.equal(await owner.page.getByRole("button", { name: en["nc.action_mark_done"] }).count(), 0);
-  assert.equal(await owner.page.locator('section[data-evidence="implementation"] input[type=file]').count(), 0);
   await owner.page.screenshot({ path: path.join(shots, "nc-owner-en-800x1280.png"), fullPage: true });
   await owner.page.getByRole("button", { name: en["lang.switch_label"] }).click();
   await owner.page.getByRole("heading", { name: hi["nc.actions"] }).waitFor();
   // What was said of the owner's saves changes language with the screen.
   assert.equal(await owner.page.getByRole("status").filter({ hasText: hi["item.saved"] }).count(), 3);
+  await owner.page.getByRole("button", { name: hi["nc.move.submit_response"] }).click();
+  await owner.page.locator(".audit-state", { hasText: hi["nc.state.response_submitted"] }).waitFor();
+  await status(owner.page).filter({ hasText: hi["state.saved_server"] }).waitFor({ timeout: 20_000 });
+  assert.equal(sql(`SELECT state FROM ncs WHERE doc_id = '${ncId}'`), "response_submitted");
+  // While the auditor reads the plan, it is not rewritten under them, and nothing is yet marked done.
+  assert.equal(await owner.page.getByLabel(hi["nc.correction"]).count(), 0, "the submitted correction is not offered");
+  await owner.page.getByText("No daily check of the amendment queue").waitFor();
+  assert.equal(await owner.page.getByLabel(hi["nc.action_text"]).count(), 0, "no new action while submitted");
+  assert.equal(await owner.page.getByRole("button", { name: hi["nc.action_mark_done"] }).count(), 0);
+  assert.equal(await owner.page.locator('section[data-evidence="implementation"] input[type=file]').count(), 0);
   await owner.page.screenshot({ path: path.join(shots, "nc-owner-hi-800x1280.png"), fullPage: true });
 
   // The auditor sees the response arrive and accepts the plan; the owner sees it accepted.
