@@ -116,7 +116,9 @@ test("an NC keeps its provisional number; its owner attaches implementation evid
   }));
   owner.load(nc, lead.save(nc));
   const field = JSON.stringify({ field: "nc_implementation_evidence" });
-  assert.deepEqual(JSON.parse(owner.may_edit(nc, field, "2026-01-15")), { ok: true });
+  // Implementation evidence is the owner's, and only once the plan is accepted.
+  const ownerMay = JSON.parse(owner.may_edit(nc, field, "2026-01-15"));
+  assert.deepEqual([ownerMay.ok, ownerMay.rule], [false, "nc.step"]);
   const leadMay = JSON.parse(lead.may_edit(nc, field, "2026-01-15"));
   assert.equal(leadMay.ok, false);
   assert.equal(leadMay.rule, "nc.owner_fields");
@@ -131,6 +133,7 @@ test("an NC keeps its provisional number; its owner attaches implementation evid
   lead.merge(nc, owner.save(nc));
   edit(lead, nc, { edit: "move", move: "accept_plan" });
   owner.merge(nc, lead.save(nc));
+  assert.deepEqual(JSON.parse(owner.may_edit(nc, field, "2026-01-15")), { ok: true });
   assert.throws(
     () => edit(owner, nc, { edit: "move", move: "mark_implemented" }),
     /implementation evidence/,
