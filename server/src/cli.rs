@@ -62,9 +62,38 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         min: i64,
     },
+    /// Print a report of a unit and the units below it (as the API gives it).
+    Report(ReportArgs),
     /// Simulate tablets against a server: a day of offline work, everyone
     /// reconnecting at once, then live edits; prints the figures.
     Load(crate::load::LoadArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReportArgs {
+    /// The report: nc-ageing.
+    name: String,
+    /// The unit (the units below it are included).
+    #[arg(long)]
+    unit: String,
+    /// The day ages and overdue days are counted to, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    as_of: Option<String>,
+    /// json, csv or html.
+    #[arg(long, default_value = "json")]
+    format: String,
+    /// Only this process.
+    #[arg(long)]
+    process: Option<String>,
+    /// Only this clause and the clauses under it.
+    #[arg(long)]
+    clause: Option<String>,
+    /// Only major or minor NCs.
+    #[arg(long)]
+    class: Option<String>,
+    /// Only the processes of this owner.
+    #[arg(long)]
+    owner: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -328,6 +357,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report(args) => {
+            let db = open(&cli.data).await?;
+            print!("{}", report(&db, args).await?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify => {
             let db = open(&cli.data).await?;
             let report = crate::verify::verify(&db).await?;
@@ -338,6 +372,50 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+    }
+}
+
+/// A report as `sqm report` prints it: the same as the API's.
+async fn report(db: &Db, args: ReportArgs) -> Result<String> {
+    fn one<T>(flag: &str, v: Option<String>) -> Result<Option<T>>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        v.map(|s| s.parse().map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
+            .transpose()
+    }
+    let unit: sync_core::ids::UnitCode = args
+        .unit
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--unit: {e}"))?;
+    let units = crate::db::reference::units(db).await?;
+    if !units.iter().any(|u| u.code == unit.as_str()) {
+        anyhow::bail!("--unit: there is no unit {unit}");
+    }
+    let format: crate::reports::Format = args
+        .format
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    let scope = crate::reports::Scope {
+        units: crate::db::reference::subtree(&units, unit.as_str()),
+        as_of: one("as-of", args.as_of)?.unwrap_or_else(crate::access::today),
+        filters: crate::reports::Filters {
+            process: one("process", args.process)?,
+            clause: one("clause", args.clause)?,
+            class: one("class", args.class)?,
+            owner: one("owner", args.owner)?,
+        },
+    };
+    match args.name.as_str() {
+        "nc-ageing" => {
+            let r = crate::reports::ageing::read(db, &scope).await?;
+            Ok(crate::reports::ageing::render(&r, &scope, format))
+        }
+        other => anyhow::bail!(
+            "there is no report '{}': the reports are nc-ageing",
+            sync_core::text::quote(other)
+        ),
     }
 }
 

@@ -11,7 +11,7 @@
 //! - [`http`]: routes, the error type at the edge, metrics.
 //! - [`sync`]: the sync socket and the driver of sync-core's engine.
 //! - [`seed`]: the demo unit; [`verify`]: integrity checks of a database.
-//! - [`projection`]: the report rows derived from documents.
+//! - [`projection`]: the report rows derived from documents; [`reports`]: what is read from them.
 
 pub mod access;
 pub mod auth;
@@ -25,6 +25,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod load;
 pub mod projection;
+pub mod reports;
 pub mod secret;
 pub mod seed;
 pub mod store;

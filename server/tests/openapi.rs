@@ -591,6 +591,11 @@ async fn signed_in_calls(server: &TestServer, spec: &Value) -> Result<()> {
     rao.call("get", "/api/v1/search", None, BAD_REQUEST).await?;
     rao.call("get", "/api/v1/admin/users?unit=DEMO-I", None, OK)
         .await?;
+    let ageing = "/api/v1/reports/units/DEMO-I/nc-ageing";
+    rao.call("get", &format!("{ageing}?as_of=2026-01-15"), None, OK)
+        .await?;
+    rao.call("get", &format!("{ageing}?format=pdf"), None, UNPROCESSABLE)
+        .await?;
     rao.call("get", "/api/v1/admin/users?unit=demo", None, UNPROCESSABLE)
         .await?;
     rao.call("get", "/api/v1/admin/users", None, BAD_REQUEST)

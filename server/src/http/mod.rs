@@ -10,6 +10,7 @@ pub mod me;
 pub mod metrics;
 pub mod ops;
 pub mod reference;
+pub mod reports;
 pub mod search;
 pub mod session;
 pub mod web;
@@ -115,6 +116,7 @@ routes! {
     post "/api/v1/admin/templates" => admin::templates::publish, body limit crate::templates::MAX_FILE;
     get "/api/v1/admin/amendments" => admin::templates::list;
     post "/api/v1/admin/units/{unit}/amendments/{id}/ack" => admin::templates::acknowledge;
+    get "/api/v1/reports/units/{unit}/nc-ageing" => reports::nc_ageing;
 }
 
 /// The application.
