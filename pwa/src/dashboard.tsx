@@ -189,6 +189,9 @@ export function Dashboard(props: { sync: Sync; reference: Reference }) {
   return (
     <section class="dashboard" aria-labelledby="dash-heading">
       <h2 id="dash-heading">{t("dash.heading")}</h2>
+      <p>
+        <a href="#/reports/nc-ageing">{t("report.link")}</a>
+      </p>
       {units.length > 1 && (
         <label class="unit-pick">
           {t("dash.unit")}

@@ -211,6 +211,15 @@ export class Sync {
     };
   }
 
+  /** A GET of the server's API under this session, its token renewed once if it had expired. */
+  async get(path: string): Promise<Response> {
+    const go = () => fetch(path, { headers: { authorization: `Bearer ${this.session.access}` } });
+    const res = await go();
+    if (res.status !== 401) return res;
+    await this.renew();
+    return go();
+  }
+
   /** A new pair of tokens for the session, kept on the tablet. */
   private async renew() {
     this.session = await refreshed(this.session);

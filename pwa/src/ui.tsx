@@ -81,6 +81,8 @@ export function DateField(props: {
   label: string;
   name?: string;
   value?: string;
+  /** The text a form's field starts with (given no `value`). */
+  defaultValue?: string;
   min?: string;
   max?: string;
   required?: boolean;
@@ -106,6 +108,7 @@ export function DateField(props: {
           placeholder={t("date.placeholder")}
           name={props.name}
           value={props.value}
+          defaultValue={props.defaultValue}
           required={props.required}
           aria-invalid={problem ? true : undefined}
           aria-describedby={[props.describedBy, problem && errorId].filter(Boolean).join(" ") || undefined}

@@ -6,6 +6,7 @@ import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
@@ -194,4 +195,47 @@ export async function screenKept(page, user, id, answers) {
     if (tries === 100) throw new Error(`the screen of ${id} with ${answers} answers was not kept`);
     await page.waitForTimeout(100);
   }
+}
+
+// Evaluated through the debugging protocol: the app's CSP rightly refuses inline scripts.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * Catalogue strings that would show an English leftover: those that differ in
+ * Hindi, cut at their placeholders, keeping the parts long enough to be telling.
+ */
+const english = [
+  ...new Set(
+    Object.entries(en)
+      .filter(([k, v]) => hi[k] !== v)
+      .flatMap(([, v]) => v.split(/\{\w+\}/))
+      .map((part) => part.trim())
+      .filter((part) => part.length >= 8),
+  ),
+];
+
+/** The serious and critical violations axe-core finds on the page as it is. */
+export async function violations(page) {
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  return found;
+}
+
+/** Checks the screen in English, switches to Hindi, and checks it again. */
+export async function bothLanguages(page, name, ready) {
+  await ready(en);
+  assert.deepEqual(await violations(page), [], `${name} in English`);
+  await page.getByRole("button", { name: en["lang.switch_label"] }).click();
+  await ready(hi);
+  const text = await page.evaluate(() => document.body.innerText);
+  const left = english.filter((s) => text.includes(s));
+  assert.deepEqual(left, [], `${name}: English left on the Hindi screen`);
+  assert.deepEqual(await violations(page), [], `${name} in Hindi`);
+  await page.getByRole("button", { name: hi["lang.switch_label"] }).click();
+  await ready(en);
 }

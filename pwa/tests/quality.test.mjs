@@ -5,55 +5,11 @@
 // (manifest, icons, service worker).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { en, env, hi, open, signIn, status } from "./harness.mjs";
-
-// Evaluated through the debugging protocol: the app's CSP rightly refuses inline scripts.
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-
-/**
- * Catalogue strings that would show an English leftover: those that differ in
- * Hindi, cut at their placeholders, keeping the parts long enough to be telling.
- */
-const english = [
-  ...new Set(
-    Object.entries(en)
-      .filter(([k, v]) => hi[k] !== v)
-      .flatMap(([, v]) => v.split(/\{\w+\}/))
-      .map((part) => part.trim())
-      .filter((part) => part.length >= 8),
-  ),
-];
-
-/** The serious and critical violations axe-core finds on the page as it is. */
-async function violations(page) {
-  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
-  const found = await page.evaluate(async () => {
-    const result = await window.axe.run(document, { resultTypes: ["violations"] });
-    return result.violations
-      .filter((v) => v.impact === "serious" || v.impact === "critical")
-      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-  });
-  return found;
-}
-
-/** Checks the screen in English, switches to Hindi, and checks it again. */
-async function bothLanguages(page, name, ready) {
-  await ready(en);
-  assert.deepEqual(await violations(page), [], `${name} in English`);
-  await page.getByRole("button", { name: en["lang.switch_label"] }).click();
-  await ready(hi);
-  const text = await page.evaluate(() => document.body.innerText);
-  const left = english.filter((s) => text.includes(s));
-  assert.deepEqual(left, [], `${name}: English left on the Hindi screen`);
-  assert.deepEqual(await violations(page), [], `${name} in Hindi`);
-  await page.getByRole("button", { name: hi["lang.switch_label"] }).click();
-  await ready(en);
-}
+import { bothLanguages, en, env, open, signIn, status } from "./harness.mjs";
 
 test("the four main screens change wholly to Hindi and pass an accessibility scan in both languages", async () => {
   const auditor = await open();

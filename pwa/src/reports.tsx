@@ -1,0 +1,262 @@
+// The reports the server reads from its projection rows (issue 17): the
+// NC ageing of a unit and the units below it, filtered, shown as a table,
+// downloaded as CSV or printed. A report is the server's merged view of
+// every tablet's work, so it needs a connection; the screen says so.
+import { useState } from "preact/hooks";
+import { type Key, showDate, t, today } from "./i18n";
+import type { NcView } from "./nc";
+import type { Reference } from "./store";
+import type { Sync } from "./sync";
+import { DateField, type Outcome, OutcomeLine, failed, formDate } from "./ui";
+
+interface Count {
+  label: string;
+  count: number;
+}
+
+interface AgeingRow {
+  id: string;
+  number: string | null;
+  unit: string;
+  process: string;
+  clause: string;
+  class: string;
+  owner: string | null;
+  state: NcView["state"];
+  raised_on: string;
+  age_days: number;
+  bucket: string;
+  due: string | null;
+  days_overdue: number | null;
+  escalation: string | null;
+}
+
+interface Ageing {
+  as_of: string;
+  units: string[];
+  buckets: Count[];
+  levels: Count[];
+  ncs: AgeingRow[];
+  devices: { device: string; username: string; last_synced: string }[];
+}
+
+const n = (x: number) => x.toLocaleString("en-IN");
+const bucketWords = (label: string) => (label === "over 90" ? t("report.over_90") : t("dash.days", { range: label }));
+const levelWords = (label: string) => (label === "none" ? t("dash.level_none") : t("nc.level", { level: label }));
+
+/** An instant (ISO 8601, UTC) as people read it, on the tablet's clock: 15-01-2026 12:00. */
+function shownInstant(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const two = (x: number) => String(x).padStart(2, "0");
+  return `${two(d.getDate())}-${two(d.getMonth() + 1)}-${d.getFullYear()} ${two(d.getHours())}:${two(d.getMinutes())}`;
+}
+
+/** The units whose reports the user may read: those where they are a nodal officer or admin today. */
+export function reportUnits(reference: Reference): string[] {
+  const day = today();
+  return [
+    ...new Set(
+      reference.author.grants
+        .filter((g) => (g.role === "nodal_officer" || g.role === "admin") && g.from <= day && (g.until === null || day <= g.until))
+        .map((g) => g.unit),
+    ),
+  ].sort();
+}
+
+/** What the server says when it refuses: its message, or the status. */
+async function reason(res: Response): Promise<string> {
+  const body = await res.json().catch(() => ({}));
+  return body.message ?? `${res.status} ${res.statusText}`;
+}
+
+export function NcAgeing(props: { sync: Sync; reference: Reference }) {
+  const units = reportUnits(props.reference);
+  const [query, setQuery] = useState<string>();
+  const [report, setReport] = useState<Ageing>();
+  const [outcome, setOutcome] = useState<Outcome>();
+  const [busy, setBusy] = useState(false);
+  const path = (q: string, format: string) => `${q}&format=${format}`;
+
+  async function read(q: string, format: string): Promise<Response | undefined> {
+    if (!navigator.onLine) {
+      setOutcome(failed(t("report.offline")));
+      return undefined;
+    }
+    try {
+      const res = await props.sync.get(path(q, format));
+      if (res.ok) return res;
+      setOutcome(failed(t("report.failed", { reason: await reason(res) })));
+    } catch {
+      setOutcome(failed(t("report.offline")));
+    }
+    return undefined;
+  }
+
+  async function show(e: Event) {
+    e.preventDefault();
+    const data = new FormData(e.currentTarget as HTMLFormElement);
+    const params = new URLSearchParams({ as_of: formDate(data, "as_of") });
+    for (const name of ["process", "clause", "class", "owner"]) {
+      const v = String(data.get(name) ?? "").trim();
+      if (v) params.set(name, v);
+    }
+    const q = `/api/v1/reports/units/${encodeURIComponent(String(data.get("unit")))}/nc-ageing?${params}`;
+    setOutcome(undefined);
+    setBusy(true);
+    const res = await read(q, "json");
+    setBusy(false);
+    if (!res) return;
+    setReport((await res.json()) as Ageing);
+    setQuery(q);
+  }
+
+  async function download() {
+    if (!query) return;
+    const res = await read(query, "csv");
+    if (!res) return;
+    const url = URL.createObjectURL(await res.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") ?? "")?.[1] ?? "nc-ageing.csv";
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+
+  async function print() {
+    if (!query) return;
+    // The window opens on the tap (a browser blocks one opened later), then takes the page.
+    const w = window.open("", "_blank");
+    const res = await read(query, "html");
+    if (!res || !w) {
+      w?.close();
+      return;
+    }
+    w.document.open();
+    w.document.write(await res.text());
+    w.document.close();
+    w.focus();
+    w.print();
+  }
+
+  return (
+    <main class="panel">
+      <a class="back" href="#/">
+        ← {t("audit.back")}
+      </a>
+      <h2>{t("report.ageing.title")}</h2>
+      <p class="muted">{t("report.ageing.what")}</p>
+      <form class="wide report-form" onSubmit={show}>
+        <fieldset>
+          <legend>{t("report.filters")}</legend>
+          <label>
+            {t("report.unit")}
+            <select name="unit">
+              {units.map((u) => (
+                <option key={u} value={u}>
+                  {u}
+                </option>
+              ))}
+            </select>
+          </label>
+          <DateField label={t("report.as_of")} name="as_of" defaultValue={showDate(today())} required />
+          <label>
+            {t("report.process")}
+            <input name="process" autoComplete="off" placeholder="P03" />
+          </label>
+          <label>
+            {t("report.clause")}
+            <input name="clause" autoComplete="off" placeholder="3.2.1" />
+          </label>
+          <label>
+            {t("report.class")}
+            <select name="class">
+              <option value="">{t("report.class_any")}</option>
+              <option value="major">{t("finding.class.major")}</option>
+              <option value="minor">{t("finding.class.minor")}</option>
+            </select>
+          </label>
+          <label>
+            {t("report.owner")}
+            <input name="owner" autoComplete="off" placeholder="ac.div2" />
+          </label>
+          <button type="submit" disabled={busy}>
+            {t("report.show")}
+          </button>
+        </fieldset>
+      </form>
+      <OutcomeLine outcome={outcome} />
+      {report && (
+        <section id="report" aria-labelledby="report-heading">
+          <h3 id="report-heading">{t("report.as_held", { date: showDate(report.as_of), units: report.units.join(", ") })}</h3>
+          <div class="report-actions">
+            <button type="button" onClick={download}>
+              {t("report.csv")}
+            </button>
+            <button type="button" onClick={print}>
+              {t("report.print")}
+            </button>
+          </div>
+          <div class="tiles">
+            <table class="counts" id="report-ages">
+              <caption>{t("report.by_age")}</caption>
+              <tbody>
+                {report.buckets.map((c) => (
+                  <tr key={c.label} data-key={c.label}>
+                    <th scope="row">{bucketWords(c.label)}</th>
+                    <td>{n(c.count)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <table class="counts" id="report-levels">
+              <caption>{t("report.by_level")}</caption>
+              <tbody>
+                {report.levels.map((c) => (
+                  <tr key={c.label} data-key={c.label}>
+                    <th scope="row">{levelWords(c.label)}</th>
+                    <td>{n(c.count)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <h3>{t("report.ncs", { count: report.ncs.length })}</h3>
+          {report.ncs.length === 0 && <p class="muted">{t("report.none")}</p>}
+          <ul class="items" id="report-ncs">
+            {report.ncs.map((r) => (
+              <li class="item" key={r.id} data-nc={r.id}>
+                <p class="question">
+                  <a href={`#/nc/${r.id}`}>{r.number ?? t("report.unnumbered")}</a> · {t(`nc.state.${r.state}` as Key)}
+                </p>
+                <p class="small">
+                  {r.unit} · {r.process && `${t("audit.process", { process: r.process })} · `}
+                  {t("audit.clause", { clause: r.clause })} · {t(`finding.class.${r.class}` as Key)}
+                  {r.owner && ` · ${t("report.owned_by", { owner: r.owner })}`}
+                </p>
+                <p class="small">
+                  {t("report.raised", { date: showDate(r.raised_on), days: n(r.age_days) })}
+                  {r.due && ` · ${t("nc.due", { date: showDate(r.due) })}`}
+                </p>
+                {r.days_overdue !== null && (
+                  <p class="overdue small">
+                    {t("nc.overdue", { days: r.days_overdue })}
+                    {r.escalation && ` · ${levelWords(r.escalation)}`}
+                  </p>
+                )}
+              </li>
+            ))}
+          </ul>
+          <h3>{t("report.devices")}</h3>
+          <ul class="items" id="report-devices">
+            {report.devices.map((d) => (
+              <li class="item small" key={d.device}>
+                {t("report.device", { user: d.username, device: d.device, at: shownInstant(d.last_synced) })}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+    </main>
+  );
+}
