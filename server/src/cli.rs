@@ -71,7 +71,7 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct ReportArgs {
-    /// The report: nc-ageing.
+    /// The report: nc-ageing or quarantine.
     name: String,
     /// The unit (the units below it are included).
     #[arg(long)]
@@ -412,8 +412,12 @@ async fn report(db: &Db, args: ReportArgs) -> Result<String> {
             let r = crate::reports::ageing::read(db, &scope).await?;
             Ok(crate::reports::ageing::render(&r, &scope, format))
         }
+        "quarantine" => {
+            let r = crate::reports::quarantine::read(db, &scope).await?;
+            Ok(crate::reports::quarantine::render(&r, &scope, format))
+        }
         other => anyhow::bail!(
-            "there is no report '{}': the reports are nc-ageing",
+            "there is no report '{}': the reports are nc-ageing and quarantine",
             sync_core::text::quote(other)
         ),
     }

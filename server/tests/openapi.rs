@@ -596,6 +596,10 @@ async fn signed_in_calls(server: &TestServer, spec: &Value) -> Result<()> {
         .await?;
     rao.call("get", &format!("{ageing}?format=pdf"), None, UNPROCESSABLE)
         .await?;
+    let held = "/api/v1/reports/units/DEMO-I/quarantine";
+    rao.call("get", held, None, OK).await?;
+    rao.call("get", &format!("{held}?process=P03"), None, BAD_REQUEST)
+        .await?;
     rao.call("get", "/api/v1/admin/users?unit=demo", None, UNPROCESSABLE)
         .await?;
     rao.call("get", "/api/v1/admin/users", None, BAD_REQUEST)

@@ -6,10 +6,13 @@
 //! response 01-08-2025, NC-07's response was extended to 31-01-2026, NC-05
 //! waits for the auditor. Its JSON, CSV and printable forms, and
 //! `sqm report`, say the same; it is for nodal officers and admins only.
+//! A change the server refused in the unit is listed in its quarantine
+//! report, as people read it.
 
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::{Backend, TestServer, drop_database, fresh_database};
@@ -290,6 +293,79 @@ on_both! {
         assert_eq!(status, StatusCode::BAD_REQUEST, "an unknown parameter");
         s.stop().await;
         drop_database(&dir, pg.as_deref()).await;
+        Ok(())
+    }
+}
+
+on_both! {
+    async fn a_change_refused_in_the_unit_is_listed_for_its_nodal_officer_as_people_read_it(backend: Backend) -> Result<()> {
+        use common::sync_help::{holds, rejections_with};
+        let s = TestServer::start(backend).await?;
+        let rao = s.login("a.rao").await?;
+        let held = "/api/v1/reports/units/DEMO-I/quarantine";
+        let (status, before) = s.get(held, &rao).await?;
+        assert_eq!(status, StatusCode::OK, "{before}");
+        assert_eq!(before["total"], 0, "{before}");
+
+        // M. Das's tablet holds NC-05; then his process owner role ends, and
+        // offline, not yet told, he rewrites its correction.
+        let nc: String = sqlx::query_scalar("SELECT doc_id FROM ncs WHERE number = 'NC-05'")
+            .fetch_one(s.db.pool())
+            .await?;
+        let nc: sync_core::ids::DocumentId = nc.parse()?;
+        let mut tablet = s.tablet("m.das").await?;
+        let mut client = s.connect(&mut tablet).await?;
+        holds(&s, &mut client, &[nc]).await?;
+        tablet.park(client).await;
+        let (_, roles) = s.get("/api/v1/admin/units/DEMO-I/roles", &rao).await?;
+        let id = roles
+            .as_array()
+            .and_then(|r| r.iter().find(|a| a["username"] == "m.das" && a["role"] == "process_owner"))
+            .and_then(|a| a["id"].as_str())
+            .context("m.das's role")?
+            .to_owned();
+        let (status, _) = s
+            .call(reqwest::Method::DELETE, &format!("/api/v1/admin/units/DEMO-I/roles/{id}"), Some(&rao), None)
+            .await?;
+        assert!(status.is_success(), "{status}");
+        tablet.edit_offline(
+            nc,
+            sync_core::edit::Edit::SetCorrection("Cases re-assigned <b>at once</b>.".into()),
+        )?;
+        let mut client = s.connect(&mut tablet).await?;
+        // No longer the owner, he may no longer see the NC: the server refuses it so.
+        let refused = client
+            .run_until(Duration::from_secs(20), |c| rejections_with(c, "doc.not_permitted") > 0)
+            .await?;
+        ensure!(refused, "the server never refused the correction");
+
+        let (status, r) = s.get(held, &rao).await?;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        assert_eq!(r["total"], 1, "{r}");
+        let h = &r["changes"][0];
+        assert_eq!(h["username"], "m.das");
+        assert_eq!(h["device"], tablet.device.as_str());
+        assert_eq!(h["unit"], "DEMO-I");
+        assert_eq!(h["doc_id"], nc.to_string());
+        assert_eq!(h["rule"], "doc.not_permitted");
+        let wrote: Vec<&str> = h["wrote"].as_array().context("wrote")?.iter().filter_map(Value::as_str).collect();
+        assert!(wrote.contains(&"set 'correction' to \"Cases re-assigned <b>at once</b>.\""), "{wrote:?}");
+        assert!(wrote.iter().any(|l| l.starts_with("set 'correction_at' to \"20")), "{wrote:?}");
+        // The printable page escapes what the device wrote; the CSV holds it as it was.
+        let (_, _, page) = text(&s, &format!("{held}?format=html"), &rao).await?;
+        assert!(page.contains("Cases re-assigned &lt;b&gt;at once&lt;/b&gt;."), "{page}");
+        assert!(!page.contains("<b>at once"), "device text is never markup");
+        let (_, kind, csv) = text(&s, &format!("{held}?format=csv"), &rao).await?;
+        assert_eq!(kind, "text/csv; charset=utf-8");
+        assert!(csv.contains("doc.not_permitted") && csv.contains("Cases re-assigned <b>at once</b>."), "{csv}");
+        // Nothing was deleted by reading it; the NC's owner, another unit's officer and filters are refused.
+        let (_, again) = s.get(held, &rao).await?;
+        assert_eq!(again["total"], 1);
+        let owner = s.login("ac.div2").await?;
+        assert_eq!(s.get(held, &owner).await?.0, StatusCode::FORBIDDEN);
+        assert_eq!(s.get(&format!("{held}?owner=m.das"), &rao).await?.0, StatusCode::BAD_REQUEST);
+        client.disconnect().await;
+        s.stop().await;
         Ok(())
     }
 }

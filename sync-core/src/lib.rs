@@ -18,6 +18,7 @@
 pub mod audit;
 pub mod checklist;
 pub mod date;
+pub mod describe;
 pub mod edit;
 pub mod engine;
 pub mod envelope;

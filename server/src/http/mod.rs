@@ -117,6 +117,7 @@ routes! {
     get "/api/v1/admin/amendments" => admin::templates::list;
     post "/api/v1/admin/units/{unit}/amendments/{id}/ack" => admin::templates::acknowledge;
     get "/api/v1/reports/units/{unit}/nc-ageing" => reports::nc_ageing;
+    get "/api/v1/reports/units/{unit}/quarantine" => reports::quarantine;
 }
 
 /// The application.

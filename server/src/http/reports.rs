@@ -13,7 +13,7 @@ use super::admin::{STEWARDS, Steward, unit_of};
 use super::error::ApiError;
 use super::extract::parse_field;
 use crate::auth::Caller;
-use crate::reports::{Filters, Format, Scope, ageing};
+use crate::reports::{Filters, Format, Scope, ageing, quarantine};
 
 /// What every report takes after its unit: `?as_of=&process=&clause=&class=&owner=&format=`.
 #[derive(Debug, Deserialize)]
@@ -100,6 +100,30 @@ fn respond(name: &str, scope: &Scope, format: Format, body: String) -> Response 
         }
     }
     response
+}
+
+/// `GET /api/v1/reports/units/{unit}/quarantine`: the refused changes, as
+/// people read them. The NC filters do not apply, and are refused if given.
+pub async fn quarantine(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(unit): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    if q.process.is_some() || q.clause.is_some() || q.class.is_some() || q.owner.is_some() {
+        return Err(ApiError::BadRequest(
+            "The quarantine takes no process, clause, class or owner: only as_of and format."
+                .into(),
+        ));
+    }
+    let (scope, format) = scope(&state, &caller, &unit, &q).await?;
+    let report = quarantine::read(&state.db, &scope).await?;
+    Ok(respond(
+        "quarantine",
+        &scope,
+        format,
+        quarantine::render(&report, &scope, format),
+    ))
 }
 
 /// `GET /api/v1/reports/units/{unit}/nc-ageing`.

@@ -318,7 +318,7 @@ fn printable(report: &Ageing, scope: &Scope) -> String {
         );
     }
     body.push_str("</tbody></table>\n");
-    page("NC ageing", scope, &report.devices, &body)
+    page("NC ageing", scope, Some(&report.devices), &body)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! The same code answers `GET /api/v1/reports/...` and `sqm report ...`.
 
 pub mod ageing;
+pub mod quarantine;
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -257,8 +258,9 @@ pub fn html(text: &str) -> String {
 }
 
 /// The printable page around a report's body: A4, its title, its date, the
-/// units, the filters and the devices it holds changes from.
-pub fn page(title: &str, scope: &Scope, devices: &[Contributor], body: &str) -> String {
+/// units, the filters and (for a report of documents' rows) the devices it
+/// holds changes from.
+pub fn page(title: &str, scope: &Scope, devices: Option<&[Contributor]>, body: &str) -> String {
     let f = &scope.filters;
     let filters: Vec<String> = [
         f.process
@@ -290,6 +292,10 @@ pub fn page(title: &str, scope: &Scope, devices: &[Contributor], body: &str) -> 
         },
     );
     out.push_str(body);
+    let Some(devices) = devices else {
+        out.push_str("</body></html>\n");
+        return out;
+    };
     out.push_str("<h2>Devices whose changes this report holds</h2>\n");
     if devices.is_empty() {
         out.push_str("<p>None.</p>\n");
