@@ -189,8 +189,9 @@ export function Dashboard(props: { sync: Sync; reference: Reference }) {
   return (
     <section class="dashboard" aria-labelledby="dash-heading">
       <h2 id="dash-heading">{t("dash.heading")}</h2>
-      <p>
+      <p class="report-links">
         <a href="#/reports/nc-ageing">{t("report.link")}</a>
+        <a href="#/reports/quarantine">{t("report.quarantine.link")}</a>
       </p>
       {units.length > 1 && (
         <label class="unit-pick">

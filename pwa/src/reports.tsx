@@ -7,7 +7,7 @@ import { type Key, showDate, t, today } from "./i18n";
 import type { NcView } from "./nc";
 import type { Reference } from "./store";
 import type { Sync } from "./sync";
-import { DateField, type Outcome, OutcomeLine, failed, formDate } from "./ui";
+import { DateField, type Outcome, OutcomeLine, failed, formDate, ruleText } from "./ui";
 
 interface Count {
   label: string;
@@ -70,13 +70,16 @@ async function reason(res: Response): Promise<string> {
   return body.message ?? `${res.status} ${res.statusText}`;
 }
 
-export function NcAgeing(props: { sync: Sync; reference: Reference }) {
-  const units = reportUnits(props.reference);
+/**
+ * A report read from the server under the session: the last one read (kept
+ * on the screen when a later read fails), what was said, and its CSV and
+ * printable forms fetched on demand with the same query.
+ */
+function useServerReport<T>(sync: Sync) {
   const [query, setQuery] = useState<string>();
-  const [report, setReport] = useState<Ageing>();
+  const [report, setReport] = useState<T>();
   const [outcome, setOutcome] = useState<Outcome>();
   const [busy, setBusy] = useState(false);
-  const path = (q: string, format: string) => `${q}&format=${format}`;
 
   async function read(q: string, format: string): Promise<Response | undefined> {
     if (!navigator.onLine) {
@@ -84,7 +87,7 @@ export function NcAgeing(props: { sync: Sync; reference: Reference }) {
       return undefined;
     }
     try {
-      const res = await props.sync.get(path(q, format));
+      const res = await sync.get(`${q}${q.includes("?") ? "&" : "?"}format=${format}`);
       if (res.ok) return res;
       setOutcome(failed(t("report.failed", { reason: await reason(res) })));
     } catch {
@@ -93,21 +96,13 @@ export function NcAgeing(props: { sync: Sync; reference: Reference }) {
     return undefined;
   }
 
-  async function show(e: Event) {
-    e.preventDefault();
-    const data = new FormData(e.currentTarget as HTMLFormElement);
-    const params = new URLSearchParams({ as_of: formDate(data, "as_of") });
-    for (const name of ["process", "clause", "class", "owner"]) {
-      const v = String(data.get(name) ?? "").trim();
-      if (v) params.set(name, v);
-    }
-    const q = `/api/v1/reports/units/${encodeURIComponent(String(data.get("unit")))}/nc-ageing?${params}`;
+  async function fetchReport(q: string) {
     setOutcome(undefined);
     setBusy(true);
     const res = await read(q, "json");
     setBusy(false);
     if (!res) return;
-    setReport((await res.json()) as Ageing);
+    setReport((await res.json()) as T);
     setQuery(q);
   }
 
@@ -118,7 +113,7 @@ export function NcAgeing(props: { sync: Sync; reference: Reference }) {
     const url = URL.createObjectURL(await res.blob());
     const a = document.createElement("a");
     a.href = url;
-    a.download = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") ?? "")?.[1] ?? "nc-ageing.csv";
+    a.download = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") ?? "")?.[1] ?? "report.csv";
     a.click();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
   }
@@ -137,6 +132,37 @@ export function NcAgeing(props: { sync: Sync; reference: Reference }) {
     w.document.close();
     w.focus();
     w.print();
+  }
+
+  return { report, outcome, busy, fetchReport, download, print };
+}
+
+function ReportActions(props: { download: () => void; print: () => void }) {
+  return (
+    <div class="report-actions">
+      <button type="button" onClick={props.download}>
+        {t("report.csv")}
+      </button>
+      <button type="button" onClick={props.print}>
+        {t("report.print")}
+      </button>
+    </div>
+  );
+}
+
+export function NcAgeing(props: { sync: Sync; reference: Reference }) {
+  const units = reportUnits(props.reference);
+  const { report, outcome, busy, fetchReport, download, print } = useServerReport<Ageing>(props.sync);
+
+  async function show(e: Event) {
+    e.preventDefault();
+    const data = new FormData(e.currentTarget as HTMLFormElement);
+    const params = new URLSearchParams({ as_of: formDate(data, "as_of") });
+    for (const name of ["process", "clause", "class", "owner"]) {
+      const v = String(data.get(name) ?? "").trim();
+      if (v) params.set(name, v);
+    }
+    await fetchReport(`/api/v1/reports/units/${encodeURIComponent(String(data.get("unit")))}/nc-ageing?${params}`);
   }
 
   return (
@@ -189,14 +215,7 @@ export function NcAgeing(props: { sync: Sync; reference: Reference }) {
       {report && (
         <section id="report" aria-labelledby="report-heading">
           <h3 id="report-heading">{t("report.as_held", { date: showDate(report.as_of), units: report.units.join(", ") })}</h3>
-          <div class="report-actions">
-            <button type="button" onClick={download}>
-              {t("report.csv")}
-            </button>
-            <button type="button" onClick={print}>
-              {t("report.print")}
-            </button>
-          </div>
+          <ReportActions download={download} print={print} />
           <div class="tiles">
             <table class="counts" id="report-ages">
               <caption>{t("report.by_age")}</caption>
@@ -252,6 +271,94 @@ export function NcAgeing(props: { sync: Sync; reference: Reference }) {
             {report.devices.map((d) => (
               <li class="item small" key={d.device}>
                 {t("report.device", { user: d.username, device: d.device, at: shownInstant(d.last_synced) })}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+    </main>
+  );
+}
+
+interface Held {
+  id: number;
+  doc_id: string;
+  unit: string | null;
+  username: string;
+  device: string;
+  received_at: string;
+  rule: string;
+  message: string;
+  wrote: string[];
+  more: number;
+}
+
+/**
+ * The quarantine for people: every change the server refused in a unit
+ * (and those below), newest first, with who sent it from which device and
+ * when, the rule in the catalogue's words, and what it tried to write.
+ */
+export function Quarantine(props: { sync: Sync; reference: Reference }) {
+  const units = reportUnits(props.reference);
+  const { report, outcome, busy, fetchReport, download, print } = useServerReport<{
+    as_of: string;
+    units: string[];
+    total: number;
+    changes: Held[];
+  }>(props.sync);
+
+  async function show(e: Event) {
+    e.preventDefault();
+    const data = new FormData(e.currentTarget as HTMLFormElement);
+    await fetchReport(`/api/v1/reports/units/${encodeURIComponent(String(data.get("unit")))}/quarantine`);
+  }
+
+  return (
+    <main class="panel">
+      <a class="back" href="#/">
+        ← {t("audit.back")}
+      </a>
+      <h2>{t("report.quarantine.title")}</h2>
+      <p class="muted">{t("report.quarantine.what")}</p>
+      <form class="wide report-form" onSubmit={show}>
+        <fieldset>
+          <legend>{t("report.quarantine.scope")}</legend>
+          <label>
+            {t("report.unit")}
+            <select name="unit">
+              {units.map((u) => (
+                <option key={u} value={u}>
+                  {u}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="submit" disabled={busy}>
+            {t("report.show")}
+          </button>
+        </fieldset>
+      </form>
+      <OutcomeLine outcome={outcome} />
+      {report && (
+        <section id="report" aria-labelledby="report-heading">
+          <h3 id="report-heading">
+            {t("report.quarantine.count", { count: n(report.total), units: report.units.join(", ") })}
+          </h3>
+          <ReportActions download={download} print={print} />
+          {report.changes.length === 0 && <p class="muted">{t("report.quarantine.none")}</p>}
+          <ul class="items" id="report-held">
+            {report.changes.map((h) => (
+              <li class="item" key={h.id} data-held={h.id}>
+                <p class="question">
+                  {t("report.quarantine.who", { user: h.username, device: h.device, at: shownInstant(h.received_at) })}
+                </p>
+                <p class="error small">{ruleText(h.rule, h.message)}</p>
+                <ul class="wrote small" aria-label={t("report.quarantine.wrote")}>
+                  {h.wrote.map((line, i) => (
+                    <li key={i}>{line}</li>
+                  ))}
+                  {h.more > 0 && <li>{t("report.quarantine.more", { count: h.more })}</li>}
+                </ul>
               </li>
             ))}
           </ul>

@@ -7,7 +7,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { en, open, signIn, sql, status } from "./harness.mjs";
+import path from "node:path";
+import { bothLanguages, en, open, shots, signIn, sql, status } from "./harness.mjs";
 
 test("a forbidden edit forced through the page's JavaScript is refused by the server and shown as refused, with nothing lost", async () => {
   const { context, page, errors } = await open();
@@ -69,4 +70,25 @@ test("a forbidden edit forced through the page's JavaScript is refused by the se
   assert.equal(await page.getByLabel(en["nc.correction"]).inputValue(), correction, "the tablet still holds the text");
   assert.deepEqual(errors, [], "no script error on the page");
   await context.close();
+
+  // The unit's nodal officer sees it among the refused changes: who, from
+  // which tablet, why in plain words, and what it tried to write.
+  const nodal = await open();
+  await signIn(nodal.page, "a.rao");
+  await nodal.page.getByRole("link", { name: en["report.quarantine.link"] }).click();
+  await nodal.page.getByRole("heading", { name: en["report.quarantine.title"] }).waitFor();
+  await nodal.page.getByRole("button", { name: en["report.show"] }).click();
+  const held = nodal.page.locator("#report-held > li").first();
+  await held.waitFor();
+  const total = sql(`SELECT COUNT(*) FROM quarantine`);
+  await nodal.page.locator("#report-heading", { hasText: en["report.quarantine.count"].replace("{count}", total).split(";")[0] }).waitFor();
+  assert.match(await held.locator("p.question").innerText(), /^s\.khan, /);
+  await held.getByText(en["rule.nc.owner_fields"], { exact: false }).waitFor();
+  await held.getByText(`set 'correction' to "${correction}"`).waitFor();
+  await nodal.page.screenshot({ path: path.join(shots, "quarantine-en-1280x800.png"), fullPage: true });
+  await bothLanguages(nodal.page, "the refused changes", (c) =>
+    nodal.page.getByRole("heading", { name: c["report.quarantine.title"], exact: true }).waitFor(),
+  );
+  assert.deepEqual(nodal.errors, [], "no script error on the nodal officer's page");
+  await nodal.context.close();
 });
