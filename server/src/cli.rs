@@ -71,7 +71,7 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct ReportArgs {
-    /// The report: nc-ageing or quarantine.
+    /// The report: nc-ageing, programme-adherence or quarantine.
     name: String,
     /// The unit (the units below it are included).
     #[arg(long)]
@@ -412,12 +412,16 @@ async fn report(db: &Db, args: ReportArgs) -> Result<String> {
             let r = crate::reports::ageing::read(db, &scope).await?;
             Ok(crate::reports::ageing::render(&r, &scope, format))
         }
+        "programme-adherence" => {
+            let r = crate::reports::adherence::read(db, &scope).await?;
+            Ok(crate::reports::adherence::render(&r, &scope, format))
+        }
         "quarantine" => {
             let r = crate::reports::quarantine::read(db, &scope).await?;
             Ok(crate::reports::quarantine::render(&r, &scope, format))
         }
         other => anyhow::bail!(
-            "there is no report '{}': the reports are nc-ageing and quarantine",
+            "there is no report '{}': the reports are nc-ageing, programme-adherence and quarantine",
             sync_core::text::quote(other)
         ),
     }

@@ -600,6 +600,13 @@ async fn signed_in_calls(server: &TestServer, spec: &Value) -> Result<()> {
     rao.call("get", held, None, OK).await?;
     rao.call("get", &format!("{held}?process=P03"), None, BAD_REQUEST)
         .await?;
+    rao.call(
+        "get",
+        "/api/v1/reports/units/DEMO-I/programme-adherence?as_of=2026-01-15",
+        None,
+        OK,
+    )
+    .await?;
     rao.call("get", "/api/v1/admin/users?unit=demo", None, UNPROCESSABLE)
         .await?;
     rao.call("get", "/api/v1/admin/users", None, BAD_REQUEST)

@@ -369,3 +369,84 @@ on_both! {
         Ok(())
     }
 }
+
+on_both! {
+    async fn programme_adherence_counts_the_audits_planned_begun_and_reported_as_worked_out_by_hand(backend: Backend) -> Result<()> {
+        let s = TestServer::start(backend).await?;
+        let rao = s.login("a.rao").await?;
+        let adherence = "/api/v1/reports/units/DEMO-I/programme-adherence";
+        let figures = |r: &Value| -> Vec<i64> {
+            let f = r["figures"]
+                .as_array()
+                .and_then(|a| a.iter().find(|f| f["unit"] == "DEMO-I"))
+                .cloned()
+                .unwrap_or_default();
+            ["planned", "due", "begun", "reported", "late"]
+                .iter()
+                .map(|k| f[*k].as_i64().unwrap_or(-1))
+                .collect()
+        };
+        // The demo's 2025-26 programme (approved 20-06-2025): audits 001 (14-07-2025,
+        // closed), 002 (22-07-2025, report issued) and 003 (13-01-2026, in review).
+        let (status, r) = s.get(&format!("{adherence}?as_of=2026-01-15"), &rao).await?;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        assert_eq!(r["fy"], "2025-26");
+        assert_eq!(figures(&r), [3, 3, 3, 2, 0], "{r}");
+        let demo = r["figures"].as_array().and_then(|a| a.iter().find(|f| f["unit"] == "DEMO-I")).context("DEMO-I")?;
+        assert_eq!(demo["programme_approved_on"], "2025-06-20");
+        assert_eq!(demo["adherence_percent"], 100);
+        // On 20-07-2025 only 001 was due (and begun, and its report is issued now);
+        // 002 and 003 were still to come.
+        let (_, early) = s.get(&format!("{adherence}?as_of=2025-07-20"), &rao).await?;
+        assert_eq!(figures(&early), [3, 1, 1, 1, 0], "{early}");
+
+        // A fourth audit planned for 10-02-2026 and not begun: late from that day.
+        let (status, body) = s
+            .post(
+                "/api/v1/admin/units/DEMO-I/audits",
+                &rao,
+                serde_json::json!({
+                    "number": "IA/DEMO-I/2025-26/004",
+                    "scope": ["P01"],
+                    "planned_from": "2026-02-10",
+                    "planned_to": "2026-02-11",
+                    "template_version": 2,
+                    "lead": "k.iyer",
+                    "members": ["s.khan"],
+                }),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (_, before) = s.get(&format!("{adherence}?as_of=2026-02-09"), &rao).await?;
+        assert_eq!(figures(&before), [4, 3, 3, 2, 0], "{before}");
+        let (_, after) = s.get(&format!("{adherence}?as_of=2026-02-10"), &rao).await?;
+        assert_eq!(figures(&after), [4, 4, 3, 2, 1], "{after}");
+        let demo = after["figures"].as_array().and_then(|a| a.iter().find(|f| f["unit"] == "DEMO-I")).context("DEMO-I")?;
+        assert_eq!(demo["adherence_percent"], 75);
+        let late: Vec<&str> = after["audits"]
+            .as_array()
+            .context("audits")?
+            .iter()
+            .filter(|a| a["late"] == true)
+            .filter_map(|a| a["number"].as_str())
+            .collect();
+        assert_eq!(late, ["IA/DEMO-I/2025-26/004"]);
+        // The next financial year has nothing planned yet.
+        let (_, next) = s.get(&format!("{adherence}?as_of=2026-04-01"), &rao).await?;
+        assert_eq!(next["fy"], "2026-27");
+        assert_eq!(figures(&next), [0, 0, 0, 0, 0]);
+
+        // The CSV and the page say the same.
+        let (_, _, csv) = text(&s, &format!("{adherence}?as_of=2026-02-10&format=csv"), &rao).await?;
+        assert!(csv.contains("\r\nDEMO-I,2025-06-20,4,4,3,2,1,75\r\n"), "{csv}");
+        let (_, _, page) = text(&s, &format!("{adherence}?as_of=2026-02-10&format=html"), &rao).await?;
+        assert_eq!(page.matches("class=\"late\"").count(), 1, "{page}");
+        assert!(page.contains("10-02-2026 to 11-02-2026"), "{page}");
+        // Not a process owner's; and NC filters are refused.
+        let owner = s.login("ac.div2").await?;
+        assert_eq!(s.get(adherence, &owner).await?.0, StatusCode::FORBIDDEN);
+        assert_eq!(s.get(&format!("{adherence}?class=major"), &rao).await?.0, StatusCode::BAD_REQUEST);
+        s.stop().await;
+        Ok(())
+    }
+}

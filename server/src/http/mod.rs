@@ -118,6 +118,7 @@ routes! {
     post "/api/v1/admin/units/{unit}/amendments/{id}/ack" => admin::templates::acknowledge;
     get "/api/v1/reports/units/{unit}/nc-ageing" => reports::nc_ageing;
     get "/api/v1/reports/units/{unit}/quarantine" => reports::quarantine;
+    get "/api/v1/reports/units/{unit}/programme-adherence" => reports::programme_adherence;
 }
 
 /// The application.

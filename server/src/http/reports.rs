@@ -13,7 +13,7 @@ use super::admin::{STEWARDS, Steward, unit_of};
 use super::error::ApiError;
 use super::extract::parse_field;
 use crate::auth::Caller;
-use crate::reports::{Filters, Format, Scope, ageing, quarantine};
+use crate::reports::{Filters, Format, Scope, adherence, ageing, quarantine};
 
 /// What every report takes after its unit: `?as_of=&process=&clause=&class=&owner=&format=`.
 #[derive(Debug, Deserialize)]
@@ -110,12 +110,7 @@ pub async fn quarantine(
     Path(unit): Path<String>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    if q.process.is_some() || q.clause.is_some() || q.class.is_some() || q.owner.is_some() {
-        return Err(ApiError::BadRequest(
-            "The quarantine takes no process, clause, class or owner: only as_of and format."
-                .into(),
-        ));
-    }
+    no_nc_filters(&q, "The quarantine")?;
     let (scope, format) = scope(&state, &caller, &unit, &q).await?;
     let report = quarantine::read(&state.db, &scope).await?;
     Ok(respond(
@@ -123,6 +118,34 @@ pub async fn quarantine(
         &scope,
         format,
         quarantine::render(&report, &scope, format),
+    ))
+}
+
+/// 400 if a report that is not about NCs is given their filters.
+fn no_nc_filters(q: &ReportQuery, report: &str) -> Result<(), ApiError> {
+    if q.process.is_some() || q.clause.is_some() || q.class.is_some() || q.owner.is_some() {
+        return Err(ApiError::BadRequest(format!(
+            "{report} takes no process, clause, class or owner: only as_of and format."
+        )));
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/reports/units/{unit}/programme-adherence`.
+pub async fn programme_adherence(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(unit): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    no_nc_filters(&q, "Programme adherence")?;
+    let (scope, format) = scope(&state, &caller, &unit, &q).await?;
+    let report = adherence::read(&state.db, &scope).await?;
+    Ok(respond(
+        "programme-adherence",
+        &scope,
+        format,
+        adherence::render(&report, &scope, format),
     ))
 }
 

@@ -7,6 +7,7 @@
 //!
 //! The same code answers `GET /api/v1/reports/...` and `sqm report ...`.
 
+pub mod adherence;
 pub mod ageing;
 pub mod quarantine;
 
@@ -281,7 +282,7 @@ pub fn page(title: &str, scope: &Scope, devices: Option<&[Contributor]>, body: &
          h1 {{ font-size: 15pt; margin: 0 0 4pt; }} h2 {{ font-size: 12pt; margin: 14pt 0 4pt; }} \
          table {{ border-collapse: collapse; width: 100%; }} th, td {{ border: 0.5pt solid #777; padding: 2pt 4pt; text-align: left; vertical-align: top; }} \
          td.n {{ text-align: right; font-variant-numeric: tabular-nums; }} thead {{ display: table-header-group; }} tr {{ break-inside: avoid; }} \
-         .meta {{ color: #444; }}</style></head><body>\n<h1>{t}</h1>\n<p class=\"meta\">As of {as_of}; units {units}{filters}.</p>\n",
+         .meta {{ color: #444; }} tr.late td {{ color: #a00; font-weight: 600; }}</style></head><body>\n<h1>{t}</h1>\n<p class=\"meta\">As of {as_of}; units {units}{filters}.</p>\n",
         t = html(title),
         as_of = scope.as_of.display(),
         units = html(&scope.units.join(", ")),
