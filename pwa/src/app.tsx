@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { Refused, referenceOf, refreshed, signIn } from "./api";
 import { AuditScreen, readAudit } from "./audit";
 import { Dashboard, isAdmin, isNodal } from "./dashboard";
-import { NcAgeing, Quarantine } from "./reports";
+import { Adherence, NcAgeing, Quarantine } from "./reports";
 import { type Key, lang, setLang, showDate, t } from "./i18n";
 import type { Signal } from "./signal";
 import * as store from "./store";
@@ -277,6 +277,7 @@ function MyAudits(props: {
   if (hash === "#/refused" && sync) return <Refusals sync={sync} />;
   if (hash === "#/reports/nc-ageing" && sync) return <NcAgeing sync={sync} reference={kept.value} />;
   if (hash === "#/reports/quarantine" && sync) return <Quarantine sync={sync} reference={kept.value} />;
+  if (hash === "#/reports/adherence" && sync) return <Adherence sync={sync} reference={kept.value} />;
   const nc = /^#\/nc\/([0-9a-f-]+)$/.exec(hash);
   if (nc) return <NcScreen id={nc[1]} sync={sync} />;
   const mine = kept.value.audits.filter((a) => kept.value.author.audits[a.id]);
@@ -291,6 +292,7 @@ function MyAudits(props: {
           <p>{t("admin.where")}</p>
           <p class="report-links">
             <a href="#/reports/nc-ageing">{t("report.link")}</a>
+            <a href="#/reports/adherence">{t("report.adherence.link")}</a>
             <a href="#/reports/quarantine">{t("report.quarantine.link")}</a>
           </p>
         </section>

@@ -191,6 +191,7 @@ export function Dashboard(props: { sync: Sync; reference: Reference }) {
       <h2 id="dash-heading">{t("dash.heading")}</h2>
       <p class="report-links">
         <a href="#/reports/nc-ageing">{t("report.link")}</a>
+        <a href="#/reports/adherence">{t("report.adherence.link")}</a>
         <a href="#/reports/quarantine">{t("report.quarantine.link")}</a>
       </p>
       {units.length > 1 && (

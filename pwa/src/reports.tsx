@@ -367,3 +367,123 @@ export function Quarantine(props: { sync: Sync; reference: Reference }) {
     </main>
   );
 }
+
+interface PlannedRow {
+  id: string;
+  number: string;
+  unit: string;
+  planned_from: string;
+  planned_to: string;
+  state: string;
+  due: boolean;
+  begun: boolean;
+  reported: boolean;
+  late: boolean;
+}
+
+interface UnitFigures {
+  unit: string;
+  programme_approved_on: string | null;
+  planned: number;
+  due: number;
+  begun: number;
+  reported: number;
+  late: number;
+  adherence_percent: number | null;
+}
+
+/** Programme adherence: the audits planned for the financial year against those begun and reported. */
+export function Adherence(props: { sync: Sync; reference: Reference }) {
+  const units = reportUnits(props.reference);
+  const { report, outcome, busy, fetchReport, download, print } = useServerReport<{
+    as_of: string;
+    fy: string;
+    figures: UnitFigures[];
+    audits: PlannedRow[];
+  }>(props.sync);
+
+  async function show(e: Event) {
+    e.preventDefault();
+    const data = new FormData(e.currentTarget as HTMLFormElement);
+    const params = new URLSearchParams({ as_of: formDate(data, "as_of") });
+    await fetchReport(
+      `/api/v1/reports/units/${encodeURIComponent(String(data.get("unit")))}/programme-adherence?${params}`,
+    );
+  }
+
+  return (
+    <main class="panel">
+      <a class="back" href="#/">
+        ← {t("audit.back")}
+      </a>
+      <h2>{t("report.adherence.title")}</h2>
+      <p class="muted">{t("report.adherence.what")}</p>
+      <form class="wide report-form" onSubmit={show}>
+        <fieldset>
+          <legend>{t("report.quarantine.scope")}</legend>
+          <label>
+            {t("report.unit")}
+            <select name="unit">
+              {units.map((u) => (
+                <option key={u} value={u}>
+                  {u}
+                </option>
+              ))}
+            </select>
+          </label>
+          <DateField label={t("report.as_of")} name="as_of" defaultValue={showDate(today())} required />
+          <button type="submit" disabled={busy}>
+            {t("report.show")}
+          </button>
+        </fieldset>
+      </form>
+      <OutcomeLine outcome={outcome} />
+      {report && (
+        <section id="report" aria-labelledby="report-heading">
+          <h3 id="report-heading">{t("report.adherence.as_of", { date: showDate(report.as_of), fy: report.fy })}</h3>
+          <ReportActions download={download} print={print} />
+          <ul class="items" id="report-units">
+            {report.figures
+              .filter((f) => f.planned > 0)
+              .map((f) => (
+                <li class="item" key={f.unit} data-unit={f.unit}>
+                  <p class="question">
+                    {f.unit} ·{" "}
+                    {f.programme_approved_on
+                      ? t("report.adherence.approved", { date: showDate(f.programme_approved_on) })
+                      : t("report.adherence.not_approved")}
+                  </p>
+                  <p data-figures>
+                    {t("report.adherence.figures", {
+                      planned: n(f.planned),
+                      due: n(f.due),
+                      begun: n(f.begun),
+                      reported: n(f.reported),
+                    })}
+                    {f.adherence_percent !== null && ` · ${t("report.adherence.percent", { percent: f.adherence_percent })}`}
+                  </p>
+                  {f.late > 0 && <p class="overdue">{t("report.adherence.late", { count: n(f.late) })}</p>}
+                </li>
+              ))}
+          </ul>
+          {report.figures.every((f) => f.planned === 0) && <p class="muted">{t("report.adherence.none")}</p>}
+          <h3>{t("report.adherence.audits")}</h3>
+          <ul class="items" id="report-audits">
+            {report.audits.map((a) => (
+              <li class="item small" key={a.id} data-audit={a.id}>
+                <p class="question">
+                  {a.number} · {a.unit}
+                </p>
+                <p>
+                  {t("audits.dates", { from: showDate(a.planned_from), to: showDate(a.planned_to) })} ·{" "}
+                  {t(`audit.state.${a.state}` as Key)}
+                </p>
+                {a.late && <p class="overdue">{t("report.adherence.late_one")}</p>}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+    </main>
+  );
+}

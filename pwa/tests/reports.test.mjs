@@ -70,3 +70,30 @@ test("the nodal officer opens the NC ageing report, filters it, downloads its CS
   assert.deepEqual(errors, [], "no script error on the page");
   await context.close();
 });
+
+test("the nodal officer reads the programme's adherence: the year's audits planned, begun and reported", async () => {
+  const { context, page, errors } = await open({ width: 800, height: 1280 });
+  await signIn(page, "a.rao");
+  await page.getByRole("link", { name: en["report.adherence.link"] }).click();
+  await page.getByRole("heading", { name: en["report.adherence.title"], exact: true }).waitFor();
+  await page.getByLabel(en["report.as_of"]).fill("15-01-2026");
+  await page.getByRole("button", { name: en["report.show"] }).click();
+  await page.locator("#report-heading", { hasText: "2025-26" }).waitFor();
+  // The demo's programme: 001, 002 and 003 due and begun by 15-01-2026, 001 and 002 reported.
+  const unit = page.locator('#report-units li[data-unit="DEMO-I"]');
+  const want = en["report.adherence.figures"]
+    .replace("{planned}", "3")
+    .replace("{due}", "3")
+    .replace("{begun}", "3")
+    .replace("{reported}", "2");
+  assert.ok((await unit.locator("[data-figures]").innerText()).startsWith(want));
+  await unit.getByText(en["report.adherence.approved"].replace("{date}", "20-06-2025")).waitFor();
+  assert.equal(await page.locator("#report-audits li").count(), Number(sql(`SELECT COUNT(*) FROM planned_audits WHERE planned_from BETWEEN '2025-04-01' AND '2026-03-31'`)));
+  assert.equal(await page.locator("#report-audits li .overdue").count(), 0, "nothing late");
+  await page.screenshot({ path: path.join(shots, "adherence-en-800x1280.png"), fullPage: true });
+  await bothLanguages(page, "programme adherence", (c) =>
+    page.getByRole("heading", { name: c["report.adherence.title"], exact: true }).waitFor(),
+  );
+  assert.deepEqual(errors, [], "no script error on the page");
+  await context.close();
+});
