@@ -407,6 +407,15 @@ async fn report(db: &Db, args: ReportArgs) -> Result<String> {
             owner: one("owner", args.owner)?,
         },
     };
+    let f = &scope.filters;
+    let filtered =
+        f.process.is_some() || f.clause.is_some() || f.class.is_some() || f.owner.is_some();
+    if filtered && args.name != "nc-ageing" {
+        anyhow::bail!(
+            "--process, --clause, --class and --owner filter NCs: {} takes only --unit, --as-of and --format",
+            sync_core::text::quote(&args.name)
+        );
+    }
     match args.name.as_str() {
         "nc-ageing" => {
             let r = crate::reports::ageing::read(db, &scope).await?;

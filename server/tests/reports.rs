@@ -264,6 +264,12 @@ on_both! {
         let unknown = sqm(&["report", "nc-ageing", "--unit", "NOWHERE"])?;
         assert!(!unknown.status.success());
         assert!(String::from_utf8_lossy(&unknown.stderr).contains("there is no unit NOWHERE"), "{unknown:?}");
+        let misfiltered = sqm(&["report", "quarantine", "--unit", "DEMO-I", "--owner", "m.das"])?;
+        assert!(!misfiltered.status.success(), "a filter the report does not take is refused, never ignored");
+        assert!(String::from_utf8_lossy(&misfiltered.stderr).contains("takes only --unit"), "{misfiltered:?}");
+        let adherence = sqm(&["report", "programme-adherence", "--unit", "DEMO-I", "--as-of", "2026-01-15", "--format", "csv"])?;
+        ensure!(adherence.status.success(), "{adherence:?}");
+        assert!(String::from_utf8_lossy(&adherence.stdout).contains("\r\nDEMO-I,2025-06-20,3,3,3,2,0,100\r\n"));
 
         // Who may read it: the unit's nodal officer and the apex officer above; no process owner, nobody signed out.
         let apex = s.login("v.nair").await?;
