@@ -37,11 +37,17 @@ export interface ReviewView {
   actions: number;
 }
 
-/** Whether the user holds `role` in some unit today. */
-function holds(reference: Reference, role: string): boolean {
+/** The units where the user holds one of `roles` today, sorted. */
+export function unitsHeld(reference: Reference, roles: string[]): string[] {
   const day = today();
-  return reference.author.grants.some((g) => g.role === role && g.from <= day && (g.until === null || day <= g.until));
+  const held = reference.author.grants.filter(
+    (g) => roles.includes(g.role) && g.from <= day && (g.until === null || day <= g.until),
+  );
+  return [...new Set(held.map((g) => g.unit))].sort();
 }
+
+/** Whether the user holds `role` in some unit today. */
+const holds = (reference: Reference, role: string) => unitsHeld(reference, [role]).length > 0;
 
 /** Whether the user is a nodal officer of some unit today. */
 export const isNodal = (reference: Reference) => holds(reference, "nodal_officer");
@@ -60,7 +66,7 @@ function count<T>(items: T[], key: (x: T) => string): Map<string, number> {
 }
 
 /** A table of counts: one row per label, its count in a cell the tests (and screen readers) find by name. */
-function Counts(props: { id: string; caption: string; rows: [string, string, number][] }) {
+export function Counts(props: { id: string; caption: string; rows: [string, string, number][] }) {
   return (
     <table class="counts" id={props.id} data-counts={props.id}>
       <caption>{props.caption}</caption>

@@ -2,7 +2,9 @@
 // NC ageing of a unit and the units below it, filtered, shown as a table,
 // downloaded as CSV or printed. A report is the server's merged view of
 // every tablet's work, so it needs a connection; the screen says so.
+import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
+import { Counts, unitsHeld } from "./dashboard";
 import { type Key, showDate, t, today } from "./i18n";
 import type { NcView } from "./nc";
 import type { Reference } from "./store";
@@ -53,16 +55,7 @@ function shownInstant(iso: string): string {
 }
 
 /** The units whose reports the user may read: those where they are a nodal officer or admin today. */
-export function reportUnits(reference: Reference): string[] {
-  const day = today();
-  return [
-    ...new Set(
-      reference.author.grants
-        .filter((g) => (g.role === "nodal_officer" || g.role === "admin") && g.from <= day && (g.until === null || day <= g.until))
-        .map((g) => g.unit),
-    ),
-  ].sort();
-}
+const reportUnits = (reference: Reference) => unitsHeld(reference, ["nodal_officer", "admin"]);
 
 /** What the server says when it refuses: its message, or the status. */
 async function reason(res: Response): Promise<string> {
@@ -150,95 +143,124 @@ function ReportActions(props: { download: () => void; print: () => void }) {
   );
 }
 
-export function NcAgeing(props: { sync: Sync; reference: Reference }) {
-  const units = reportUnits(props.reference);
-  const { report, outcome, busy, fetchReport, download, print } = useServerReport<Ageing>(props.sync);
-
+/**
+ * A report's page: its title and what it holds, a form that asks for a unit
+ * (with those below), the date if the report takes one and its own fields,
+ * what was said of the last read, and the report read last.
+ */
+function ReportPage(props: {
+  report: string;
+  title: Key;
+  what: Key;
+  legend: Key;
+  reference: Reference;
+  dated: boolean;
+  busy: boolean;
+  outcome?: Outcome;
+  fetchReport: (path: string) => Promise<void>;
+  fields?: ComponentChildren;
+  children?: ComponentChildren;
+}) {
   async function show(e: Event) {
     e.preventDefault();
     const data = new FormData(e.currentTarget as HTMLFormElement);
-    const params = new URLSearchParams({ as_of: formDate(data, "as_of") });
-    for (const name of ["process", "clause", "class", "owner"]) {
-      const v = String(data.get(name) ?? "").trim();
-      if (v) params.set(name, v);
+    const params = new URLSearchParams();
+    if (props.dated) params.set("as_of", formDate(data, "as_of"));
+    for (const [name, value] of data) {
+      const v = String(value).trim();
+      if (name !== "unit" && name !== "as_of" && v) params.set(name, v);
     }
-    await fetchReport(`/api/v1/reports/units/${encodeURIComponent(String(data.get("unit")))}/nc-ageing?${params}`);
+    const unit = encodeURIComponent(String(data.get("unit")));
+    await props.fetchReport(`/api/v1/reports/units/${unit}/${props.report}${params.size ? `?${params}` : ""}`);
   }
-
   return (
     <main class="panel">
       <a class="back" href="#/">
         ← {t("audit.back")}
       </a>
-      <h2>{t("report.ageing.title")}</h2>
-      <p class="muted">{t("report.ageing.what")}</p>
+      <h2>{t(props.title)}</h2>
+      <p class="muted">{t(props.what)}</p>
       <form class="wide report-form" onSubmit={show}>
         <fieldset>
-          <legend>{t("report.filters")}</legend>
+          <legend>{t(props.legend)}</legend>
           <label>
             {t("report.unit")}
             <select name="unit">
-              {units.map((u) => (
+              {reportUnits(props.reference).map((u) => (
                 <option key={u} value={u}>
                   {u}
                 </option>
               ))}
             </select>
           </label>
-          <DateField label={t("report.as_of")} name="as_of" defaultValue={showDate(today())} required />
-          <label>
-            {t("report.process")}
-            <input name="process" autoComplete="off" placeholder="P03" />
-          </label>
-          <label>
-            {t("report.clause")}
-            <input name="clause" autoComplete="off" placeholder="3.2.1" />
-          </label>
-          <label>
-            {t("report.class")}
-            <select name="class">
-              <option value="">{t("report.class_any")}</option>
-              <option value="major">{t("finding.class.major")}</option>
-              <option value="minor">{t("finding.class.minor")}</option>
-            </select>
-          </label>
-          <label>
-            {t("report.owner")}
-            <input name="owner" autoComplete="off" placeholder="ac.div2" />
-          </label>
-          <button type="submit" disabled={busy}>
+          {props.dated && <DateField label={t("report.as_of")} name="as_of" defaultValue={showDate(today())} required />}
+          {props.fields}
+          <button type="submit" disabled={props.busy}>
             {t("report.show")}
           </button>
         </fieldset>
       </form>
-      <OutcomeLine outcome={outcome} />
+      <OutcomeLine outcome={props.outcome} />
+      {props.children}
+    </main>
+  );
+}
+
+export function NcAgeing(props: { sync: Sync; reference: Reference }) {
+  const { report, outcome, busy, fetchReport, download, print } = useServerReport<Ageing>(props.sync);
+  const fields = (
+    <>
+      <label>
+        {t("report.process")}
+        <input name="process" autoComplete="off" placeholder="P03" />
+      </label>
+      <label>
+        {t("report.clause")}
+        <input name="clause" autoComplete="off" placeholder="3.2.1" />
+      </label>
+      <label>
+        {t("report.class")}
+        <select name="class">
+          <option value="">{t("report.class_any")}</option>
+          <option value="major">{t("finding.class.major")}</option>
+          <option value="minor">{t("finding.class.minor")}</option>
+        </select>
+      </label>
+      <label>
+        {t("report.owner")}
+        <input name="owner" autoComplete="off" placeholder="ac.div2" />
+      </label>
+    </>
+  );
+
+  return (
+    <ReportPage
+      report="nc-ageing"
+      title="report.ageing.title"
+      what="report.ageing.what"
+      legend="report.filters"
+      reference={props.reference}
+      dated
+      busy={busy}
+      outcome={outcome}
+      fetchReport={fetchReport}
+      fields={fields}
+    >
       {report && (
         <section id="report" aria-labelledby="report-heading">
           <h3 id="report-heading">{t("report.as_held", { date: showDate(report.as_of), units: report.units.join(", ") })}</h3>
           <ReportActions download={download} print={print} />
           <div class="tiles">
-            <table class="counts" id="report-ages">
-              <caption>{t("report.by_age")}</caption>
-              <tbody>
-                {report.buckets.map((c) => (
-                  <tr key={c.label} data-key={c.label}>
-                    <th scope="row">{bucketWords(c.label)}</th>
-                    <td>{n(c.count)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            <table class="counts" id="report-levels">
-              <caption>{t("report.by_level")}</caption>
-              <tbody>
-                {report.levels.map((c) => (
-                  <tr key={c.label} data-key={c.label}>
-                    <th scope="row">{levelWords(c.label)}</th>
-                    <td>{n(c.count)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <Counts
+              id="report-ages"
+              caption={t("report.by_age")}
+              rows={report.buckets.map((c) => [c.label, bucketWords(c.label), c.count])}
+            />
+            <Counts
+              id="report-levels"
+              caption={t("report.by_level")}
+              rows={report.levels.map((c) => [c.label, levelWords(c.label), c.count])}
+            />
           </div>
           <h3>{t("report.ncs", { count: report.ncs.length })}</h3>
           {report.ncs.length === 0 && <p class="muted">{t("report.none")}</p>}
@@ -276,7 +298,7 @@ export function NcAgeing(props: { sync: Sync; reference: Reference }) {
           </ul>
         </section>
       )}
-    </main>
+    </ReportPage>
   );
 }
 
@@ -299,7 +321,6 @@ interface Held {
  * when, the rule in the catalogue's words, and what it tried to write.
  */
 export function Quarantine(props: { sync: Sync; reference: Reference }) {
-  const units = reportUnits(props.reference);
   const { report, outcome, busy, fetchReport, download, print } = useServerReport<{
     as_of: string;
     units: string[];
@@ -307,38 +328,18 @@ export function Quarantine(props: { sync: Sync; reference: Reference }) {
     changes: Held[];
   }>(props.sync);
 
-  async function show(e: Event) {
-    e.preventDefault();
-    const data = new FormData(e.currentTarget as HTMLFormElement);
-    await fetchReport(`/api/v1/reports/units/${encodeURIComponent(String(data.get("unit")))}/quarantine`);
-  }
-
   return (
-    <main class="panel">
-      <a class="back" href="#/">
-        ← {t("audit.back")}
-      </a>
-      <h2>{t("report.quarantine.title")}</h2>
-      <p class="muted">{t("report.quarantine.what")}</p>
-      <form class="wide report-form" onSubmit={show}>
-        <fieldset>
-          <legend>{t("report.quarantine.scope")}</legend>
-          <label>
-            {t("report.unit")}
-            <select name="unit">
-              {units.map((u) => (
-                <option key={u} value={u}>
-                  {u}
-                </option>
-              ))}
-            </select>
-          </label>
-          <button type="submit" disabled={busy}>
-            {t("report.show")}
-          </button>
-        </fieldset>
-      </form>
-      <OutcomeLine outcome={outcome} />
+    <ReportPage
+      report="quarantine"
+      title="report.quarantine.title"
+      what="report.quarantine.what"
+      legend="report.quarantine.scope"
+      reference={props.reference}
+      dated={false}
+      busy={busy}
+      outcome={outcome}
+      fetchReport={fetchReport}
+    >
       {report && (
         <section id="report" aria-labelledby="report-heading">
           <h3 id="report-heading">
@@ -364,7 +365,7 @@ export function Quarantine(props: { sync: Sync; reference: Reference }) {
           </ul>
         </section>
       )}
-    </main>
+    </ReportPage>
   );
 }
 
@@ -394,7 +395,6 @@ interface UnitFigures {
 
 /** Programme adherence: the audits planned for the financial year against those begun and reported. */
 export function Adherence(props: { sync: Sync; reference: Reference }) {
-  const units = reportUnits(props.reference);
   const { report, outcome, busy, fetchReport, download, print } = useServerReport<{
     as_of: string;
     fy: string;
@@ -402,42 +402,18 @@ export function Adherence(props: { sync: Sync; reference: Reference }) {
     audits: PlannedRow[];
   }>(props.sync);
 
-  async function show(e: Event) {
-    e.preventDefault();
-    const data = new FormData(e.currentTarget as HTMLFormElement);
-    const params = new URLSearchParams({ as_of: formDate(data, "as_of") });
-    await fetchReport(
-      `/api/v1/reports/units/${encodeURIComponent(String(data.get("unit")))}/programme-adherence?${params}`,
-    );
-  }
-
   return (
-    <main class="panel">
-      <a class="back" href="#/">
-        ← {t("audit.back")}
-      </a>
-      <h2>{t("report.adherence.title")}</h2>
-      <p class="muted">{t("report.adherence.what")}</p>
-      <form class="wide report-form" onSubmit={show}>
-        <fieldset>
-          <legend>{t("report.quarantine.scope")}</legend>
-          <label>
-            {t("report.unit")}
-            <select name="unit">
-              {units.map((u) => (
-                <option key={u} value={u}>
-                  {u}
-                </option>
-              ))}
-            </select>
-          </label>
-          <DateField label={t("report.as_of")} name="as_of" defaultValue={showDate(today())} required />
-          <button type="submit" disabled={busy}>
-            {t("report.show")}
-          </button>
-        </fieldset>
-      </form>
-      <OutcomeLine outcome={outcome} />
+    <ReportPage
+      report="programme-adherence"
+      title="report.adherence.title"
+      what="report.adherence.what"
+      legend="report.quarantine.scope"
+      reference={props.reference}
+      dated
+      busy={busy}
+      outcome={outcome}
+      fetchReport={fetchReport}
+    >
       {report && (
         <section id="report" aria-labelledby="report-heading">
           <h3 id="report-heading">{t("report.adherence.as_of", { date: showDate(report.as_of), fy: report.fy })}</h3>
@@ -484,6 +460,6 @@ export function Adherence(props: { sync: Sync; reference: Reference }) {
           </ul>
         </section>
       )}
-    </main>
+    </ReportPage>
   );
 }

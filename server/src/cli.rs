@@ -385,6 +385,7 @@ async fn report(db: &Db, args: ReportArgs) -> Result<String> {
         v.map(|s| s.parse().map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
             .transpose()
     }
+    let report: crate::reports::Report = args.name.parse()?;
     let unit: sync_core::ids::UnitCode = args
         .unit
         .parse()
@@ -407,33 +408,8 @@ async fn report(db: &Db, args: ReportArgs) -> Result<String> {
             owner: one("owner", args.owner)?,
         },
     };
-    let f = &scope.filters;
-    let filtered =
-        f.process.is_some() || f.clause.is_some() || f.class.is_some() || f.owner.is_some();
-    if filtered && args.name != "nc-ageing" {
-        anyhow::bail!(
-            "--process, --clause, --class and --owner filter NCs: {} takes only --unit, --as-of and --format",
-            sync_core::text::quote(&args.name)
-        );
-    }
-    match args.name.as_str() {
-        "nc-ageing" => {
-            let r = crate::reports::ageing::read(db, &scope).await?;
-            Ok(crate::reports::ageing::render(&r, &scope, format))
-        }
-        "programme-adherence" => {
-            let r = crate::reports::adherence::read(db, &scope).await?;
-            Ok(crate::reports::adherence::render(&r, &scope, format))
-        }
-        "quarantine" => {
-            let r = crate::reports::quarantine::read(db, &scope).await?;
-            Ok(crate::reports::quarantine::render(&r, &scope, format))
-        }
-        other => anyhow::bail!(
-            "there is no report '{}': the reports are nc-ageing, programme-adherence and quarantine",
-            sync_core::text::quote(other)
-        ),
-    }
+    report.check(&scope.filters)?;
+    Ok(report.run(db, &scope, format).await?)
 }
 
 fn print_logins() {

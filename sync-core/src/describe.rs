@@ -118,6 +118,15 @@ mod tests {
     use automerge::transaction::Transactable;
     use automerge::{AutoCommit, ObjType, ROOT};
 
+    /// The bytes of the change the edits since the last commit make.
+    fn committed(doc: &mut AutoCommit) -> Vec<u8> {
+        doc.commit();
+        doc.get_last_local_change()
+            .expect("change")
+            .raw_bytes()
+            .to_vec()
+    }
+
     #[test]
     fn a_change_reads_as_one_line_per_write_with_the_paths_it_made() {
         let mut doc = AutoCommit::new();
@@ -128,12 +137,7 @@ mod tests {
         doc.put(&f, "class", "major").expect("put");
         doc.put(&f, "text", "Register \u{7}missing").expect("put");
         doc.put(ROOT, "v", 2_i64).expect("put");
-        doc.commit();
-        let bytes = doc
-            .get_last_local_change()
-            .expect("change")
-            .raw_bytes()
-            .to_vec();
+        let bytes = committed(&mut doc);
         let d = describe(&bytes).expect("a change");
         assert_eq!(
             d.lines,
@@ -148,12 +152,7 @@ mod tests {
         assert_eq!(d.more, 0);
         // A later change writes into an object it did not make.
         doc.delete(&f, "class").expect("delete");
-        doc.commit();
-        let later = doc
-            .get_last_local_change()
-            .expect("change")
-            .raw_bytes()
-            .to_vec();
+        let later = committed(&mut doc);
         assert_eq!(
             describe(&later).expect("a change").lines,
             ["remove 'class' of an existing object"]
@@ -166,12 +165,7 @@ mod tests {
         for i in 0..(MAX_LINES + 10) {
             doc.put(ROOT, format!("k{i}"), i as i64).expect("put");
         }
-        doc.commit();
-        let bytes = doc
-            .get_last_local_change()
-            .expect("change")
-            .raw_bytes()
-            .to_vec();
+        let bytes = committed(&mut doc);
         let d = describe(&bytes).expect("a change");
         assert_eq!((d.lines.len(), d.more), (MAX_LINES, 10));
         assert!(describe(b"not a change").is_err());

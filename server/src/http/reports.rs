@@ -13,7 +13,7 @@ use super::admin::{STEWARDS, Steward, unit_of};
 use super::error::ApiError;
 use super::extract::parse_field;
 use crate::auth::Caller;
-use crate::reports::{Filters, Format, Scope, adherence, ageing, quarantine};
+use crate::reports::{Filters, Format, Report, Scope};
 
 /// What every report takes after its unit: `?as_of=&process=&clause=&class=&owner=&format=`.
 #[derive(Debug, Deserialize)]
@@ -102,51 +102,20 @@ fn respond(name: &str, scope: &Scope, format: Format, body: String) -> Response 
     response
 }
 
-/// `GET /api/v1/reports/units/{unit}/quarantine`: the refused changes, as
-/// people read them. The NC filters do not apply, and are refused if given.
-pub async fn quarantine(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(unit): Path<String>,
-    Query(q): Query<ReportQuery>,
+/// A report of the unit asked for, as the query asks.
+async fn serve(
+    report: Report,
+    state: &AppState,
+    caller: &Caller,
+    unit: &str,
+    q: &ReportQuery,
 ) -> Result<Response, ApiError> {
-    no_nc_filters(&q, "The quarantine")?;
-    let (scope, format) = scope(&state, &caller, &unit, &q).await?;
-    let report = quarantine::read(&state.db, &scope).await?;
-    Ok(respond(
-        "quarantine",
-        &scope,
-        format,
-        quarantine::render(&report, &scope, format),
-    ))
-}
-
-/// 400 if a report that is not about NCs is given their filters.
-fn no_nc_filters(q: &ReportQuery, report: &str) -> Result<(), ApiError> {
-    if q.process.is_some() || q.clause.is_some() || q.class.is_some() || q.owner.is_some() {
-        return Err(ApiError::BadRequest(format!(
-            "{report} takes no process, clause, class or owner: only as_of and format."
-        )));
-    }
-    Ok(())
-}
-
-/// `GET /api/v1/reports/units/{unit}/programme-adherence`.
-pub async fn programme_adherence(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(unit): Path<String>,
-    Query(q): Query<ReportQuery>,
-) -> Result<Response, ApiError> {
-    no_nc_filters(&q, "Programme adherence")?;
-    let (scope, format) = scope(&state, &caller, &unit, &q).await?;
-    let report = adherence::read(&state.db, &scope).await?;
-    Ok(respond(
-        "programme-adherence",
-        &scope,
-        format,
-        adherence::render(&report, &scope, format),
-    ))
+    let (scope, format) = scope(state, caller, unit, q).await?;
+    report
+        .check(&scope.filters)
+        .map_err(|e| ApiError::BadRequest(format!("{e}.")))?;
+    let body = report.run(&state.db, &scope, format).await?;
+    Ok(respond(report.name(), &scope, format, body))
 }
 
 /// `GET /api/v1/reports/units/{unit}/nc-ageing`.
@@ -156,12 +125,26 @@ pub async fn nc_ageing(
     Path(unit): Path<String>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let (scope, format) = scope(&state, &caller, &unit, &q).await?;
-    let report = ageing::read(&state.db, &scope).await?;
-    Ok(respond(
-        "nc-ageing",
-        &scope,
-        format,
-        ageing::render(&report, &scope, format),
-    ))
+    serve(Report::NcAgeing, &state, &caller, &unit, &q).await
+}
+
+/// `GET /api/v1/reports/units/{unit}/programme-adherence`.
+pub async fn programme_adherence(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(unit): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    serve(Report::ProgrammeAdherence, &state, &caller, &unit, &q).await
+}
+
+/// `GET /api/v1/reports/units/{unit}/quarantine`: the refused changes, as
+/// people read them.
+pub async fn quarantine(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(unit): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    serve(Report::Quarantine, &state, &caller, &unit, &q).await
 }

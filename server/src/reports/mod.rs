@@ -61,6 +61,80 @@ impl FromStr for Format {
     }
 }
 
+/// The reports, by the name the API's path and `sqm report` give them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// `nc-ageing`: [`ageing`].
+    NcAgeing,
+    /// `programme-adherence`: [`adherence`].
+    ProgrammeAdherence,
+    /// `quarantine`: [`quarantine`].
+    Quarantine,
+}
+
+/// A name that is no report's.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "there is no report '{}': the reports are nc-ageing, programme-adherence and quarantine",
+    sync_core::text::quote(.0)
+)]
+pub struct UnknownReport(String);
+
+/// NC filters given to a report that is not about NCs: refused, never ignored.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0} takes no process, clause, class or owner filter: only the unit, the date and the format"
+)]
+pub struct NotFiltered(&'static str);
+
+impl FromStr for Report {
+    type Err = UnknownReport;
+    fn from_str(s: &str) -> Result<Report, UnknownReport> {
+        match s {
+            "nc-ageing" => Ok(Report::NcAgeing),
+            "programme-adherence" => Ok(Report::ProgrammeAdherence),
+            "quarantine" => Ok(Report::Quarantine),
+            _ => Err(UnknownReport(s.chars().take(64).collect())),
+        }
+    }
+}
+
+impl Report {
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Report::NcAgeing => "nc-ageing",
+            Report::ProgrammeAdherence => "programme-adherence",
+            Report::Quarantine => "quarantine",
+        }
+    }
+
+    /// The NC filters are for the reports about NCs only.
+    pub fn check(self, filters: &Filters) -> Result<(), NotFiltered> {
+        let any = filters.process.is_some()
+            || filters.clause.is_some()
+            || filters.class.is_some()
+            || filters.owner.is_some();
+        if any && self != Report::NcAgeing {
+            return Err(NotFiltered(self.name()));
+        }
+        Ok(())
+    }
+
+    /// The report of `scope`, read and given in `format`.
+    pub async fn run(self, db: &Db, scope: &Scope, format: Format) -> Result<String, DbError> {
+        Ok(match self {
+            Report::NcAgeing => ageing::render(&ageing::read(db, scope).await?, scope, format),
+            Report::ProgrammeAdherence => {
+                adherence::render(&adherence::read(db, scope).await?, scope, format)
+            }
+            Report::Quarantine => {
+                quarantine::render(&quarantine::read(db, scope).await?, scope, format)
+            }
+        })
+    }
+}
+
 /// The filters every report takes, each checked before it reaches SQL.
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
